@@ -1,0 +1,180 @@
+"""The ``hybridc`` command line: thin commands that call the library and print.
+
+Errors from the library (``SpecError``, ``CompileError``, ``RunError``) are rendered once, here, as
+``FILE:LINE:COL: error: ... (hint: ...)`` lines; never a traceback (set HYBRIDC_DEBUG=1 to see one
+for an internal error). Commands that need no model (validate, fmt) never import torch.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from .errors import HybridcError
+
+EXIT_USAGE = 2
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except HybridcError as err:
+            for warning in getattr(err, "warnings", ()):
+                click.echo(warning.render(), err=True)
+            click.echo(err.render(), err=True)
+            sys.exit(err.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
+            raise
+        except Exception as err:  # a bug in hybridc: say so, briefly
+            if os.environ.get("HYBRIDC_DEBUG"):
+                raise
+            click.echo(f"internal error: {type(err).__name__}: {err}", err=True)
+            click.echo("hint: this is a bug in hybridc; rerun with HYBRIDC_DEBUG=1 for a traceback and report it",
+                       err=True)
+            sys.exit(70)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="hybridc")
+def main() -> None:
+    """hybridc: compile YAML specs into pretrained hybrid language models."""
+
+
+def _print_warnings(rs) -> None:
+    for w in rs.warnings:
+        click.echo(w.render(), err=True)
+
+
+@main.command()
+@click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+def validate(specs: tuple[Path, ...]) -> None:
+    """Check SPECS (every error at once, located); exit 2 if any is invalid."""
+    from .errors import SpecError
+    from .spec.frontend import load_spec
+
+    failed = []
+    for path in specs:
+        try:
+            rs = load_spec(path)
+        except SpecError as err:
+            click.echo(err.render(), err=True)
+            failed.append(path)
+            continue
+        _print_warnings(rs)
+        blocks = rs.num_blocks
+        click.echo(f"{path}: ok ({len(rs.components)} component{'s' * (len(rs.components) != 1)}, "
+                   f"{blocks} block{'s' * (blocks != 1)}, width {rs.width})")
+    if failed:
+        sys.exit(EXIT_USAGE)
+
+
+@main.command()
+@click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--check", is_flag=True, help="Exit 1 if a file is not in canonical form; change nothing.")
+@click.option("--write", "-w", is_flag=True, help="Rewrite the files in canonical form.")
+def fmt(specs: tuple[Path, ...], check: bool, write: bool) -> None:
+    """Print SPECS in canonical form (all defaults explicit, stable order, comments kept)."""
+    from .errors import SpecError
+    from .io import atomic_write_text
+    from .spec.frontend import parse_file
+
+    if check and write:
+        raise click.UsageError("--check and --write exclude each other")
+    status = 0
+    for path in specs:
+        try:
+            parsed = parse_file(path)
+        except SpecError as err:
+            click.echo(err.render(), err=True)
+            status = EXIT_USAGE
+            continue
+        text = parsed.canonical_text()
+        if check:
+            if text != parsed.document.text:
+                click.echo(f"{path}: not canonical (run hybridc fmt --write {path})", err=True)
+                status = max(status, 1)
+        elif write:
+            if text != parsed.document.text:
+                atomic_write_text(path, text)
+                click.echo(f"{path}: rewritten", err=True)
+        else:
+            click.echo(text, nl=False)
+    sys.exit(status)
+
+
+@main.command(name="compile")
+@click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write spec.lock.yaml, plan.json and graph.dot here.")
+@click.option("--build", is_flag=True, help="Also lower to a PyTorch model (loads weights) and check it.")
+def compile_cmd(spec: Path, out_dir: Path | None, build: bool) -> None:
+    """Compile SPEC: print the hybrid's summary; write the lock, plan and graph with -o."""
+    from .api import compile as compile_spec
+    from .summary import print_summary
+
+    compiled = compile_spec(spec)
+    _print_warnings(compiled.resolved)
+    print_summary(compiled)
+    if build:
+        from .errors import CompileError
+
+        model = compiled.model
+        actual = sum(p.numel() for p in model.parameters())
+        if actual != compiled.graph.total_params:
+            raise CompileError(f"the built model has {actual} parameters but the graph says {compiled.graph.total_params}")
+        click.echo(f"built: {actual:,} parameters, as the graph says")
+    if out_dir is not None:
+        for path in compiled.write(out_dir):
+            click.echo(f"wrote {path}")
+
+
+@main.command()
+@click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--format", "fmt_", type=click.Choice(["text", "dot", "png"]), default="text", show_default=True)
+@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Output file (required for png; default stdout for text and dot).")
+@click.option("--discretize", "selection", default=None,
+              help="Show the discretized graph for comma-separated component names, one per block.")
+def graph(spec: Path, fmt_: str, out: Path | None, selection: str | None) -> None:
+    """Render SPEC's block graph (configs only, no weights)."""
+    from .api import compile as compile_spec
+    from .graph import render
+    from .graph.discretize import discretize_graph, select
+
+    compiled = compile_spec(spec)
+    bg = compiled.graph
+    if selection is not None:
+        names = [s.strip() for s in selection.split(",")]
+        if names == ["argmax"] and compiled.resolved.alphas is not None:
+            names = list(select(compiled.resolved.alphas, compiled.resolved.names))
+        unknown = [n for n in names if n not in compiled.resolved.names]
+        if unknown or len(names) != bg.num_blocks:
+            raise click.BadParameter(
+                f"give {bg.num_blocks} component names from {', '.join(compiled.resolved.names)} (or 'argmax' "
+                "for fixed alphas)", param_hint="--discretize")
+        bg = discretize_graph(compiled.resolved, names)
+    if fmt_ == "png":
+        if out is None:
+            raise click.UsageError("--format png needs -o FILE.png")
+        render.to_png(bg, out)
+        click.echo(f"wrote {out}")
+        return
+    text = render.to_text(bg) if fmt_ == "text" else render.to_dot(bg)
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        from .io import atomic_write_text
+
+        atomic_write_text(out, text)
+        click.echo(f"wrote {out}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

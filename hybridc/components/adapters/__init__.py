@@ -1,0 +1,92 @@
+"""Build or load a family's transformers model and wrap it in the family's adapter.
+
+``build_model`` (from-scratch components) and ``load_pretrained`` (checkpoints) return the family's
+own ``*ForCausalLM`` (``Family.model_class``); ``load_adapter`` wraps it in ``Family.adapter``.
+Importing this package imports torch and transformers; the torch-free side is ``hybridc.components.family``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..family import Family
+from ..registry import load_object
+from .base import ComponentAdapter, Segment
+
+__all__ = [
+    "ComponentAdapter",
+    "Segment",
+    "build_model",
+    "load_adapter",
+    "load_pretrained",
+    "model_class",
+    "quiet_transformers",
+]
+
+
+@contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Silence transformers' logging (errors only) and progress bars; restore them afterwards."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def model_class(family: Family) -> type[nn.Module]:
+    """The family's ``*ForCausalLM`` class (its ``config_class`` is the family's config class)."""
+    return load_object(family.model_class)
+
+
+def load_adapter(family: Family, model: nn.Module) -> ComponentAdapter:
+    """Wrap a loaded model of ``family`` in the family's adapter."""
+    return load_object(family.adapter)(model)
+
+
+def build_model(family: Family, config_dict: Mapping[str, Any], *, seed: int) -> nn.Module:
+    """A randomly initialised model of ``family`` from a config.json dict (e.g. ``Family.init_config``).
+
+    The initialisation draws from torch's global RNG inside ``fork_rng`` seeded with ``seed``: the
+    same (config, seed) gives the same weights, and the caller's RNG state is left untouched.
+    Returned in training mode, float32 (torch's default dtype), like ``Model(config)``.
+    """
+    cls = model_class(family)
+    with quiet_transformers():
+        config = cls.config_class.from_dict(dict(config_dict))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = cls(config)
+    return model
+
+
+def load_pretrained(family: Family, path_or_id: str | Path, *, revision: str | None = None) -> nn.Module:
+    """``from_pretrained`` for a local save_pretrained dir or a Hub id: safetensors only, no remote
+    code, float32. The mode is what transformers returns (eval). Raises ValueError, before any
+    weight is read, when the checkpoint's ``model_type`` is not one of the family's."""
+    cls = model_class(family)
+    with quiet_transformers():
+        config_dict, _ = cls.config_class.get_config_dict(str(path_or_id), revision=revision)
+        model_type = config_dict.get("model_type")
+        if model_type not in family.model_types:
+            raise ValueError(f"{path_or_id}: model_type {model_type!r} is not a {family.name} model")
+        return cls.from_pretrained(
+            str(path_or_id),
+            revision=revision,
+            use_safetensors=True,
+            trust_remote_code=False,
+            dtype=torch.float32,
+        )

@@ -1,0 +1,126 @@
+"""Built-in family descriptors (torch-free) and the helpers they share.
+
+Every module in this package must stay importable without torch or transformers: the front end
+resolves shapes, parameter counts and FLOPs from config dicts alone. The torch side of each family
+lives in :mod:`hybridc.components.adapters`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from ..family import Family
+
+SPECIAL_TOKEN_KEYS = ("bos_token_id", "eos_token_id", "pad_token_id")
+
+
+class BuiltinFamily(Family):
+    """A ``Family`` whose from-scratch configs are completed *after* the user's keys are applied.
+
+    ``Family.init_config`` applies ``extra`` after ``complete_init_config``, so a derived key (say
+    GPT-NeoX's ``intermediate_size = 4 * hidden``) would be filled even when the user set a key it
+    depends on. Here ``extra`` is applied first and the hook receives ``given`` (the common keys
+    and ``extra`` merged): a key present in ``given`` is the user's and is never overwritten.
+    A common key whose value is None counts as not given.
+    """
+
+    # Keys a config.json may carry that the config class accepts but that are not dataclass
+    # fields (legacy aliases, values derived in ``__post_init__``).
+    extra_known_keys: ClassVar[frozenset[str]] = frozenset()
+
+    def known_keys(self) -> frozenset[str]:
+        return super().known_keys() | self.extra_known_keys
+
+    def init_config(self, common: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+        config = dict(self.defaults())
+        config["model_type"] = self.model_types[0]
+        mapping = {
+            "hidden_size": self.keys.hidden,
+            "layers": self.keys.layers,
+            "heads": self.keys.heads,
+            "vocab_size": self.keys.vocab,
+            "max_length": self.keys.max_length,
+        }
+        given: dict[str, Any] = {}
+        for generic, value in common.items():
+            key = mapping.get(generic)
+            if key is not None and value is not None:  # None: not given
+                config[key] = value
+                given[key] = value
+        config.update(extra)
+        given.update(extra)
+        return self.complete_init_config(config, given)
+
+    def complete_init_config(self, config: dict[str, Any], common: Mapping[str, Any]) -> dict[str, Any]:
+        """Make a from-scratch config consistent; keys in ``common`` (the user's) are kept."""
+        return special_tokens_inside_vocab(config, common, int(config[self.keys.vocab]))
+
+
+# ---- config helpers ---------------------------------------------------------------------------
+
+
+def special_tokens_inside_vocab(config: dict[str, Any], given: Mapping[str, Any], vocab: int) -> dict[str, Any]:
+    """Move default bos/eos/pad ids that fall outside a small vocabulary to its last id."""
+    for key in SPECIAL_TOKEN_KEYS:
+        if key in given:
+            continue
+        value = config.get(key)
+        if isinstance(value, int) and value >= vocab:
+            config[key] = vocab - 1
+        elif isinstance(value, list):
+            config[key] = [v if v < vocab else vocab - 1 for v in value]
+    return config
+
+
+def set_unless_given(config: dict[str, Any], given: Mapping[str, Any], key: str, value: Any) -> None:
+    if key not in given:
+        config[key] = value
+
+
+# ---- counting helpers ---------------------------------------------------------------------------
+
+
+def linear(n_in: int, n_out: int, bias: bool) -> int:
+    """Parameters of ``nn.Linear(n_in, n_out, bias)`` (or GPT-2's ``Conv1D``)."""
+    return n_in * n_out + (n_out if bias else 0)
+
+
+def layer_norm(d: int, bias: bool = True) -> int:
+    return 2 * d if bias else d
+
+
+def head_params(cfg: Mapping[str, Any], hidden: int, vocab: int) -> int:
+    """The LM head's own parameters: 0 when tied to the token embedding."""
+    return 0 if cfg.get("tie_word_embeddings", True) else hidden * vocab
+
+
+def matmul_flops(weights: int) -> int:
+    """Forward FLOPs per token of matmuls with ``weights`` multiply-add weights (2 per weight)."""
+    return 2 * weights
+
+
+def attention_flops(seq_len: int, attn_dim: int) -> int:
+    """Scores (QK^T) plus weighted values (AV) per token: 2 * 2 * seq_len * attn_dim.
+
+    Counts the full T x T score matrix (no halving for the causal mask), as in Kaplan et al.
+    """
+    return 2 * 2 * seq_len * attn_dim
+
+
+def ceil_div(a: int, b: int) -> int:
+    return math.ceil(a / b)
+
+
+__all__ = [
+    "BuiltinFamily",
+    "attention_flops",
+    "ceil_div",
+    "head_params",
+    "layer_norm",
+    "linear",
+    "matmul_flops",
+    "set_unless_given",
+    "special_tokens_inside_vocab",
+]

@@ -1,0 +1,73 @@
+"""Llama (and Llama-architecture checkpoints): RMSNorm, rotary positions, GQA, SwiGLU MLP."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..family import ConfigKeys, ParamCounts
+from . import BuiltinFamily, attention_flops, head_params, linear, matmul_flops, set_unless_given
+
+
+class Llama(BuiltinFamily):
+    name = "llama"
+    model_types = ("llama",)
+    keys = ConfigKeys(
+        hidden="hidden_size",
+        layers="num_hidden_layers",
+        vocab="vocab_size",
+        heads="num_attention_heads",
+        max_length="max_position_embeddings",
+    )
+    model_class = "transformers:LlamaForCausalLM"
+    adapter = "hybridc.components.adapters.llama:LlamaAdapter"
+    has_attention = True
+    extra_known_keys = frozenset({"rope_scaling", "rope_theta", "partial_rotary_factor"})
+
+    def complete_init_config(self, config: dict[str, Any], common: Mapping[str, Any]) -> dict[str, Any]:
+        """``intermediate_size = 4 * hidden`` (the default 11008 is Llama-7B's) and
+        ``num_key_value_heads = heads``, each unless given."""
+        config = super().complete_init_config(config, common)
+        set_unless_given(config, common, "intermediate_size", 4 * int(config["hidden_size"]))
+        set_unless_given(config, common, "num_key_value_heads", int(config["num_attention_heads"]))
+        return config
+
+    @staticmethod
+    def _attention_sizes(cfg: Mapping[str, Any]) -> tuple[int, int, int, int]:
+        """(d, heads, kv_heads, head_dim), resolving None the way LlamaConfig does."""
+        d = int(cfg["hidden_size"])
+        heads = int(cfg["num_attention_heads"])
+        kv = cfg.get("num_key_value_heads")
+        head_dim = cfg.get("head_dim")
+        return d, heads, int(kv) if kv is not None else heads, int(head_dim) if head_dim is not None else d // heads
+
+    def param_counts(self, config: Mapping[str, Any]) -> ParamCounts:
+        cfg = self.full_config(config)
+        d, heads, kv, hd = self._attention_sizes(cfg)
+        inner = int(cfg["intermediate_size"])
+        vocab = int(cfg["vocab_size"])
+        attn_bias = bool(cfg.get("attention_bias", False))
+        mlp_bias = bool(cfg.get("mlp_bias", False))
+        layer = (
+            2 * d  # input_layernorm, post_attention_layernorm (RMSNorm: weight only)
+            + linear(d, heads * hd, attn_bias)  # q_proj
+            + 2 * linear(d, kv * hd, attn_bias)  # k_proj, v_proj
+            + linear(heads * hd, d, attn_bias)  # o_proj
+            + 2 * linear(d, inner, mlp_bias)  # gate_proj, up_proj
+            + linear(inner, d, mlp_bias)  # down_proj
+        )
+        return ParamCounts(
+            embedding=vocab * d,
+            position=0,  # rotary: buffers only
+            layers=(layer,) * int(cfg["num_hidden_layers"]),
+            final_norm=d,
+            head=head_params(cfg, d, vocab),
+        )
+
+    def layer_flops_per_token(self, config: Mapping[str, Any], seq_len: int) -> int:
+        """2 * (d*h*hd*2 + 2*d*kv*hd + 3 d I) for the projections + 4 * T * h * hd (scores, values)."""
+        cfg = self.full_config(config)
+        d, heads, kv, hd = self._attention_sizes(cfg)
+        inner = int(cfg["intermediate_size"])
+        weights = 2 * d * heads * hd + 2 * d * kv * hd + 3 * d * inner
+        return matmul_flops(weights) + attention_flops(seq_len, heads * hd)

@@ -1,0 +1,61 @@
+"""The family registry: built-in families plus plugins from the ``hybridc.families`` entry points.
+
+A plugin package declares, in its pyproject::
+
+    [project.entry-points."hybridc.families"]
+    my-family = "my_package.family:MyFamily"
+
+where ``MyFamily`` subclasses :class:`hybridc.components.family.Family` (torch-free) and names its
+torch adapter in ``Family.adapter``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cache
+from importlib import import_module
+from importlib.metadata import entry_points
+from types import MappingProxyType
+
+from .family import Family
+
+ENTRY_POINT_GROUP = "hybridc.families"
+
+_BUILTIN = (
+    "hybridc.components.families.gpt_neo:GPTNeo",
+    "hybridc.components.families.gpt2:GPT2",
+    "hybridc.components.families.gpt_neox:GPTNeoX",
+    "hybridc.components.families.llama:Llama",
+    "hybridc.components.families.mamba:Mamba",
+    "hybridc.components.families.mamba2:Mamba2",
+)
+
+
+def load_object(path: str):
+    """Import ``"package.module:Attribute"``."""
+    module, _, attr = path.partition(":")
+    return getattr(import_module(module), attr)
+
+
+@cache
+def families() -> Mapping[str, Family]:
+    """Every known family by name (read-only; built once per process)."""
+    found: dict[str, Family] = {}
+    for path in _BUILTIN:
+        family = load_object(path)()
+        found[family.name] = family
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        family = ep.load()()
+        found.setdefault(family.name, family)
+    return MappingProxyType(found)
+
+
+def get_family(name: str) -> Family | None:
+    return families().get(name)
+
+
+def family_for_model_type(model_type: str) -> Family | None:
+    for family in families().values():
+        if model_type in family.model_types:
+            return family
+    return None

@@ -1,0 +1,92 @@
+"""One error hierarchy for the whole pipeline, rendered once by the CLI.
+
+- ``SpecError``: the spec is wrong. Carries every ``Diagnostic`` found (all at once), each located
+  at FILE:LINE:COL. Exit status 2.
+- ``CompileError``: a valid spec could not be turned into a graph or a model (e.g. weights missing).
+- ``RunError``: something failed while running a plan (data, checkpoints, numerics).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Location:
+    """A position in a source file; line and column are 1-based."""
+
+    file: str
+    line: int
+    col: int
+
+    def shifted(self, cols: int) -> "Location":
+        return Location(self.file, self.line, self.col + cols)
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One problem found in a spec."""
+
+    location: Location
+    message: str
+    hint: str | None = None
+    severity: str = "error"
+
+    def render(self) -> str:
+        text = f"{self.location}: {self.severity}: {self.message}"
+        if self.hint:
+            text += f" (hint: {self.hint})"
+        return text
+
+
+class HybridcError(Exception):
+    """Base of every error hybridc raises on purpose."""
+
+    exit_code = 1
+
+    def render(self) -> str:
+        return f"error: {self}"
+
+
+class SpecError(HybridcError):
+    """The spec is invalid; ``diagnostics`` lists every problem found, sorted by position."""
+
+    exit_code = 2
+
+    def __init__(self, diagnostics: list[Diagnostic] | tuple[Diagnostic, ...]):
+        if not diagnostics:
+            raise ValueError("SpecError needs at least one diagnostic")
+        self.diagnostics = tuple(
+            sorted(diagnostics, key=lambda d: (d.location.file, d.location.line, d.location.col))
+        )
+        super().__init__("\n".join(d.render() for d in self.diagnostics))
+
+    def render(self) -> str:
+        n = len(self.diagnostics)
+        summary = f"{n} error{'s' if n != 1 else ''} found"
+        return "\n".join(d.render() for d in self.diagnostics) + f"\n{summary}"
+
+
+class CompileError(HybridcError):
+    """A valid spec could not be compiled (graph, lowering or weight loading failed)."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, hint: str | None = None):
+        self.hint = hint
+        super().__init__(message)
+
+    def render(self) -> str:
+        text = f"error: {self}"
+        if self.hint:
+            text += f" (hint: {self.hint})"
+        return text
+
+
+class RunError(CompileError):
+    """Running a training plan failed."""
+
+    exit_code = 1

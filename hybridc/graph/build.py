@@ -1,0 +1,119 @@
+"""Stage: ``ResolvedSpec`` -> ``BlockGraph``. A pure function of the resolved spec (configs only).
+
+    embed -> b0/<m>/in -> b0/<m>/seg -> b0/<m>/out -> b0/mix -> b1/<m>/in -> ... -> b{N-1}/mix -> head
+
+One in/seg/out chain per component per block; each ``mix`` node owns block i's alphas.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+
+from ..components.registry import get_family
+from ..spec.frontend import ResolvedSpec
+from .cost import linear_params, projector_flops, projector_params
+from .model import BlockGraph, GraphNode
+
+
+def component_costs(rs: ResolvedSpec):
+    """Per component: (family, ParamCounts, flops per layer) from its config."""
+    out = {}
+    for rc in rs.components:
+        family = get_family(rc.family)
+        counts = family.param_counts(rc.config)
+        flops = family.layer_flops_per_token(rc.config, rs.context_length)
+        out[rc.name] = (family, counts, flops)
+    return out
+
+
+def embed_node(rs: ResolvedSpec, costs, sources: tuple[str, ...]) -> GraphNode:
+    params = sum(costs[m][1].embedding for m in sources)
+    return GraphNode("embed", "embed", d_in=rs.vocab_size, d_out=rs.width, params=params, flops=0, components=sources)
+
+
+def head_node(rs: ResolvedSpec, costs, sources: tuple[str, ...], embedded: tuple[str, ...]) -> GraphNode:
+    """The output head. A tied LM head owns the embedding weight unless the embed node holds it."""
+    task = rs.spec.task
+    d = rs.width
+    if task.kind != "causal-lm":
+        n = task.num_classes or 0
+        return GraphNode("head", "head", d_in=d, d_out=n, params=linear_params(d, n), flops=2 * d * n,
+                         head_kind=task.kind)
+    params = 0
+    flops = 0
+    for m in sources:
+        rc = rs.component(m)
+        counts = costs[m][1]
+        own = counts.head if counts.head else (0 if m in embedded else counts.embedding)
+        params += own
+        flops += 2 * rc.hidden_size * rc.shape.vocab_size
+    return GraphNode("head", "head", d_in=d, d_out=rs.vocab_size, params=params, flops=flops,
+                     components=sources, head_kind="lm")
+
+
+def segment_node(rs: ResolvedSpec, costs, block: int, m: str) -> GraphNode:
+    rc = rs.component(m)
+    _, counts, layer_flops = costs[m]
+    r = rc.ranges[block]
+    params = sum(counts.layers[r.start:r.stop])
+    if r.start == 0:
+        params += counts.position
+    if r.stop == rc.num_layers:
+        params += counts.final_norm
+    return GraphNode(f"b{block}/{m}/seg", "segment", d_in=rc.hidden_size, d_out=rc.hidden_size, params=params,
+                     flops=layer_flops * len(r), block=block, component=m, layers=r)
+
+
+def projector_node(rs: ResolvedSpec, block: int, m: str, direction: str) -> GraphNode:
+    kind = rs.spec.hybrid.projector(m)
+    d, dm = rs.width, rs.component(m).hidden_size
+    d_in, d_out = (d, dm) if direction == "in" else (dm, d)
+    return GraphNode(f"b{block}/{m}/{direction}", "in_proj" if direction == "in" else "out_proj",
+                     d_in=d_in, d_out=d_out, params=projector_params(kind, d_in, d_out),
+                     flops=projector_flops(kind, d_in, d_out), block=block, component=m, projector=kind)
+
+
+def mix_node(rs: ResolvedSpec, block: int) -> GraphNode:
+    names = rs.names
+    learned = rs.spec.hybrid.mixture.mode == "search"
+    return GraphNode(f"b{block}/mix", "mix", d_in=rs.width, d_out=rs.width, params=len(names) if learned else 0,
+                     flops=4 * rs.width * len(names), block=block, components=names)
+
+
+def _sources(rs: ResolvedSpec, mode: str) -> tuple[str, ...]:
+    return rs.names if mode == "mix" else (mode,)
+
+
+def graph_facts(rs: ResolvedSpec) -> dict:
+    spec = rs.spec
+    return dict(
+        names=rs.names, num_blocks=rs.num_blocks, width=rs.width, vocab_size=rs.vocab_size,
+        task=spec.task.kind, num_classes=spec.task.num_classes, mixture=spec.hybrid.mixture.mode,
+        alphas=rs.alphas, context_length=rs.context_length,
+        families={c.name: c.family for c in rs.components},
+    )
+
+
+def build_graph(rs: ResolvedSpec) -> BlockGraph:
+    """The continuous block graph of a resolved spec."""
+    costs = component_costs(rs)
+    g = nx.DiGraph()
+
+    def add(node: GraphNode, *parents: str) -> str:
+        g.add_node(node.id, node=node, **node.attrs())
+        for p in parents:
+            g.add_edge(p, node.id)
+        return node.id
+
+    embedded = _sources(rs, rs.spec.hybrid.embeddings)
+    prev = add(embed_node(rs, costs, embedded))
+    for i in range(rs.num_blocks):
+        outs = []
+        for m in rs.names:
+            a = add(projector_node(rs, i, m, "in"), prev)
+            s = add(segment_node(rs, costs, i, m), a)
+            outs.append(add(projector_node(rs, i, m, "out"), s))
+        prev = add(mix_node(rs, i), *outs)
+    head = rs.spec.hybrid.head if rs.spec.task.kind == "causal-lm" else "mix"
+    add(head_node(rs, costs, _sources(rs, head), embedded), prev)
+    return BlockGraph(graph=g, **graph_facts(rs))

@@ -1,0 +1,134 @@
+"""The hybrid's own layers: embeddings, blocks and heads (DESIGN section 1).
+
+Shapes: B batch, T tokens, d shared width, d_m component width, V vocabulary, M components.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from .mixture import Mix
+from .projectors import Projector, fit
+
+
+class MixedEmbedding(nn.Module):
+    """h0 = sum_m a0_m * pad(E_m[ids]): ids (B, T) -> (B, T, d). One source: pad(E_m[ids])."""
+
+    def __init__(self, embeddings: dict[str, nn.Module], width: int):
+        super().__init__()
+        self.sources = nn.ModuleDict(embeddings)
+        self.width = width
+
+    def forward(self, ids: torch.Tensor, alphas: torch.Tensor | None, skip: Sequence[bool] = ()) -> torch.Tensor:
+        if len(self.sources) == 1:
+            (embedding,) = self.sources.values()
+            return fit(embedding(ids), self.width)
+        h = None
+        for j, embedding in enumerate(self.sources.values()):
+            if skip and skip[j]:
+                continue
+            term = alphas[j] * fit(embedding(ids), self.width)
+            h = term if h is None else h + term
+        return h
+
+
+class MixedBlock(nn.Module):
+    """One continuous hybrid block: (B, T, d) -> (B, T, d).
+
+        u_m = (1 - a_m) P_in[m](h) + a_m trunc_m(h)
+        z_m = F[m](u_m)
+        h'  = sum_m a_m ((1 - a_m) P_out[m](z_m) + a_m pad(z_m))
+
+    Branches whose weight is a constant zero (fixed mixtures) are skipped: they add exactly nothing.
+    """
+
+    def __init__(self, segments: dict[str, nn.Module], in_proj: dict[str, Projector], out_proj: dict[str, Projector],
+                 mix: Mix, width: int):
+        super().__init__()
+        self.in_proj = nn.ModuleDict(in_proj)
+        self.segments = nn.ModuleDict(segments)
+        self.out_proj = nn.ModuleDict(out_proj)
+        self.mix = mix
+        self.width = width
+
+    def forward(self, h: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        alphas = self.mix()  # (M,)
+        skip = self.mix.constant_zeros()
+        out = None
+        for j, name in enumerate(self.segments):
+            if skip[j]:
+                continue
+            a = alphas[j]
+            p_in, segment, p_out = self.in_proj[name], self.segments[name], self.out_proj[name]
+            u = (1 - a) * p_in(h) + a * fit(h, p_in.d_out)  # (B, T, d_m)
+            z = segment(u, attention_mask=attention_mask)  # (B, T, d_m)
+            term = a * ((1 - a) * p_out(z) + a * fit(z, self.width))  # (B, T, d)
+            out = term if out is None else out + term
+        return out
+
+
+class SingleBlock(nn.Module):
+    """A discretized block: one component, projectors only where the component changes.
+
+    u = P_in(h) or trunc(h); z = F(u); h' = P_out(z) or pad(z).
+    """
+
+    def __init__(self, name: str, segment: nn.Module, in_proj: Projector | None, out_proj: Projector | None,
+                 d_m: int, width: int):
+        super().__init__()
+        self.name = name
+        self.segments = nn.ModuleDict({name: segment})
+        self.in_proj = nn.ModuleDict({name: in_proj} if in_proj is not None else {})
+        self.out_proj = nn.ModuleDict({name: out_proj} if out_proj is not None else {})
+        self.d_m, self.width = d_m, width
+
+    def forward(self, h: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        p_in = self.in_proj[self.name] if self.name in self.in_proj else None
+        p_out = self.out_proj[self.name] if self.name in self.out_proj else None
+        u = p_in(h) if p_in is not None else fit(h, self.d_m)
+        z = self.segments[self.name](u, attention_mask=attention_mask)
+        return p_out(z) if p_out is not None else fit(z, self.width)
+
+
+class MixedLMHead(nn.Module):
+    """logits = sum_m a0_m head_m(trunc_m(h))[..., :V]: (B, T, d) -> (B, T, V)."""
+
+    def __init__(self, heads: dict[str, nn.Module], widths: dict[str, int], vocab_size: int):
+        super().__init__()
+        self.heads = nn.ModuleDict(heads)
+        self.widths = dict(widths)
+        self.vocab_size = vocab_size
+
+    def forward(self, h: torch.Tensor, alphas: torch.Tensor | None, skip: Sequence[bool] = ()) -> torch.Tensor:
+        logits = None
+        single = len(self.heads) == 1
+        for j, (name, head) in enumerate(self.heads.items()):
+            if not single and skip and skip[j]:
+                continue
+            term = head(fit(h, self.widths[name]))[..., : self.vocab_size]
+            if not single:
+                term = alphas[j] * term
+            logits = term if logits is None else logits + term
+        return logits
+
+
+class ClassifierHead(nn.Module):
+    """A new linear head. ``pool=True``: (B, T, d) -> (B, n) at each row's last real token;
+    ``pool=False`` (tagging): (B, T, d) -> (B, T, n)."""
+
+    def __init__(self, width: int, num_classes: int, pool: bool):
+        super().__init__()
+        self.proj = nn.Linear(width, num_classes)
+        self.pool = pool
+
+    def forward(self, h: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        if self.pool:
+            if attention_mask is None:
+                h = h[:, -1]
+            else:
+                last = attention_mask.long().cumsum(-1).argmax(-1)  # index of each row's last real token
+                h = h[torch.arange(h.shape[0], device=h.device), last]
+        return self.proj(h)

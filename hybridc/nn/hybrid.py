@@ -1,0 +1,234 @@
+"""Lowering: ``BlockGraph`` -> ``HybridModel`` (a transformers ``PreTrainedModel``).
+
+The model is built from the graph's nodes: one ``MixedBlock`` (or ``SingleBlock`` when discretized)
+per block, each holding the component segments, projectors and mixture weights its nodes name; the
+embedding and head are the graph's ``embed``/``head`` nodes. Its config carries the lock (canonical
+spec + resolved component configs), so ``save_pretrained``/``from_pretrained`` round-trip without the
+spec file or the original checkpoints.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import PretrainedConfig, PreTrainedModel
+from transformers.modeling_outputs import CausalLMOutput, SequenceClassifierOutput, TokenClassifierOutput
+
+from ..components.adapters import build_model, load_adapter, load_pretrained
+from ..components.registry import get_family
+from ..errors import CompileError
+from ..graph.build import build_graph
+from ..graph.discretize import discretize_graph
+from ..graph.model import BlockGraph
+from ..spec.frontend import ResolvedSpec, lock_data, resolve_from_lock
+from .blocks import ClassifierHead, MixedBlock, MixedEmbedding, MixedLMHead, SingleBlock
+from .mixture import Mix
+from .projectors import Projector
+
+IGNORE_INDEX = -100
+
+
+def derived_seed(seed: int, *parts: str) -> int:
+    """A seed for one random choice, derived from the spec's seed and a name (stable across runs)."""
+    digest = hashlib.sha256(":".join((str(seed), *parts)).encode()).digest()
+    return int.from_bytes(digest[:4], "little")
+
+
+class HybridConfig(PretrainedConfig):
+    """Config of a hybrid: the lock (canonical spec + resolved components) and, once discretized,
+    the component each block selected."""
+
+    model_type = "hybridc"
+
+    def __init__(self, lock: dict[str, Any] | None = None, selection: list[str] | None = None, **kwargs):
+        self.lock = lock
+        self.selection = list(selection) if selection is not None else None
+        kwargs.setdefault("tie_word_embeddings", True)  # ties are found per model (shared parameters)
+        super().__init__(**kwargs)
+
+    def resolved(self) -> ResolvedSpec:
+        if self.lock is None:
+            raise CompileError("this HybridConfig holds no spec")
+        return resolve_from_lock(self.lock)
+
+
+def graph_of(rs: ResolvedSpec, selection: list[str] | None) -> BlockGraph:
+    return discretize_graph(rs, selection) if selection is not None else build_graph(rs)
+
+
+class HybridModel(PreTrainedModel):
+    """A pretrained hybrid. ``forward(input_ids, attention_mask=None, labels=None)`` returns an output
+    with ``.logits`` ((B, T, V) for causal-lm/tag, (B, n) for classify) and ``.loss`` given labels."""
+
+    config_class = HybridConfig
+    base_model_prefix = "hybrid"
+    main_input_name = "input_ids"
+    _supports_sdpa = True
+    _no_split_modules: list[str] = []
+
+    def __init__(self, config: HybridConfig, components: Mapping[str, nn.Module] | None = None,
+                 resolved: ResolvedSpec | None = None):
+        super().__init__(config)
+        rs = resolved or config.resolved()
+        self.resolved_spec = rs
+        self.graph = graph_of(rs, config.selection)
+        models = dict(components or {})
+        seed = rs.spec.train.seed
+        used = self._used_components()
+        for name in used:
+            if name not in models:
+                rc = rs.component(name)
+                models[name] = build_model(get_family(rc.family), rc.config, seed=derived_seed(seed, "component", name))
+        adapters = {name: load_adapter(get_family(rs.component(name).family), models[name]) for name in used}
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(derived_seed(seed, "hybrid"))
+            self._build(adapters)
+        self._tied_weights_keys = self._tied_heads()
+        self.post_init()
+
+    # ---- construction from the graph ----------------------------------------------------------
+    def _used_components(self) -> list[str]:
+        g = self.graph
+        used = {n.component for n in g.nodes() if n.component}
+        used |= set(g.node("embed").components) | set(g.node("head").components)
+        return [m for m in g.names if m in used]
+
+    def _build(self, adapters) -> None:
+        g, rs = self.graph, self.resolved_spec
+        d = g.width
+        embed = g.node("embed")
+        self.embed = MixedEmbedding({m: adapters[m].embedding() for m in embed.components}, d)
+        blocks = []
+        for i in range(g.num_blocks):
+            segs = {n.component: adapters[n.component].segment(n.layers.start, n.layers.stop)
+                    for n in g.block_nodes(i, "segment")}
+            ins = {n.component: Projector(n.projector, n.d_in, n.d_out) for n in g.block_nodes(i, "in_proj")}
+            outs = {n.component: Projector(n.projector, n.d_in, n.d_out) for n in g.block_nodes(i, "out_proj")}
+            if g.discretized:
+                (name,) = segs
+                blocks.append(SingleBlock(name, segs[name], ins.get(name), outs.get(name),
+                                          rs.component(name).hidden_size, d))
+            else:
+                alphas = g.alphas[i] if g.alphas is not None else None
+                mix = Mix(len(g.names), learned=g.mixture == "search", alphas=alphas)
+                blocks.append(MixedBlock(segs, ins, outs, mix, d))
+        self.blocks = nn.ModuleList(blocks)
+        head = g.node("head")
+        if head.head_kind == "lm":
+            self.head = MixedLMHead({m: adapters[m].lm_head() for m in head.components},
+                                    {m: rs.component(m).hidden_size for m in head.components}, g.vocab_size)
+        else:
+            self.head = ClassifierHead(d, head.d_out, pool=head.head_kind == "classify")
+
+    def _tied_heads(self) -> dict[str, str]:
+        """{head weight: embedding weight} for components whose LM head is tied to their embedding and
+        whose embedding and head both are in the hybrid (transformers keeps them tied on load)."""
+        if not isinstance(self.head, MixedLMHead):
+            return {}
+        tied = {}
+        for m in self.head.heads:
+            if m in self.embed.sources and self.resolved_spec.component(m).shape.tied_embeddings:
+                tied[f"head.heads.{m}.weight"] = f"embed.sources.{m}.weight"
+                self.head.heads[m].weight = self.embed.sources[m].weight
+        return tied
+
+    def _init_weights(self, module: nn.Module) -> None:
+        """Parts are initialised when built (components by their family, projectors by kind); only the
+        rotary embeddings' non-persistent buffers (not in checkpoints) are recomputed here."""
+        if "RotaryEmbedding" in type(module).__name__ and hasattr(module, "original_inv_freq"):
+            super()._init_weights(module)
+
+    # ---- forward --------------------------------------------------------------------------------
+    def alphas(self) -> torch.Tensor:
+        """Mixture weights (N, M), each row on the simplex. A discretized hybrid returns one-hot rows."""
+        g = self.graph
+        if g.discretized:
+            rows = [[1.0 if m == s else 0.0 for m in g.names] for s in g.selection]
+            return torch.tensor(rows)
+        return torch.stack([block.mix() for block in self.blocks])
+
+    def _block0(self) -> tuple[torch.Tensor | None, list[bool]]:
+        if self.graph.discretized:
+            return None, []
+        mix = self.blocks[0].mix
+        return mix(), mix.constant_zeros()
+
+    def hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Final hidden states (B, T, d), before the head."""
+        a0, skip0 = self._block0()
+        h = self.embed(input_ids, a0, skip0)  # (B, T, d)
+        for block in self.blocks:
+            h = block(h, attention_mask=attention_mask)
+        return h
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                labels: torch.Tensor | None = None, **kwargs):
+        h = self.hidden_states(input_ids, attention_mask)
+        if isinstance(self.head, MixedLMHead):
+            a0, skip0 = self._block0()
+            logits = self.head(h, a0, skip0)  # (B, T, V)
+            loss = None
+            if labels is not None:
+                loss = nn.functional.cross_entropy(
+                    logits[:, :-1].reshape(-1, logits.shape[-1]).float(), labels[:, 1:].reshape(-1),
+                    ignore_index=IGNORE_INDEX)
+            return CausalLMOutput(loss=loss, logits=logits)
+        logits = self.head(h, attention_mask)
+        loss = None
+        if labels is not None:
+            loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1),
+                                               ignore_index=IGNORE_INDEX)
+        output = SequenceClassifierOutput if self.head.pool else TokenClassifierOutput
+        return output(loss=loss, logits=logits)
+
+    # ---- parameter groups -------------------------------------------------------------------------
+    def param_groups(self) -> dict[str, list[tuple[str, nn.Parameter]]]:
+        """Parameters by group (components, projectors, embeddings, head, alphas). A weight shared by a
+        tied head and its embedding belongs to embeddings."""
+        groups: dict[str, list[tuple[str, nn.Parameter]]] = {
+            g: [] for g in ("components", "projectors", "embeddings", "head", "alphas")}
+        for name, p in self.named_parameters():
+            groups[group_of(name)].append((name, p))
+        return groups
+
+
+def group_of(param_name: str) -> str:
+    """The parameter group of a HybridModel parameter name."""
+    if param_name.startswith("embed."):
+        return "embeddings"
+    if param_name.startswith("head."):
+        return "head"
+    parts = param_name.split(".")
+    if parts[0] == "blocks":
+        return {"segments": "components", "in_proj": "projectors", "out_proj": "projectors", "mix": "alphas"}[parts[2]]
+    raise ValueError(f"parameter {param_name} belongs to no group")
+
+
+def load_components(rs: ResolvedSpec, names) -> dict[str, nn.Module]:
+    """Load the pretrained weights of the ``from:`` components among ``names``."""
+    models = {}
+    for name in names:
+        component = rs.spec.component(name)
+        rc = rs.component(name)
+        if component.source.kind == "init":
+            continue
+        try:
+            models[name] = load_pretrained(get_family(rc.family), rc.location, revision=rc.revision)
+        except Exception as err:
+            raise CompileError(f"cannot load the weights of component '{name}' from {component.source}: {err}",
+                               "check that the directory holds safetensors weights written by save_pretrained") from None
+    return models
+
+
+def lower(rs: ResolvedSpec, selection: list[str] | None = None, *, pretrained: bool = True) -> HybridModel:
+    """Build the hybrid of a resolved spec. ``pretrained``: load the ``from:`` components' weights."""
+    config = HybridConfig(lock=lock_data(rs), selection=selection)
+    graph = graph_of(rs, selection)
+    used = {n.component for n in graph.nodes() if n.component}
+    used |= set(graph.node("embed").components) | set(graph.node("head").components)
+    models = load_components(rs, [m for m in rs.names if m in used]) if pretrained else {}
+    return HybridModel(config, components=models, resolved=rs)

@@ -1,0 +1,547 @@
+"""Stage 3 of the front end: schema-valid YAML tree -> canonical ``Spec`` + ``SourceMap``.
+
+Parses every expression field, fills every default, and reports problems that need no component
+config (expression syntax, unknown names, stage rules). Problems are collected, not raised one by one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import Diagnostic, Location
+from . import expr as E
+from .model import (
+    BYTES_TOKENIZER,
+    PARAM_GROUPS,
+    STAGE_KINDS,
+    TRAINING_KINDS,
+    Component,
+    DataSource,
+    Hybrid,
+    LayerRange,
+    Mixture,
+    Ranges,
+    Search,
+    Source,
+    Spec,
+    Split,
+    Stage,
+    Task,
+    Train,
+)
+from .schema import did_you_mean
+from .signatures import DATA_SOURCES, REQUIRED, SEARCH_ALGORITHMS, Signature
+from .tree import Mapping, Node, Scalar, Sequence
+
+COMMON_INIT_KEYS = ("family", "hidden_size", "layers", "heads", "vocab_size", "max_length")
+_STAGE_DEFAULT = Stage(name="", kind="align")
+
+Path = tuple[Any, ...]
+
+
+@dataclass
+class SourceMap:
+    """Where each part of a ``Spec`` was written: spec path -> location.
+
+    Paths are tuples like ("components", "neo", "blocks", 1) or ("train", "stages", 0, "lr").
+    ``at`` falls back to the nearest written ancestor, then the top of the file.
+    """
+
+    file: str
+    locations: dict[Path, Location] = field(default_factory=dict)
+
+    def at(self, *path: Any) -> Location:
+        for n in range(len(path), -1, -1):
+            loc = self.locations.get(tuple(path[:n]))
+            if loc is not None:
+                return loc
+        return Location(self.file, 1, 1)
+
+    def set(self, path: Path, loc: Location) -> None:
+        self.locations[path] = loc
+
+
+class _Builder:
+    def __init__(self, file: str):
+        self.diags: list[Diagnostic] = []
+        self.smap = SourceMap(file)
+
+    def error(self, loc: Location, message: str, hint: str | None = None) -> None:
+        self.diags.append(Diagnostic(loc, message, hint))
+
+    def record(self, path: Path, node: Node | None) -> None:
+        if node is not None:
+            self.smap.set(path, node.loc)
+
+    def parse(self, node: Scalar, what: str) -> E.Expr | None:
+        try:
+            return E.parse_expr(str(node.value))
+        except E.ExprSyntaxError as err:
+            self.error(node.loc_at(err.offset), f"invalid {what}: {err.message}", err.hint)
+            return None
+
+
+def build_spec(root: Mapping, file: str) -> tuple[Spec | None, SourceMap, list[Diagnostic]]:
+    """Canonical spec of a schema-valid tree, its source map and the problems found."""
+    b = _Builder(file)
+    b.record((), root)
+    for key, value in root:
+        b.record((key.value,), value)
+    components = _components(b, root.get("components"))
+    names = tuple(c.name for c in components)
+    tokenizer = _tokenizer(b, root.get("tokenizer"), names)
+    hybrid = _hybrid(b, root.get("hybrid"), names)
+    task = _task(b, root.get("task"))
+    train = _train(b, root.get("train"), hybrid)
+    if b.diags or not components:
+        return None, b.smap, b.diags
+    name = root.get("name")
+    spec = Spec(name=name.value, tokenizer=tokenizer, components=components, hybrid=hybrid, task=task, train=train)
+    return spec, b.smap, b.diags
+
+
+# ---- components ------------------------------------------------------------------------------
+def _components(b: _Builder, node: Mapping | None) -> tuple[Component, ...]:
+    out = []
+    for key, value in node or ():
+        name = key.value
+        b.smap.set(("components", name), key.loc)
+        for k, v in value:
+            b.record(("components", name, k.value), v)
+        source = _source(b, name, value)
+        blocks = _blocks(b, name, value.get("blocks"))
+        trust = value.get("trust_remote_code")
+        if source is not None and blocks is not None:
+            out.append(Component(name, source, blocks, bool(trust.value) if trust is not None else False))
+    return tuple(out)
+
+
+def _source(b: _Builder, name: str, node: Mapping) -> Source | None:
+    frm, init = node.get("from"), node.get("init")
+    if frm is not None and init is not None:
+        b.error(node.key_node("init").loc, f"component '{name}' has both 'from' and 'init'",
+                "use 'from' for pretrained weights or 'init' for a new model, not both")
+        return None
+    if frm is None and init is None:
+        b.error(b.smap.at("components", name), f"component '{name}' needs 'from' (pretrained) or 'init' (from scratch)",
+                "e.g. from: hf:EleutherAI/gpt-neo-125m, or init: {family: mamba, hidden_size: 128, layers: 4}")
+        return None
+    if frm is not None:
+        text = str(frm.value).strip()
+        if text.startswith("hf:"):
+            ref, _, revision = text[3:].partition("@")
+            if not ref or ref.count("/") > 1 or any(c.isspace() for c in ref):
+                b.error(frm.loc, f"invalid Hub id '{text}'", "write hf:<org>/<name>[@revision]")
+                return None
+            return Source("hf", ref, revision or None)
+        return Source("local", text)
+    items = []
+    for key, value in init:
+        b.record(("components", name, "init", key.value), value)
+        if isinstance(value, Scalar):
+            items.append((key.value, value.value))
+        else:
+            items.append((key.value, _freeze(value.to_python())))
+    order = {k: i for i, k in enumerate(COMMON_INIT_KEYS)}
+    items.sort(key=lambda kv: (order.get(kv[0], len(order)), kv[0]))
+    return Source("init", init=tuple(items))
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_freeze(v) for v in value)
+    if isinstance(value, dict):
+        return tuple((k, _freeze(v)) for k, v in value.items())
+    return value
+
+
+def thaw(value: Any) -> Any:
+    """Inverse of freezing config values for JSON: tuples -> lists (pairs of str keys -> dicts)."""
+    if isinstance(value, tuple):
+        if value and all(isinstance(v, tuple) and len(v) == 2 and isinstance(v[0], str) for v in value):
+            return {k: thaw(v) for k, v in value}
+        return [thaw(v) for v in value]
+    return value
+
+
+def _blocks(b: _Builder, name: str, node: Node | None):
+    path = ("components", name, "blocks")
+    if node is None:
+        return Split(1)
+    if isinstance(node, Sequence):
+        ranges = []
+        for i, item in enumerate(node):
+            parsed = b.parse(item, "layer range")
+            if parsed is None:
+                continue
+            if not isinstance(parsed, E.Ranges) or len(parsed.items) != 1:
+                b.error(item.loc, f"'{item.value}' is not a layer range", "write start..stop, e.g. 0..6")
+                continue
+            ranges.append(_range(b, item, parsed.items[0], path + (len(ranges),)))
+        return Ranges(tuple(r for r in ranges if r is not None)) if len(ranges) == len(node) else None
+    parsed = b.parse(node, "blocks")
+    if parsed is None:
+        return None
+    if isinstance(parsed, E.Call) and parsed.name == "split":
+        if len(parsed.args) != 1 or parsed.kwargs or not _is_int(parsed.args[0]) or parsed.args[0].value < 1:
+            b.error(node.loc_at(parsed.offset), "split(n) takes one positive whole number", "e.g. split(2)")
+            return None
+        return Split(parsed.args[0].value)
+    if isinstance(parsed, E.Ranges):
+        ranges = [_range(b, node, r, path + (i,)) for i, r in enumerate(parsed.items)]
+        return Ranges(tuple(ranges)) if all(r is not None for r in ranges) else None
+    hint = "write split(n) or ranges like 0..6, 6..12"
+    if isinstance(parsed, E.Call):
+        hint = did_you_mean(parsed.name, ["split"]) or hint
+    b.error(node.loc, f"invalid blocks '{node.value}'", hint)
+    return None
+
+
+def _range(b: _Builder, node: Scalar, r: E.RangeExpr, path: Path) -> LayerRange | None:
+    loc = node.loc_at(r.offset)
+    b.smap.set(path, loc)
+    if r.stop <= r.start:
+        b.error(loc, f"empty layer range {r.start}..{r.stop}", "ranges are half-open start..stop with stop > start")
+        return None
+    return LayerRange(r.start, r.stop)
+
+
+def _is_int(e: E.Expr) -> bool:
+    return isinstance(e, E.Atom) and e.kind == "number" and isinstance(e.value, int)
+
+
+# ---- tokenizer, hybrid, task -----------------------------------------------------------------
+def _tokenizer(b: _Builder, node: Scalar | None, names: tuple[str, ...]) -> str:
+    if node is None:
+        return names[0] if names else ""
+    return str(node.value).strip()
+
+
+def _hybrid(b: _Builder, node: Mapping | None, names: tuple[str, ...]) -> Hybrid:
+    node = node or Mapping(Location(b.smap.file, 1, 1))
+    for k, v in node:
+        b.record(("hybrid", k.value), v)
+    width_node = node.get("width")
+    width = None if width_node is None or width_node.value == "max" else int(width_node.value)
+    projectors = _projectors(b, node.get("projector"), names)
+    embeddings = _mode_or_component(b, node.get("embeddings"), "embeddings", names)
+    head = _mode_or_component(b, node.get("head"), "head", names)
+    mixture = _mixture(b, node.get("mixture"))
+    return Hybrid(width, projectors, embeddings, head, mixture)
+
+
+def _projectors(b: _Builder, node: Node | None, names: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    if node is None:
+        return tuple((n, "linear") for n in names)
+    if isinstance(node, Scalar):
+        return tuple((n, node.value) for n in names)
+    given = {}
+    for key, value in node:
+        if key.value not in names:
+            b.error(key.loc, f"projector for unknown component '{key.value}'",
+                    did_you_mean(key.value, names) or f"components: {', '.join(names)}")
+            continue
+        b.smap.set(("hybrid", "projector", key.value), value.loc)
+        given[key.value] = value.value
+    return tuple((n, given.get(n, "linear")) for n in names)
+
+
+def _mode_or_component(b: _Builder, node: Scalar | None, what: str, names: tuple[str, ...]) -> str:
+    if node is None:
+        return "mix"
+    value = str(node.value)
+    if value != "mix" and value not in names:
+        b.error(node.loc, f"hybrid.{what} must be 'mix' or a component name, not '{value}'",
+                did_you_mean(value, ("mix", *names)) or f"components: {', '.join(names)}")
+    return value
+
+
+def _mixture(b: _Builder, node: Scalar | None) -> Mixture:
+    if node is None:
+        return Mixture("search")
+    parsed = b.parse(node, "mixture")
+    if parsed is None:
+        return Mixture("search")
+    if isinstance(parsed, E.Atom) and parsed.value == "search":
+        return Mixture("search")
+    if isinstance(parsed, E.Call) and parsed.name == "fixed" and len(parsed.args) == 1 and not parsed.kwargs:
+        rows = _alpha_rows(b, node, parsed.args[0])
+        return Mixture("fixed", alphas=rows) if rows is not None else Mixture("search")
+    if isinstance(parsed, E.Call) and parsed.name == "programmed" and len(parsed.args) == 1 and not parsed.kwargs:
+        arg = parsed.args[0]
+        if isinstance(arg, E.Atom) and arg.kind in ("word", "string"):
+            b.smap.set(("hybrid", "mixture", "path"), node.loc_at(arg.offset))
+            return Mixture("programmed", path=str(arg.value))
+    name = parsed.name if isinstance(parsed, (E.Call,)) else getattr(parsed, "value", "")
+    b.error(node.loc, f"invalid mixture '{node.value}'",
+            (did_you_mean(name, ["search", "fixed", "programmed"]) + " " if did_you_mean(name, ["search", "fixed", "programmed"]) else "")
+            + "write search, fixed([[a, b], ...]) with one row per block, or programmed(<file>)")
+    return Mixture("search")
+
+
+def _alpha_rows(b: _Builder, node: Scalar, arg: E.Expr) -> tuple[tuple[float, ...], ...] | None:
+    if not isinstance(arg, E.ListExpr) or not arg.items:
+        b.error(node.loc_at(arg.offset), "fixed(...) takes a list of rows, one per block", "e.g. fixed([[0.5, 0.5], [0.2, 0.8]])")
+        return None
+    rows = []
+    ok = True
+    for i, row in enumerate(arg.items):
+        if isinstance(row, E.Atom) and row.kind == "number" and len(arg.items) >= 1 and all(
+            isinstance(x, E.Atom) and x.kind == "number" for x in arg.items
+        ):
+            b.error(node.loc_at(arg.offset), "fixed(...) takes a list of rows (one per block), not a flat list",
+                    f"for one block write fixed([{E.render(arg)[1:-1]}]) -> fixed([[{E.render(arg)[1:-1]}]])")
+            return None
+        if not isinstance(row, E.ListExpr) or not row.items:
+            b.error(node.loc_at(row.offset), f"row {i} of the alphas must be a list of numbers")
+            ok = False
+            continue
+        b.smap.set(("hybrid", "mixture", i), node.loc_at(row.offset))
+        values = []
+        for j, x in enumerate(row.items):
+            b.smap.set(("hybrid", "mixture", i, j), node.loc_at(x.offset))
+            if not (isinstance(x, E.Atom) and x.kind == "number") or not math.isfinite(x.value):
+                b.error(node.loc_at(x.offset), f"alpha [{i}][{j}] must be a number")
+                ok = False
+                continue
+            values.append(float(x.value))
+        rows.append(tuple(values))
+    return tuple(rows) if ok else None
+
+
+def _task(b: _Builder, node: Scalar | None) -> Task:
+    if node is None:
+        return Task("causal-lm")
+    parsed = b.parse(node, "task")
+    if parsed is None:
+        return Task("causal-lm")
+    if isinstance(parsed, E.Atom) and parsed.value == "causal-lm":
+        return Task("causal-lm")
+    if isinstance(parsed, E.Call) and parsed.name in ("classify", "tag"):
+        if len(parsed.args) == 1 and not parsed.kwargs and _is_int(parsed.args[0]) and parsed.args[0].value >= 2:
+            return Task(parsed.name, parsed.args[0].value)
+        b.error(node.loc_at(parsed.offset), f"{parsed.name}(n) takes the number of classes (>= 2)", f"e.g. {parsed.name}(2)")
+        return Task("causal-lm")
+    word = parsed.name if isinstance(parsed, E.Call) else str(getattr(parsed, "value", ""))
+    b.error(node.loc, f"unknown task '{node.value}'",
+            did_you_mean(word, ["causal-lm", "classify", "tag"]) or "write causal-lm, classify(n) or tag(n)")
+    return Task("causal-lm")
+
+
+# ---- calls with signatures -------------------------------------------------------------------
+def bind_call(b: _Builder, node: Scalar, parsed: E.Expr, table: dict[str, Signature], what: str) -> tuple[str, tuple] | None:
+    """Bind a call expression to a signature: (name, ((param, value), ...)) in signature order."""
+    if isinstance(parsed, E.Atom) and parsed.kind == "word" and parsed.value in table:
+        parsed = E.Call(parsed.value, (), (), parsed.offset)
+    if not isinstance(parsed, E.Call):
+        b.error(node.loc, f"invalid {what} '{node.value}'", "known: " + ", ".join(s.usage() for s in table.values()))
+        return None
+    sig = table.get(parsed.name)
+    if sig is None:
+        b.error(node.loc_at(parsed.offset), f"unknown {what} '{parsed.name}'",
+                did_you_mean(parsed.name, table) or "known: " + ", ".join(table))
+        return None
+    values: dict[str, Any] = {}
+    ok = True
+    if len(parsed.args) > len(sig.params):
+        b.error(node.loc_at(parsed.args[len(sig.params)].offset), f"{sig.name}() takes at most {len(sig.params)} arguments",
+                f"usage: {sig.usage()}")
+        return None
+    for param, arg in zip(sig.params, parsed.args):
+        values[param.name] = (arg, arg.offset)
+    for key, arg, offset in parsed.kwargs:
+        if sig.param(key) is None:
+            b.error(node.loc_at(offset), f"{sig.name}() has no argument '{key}'",
+                    did_you_mean(key, [p.name for p in sig.params]) or f"usage: {sig.usage()}")
+            ok = False
+            continue
+        if key in values:
+            b.error(node.loc_at(offset), f"argument '{key}' of {sig.name}() given twice")
+            ok = False
+            continue
+        values[key] = (arg, arg.offset)
+    bound = []
+    for param in sig.params:
+        if param.name not in values:
+            if param.required:
+                b.error(node.loc_at(parsed.offset), f"{sig.name}() needs the argument '{param.name}'", f"usage: {sig.usage()}")
+                ok = False
+            else:
+                bound.append((param.name, param.default))
+            continue
+        arg, offset = values[param.name]
+        value = _coerce(b, node, offset, sig, param, arg)
+        if value is _BAD:
+            ok = False
+        bound.append((param.name, value))
+    return (sig.name, tuple(bound)) if ok else None
+
+
+_BAD = object()
+
+
+def _coerce(b: _Builder, node: Scalar, offset: int, sig: Signature, param, arg: E.Expr) -> Any:
+    loc = node.loc_at(offset)
+    where = f"argument '{param.name}' of {sig.name}()"
+    if not isinstance(arg, E.Atom):
+        b.error(loc, f"{where} must be a single value")
+        return _BAD
+    value = arg.value
+    if param.type == "bool":
+        if arg.kind == "word" and value in ("true", "false"):
+            return value == "true"
+        b.error(loc, f"{where} must be true or false, not {value!r}")
+        return _BAD
+    if param.type in ("int", "float"):
+        if arg.kind != "number" or (param.type == "int" and not isinstance(value, int)):
+            b.error(loc, f"{where} must be {'a whole number' if param.type == 'int' else 'a number'}, not {value!r}")
+            return _BAD
+        if not math.isfinite(value):
+            b.error(loc, f"{where} must be finite")
+            return _BAD
+        if param.minimum is not None and value < param.minimum or (param.minimum == 0.0 and param.name == "lr" and value <= 0):
+            b.error(loc, f"{where} must be {'>' if param.name == 'lr' else '>='} {param.minimum}, not {value}")
+            return _BAD
+        if param.maximum is not None and value > param.maximum:
+            b.error(loc, f"{where} must be <= {param.maximum}, not {value}")
+            return _BAD
+        return float(value) if param.type == "float" else value
+    if param.type == "choice":
+        if str(value) not in param.choices:
+            b.error(loc, f"{where} must be one of {', '.join(param.choices)}, not {value!r}",
+                    did_you_mean(str(value), param.choices))
+            return _BAD
+        return str(value)
+    if arg.kind == "number":
+        return str(arg.value)
+    return str(value)
+
+
+# ---- train -----------------------------------------------------------------------------------
+_STAGE_KEYS_ORDER = ("name", "kind", "init", "train", "data", "search", "steps", "batch_size", "grad_accum", "lr",
+                     "weight_decay", "betas", "warmup", "schedule", "grad_clip", "eval_every")
+
+
+def default_train_groups(kind: str, searched: bool) -> tuple[str, ...]:
+    if kind == "align":
+        return ("projectors", "embeddings") + (("alphas",) if searched else ())
+    if kind == "search":
+        return PARAM_GROUPS
+    if kind in ("finetune", "retrain"):
+        return ("components", "projectors", "embeddings", "head")
+    return ()
+
+
+def _train(b: _Builder, node: Mapping | None, hybrid: Hybrid) -> Train:
+    if node is None:
+        return Train()
+    for k, v in node:
+        b.record(("train", k.value), v)
+    seed = node.get("seed")
+    stages_node = node.get("stages")
+    stages: list[Stage] = []
+    names: dict[str, Location] = {}
+    data: DataSource | None = None
+    discretized = False
+    for i, item in enumerate(stages_node or ()):
+        stage = _stage(b, i, item, hybrid, data, discretized)
+        if stage is None:
+            continue
+        if stage.name in names:
+            b.error(item.get("name").loc, f"duplicate stage name '{stage.name}'", f"the first is at line {names[stage.name].line}")
+        names[stage.name] = item.loc
+        if stage.data is not None:
+            data = stage.data
+        discretized = discretized or stage.kind == "discretize"
+        stages.append(stage)
+    return Train(seed=int(seed.value) if seed is not None else 0, stages=tuple(stages))
+
+
+def _stage(b: _Builder, i: int, node: Mapping, hybrid: Hybrid, prev_data, discretized: bool) -> Stage | None:
+    base = ("train", "stages", i)
+    b.record(base, node)
+    for k, v in node:
+        b.record(base + (k.value,), v)
+    name = str(node.get("name").value)
+    kind_node = node.get("kind")
+    kind = kind_node.value if kind_node is not None else name
+    if kind not in STAGE_KINDS:
+        b.error(node.get("name").loc, f"stage '{name}' has no kind",
+                f"add kind: one of {', '.join(STAGE_KINDS)}" + (f" ({did_you_mean(name, STAGE_KINDS)})" if did_you_mean(name, STAGE_KINDS) else ""))
+        return None
+    searched = hybrid.mixture.mode == "search"
+    values: dict[str, Any] = {"name": name, "kind": kind}
+    init = node.get("init")
+    if init is not None:
+        values["init"] = str(init.value)
+    if kind not in TRAINING_KINDS:
+        for key in ("train", "data", "search", "steps", "batch_size", "grad_accum", "lr", "weight_decay",
+                    "betas", "warmup", "schedule", "grad_clip", "eval_every"):
+            if node.get(key) is not None:
+                b.error(node.key_node(key).loc, f"a {kind} stage does not train; '{key}' has no effect here",
+                        "remove it, or add a finetune/retrain stage after this one")
+        if kind == "discretize" and discretized:
+            b.error(node.get("name").loc, "the hybrid is already discretized", "remove the second discretize stage")
+        return Stage(**values)
+    train_node = node.get("train")
+    if train_node is None:
+        groups = default_train_groups(kind, searched)
+    elif isinstance(train_node, Scalar):
+        groups = PARAM_GROUPS if train_node.value == "all" else ()
+    else:
+        given = {item.value for item in train_node}
+        groups = tuple(g for g in PARAM_GROUPS if g in given)
+    if "alphas" in groups and (not searched or discretized):
+        reason = "the mixture is not searched" if not searched else "the hybrid was discretized by an earlier stage"
+        if train_node is not None and not isinstance(train_node, Scalar):
+            b.error(train_node.loc, f"stage '{name}' trains alphas, but {reason}",
+                    "remove alphas from train, or use mixture: search")
+        groups = tuple(g for g in groups if g != "alphas")
+    values["train"] = groups
+    if kind == "search":
+        if not searched:
+            b.error(node.get("name").loc, f"stage '{name}' searches, but hybrid.mixture is '{hybrid.mixture}'",
+                    "use mixture: search, or make this a finetune stage")
+        if discretized:
+            b.error(node.get("name").loc, f"stage '{name}' searches after the hybrid was discretized",
+                    "move the search stage before the discretize stage")
+        search_node = node.get("search")
+        values["search"] = Search("darts")
+        if search_node is not None:
+            parsed = b.parse(search_node, "search algorithm")
+            bound = bind_call(b, search_node, parsed, SEARCH_ALGORITHMS, "search algorithm") if parsed else None
+            if bound is not None:
+                args = dict(bound[1])
+                values["search"] = Search(bound[0], lr=args["lr"], alternate=args["alternate"], tau=args.get("tau"))
+        else:
+            values["search"] = Search("darts", lr=0.01, alternate=False)
+    elif node.get("search") is not None:
+        b.error(node.key_node("search").loc, f"only search stages take 'search' (stage '{name}' is {kind})",
+                "remove it, or set kind: search")
+    data_node = node.get("data")
+    if data_node is not None:
+        parsed = b.parse(data_node, "data source")
+        bound = bind_call(b, data_node, parsed, DATA_SOURCES, "data source") if parsed else None
+        values["data"] = DataSource(*bound) if bound else prev_data
+    else:
+        values["data"] = prev_data
+        if prev_data is None:
+            b.error(node.get("name").loc, f"stage '{name}' trains but has no data",
+                    "add data: text(corpus.txt, block=512), recall(), mad(in-context-recall), ...")
+    for key in ("steps", "batch_size", "grad_accum", "lr", "weight_decay", "warmup", "schedule", "grad_clip", "eval_every"):
+        v = node.get(key)
+        if v is not None:
+            values[key] = v.value
+    if isinstance(values.get("lr"), int):
+        values["lr"] = float(values["lr"])
+    if isinstance(values.get("weight_decay"), int):
+        values["weight_decay"] = float(values["weight_decay"])
+    if isinstance(values.get("grad_clip"), int):
+        values["grad_clip"] = float(values["grad_clip"])
+    betas = node.get("betas")
+    if betas is not None:
+        values["betas"] = tuple(float(x.value) for x in betas)
+    values.setdefault("steps", 100)
+    return Stage(**values)

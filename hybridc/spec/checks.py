@@ -1,0 +1,217 @@
+"""Stage 5 of the front end: semantic checks against the resolved component configs.
+
+Runs before any weight is loaded. Every problem is collected and located: layer ranges inside the
+model, no gaps/overlaps, equal block counts, widths, tokenizer/vocabulary agreement, alphas on the
+simplex, data files that exist, sequences no longer than a component allows.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from ..errors import Diagnostic
+from .canonical import SourceMap
+from .model import BYTES_TOKENIZER, BYTES_VOCAB_SIZE, Ranges, Spec, Split
+from .resolve import ResolvedComponent, resolve_path
+from .schema import did_you_mean
+from .signatures import DATA_SOURCES
+
+SIMPLEX_TOLERANCE = 1e-6
+
+
+def check_blocks(spec: Spec, comps: list[ResolvedComponent], smap: SourceMap) -> list[Diagnostic]:
+    problems = []
+    for rc in comps:
+        component = spec.component(rc.name)
+        layers = rc.num_layers
+        path = ("components", rc.name, "blocks")
+        if isinstance(component.blocks, Split):
+            if component.blocks.n > layers:
+                problems.append(Diagnostic(smap.at(*path), f"split({component.blocks.n}) of '{rc.name}' makes empty blocks: "
+                                           f"it has only {layers} layers", f"use at most split({layers})"))
+            continue
+        expected = 0
+        for i, r in enumerate(component.blocks.items):
+            loc = smap.at(*path, i)
+            if r.stop > layers:
+                problems.append(Diagnostic(loc, f"range {r} is outside '{rc.name}', which has {layers} layers (0..{layers})",
+                                           f"the last range should end at {layers}"))
+            elif r.start > expected:
+                problems.append(Diagnostic(loc, f"layers {expected}..{r.start} of '{rc.name}' are in no block",
+                                           f"start this range at {expected}"))
+            elif r.start < expected:
+                problems.append(Diagnostic(loc, f"range {r} overlaps the previous range (which ends at {expected})",
+                                           f"start this range at {expected}"))
+            expected = max(expected, r.stop)
+        if expected < layers and all(r.stop <= layers for r in component.blocks.items):
+            last = len(component.blocks.items) - 1
+            problems.append(Diagnostic(smap.at(*path, last), f"layers {expected}..{layers} of '{rc.name}' are in no block",
+                                       f"end the last range at {layers}"))
+    counts = {c.name: c.blocks.count for c in spec.components}
+    first = spec.components[0].name
+    for name, count in counts.items():
+        if count != counts[first]:
+            problems.append(Diagnostic(smap.at("components", name, "blocks"),
+                                       f"'{name}' has {count} block{'s' * (count != 1)} but '{first}' has {counts[first]}",
+                                       "every component is cut into the same number of blocks"))
+    return problems
+
+
+def check_width(spec: Spec, comps: list[ResolvedComponent], smap: SourceMap) -> list[Diagnostic]:
+    widest = max(comps, key=lambda c: c.hidden_size)
+    if spec.hybrid.width is not None and spec.hybrid.width < widest.hidden_size:
+        return [Diagnostic(smap.at("hybrid", "width"), f"width {spec.hybrid.width} is narrower than '{widest.name}' "
+                           f"({widest.hidden_size})", f"use width: max or at least {widest.hidden_size}")]
+    return []
+
+
+def tokenizer_vocab(spec: Spec, comps: list[ResolvedComponent], base_dir: Path, smap: SourceMap) -> tuple[int | None, list[Diagnostic]]:
+    """The hybrid's vocabulary size as the tokenizer defines it (None when it cannot be known statically)."""
+    tok = spec.tokenizer
+    loc = smap.at("tokenizer")
+    by_name = {c.name: c for c in comps}
+    if tok in by_name:
+        return by_name[tok].shape.vocab_size, []
+    if tok in spec.component_names:  # component failed to resolve; reported already
+        return None, []
+    if tok == BYTES_TOKENIZER:
+        return BYTES_VOCAB_SIZE, []
+    if tok.startswith("hf:"):
+        return None, []
+    path = resolve_path(base_dir, tok)
+    if not path.exists():
+        hint = did_you_mean(tok, (*spec.component_names, BYTES_TOKENIZER))
+        return None, [Diagnostic(loc, f"tokenizer '{tok}' is not a component, 'bytes', hf:<id> or an existing path",
+                                 hint or f"components: {', '.join(spec.component_names)}")]
+    vocab = _tokenizer_file_vocab(path)
+    return vocab, []
+
+
+def _tokenizer_file_vocab(path: Path) -> int | None:
+    file = path / "tokenizer.json" if path.is_dir() else path
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+        vocab = data["model"]["vocab"]
+        ids = list(vocab.values()) if isinstance(vocab, dict) else list(range(len(vocab)))
+        ids += [t["id"] for t in data.get("added_tokens", [])]
+        return max(ids) + 1
+    except Exception:
+        return None
+
+
+def check_vocab(vocab: int | None, spec: Spec, comps: list[ResolvedComponent], smap: SourceMap) -> list[Diagnostic]:
+    problems = []
+    if vocab is None:
+        return problems
+    for rc in comps:
+        if rc.shape.vocab_size < vocab:
+            key = "init" if spec.component(rc.name).source.kind == "init" else "from"
+            problems.append(Diagnostic(smap.at("components", rc.name, key),
+                                       f"'{rc.name}' has a vocabulary of {rc.shape.vocab_size} tokens, fewer than the "
+                                       f"tokenizer's {vocab}", "components must cover the tokenizer's vocabulary"
+                                       + (" (set vocab_size in init)" if key == "init" else "")))
+    return problems
+
+
+def check_alphas(rows, n_blocks: int, names: tuple[str, ...], smap: SourceMap, path: tuple) -> list[Diagnostic]:
+    """Alphas: one row per block, one entry per component, each row on the simplex."""
+    problems = []
+    if len(rows) != n_blocks:
+        problems.append(Diagnostic(smap.at(*path), f"the mixture has {len(rows)} row{'s' * (len(rows) != 1)} of alphas "
+                                   f"but the hybrid has {n_blocks} block{'s' * (n_blocks != 1)}", "give one row per block"))
+    for i, row in enumerate(rows):
+        if len(row) != len(names):
+            problems.append(Diagnostic(smap.at(*path, i), f"alpha row {i} has {len(row)} entries but there are "
+                                       f"{len(names)} components ({', '.join(names)})", "give one weight per component, in order"))
+            continue
+        for j, a in enumerate(row):
+            if not math.isfinite(a) or a < 0 or a > 1:
+                problems.append(Diagnostic(smap.at(*path, i, j), f"alpha [{i}][{j}] = {a} is outside [0, 1]"))
+        total = sum(row)
+        if abs(total - 1.0) > SIMPLEX_TOLERANCE:
+            problems.append(Diagnostic(smap.at(*path, i), f"alpha row {i} sums to {total:.6g}, not 1",
+                                       "each row is a point of the simplex: non-negative weights that sum to 1"))
+    return problems
+
+
+def load_programmed(spec: Spec, base_dir: Path, smap: SourceMap) -> tuple[tuple[tuple[float, ...], ...] | None, list[Diagnostic]]:
+    """Read programmed alphas: JSON/YAML {"alphas": [[...], ...], "components": [...]}."""
+    rel = spec.hybrid.mixture.path or ""
+    loc = smap.at("hybrid", "mixture", "path")
+    path = resolve_path(base_dir, rel)
+    if not path.is_file():
+        return None, [Diagnostic(loc, f"no such alphas file '{rel}'", "write it with `hybridc program`, or fix the path")]
+    try:
+        import yaml
+
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        rows = data["alphas"] if isinstance(data, dict) else data
+        rows = tuple(tuple(float(a) for a in row) for row in rows)
+        names = data.get("components") if isinstance(data, dict) else None
+    except Exception as err:
+        return None, [Diagnostic(loc, f"cannot read alphas from '{rel}': {err}",
+                                 'expected {"alphas": [[...], ...], "components": [...]}')]
+    if names is not None and list(names) != list(spec.component_names):
+        return None, [Diagnostic(loc, f"'{rel}' holds alphas for components {list(names)}, not {list(spec.component_names)}")]
+    return rows, []
+
+
+def check_data(spec: Spec, base_dir: Path, smap: SourceMap, vocab: int | None,
+               comps: list[ResolvedComponent]) -> list[Diagnostic]:
+    problems = []
+    limits = [(c.shape.max_length, c.name) for c in comps if c.shape.max_length is not None]
+    for i, stage in enumerate(spec.train.stages):
+        if stage.data is None:
+            continue
+        loc = smap.at("train", "stages", i, "data")
+        sig = DATA_SOURCES[stage.data.name]
+        if spec.task.kind not in sig.tasks:
+            problems.append(Diagnostic(loc, f"{stage.data.name}() data is for {' or '.join(sig.tasks)}, but the task is {spec.task}",
+                                       "change the task or the data source"))
+        source = stage.data.arg("source")
+        if isinstance(source, str) and not source.startswith("hf:"):
+            if not resolve_path(base_dir, source).exists():
+                problems.append(Diagnostic(loc, f"no such data file '{source}'",
+                                           f"paths are relative to the spec file ({base_dir}); use hf:<dataset> for the Hub"))
+        length = stage.data.arg("block") or stage.data.arg("length")
+        for limit, name in limits:
+            if isinstance(length, int) and length > limit:
+                problems.append(Diagnostic(loc, f"sequences of {length} tokens are longer than '{name}' allows ({limit})",
+                                           f"use at most {limit} tokens per sequence"))
+        data_vocab = stage.data.arg("vocab")
+        if isinstance(data_vocab, int) and vocab is not None and data_vocab > vocab:
+            problems.append(Diagnostic(loc, f"the data uses {data_vocab} tokens but the hybrid's vocabulary has {vocab}",
+                                       "lower vocab= or give the components a larger vocab_size"))
+    return problems
+
+
+def context_length(spec: Spec, comps: list[ResolvedComponent]) -> int:
+    """Sequence length used by the cost model: the first stage's data length, else the shortest limit, else 1024."""
+    for stage in spec.train.stages:
+        if stage.data is not None:
+            length = stage.data.arg("block") or stage.data.arg("length")
+            if isinstance(length, int):
+                return length
+    limits = [c.shape.max_length for c in comps if c.shape.max_length is not None]
+    return min(limits + [1024])
+
+
+def semantic_warnings(spec: Spec, smap: SourceMap) -> list[Diagnostic]:
+    warnings = []
+    for c in spec.components:
+        if c.trust_remote_code:
+            warnings.append(Diagnostic(smap.at("components", c.name, "trust_remote_code"),
+                                       f"'{c.name}' may run code from its checkpoint (trust_remote_code: true)",
+                                       "only enable this for checkpoints you trust", severity="warning"))
+    return warnings
+
+
+def uses_ranges(spec: Spec) -> bool:
+    return any(isinstance(c.blocks, Ranges) for c in spec.components)
+
+
+def names_of(items: Any) -> tuple[str, ...]:
+    return tuple(i.name for i in items)

@@ -1,0 +1,205 @@
+"""The front end's doors: text -> ``ParsedSpec`` -> ``ResolvedSpec``. Torch-free.
+
+``parse_*`` needs nothing but the text (``fmt`` uses it); ``resolve`` reads component configs and runs
+the semantic checks (``validate`` and everything downstream use it). Both raise ``SpecError`` with
+every problem found.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import Diagnostic, SpecError
+from . import checks
+from .canonical import SourceMap, build_spec
+from .comments import Comments, extract_comments
+from .emit import format_spec, spec_to_data
+from .load import Document, load_file, parse_text
+from .model import Spec
+from .resolve import ResolvedComponent, resolve_component
+from .schema import check_schema
+from .tree import Mapping
+
+
+@dataclass(frozen=True)
+class ParsedSpec:
+    """A spec that passed the text-level checks: its canonical form and where each part was written."""
+
+    spec: Spec
+    source_map: SourceMap
+    document: Document
+
+    @property
+    def base_dir(self) -> Path:
+        return self.document.path.parent if self.document.path is not None else Path.cwd()
+
+    def comments(self) -> Comments:
+        return extract_comments(self.document.text, self.document.root)
+
+    def canonical_text(self, keep_comments: bool = True) -> str:
+        return format_spec(self.spec, self.comments() if keep_comments else None)
+
+
+@dataclass(frozen=True)
+class ResolvedSpec:
+    """A valid spec with its components' configs: everything the compiler needs, nothing loaded."""
+
+    spec: Spec
+    components: tuple[ResolvedComponent, ...]
+    width: int  # shared width d
+    vocab_size: int  # the hybrid's vocabulary (logits size)
+    alphas: tuple[tuple[float, ...], ...] | None  # fixed/programmed alphas, N x M; None when searched
+    context_length: int  # sequence length for cost estimates
+    base_dir: Path
+    file: str
+    source_map: SourceMap
+    warnings: tuple[Diagnostic, ...] = ()
+    text: str = ""  # the spec file verbatim
+
+    @property
+    def num_blocks(self) -> int:
+        return self.spec.num_blocks
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return self.spec.component_names
+
+    def component(self, name: str) -> ResolvedComponent:
+        return next(c for c in self.components if c.name == name)
+
+
+def parse_document(doc: Document) -> ParsedSpec:
+    problems = check_schema(doc.root)
+    if problems:
+        raise SpecError(problems)
+    assert isinstance(doc.root, Mapping)
+    spec, smap, problems = build_spec(doc.root, doc.file)
+    if problems or spec is None:
+        raise SpecError(problems or [Diagnostic(smap.at(), "invalid spec")])
+    return ParsedSpec(spec, smap, doc)
+
+
+def parse_file(path: str | Path) -> ParsedSpec:
+    return parse_document(load_file(path))
+
+
+def parse_string(text: str, file: str = "<spec>", base_dir: Path | None = None) -> ParsedSpec:
+    path = (base_dir / "spec.yaml") if base_dir is not None else None
+    return parse_document(parse_text(text, file=file, path=path))
+
+
+def resolve(parsed: ParsedSpec) -> ResolvedSpec:
+    """Read component configs and run every semantic check; raises ``SpecError`` listing all problems."""
+    spec, smap, base_dir = parsed.spec, parsed.source_map, parsed.base_dir
+    problems: list[Diagnostic] = []
+    comps: list[ResolvedComponent] = []
+    for component in spec.components:
+        rc, errs = resolve_component(component, base_dir, smap)
+        problems.extend(errs)
+        if rc is not None:
+            comps.append(rc)
+    vocab, errs = checks.tokenizer_vocab(spec, comps, base_dir, smap)
+    problems.extend(errs)
+    alphas = spec.hybrid.mixture.alphas
+    if spec.hybrid.mixture.mode == "programmed":
+        alphas, errs = checks.load_programmed(spec, base_dir, smap)
+        problems.extend(errs)
+    if comps:
+        problems.extend(checks.check_blocks(spec, comps, smap))
+        problems.extend(checks.check_width(spec, comps, smap))
+        problems.extend(checks.check_vocab(vocab, spec, comps, smap))
+    if alphas is not None:
+        path = ("hybrid", "mixture") if spec.hybrid.mixture.mode == "fixed" else ("hybrid", "mixture", "path")
+        problems.extend(checks.check_alphas(alphas, spec.num_blocks, spec.component_names, smap, path))
+    problems.extend(checks.check_data(spec, base_dir, smap, vocab, comps))
+    if problems:
+        raise SpecError(problems)
+    width = spec.hybrid.width or max(c.hidden_size for c in comps)
+    if vocab is None:
+        vocab = min(c.shape.vocab_size for c in comps)
+    return ResolvedSpec(
+        spec=spec,
+        components=tuple(comps),
+        width=width,
+        vocab_size=vocab,
+        alphas=alphas,
+        context_length=checks.context_length(spec, comps),
+        base_dir=base_dir,
+        file=parsed.document.file,
+        source_map=smap,
+        warnings=tuple(checks.semantic_warnings(spec, smap)),
+        text=parsed.document.text,
+    )
+
+
+def load_spec(path: str | Path) -> ResolvedSpec:
+    """Parse, validate and resolve a spec file (configs only, no weights)."""
+    return resolve(parse_file(path))
+
+
+def lock_data(rs: ResolvedSpec) -> dict[str, Any]:
+    """``spec.lock.yaml``: the canonical spec plus what resolution found (sources, commits, shapes)."""
+    return {
+        "hybridc_lock": 1,
+        "spec": spec_to_data(rs.spec),
+        "resolved": {
+            "width": rs.width,
+            "vocab_size": rs.vocab_size,
+            "alphas": [list(r) for r in rs.alphas] if rs.alphas is not None else None,
+            "components": {
+                c.name: {
+                    "family": c.family,
+                    "location": c.location,
+                    "revision": c.revision,
+                    "commit": c.commit,
+                    "hidden_size": c.hidden_size,
+                    "layers": c.num_layers,
+                    "vocab_size": c.shape.vocab_size,
+                    "blocks": [str(r) for r in c.ranges],
+                    "config": dict(c.config),
+                }
+                for c in rs.components
+            },
+        },
+    }
+
+
+def resolve_from_lock(lock: dict[str, Any]) -> ResolvedSpec:
+    """Rebuild a ``ResolvedSpec`` from ``lock_data`` output without reading any file or network.
+
+    Used by saved hybrids (their config holds the lock) and by runs that resume.
+    """
+    from ..components.registry import get_family
+    from .emit import dump_yaml
+    from .model import LayerRange
+
+    parsed = parse_string(dump_yaml(lock["spec"]), file="<lock>")
+    resolved = lock["resolved"]
+    comps = []
+    for name in parsed.spec.component_names:
+        entry = resolved["components"][name]
+        family = get_family(entry["family"])
+        if family is None:
+            raise SpecError([Diagnostic(parsed.source_map.at("components", name), f"unknown family '{entry['family']}'",
+                                        "install the plugin that provides it")])
+        config = dict(entry["config"])
+        ranges = tuple(LayerRange(*map(int, r.split(".."))) for r in entry["blocks"])
+        from types import MappingProxyType
+
+        comps.append(ResolvedComponent(name=name, family=family.name, config=MappingProxyType(config),
+                                       shape=family.shape(config), ranges=ranges, location=entry.get("location"),
+                                       revision=entry.get("revision"), commit=entry.get("commit")))
+    alphas = resolved.get("alphas")
+    return ResolvedSpec(
+        spec=parsed.spec,
+        components=tuple(comps),
+        width=int(resolved["width"]),
+        vocab_size=int(resolved["vocab_size"]),
+        alphas=tuple(tuple(float(a) for a in row) for row in alphas) if alphas is not None else None,
+        context_length=checks.context_length(parsed.spec, comps),
+        base_dir=Path.cwd(),
+        file="<lock>",
+        source_map=parsed.source_map,
+    )

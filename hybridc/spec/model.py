@@ -1,0 +1,250 @@
+"""The canonical spec: frozen dataclasses with every default explicit.
+
+A ``Spec`` is what the rest of the pipeline sees; it never refers back to YAML. Two specs that mean
+the same thing compare equal (key order, comments, quoting and spacing are gone). Layer blocks keep
+the form the user chose (``split(n)`` or explicit ranges) because resolving ``split`` needs the
+component's config; ``ResolvedSpec`` (see ``resolve.py``) carries the explicit ranges.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+SPEC_VERSION = 1
+PROJECTOR_KINDS = ("linear", "linear-skip", "mlp", "mlp-skip", "none")
+PARAM_GROUPS = ("components", "projectors", "embeddings", "head", "alphas")
+STAGE_KINDS = ("align", "search", "rewind", "finetune", "discretize", "retrain")
+TRAINING_KINDS = ("align", "search", "finetune", "retrain")  # stages that take optimizer steps
+SEARCH_ALGORITHMS = ("darts", "dash", "gaea")
+SCHEDULES = ("linear", "cosine", "constant")
+TASK_KINDS = ("causal-lm", "classify", "tag")
+MIXTURE_MODES = ("search", "fixed", "programmed")
+BYTES_TOKENIZER = "bytes"
+BYTES_VOCAB_SIZE = 259  # 256 byte values + pad, bos, eos
+
+
+@dataclass(frozen=True, order=True)
+class LayerRange:
+    """Half-open range of layer indices [start, stop)."""
+
+    start: int
+    stop: int
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def __str__(self) -> str:
+        return f"{self.start}..{self.stop}"
+
+
+def split_ranges(num_layers: int, n: int) -> tuple[LayerRange, ...]:
+    """``split(n)``: n contiguous ranges; the first ``num_layers % n`` get one extra layer."""
+    base, extra = divmod(num_layers, n)
+    ranges, start = [], 0
+    for i in range(n):
+        stop = start + base + (1 if i < extra else 0)
+        ranges.append(LayerRange(start, stop))
+        start = stop
+    return tuple(ranges)
+
+
+@dataclass(frozen=True)
+class Split:
+    """``split(n)``: cut the component's layers into n near-equal contiguous blocks."""
+
+    n: int
+
+    @property
+    def count(self) -> int:
+        return self.n
+
+    def ranges(self, num_layers: int) -> tuple[LayerRange, ...]:
+        return split_ranges(num_layers, self.n)
+
+    def __str__(self) -> str:
+        return f"split({self.n})"
+
+
+@dataclass(frozen=True)
+class Ranges:
+    """Explicit layer ranges, one per block."""
+
+    items: tuple[LayerRange, ...]
+
+    @property
+    def count(self) -> int:
+        return len(self.items)
+
+    def ranges(self, num_layers: int) -> tuple[LayerRange, ...]:
+        return self.items
+
+    def __str__(self) -> str:
+        return ", ".join(str(r) for r in self.items)
+
+
+BlockSpec = Union[Split, Ranges]
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a component comes from.
+
+    kind "hf": ``ref`` is a Hub id, ``revision`` optional; kind "local": ``ref`` is a directory as
+    written in the spec (relative to the spec file); kind "init": ``init`` holds the family and its
+    config keys (common keys first, then family keys sorted).
+    """
+
+    kind: str
+    ref: str = ""
+    revision: str | None = None
+    init: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def family(self) -> str | None:
+        return dict(self.init).get("family") if self.kind == "init" else None
+
+    def __str__(self) -> str:
+        if self.kind == "hf":
+            return f"hf:{self.ref}" + (f"@{self.revision}" if self.revision else "")
+        if self.kind == "local":
+            return self.ref
+        return "init(" + ", ".join(f"{k}={v}" for k, v in self.init) + ")"
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    source: Source
+    blocks: BlockSpec
+    trust_remote_code: bool = False
+
+
+@dataclass(frozen=True)
+class Mixture:
+    """How blocks mix components: learned (``search``), given (``fixed``) or from a file (``programmed``)."""
+
+    mode: str
+    alphas: tuple[tuple[float, ...], ...] | None = None  # fixed: N x M
+    path: str | None = None  # programmed: file with alphas (relative to the spec)
+
+    def __str__(self) -> str:
+        from .expr import render_value
+
+        if self.mode == "fixed":
+            return f"fixed({render_value(self.alphas)})"
+        if self.mode == "programmed":
+            return f"programmed({render_value(self.path)})"
+        return self.mode
+
+
+@dataclass(frozen=True)
+class Hybrid:
+    width: int | None  # None: max over components
+    projectors: tuple[tuple[str, str], ...]  # (component, kind) for every component, in order
+    embeddings: str  # "mix" or a component name
+    head: str  # "mix" or a component name
+    mixture: Mixture
+
+    def projector(self, component: str) -> str:
+        return dict(self.projectors)[component]
+
+
+@dataclass(frozen=True)
+class Task:
+    kind: str  # causal-lm | classify | tag
+    num_classes: int | None = None
+
+    def __str__(self) -> str:
+        return self.kind if self.num_classes is None else f"{self.kind}({self.num_classes})"
+
+
+@dataclass(frozen=True)
+class Search:
+    """An architecture search algorithm and its hyper-parameters."""
+
+    algorithm: str  # darts | dash | gaea
+    lr: float = 0.01
+    alternate: bool = False
+    tau: float | None = None  # dash only: Gumbel-softmax temperature
+
+    def __str__(self) -> str:
+        from .expr import render_value
+
+        args = [f"lr={render_value(self.lr)}", f"alternate={render_value(self.alternate)}"]
+        if self.tau is not None:
+            args.append(f"tau={render_value(self.tau)}")
+        return f"{self.algorithm}({', '.join(args)})"
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """A data expression with every parameter named, in signature order."""
+
+    name: str
+    args: tuple[tuple[str, Any], ...] = ()
+
+    def arg(self, key: str, default: Any = None) -> Any:
+        return dict(self.args).get(key, default)
+
+    def __str__(self) -> str:
+        from .expr import render_value
+
+        return f"{self.name}({', '.join(f'{k}={render_value(v)}' for k, v in self.args)})"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of the training plan. Non-training kinds (rewind, discretize) ignore optimizer fields."""
+
+    name: str
+    kind: str
+    train: tuple[str, ...] = ()
+    data: DataSource | None = None
+    search: Search | None = None
+    init: str | None = None
+    steps: int = 0
+    batch_size: int = 8
+    grad_accum: int = 1
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup: int = 0
+    schedule: str = "linear"
+    grad_clip: float | None = 1.0
+    eval_every: int = 0  # 0: evaluate at the end of the stage only
+
+    @property
+    def trains(self) -> bool:
+        return self.kind in TRAINING_KINDS
+
+
+@dataclass(frozen=True)
+class Train:
+    seed: int = 0
+    stages: tuple[Stage, ...] = ()
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    tokenizer: str
+    components: tuple[Component, ...]
+    hybrid: Hybrid
+    task: Task = Task("causal-lm")
+    train: Train = field(default_factory=Train)
+    version: int = SPEC_VERSION
+
+    @property
+    def component_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.components)
+
+    def component(self, name: str) -> Component:
+        for c in self.components:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+    @property
+    def num_blocks(self) -> int:
+        return self.components[0].blocks.count

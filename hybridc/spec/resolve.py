@@ -1,0 +1,184 @@
+"""Stage 4 of the front end: read each component's config (config.json only, never weights).
+
+``hf:`` sources fetch ``config.json`` through ``huggingface_hub`` (its cache works offline); local
+sources read ``<dir>/config.json``; ``init:`` sources build a config from the family's defaults.
+Problems are located at the component's ``from``/``init`` key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping as AbcMapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from ..components.family import Family, Shape
+from ..components.registry import families, family_for_model_type, get_family
+from ..errors import Diagnostic
+from .canonical import COMMON_INIT_KEYS, SourceMap, thaw
+from .model import Component, LayerRange
+from .schema import did_you_mean
+
+
+@dataclass(frozen=True)
+class ResolvedComponent:
+    """A component's config, shape and explicit layer ranges."""
+
+    name: str
+    family: str
+    config: AbcMapping[str, Any]  # full config.json dict (read-only)
+    shape: Shape
+    ranges: tuple[LayerRange, ...]
+    location: str | None  # absolute local directory or Hub id; None for init
+    revision: str | None  # requested revision (hf) or None
+    commit: str | None  # resolved commit hash when known (hf)
+
+    @property
+    def hidden_size(self) -> int:
+        return self.shape.hidden_size
+
+    @property
+    def num_layers(self) -> int:
+        return self.shape.num_layers
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as f:
+        data = json.load(f)
+    if not isinstance(data, dict):
+        raise ValueError("config.json does not hold a JSON object")
+    return data
+
+
+def _hub_config(repo: str, revision: str | None) -> tuple[dict[str, Any], str | None]:
+    from huggingface_hub import hf_hub_download
+
+    path = Path(hf_hub_download(repo_id=repo, filename="config.json", revision=revision))
+    commit = path.parent.name if path.parent.parent.name == "snapshots" else None
+    return _read_json(path), commit
+
+
+def resolve_path(base_dir: Path, ref: str) -> Path:
+    """A path written in a spec, resolved relative to the spec's directory."""
+    path = Path(os.path.expanduser(ref))
+    return path if path.is_absolute() else (base_dir / path)
+
+
+def resolve_component(
+    component: Component, base_dir: Path, smap: SourceMap
+) -> tuple[ResolvedComponent | None, list[Diagnostic]]:
+    """Config, family and shape of one component (ranges are filled from its blocks)."""
+    source = component.source
+    name = component.name
+    loc = smap.at("components", name, "from" if source.kind != "init" else "init")
+    commit = None
+    location = None
+    if source.kind == "init":
+        return _resolve_init(component, smap)
+    if source.kind == "local":
+        directory = resolve_path(base_dir, source.ref)
+        location = str(directory.resolve())
+        if not directory.exists():
+            return None, [Diagnostic(loc, f"component '{name}': no such directory '{source.ref}'",
+                                     f"paths are relative to the spec file ({base_dir}); use hf:<id> for the Hub")]
+        config_path = directory / "config.json"
+        if not config_path.is_file():
+            return None, [Diagnostic(loc, f"component '{name}': '{source.ref}' has no config.json",
+                                     "point at a directory written by save_pretrained")]
+        try:
+            config = _read_json(config_path)
+        except (OSError, ValueError) as err:
+            return None, [Diagnostic(loc, f"component '{name}': cannot read {config_path.name}: {err}")]
+    else:
+        location = source.ref
+        try:
+            config, commit = _hub_config(source.ref, source.revision)
+        except Exception as err:  # network, auth, missing repo: all reported the same way
+            reason = type(err).__name__
+            return None, [Diagnostic(loc, f"component '{name}': cannot fetch config.json of hf:{source.ref} ({reason})",
+                                     "check the id and your network; offline, download the model once "
+                                     "(or save_pretrained it) and use its local directory")]
+    model_type = config.get("model_type")
+    family = family_for_model_type(str(model_type)) if model_type else None
+    if family is None:
+        known = sorted(t for f in families().values() for t in f.model_types)
+        return None, [Diagnostic(loc, f"component '{name}': unknown model type '{model_type}'",
+                                 f"hybridc knows {', '.join(known)}; other families come as plugins")]
+    return _finish(component, family, family.full_config(config), location, source.revision, commit, smap)
+
+
+def _resolve_init(component: Component, smap: SourceMap) -> tuple[ResolvedComponent | None, list[Diagnostic]]:
+    name = component.name
+    values = {k: thaw(v) for k, v in component.source.init}
+    family_name = str(values.get("family"))
+    family = get_family(family_name)
+    if family is None:
+        return None, [Diagnostic(smap.at("components", name, "init", "family"), f"unknown family '{family_name}'",
+                                 did_you_mean(family_name, families()) or f"known families: {', '.join(families())}")]
+    problems = []
+    known = family.known_keys()
+    defaults = family.defaults()
+    extra = {}
+    for key, value in values.items():
+        if key in COMMON_INIT_KEYS:
+            continue
+        where = smap.at("components", name, "init", key)
+        if key not in known:
+            problems.append(Diagnostic(where, f"unknown key '{key}' for family {family.name}",
+                                       did_you_mean(key, sorted(known) + list(COMMON_INIT_KEYS))
+                                       or "common keys: " + ", ".join(COMMON_INIT_KEYS)))
+            continue
+        default = defaults.get(key)
+        if not _same_kind(default, value):
+            problems.append(Diagnostic(where, f"'{key}' of {family.name} expects {_kind(default)}, not {value!r}"))
+            continue
+        extra[key] = value
+    if problems:
+        return None, problems
+    common = {k: values[k] for k in COMMON_INIT_KEYS[1:] if k in values}
+    config = family.init_config(common, extra)
+    return _finish(component, family, config, None, None, None, smap)
+
+
+def _same_kind(default: Any, value: Any) -> bool:
+    if default is None:
+        return True
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(default, bool) and isinstance(value, bool)
+    if isinstance(default, (int, float)):
+        return isinstance(value, (int, float)) and (isinstance(default, float) or isinstance(value, int))
+    if isinstance(default, str):
+        return isinstance(value, str)
+    if isinstance(default, (list, tuple)):
+        return isinstance(value, (list, tuple))
+    if isinstance(default, dict):
+        return isinstance(value, dict)
+    return True
+
+
+def _kind(value: Any) -> str:
+    return {bool: "true/false", int: "a whole number", float: "a number", str: "a string", list: "a list",
+            dict: "a mapping"}.get(type(value), type(value).__name__)
+
+
+def _finish(component: Component, family: Family, config: dict[str, Any], location, revision, commit,
+            smap: SourceMap) -> tuple[ResolvedComponent | None, list[Diagnostic]]:
+    try:
+        shape = family.shape(config)
+    except (KeyError, TypeError, ValueError) as err:
+        return None, [Diagnostic(smap.at("components", component.name), f"component '{component.name}': "
+                                 f"its {family.name} config is incomplete ({err})")]
+    resolved = ResolvedComponent(
+        name=component.name,
+        family=family.name,
+        config=MappingProxyType(config),
+        shape=shape,
+        ranges=component.blocks.ranges(shape.num_layers),
+        location=location,
+        revision=revision,
+        commit=commit,
+    )
+    return resolved, []

@@ -1,0 +1,201 @@
+"""Stage 2 of the front end: structural checks of the YAML tree against the published JSON Schema.
+
+Every schema violation becomes a located ``Diagnostic`` with a readable message; unknown keys get
+a "did you mean" hint. Non-finite numbers (.nan, .inf) are rejected here too.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from ..errors import Diagnostic
+from .tree import Mapping, Node, Scalar, Sequence, describe, find
+
+_TYPE_NAMES = {
+    "object": "a mapping", "array": "a list", "string": "a string", "integer": "an integer",
+    "number": "a number", "boolean": "true or false", "null": "null",
+}
+
+
+@cache
+def schema() -> dict[str, Any]:
+    """The spec's JSON Schema (draft 2020-12), as published in schemas/hybrid-spec.schema.json."""
+    return json.loads(resources.files("hybridc.spec").joinpath("schema.json").read_text())
+
+
+@cache
+def _validator():
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(schema())
+
+
+def did_you_mean(word: str, choices) -> str | None:
+    """A "did you mean" hint, or None."""
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'?" if close else None
+
+
+def _path_text(path) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "the spec"
+
+
+def _field(path) -> str:
+    names = [p for p in path if isinstance(p, str)]
+    return f"'{_path_text(path)}'" if names else "the spec"
+
+
+def _resolve_ref(sub: dict[str, Any]) -> dict[str, Any]:
+    ref = sub.get("$ref")
+    if ref and ref.startswith("#/$defs/"):
+        return schema()["$defs"][ref.split("/")[-1]]
+    return sub
+
+
+def _expected(sub: dict[str, Any]) -> str:
+    sub = _resolve_ref(sub)
+    if "x-expected" in sub:
+        return sub["x-expected"]
+    if "enum" in sub:
+        return "one of " + ", ".join(str(v) for v in sub["enum"])
+    if "const" in sub:
+        return repr(sub["const"])
+    types = sub.get("type")
+    if isinstance(types, list):
+        return " or ".join(_TYPE_NAMES.get(t, t) for t in types)
+    return _TYPE_NAMES.get(types, "a valid value")
+
+
+def _diagnose(root: Node, err) -> Diagnostic:
+    path = tuple(err.absolute_path)
+    node = find(root, path) or root
+    loc = node.loc
+    value = err.instance
+    validator = err.validator
+    where = _field(path)
+    if validator == "additionalProperties":
+        allowed = list(err.schema.get("properties", {}))
+        extras = [k for k in value if k not in allowed] if isinstance(value, dict) else []
+        key = extras[0] if extras else "?"
+        key_node = node.key_node(key) if isinstance(node, Mapping) else None
+        hint = did_you_mean(key, allowed) or ("known keys: " + ", ".join(allowed) if allowed else None)
+        where_in = "at the top level" if not path else f"in {where}"
+        return Diagnostic(key_node.loc if key_node else loc, f"unknown key '{key}' {where_in}", hint)
+    if validator == "required":
+        missing = err.message.split("'")[1] if "'" in err.message else err.message
+        return Diagnostic(loc, f"{where} is missing the required key '{missing}'",
+                          f"add '{missing}: ...'")
+    if validator == "propertyNames":
+        bad = next((k for k in value if not _name_ok(k)), None) if isinstance(value, dict) else None
+        key_node = node.key_node(bad) if isinstance(node, Mapping) and bad is not None else None
+        return Diagnostic(key_node.loc if key_node else loc, f"invalid name '{bad}' in {where}",
+                          "names start with a letter or '_' and use letters, digits, '_' and '-'")
+    if validator in ("anyOf", "oneOf"):
+        deeper = [e for e in err.context if len(e.absolute_path) > len(path)]
+        if deeper:  # the value has the right shape; report what is wrong inside it
+            return _diagnose(root, max(deeper, key=lambda e: len(e.absolute_path)))
+        enums = [v for sub in err.schema.get(validator, []) for v in _resolve_ref(sub).get("enum", [])]
+        hint = did_you_mean(value, enums) if isinstance(value, str) and enums else None
+        return Diagnostic(loc, f"{where} must be {_expected(err.schema)}, not {describe(value)}"
+                          + (f" ({_show(value)})" if isinstance(value, (str, int, float)) and not isinstance(value, bool) else ""),
+                          hint)
+    if validator == "type":
+        return Diagnostic(loc, f"{where} must be {_expected(err.schema)}, not {describe(value)}"
+                          + (f" ({_show(value)})" if isinstance(value, (str, int, float)) and not isinstance(value, bool) else ""))
+    if validator == "enum":
+        hint = did_you_mean(value, err.validator_value) if isinstance(value, str) else None
+        return Diagnostic(loc, f"{where} must be one of {', '.join(map(str, err.validator_value))}, not {_show(value)}", hint)
+    if validator == "const":
+        return Diagnostic(loc, f"{where} must be {err.validator_value!r}, not {_show(value)}",
+                          "this hybridc reads spec version 1")
+    if validator in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+        words = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}
+        return Diagnostic(loc, f"{where} must be {words[validator]} {err.validator_value}, not {_show(value)}")
+    if validator == "pattern":
+        return Diagnostic(loc, f"{where} {_show(value)} is not a valid name",
+                          "use letters, digits, '.', '_' and '-', starting with a letter or digit")
+    if validator in ("minItems", "maxItems"):
+        return Diagnostic(loc, f"{where} has {len(value)} items; {err.message.split(' is ')[-1]}")
+    if validator == "minProperties":
+        return Diagnostic(loc, f"{where} is empty", "name at least one component")
+    if validator == "minLength":
+        return Diagnostic(loc, f"{where} is empty")
+    if validator == "uniqueItems":
+        return Diagnostic(loc, f"{where} lists an item twice")
+    return Diagnostic(loc, f"{where}: {err.message}")
+
+
+def _name_ok(key: str) -> bool:
+    import re
+
+    return bool(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", key))
+
+
+def _show(value: Any) -> str:
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _non_finite(node: Node, problems: list[Diagnostic]) -> None:
+    if isinstance(node, Scalar):
+        if isinstance(node.value, float) and not math.isfinite(node.value):
+            problems.append(Diagnostic(node.loc, f"{node.raw} is not a finite number",
+                                       "use an ordinary number"))
+    elif isinstance(node, Mapping):
+        for _, value in node:
+            _non_finite(value, problems)
+    elif isinstance(node, Sequence):
+        for item in node:
+            _non_finite(item, problems)
+
+
+def check_schema(root: Node) -> list[Diagnostic]:
+    """Every structural problem of the tree, located (empty list: the tree fits the schema)."""
+    problems: list[Diagnostic] = []
+    _non_finite(root, problems)
+    data = root.to_python()
+    errors = sorted(_validator().iter_errors(data), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    seen_paths: set[tuple] = set()
+    flagged = {d.location for d in problems}
+    for err in errors:
+        path = tuple(err.absolute_path)
+        node = find(root, path)
+        if node is not None and node.loc in flagged:
+            continue
+        # One message per value: a deeper error makes its parents' anyOf noise redundant.
+        if err.validator in ("anyOf", "oneOf") and any(p[: len(path)] == path and len(p) > len(path) for p in seen_paths):
+            continue
+        key = (path, err.validator) if err.validator in ("additionalProperties", "required") else path
+        if key in seen_paths and err.validator not in ("additionalProperties", "required"):
+            continue
+        seen_paths.add(key)
+        problems.append(_diagnose(root, err))
+    # additionalProperties reports one error per mapping; report every unknown key.
+    return _expand_unknown_keys(root, problems)
+
+
+def _expand_unknown_keys(root: Node, problems: list[Diagnostic]) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    for d in problems:
+        out.append(d)
+    extra: list[Diagnostic] = []
+    for err in _validator().iter_errors(root.to_python()):
+        if err.validator != "additionalProperties" or not isinstance(err.instance, dict):
+            continue
+        node = find(root, tuple(err.absolute_path))
+        allowed = list(err.schema.get("properties", {}))
+        keys = [k for k in err.instance if k not in allowed]
+        for key in keys[1:]:
+            key_node = node.key_node(key) if isinstance(node, Mapping) else None
+            where = "at the top level" if not err.absolute_path else f"in {_field(tuple(err.absolute_path))}"
+            extra.append(Diagnostic(key_node.loc if key_node else node.loc, f"unknown key '{key}' {where}",
+                                    did_you_mean(key, allowed) or ("known keys: " + ", ".join(allowed))))
+    return out + extra

@@ -1,0 +1,118 @@
+"""Signatures of the call-style expressions: data sources and search algorithms.
+
+This table is the front end's contract with the data and training stages: the front end checks names,
+argument names, types and ranges here (torch-free); the run stage implements the sources.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+REQUIRED = object()
+MAD_TASKS = (
+    "in-context-recall", "noisy-in-context-recall", "fuzzy-in-context-recall",
+    "selective-copying", "compression", "memorization",
+)
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    type: str  # int | float | bool | str | path | choice
+    default: Any = REQUIRED
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+    doc: str = ""
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+
+@dataclass(frozen=True)
+class Signature:
+    name: str
+    params: tuple[Param, ...]
+    doc: str
+    tasks: tuple[str, ...] = ()  # task kinds this data source serves (data sources only)
+
+    def param(self, name: str) -> Param | None:
+        return next((p for p in self.params if p.name == name), None)
+
+    def usage(self) -> str:
+        parts = []
+        for p in self.params:
+            parts.append(p.name if p.required else f"{p.name}={_show_default(p.default)}")
+        return f"{self.name}({', '.join(parts)})"
+
+
+def _show_default(value: Any) -> str:
+    from .expr import render_value
+
+    return render_value(value)
+
+
+_SPLITS = (
+    Param("valid", "float", 0.05, minimum=0.0, maximum=0.5, doc="fraction held out for validation"),
+    Param("test", "float", 0.05, minimum=0.0, maximum=0.5, doc="fraction held out for testing"),
+)
+
+DATA_SOURCES: dict[str, Signature] = {
+    s.name: s
+    for s in (
+        Signature("text", (
+            Param("source", "path", doc="a local .txt/.jsonl file or directory, or hf:<dataset>"),
+            Param("block", "int", 512, minimum=2, doc="tokens per training sequence"),
+            Param("field", "str", "text", doc="the text field of jsonl records"),
+            *_SPLITS,
+        ), "causal-LM text, tokenized with the spec's tokenizer and cut into blocks", ("causal-lm",)),
+        Signature("recall", (
+            Param("vocab", "int", 16, minimum=4, doc="vocabulary size (keys: first half, values: second half)"),
+            Param("length", "int", 32, minimum=4, doc="sequence length"),
+            Param("examples", "int", 2048, minimum=8, doc="sequences generated"),
+            *_SPLITS,
+        ), "synthetic associative recall (a small quick task)", ("causal-lm",)),
+        Signature("mad", (
+            Param("task", "choice", choices=MAD_TASKS, doc="the MAD proxy task"),
+            Param("preset", "choice", "cpu", choices=("cpu", "mad"), doc="task sizes: cpu (minutes on 2 cores) or mad (the MAD baseline)"),
+            Param("vocab", "int", None, minimum=4, doc="override the preset's vocabulary size"),
+            Param("length", "int", None, minimum=4, doc="override the preset's sequence length"),
+            Param("examples", "int", None, minimum=8, doc="override the preset's training examples"),
+            Param("noise", "float", None, minimum=0.0, maximum=1.0, doc="override the preset's noise fraction"),
+        ), "a MAD mechanistic proxy task (Poli et al. 2024)", ("causal-lm",)),
+        Signature("listops", (
+            Param("length", "int", 512, minimum=8, doc="maximum sequence length"),
+            Param("depth", "int", 10, minimum=1, doc="maximum nesting depth"),
+            Param("examples", "int", 4096, minimum=8, doc="sequences generated"),
+            *_SPLITS,
+        ), "Long Range Arena ListOps (10 classes)", ("classify",)),
+        Signature("classify", (
+            Param("source", "path", doc="a local .jsonl or .csv file, or hf:<dataset>"),
+            Param("text", "str", "text", doc="the text field"),
+            Param("label", "str", "label", doc="the integer label field"),
+            Param("block", "int", 512, minimum=2, doc="maximum tokens per sequence"),
+            *_SPLITS,
+        ), "sequence classification from labelled records", ("classify",)),
+    )
+}
+
+SEARCH_ALGORITHMS: dict[str, Signature] = {
+    s.name: s
+    for s in (
+        Signature("darts", (
+            Param("lr", "float", 0.01, minimum=0.0, doc="learning rate of the alphas"),
+            Param("alternate", "bool", False, doc="alternate weight steps (train) and alpha steps (held-out)"),
+        ), "DARTS: alphas are the softmax of learned logits"),
+        Signature("dash", (
+            Param("lr", "float", 0.01, minimum=0.0),
+            Param("alternate", "bool", False),
+            Param("tau", "float", 1.0, minimum=0.0, doc="Gumbel-softmax temperature during search"),
+        ), "DASH-style: Gumbel-softmax of the logits during search, softmax outside"),
+        Signature("gaea", (
+            Param("lr", "float", 0.01, minimum=0.0),
+            Param("alternate", "bool", False),
+        ), "GAEA: alphas on the simplex, exponentiated-gradient updates"),
+    )
+}

@@ -1,0 +1,56 @@
+"""The summary ``hybridc compile`` prints: components, parameters per group, stages, cost."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from .api import Compiled
+from .graph.render import human
+from .spec.model import PARAM_GROUPS
+
+
+def summary_tables(c: Compiled) -> list[Table]:
+    rs, graph, plan = c.resolved, c.graph, c.plan
+    comps = Table(title=f"{rs.spec.name}: {len(rs.components)} components, {rs.num_blocks} blocks")
+    for col in ("component", "family", "source", "width", "layers", "blocks", "projector"):
+        comps.add_column(col)
+    for rc in rs.components:
+        comp = rs.spec.component(rc.name)
+        comps.add_row(rc.name, rc.family, str(comp.source) if comp.source.kind != "init" else "init (random)",
+                      str(rc.hidden_size), str(rc.num_layers), ", ".join(str(r) for r in rc.ranges),
+                      rs.spec.hybrid.projector(rc.name))
+
+    by_group = graph.params_by_group()
+    groups = Table(title="parameters by group")
+    groups.add_column("group")
+    groups.add_column("params", justify="right")
+    for stage in plan.stages:
+        if stage.optimizer is not None:
+            groups.add_column(stage.name, justify="center")
+    for g in PARAM_GROUPS:
+        marks = ["train" if g in s.train else "frozen" for s in plan.stages if s.optimizer is not None]
+        groups.add_row(g, f"{by_group[g]:,}", *marks)
+    groups.add_row("total", f"{graph.total_params:,}", *["" for s in plan.stages if s.optimizer is not None])
+
+    stages = Table(title="training plan")
+    for col in ("stage", "kind", "model", "data", "steps", "trainable", "frozen"):
+        stages.add_column(col)
+    for s in plan.stages:
+        total = graph.total_params if s.graph == "continuous" else None
+        frozen = (total - s.trainable_params) if (total is not None and s.trainable_params is not None) else None
+        trainable = "-" if s.optimizer is None else (f"{s.trainable_params:,}" if s.trainable_params is not None
+                                                      else "after search")
+        stages.add_row(s.name, s.kind, s.graph, s.data or "-", str(s.steps) if s.optimizer else "-", trainable,
+                       f"{frozen:,}" if frozen is not None and s.optimizer else "-")
+    return [comps, groups, stages] if plan.stages else [comps, groups]
+
+
+def print_summary(c: Compiled, console: Console | None = None) -> None:
+    console = console or Console()
+    for table in summary_tables(c):
+        console.print(table)
+    g = c.graph
+    console.print(f"shared width {g.width} · vocabulary {g.vocab_size} · mixture {g.mixture} · "
+                  f"{human(g.total_params)} parameters · {human(g.flops_per_token)} FLOPs/token at context "
+                  f"{g.context_length}")

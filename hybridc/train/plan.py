@@ -1,0 +1,133 @@
+"""Lowering the spec's training stages to a ``TrainingPlan`` (torch-free, written as plan.json).
+
+The plan names, for every stage, the parameter groups that train and those that stay frozen, the
+optimizer and schedule of the weights, the search algorithm and optimizer of the alphas, the data,
+and how many parameters train (from the block graph; after a discretize stage of a searched
+hybrid the count depends on what search selects, and is ``None`` until then).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ..graph.discretize import discretize_graph, select
+from ..graph.model import BlockGraph
+from ..spec.emit import render_data
+from ..spec.frontend import ResolvedSpec
+from ..spec.model import PARAM_GROUPS, Stage
+
+PLAN_VERSION = 1
+
+
+@dataclass(frozen=True)
+class OptimizerPlan:
+    name: str
+    lr: float
+    weight_decay: float
+    betas: tuple[float, float]
+    eps: float = 1e-8
+
+
+@dataclass(frozen=True)
+class SchedulePlan:
+    kind: str  # linear | cosine | constant
+    warmup: int
+    steps: int
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    algorithm: str  # darts | dash | gaea
+    lr: float
+    alternate: bool
+    tau: float | None
+    optimizer: str  # adam (darts/dash) | exponentiated-gradient (gaea)
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    name: str
+    kind: str
+    graph: str  # continuous | discretized: the model this stage runs on
+    train: tuple[str, ...]
+    frozen: tuple[str, ...]
+    trainable_params: int | None  # None: depends on the selection of an earlier search
+    init: str | None
+    data: str | None
+    steps: int
+    batch_size: int
+    grad_accum: int
+    optimizer: OptimizerPlan | None
+    schedule: SchedulePlan | None
+    grad_clip: float | None
+    eval_every: int
+    search: SearchPlan | None
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    name: str
+    seed: int
+    params: dict[str, int]  # by group, continuous graph
+    flops_per_token: int
+    stages: tuple[StagePlan, ...]
+
+    def to_json(self) -> str:
+        return json.dumps({"plan_version": PLAN_VERSION, **asdict(self)}, indent=2) + "\n"
+
+
+def _stage_plan(stage: Stage, graph: BlockGraph | None, discretized: bool) -> StagePlan:
+    groups = graph.params_by_group() if graph is not None else None
+    train = stage.train
+    trainable = sum(groups[g] for g in train) if groups is not None else None
+    search = None
+    if stage.search is not None:
+        s = stage.search
+        search = SearchPlan(s.algorithm, s.lr, s.alternate, s.tau,
+                            "exponentiated-gradient" if s.algorithm == "gaea" else "adam")
+    trains = stage.trains
+    return StagePlan(
+        name=stage.name,
+        kind=stage.kind,
+        graph="discretized" if discretized else "continuous",
+        train=train,
+        frozen=tuple(g for g in PARAM_GROUPS if g not in train),
+        trainable_params=trainable,
+        init=stage.init,
+        data=render_data(stage.data) if stage.data is not None else None,
+        steps=stage.steps,
+        batch_size=stage.batch_size,
+        grad_accum=stage.grad_accum,
+        optimizer=OptimizerPlan("adamw", stage.lr, stage.weight_decay, stage.betas) if trains else None,
+        schedule=SchedulePlan(stage.schedule, stage.warmup, stage.steps) if trains else None,
+        grad_clip=stage.grad_clip,
+        eval_every=stage.eval_every,
+        search=search,
+    )
+
+
+def lower_plan(rs: ResolvedSpec, graph: BlockGraph) -> TrainingPlan:
+    """The training plan of a resolved spec and its (continuous) block graph."""
+    stages = []
+    current: BlockGraph | None = graph
+    discretized = False
+    for stage in rs.spec.train.stages:
+        if stage.kind == "discretize":
+            discretized = True
+            # With fixed alphas the selection is known now; with search it is known after training.
+            current = discretize_graph(rs, select(rs.alphas, rs.names)) if rs.alphas is not None else None
+        stages.append(_stage_plan(stage, current, discretized))
+    return TrainingPlan(
+        name=rs.spec.name,
+        seed=rs.spec.train.seed,
+        params=graph.params_by_group(),
+        flops_per_token=graph.flops_per_token,
+        stages=tuple(stages),
+    )
+
+
+def plan_summary(plan: TrainingPlan) -> list[dict[str, Any]]:
+    return [{"stage": s.name, "kind": s.kind, "train": ", ".join(s.train) or "-", "steps": s.steps,
+             "trainable": s.trainable_params} for s in plan.stages]

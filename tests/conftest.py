@@ -1,0 +1,33 @@
+"""Shared fixtures: tiny randomly initialised checkpoints that stand in for Hub models."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.tiny_models import tiny_config
+
+TINY_SEED = 1234
+
+
+@pytest.fixture(scope="session")
+def tiny_pretrained(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """``(family_name) -> Path`` of a tiny model of that family saved with ``save_pretrained``
+    (safetensors), built once per session with a fixed seed from ``tests.tiny_models.tiny_config``."""
+    from hybridc.components.adapters import build_model
+    from hybridc.components.registry import get_family
+
+    built: dict[str, Path] = {}
+
+    def get(family_name: str) -> Path:
+        if family_name not in built:
+            family = get_family(family_name)
+            model = build_model(family, tiny_config(family_name), seed=TINY_SEED)
+            path = tmp_path_factory.mktemp(f"tiny-{family_name}")
+            model.save_pretrained(path)  # safetensors (the only format in transformers 5)
+            built[family_name] = path
+        return built[family_name]
+
+    return get
