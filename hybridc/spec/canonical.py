@@ -140,6 +140,7 @@ def _source(b: _Builder, name: str, node: Mapping) -> Source | None:
     items = []
     for key, value in init:
         b.record(("components", name, "init", key.value), value)
+        b.record(("components", name, "init", key.value, "key"), key)
         if isinstance(value, Scalar):
             items.append((key.value, value.value))
         else:

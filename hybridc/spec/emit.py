@@ -17,9 +17,6 @@ from .load import resolve_plain
 from .model import Component, DataSource, Spec, Stage
 from .signatures import DATA_SOURCES
 
-SCHEMA_COMMENT = "# yaml-language-server: $schema=https://raw.githubusercontent.com/hybridc/hybridc/main/schemas/hybrid-spec.schema.json"
-
-
 def render_data(data: DataSource) -> str:
     """``text(corpus.txt, block=512, ...)``: required parameters positional, the rest by name."""
     sig = DATA_SOURCES.get(data.name)
@@ -172,5 +169,4 @@ def dump_yaml(data: dict[str, Any], comments: Comments | None = None, header: tu
 def format_spec(spec: Spec, comments: Comments | None = None) -> str:
     """The canonical text of a spec; ``comments`` (from the input) are kept where their key survives."""
     comments = comments or Comments()
-    header = comments.header or (SCHEMA_COMMENT,)
-    return dump_yaml(spec_to_data(spec), comments, header=header)
+    return dump_yaml(spec_to_data(spec), comments, header=comments.header)

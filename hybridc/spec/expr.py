@@ -71,7 +71,7 @@ class ExprSyntaxError(Exception):
 @cache
 def _parser() -> Lark:
     grammar = resources.files("hybridc.spec").joinpath("grammar.lark").read_text()
-    return Lark(grammar, parser="lalr", propagate_positions=False, maybe_placeholders=False)
+    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=False)
 
 
 def _pos(token: Token) -> int:
@@ -103,9 +103,9 @@ class _ToAst(Transformer):
             items.append(RangeExpr(int(a), int(b), _pos(tok)))
         return Ranges(tuple(items), items[0].offset)
 
-    def list(self, *items) -> ListExpr:
-        items = tuple(i for i in items if i is not None)
-        return ListExpr(items, -1)  # offset fixed in _fix_list_offsets
+    @v_args(meta=True)
+    def list(self, meta, items) -> ListExpr:
+        return ListExpr(tuple(i for i in items if i is not None), meta.start_pos)
 
     def posarg(self, value):
         return ("pos", value)
@@ -135,25 +135,6 @@ def _expected(names) -> str:
     return ", ".join(shown[:-1]) + (" or " if len(shown) > 1 else "") + shown[-1] if shown else "something else"
 
 
-def _fix_list_offsets(expr: Expr, text: str) -> Expr:
-    """Lark's transformer does not see '[' positions; recover them by scanning backwards."""
-    if isinstance(expr, ListExpr):
-        items = tuple(_fix_list_offsets(i, text) for i in expr.items)
-        first = items[0].offset if items else None
-        return ListExpr(items, _bracket_before(text, first))
-    if isinstance(expr, Call):
-        return Call(expr.name, tuple(_fix_list_offsets(a, text) for a in expr.args),
-                    tuple((k, _fix_list_offsets(v, text), o) for k, v, o in expr.kwargs), expr.offset)
-    return expr
-
-
-def _bracket_before(text: str, offset: int | None) -> int:
-    if offset is None:
-        return max(text.find("[]"), 0)
-    i = text.rfind("[", 0, offset + 1)
-    return max(i, 0)
-
-
 def parse_expr(text: str) -> Expr:
     """Parse an expression; raises ``ExprSyntaxError`` with the offset of the problem."""
     if not text.strip():
@@ -180,7 +161,7 @@ def parse_expr(text: str) -> Expr:
     ast = _ToAst().transform(tree)
     if isinstance(ast, Token):  # a lone terminal (lark inlines ?start)
         ast = _ToAst().word(ast)
-    return _fix_list_offsets(ast, text)
+    return ast
 
 
 def render(expr: Expr) -> str:

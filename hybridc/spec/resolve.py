@@ -127,6 +127,7 @@ def _resolve_init(component: Component, smap: SourceMap) -> tuple[ResolvedCompon
             continue
         where = smap.at("components", name, "init", key)
         if key not in known:
+            where = smap.at("components", name, "init", key, "key")
             problems.append(Diagnostic(where, f"unknown key '{key}' for family {family.name}",
                                        did_you_mean(key, sorted(known) + list(COMMON_INIT_KEYS))
                                        or "common keys: " + ", ".join(COMMON_INIT_KEYS)))

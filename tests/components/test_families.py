@@ -24,7 +24,7 @@ from tests.tiny_models import tiny_config
 
 ROOT = Path(__file__).resolve().parents[2]
 FAMILIES = sorted(families())
-HYPOTHESIS = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+HYPOTHESIS = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 # ---- registry -------------------------------------------------------------------------------------

@@ -21,8 +21,9 @@ class BuiltinFamily(Family):
 
     ``Family.init_config`` applies ``extra`` after ``complete_init_config``, so a derived key (say
     GPT-NeoX's ``intermediate_size = 4 * hidden``) would be filled even when the user set a key it
-    depends on. Here ``extra`` is applied first and the hook receives ``given`` (the common keys
-    and ``extra`` merged): a key present in ``given`` is the user's and is never overwritten.
+    depends on. Here ``extra`` is applied first and the hook's second argument is ``given``: the
+    user's keys under the family's names (the common keys renamed, plus ``extra``). A key present
+    in ``given`` is never overwritten.
     A common key whose value is None counts as not given.
     """
 
