@@ -2,48 +2,15 @@
 
 from __future__ import annotations
 
-import atexit
-import hashlib
-import os
-import shutil
-import tempfile
+# Importing tests.hub first points huggingface_hub at an offline stand-in for the Hub.
+from tests.hub import HUB_CACHE, put_in_hub  # noqa: F401  (isort: skip)
+
 from collections.abc import Callable
 from pathlib import Path
 
-# An offline stand-in for the Hugging Face Hub, set before anything imports huggingface_hub: specs with
-# `from: hf:<id>` resolve through the real huggingface_hub/transformers code paths, from this cache.
-HUB_CACHE = Path(tempfile.mkdtemp(prefix="hybridc-test-hub-"))
-atexit.register(shutil.rmtree, HUB_CACHE, True)
-os.environ["HF_HUB_CACHE"] = str(HUB_CACHE)
-os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+import pytest
 
-import pytest  # noqa: E402
-
-from tests.tiny_models import tiny_config  # noqa: E402
-
-FIXTURES = Path(__file__).parent / "fixtures"
-
-
-def put_in_hub(repo_id: str, files: dict[str, Path]) -> str:
-    """Place files in the offline cache as snapshot ``main`` of ``repo_id``; returns the fake commit."""
-    digest = hashlib.sha1()
-    for name, path in sorted(files.items()):
-        digest.update(name.encode() + Path(path).read_bytes())
-    commit = digest.hexdigest()
-    repo = HUB_CACHE / ("models--" + repo_id.replace("/", "--"))
-    snapshot = repo / "snapshots" / commit
-    snapshot.mkdir(parents=True, exist_ok=True)
-    for name, path in files.items():
-        shutil.copyfile(path, snapshot / name)
-    (repo / "refs").mkdir(exist_ok=True)
-    (repo / "refs" / "main").write_text(commit)
-    return commit
-
-
-# The configs (no weights) of the public checkpoints the example specs name.
-put_in_hub("EleutherAI/gpt-neo-125m", {"config.json": FIXTURES / "hub" / "gpt-neo-125m.config.json"})
-put_in_hub("state-spaces/mamba-130m-hf", {"config.json": FIXTURES / "hub" / "mamba-130m-hf.config.json"})
+from tests.tiny_models import tiny_config
 
 TINY_SEED = 1234
 

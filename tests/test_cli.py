@@ -1,0 +1,131 @@
+"""The command line: exit codes, located errors without tracebacks, files written, torch-free commands."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from hybridc.cli import main
+from tests.specs import SMALL, write_spec
+
+BAD = SMALL.replace("blocks: 0..1, 1..3", "blocks: 0..1, 1..4").replace("[0.25, 0.75]]", "[0.25, 0.7]]")
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_validate_ok_and_bad(tmp_path):
+    good = write_spec(tmp_path, SMALL, "good.yaml")
+    bad = write_spec(tmp_path, BAD, "bad.yaml")
+    result = run("validate", good)
+    assert result.exit_code == 0 and "ok (2 components, 2 blocks, width 32)" in result.output
+    result = run("validate", good, bad)
+    assert result.exit_code == 2
+    errors = [line for line in result.output.splitlines() if ": error: " in line]
+    assert len(errors) == 2 and all(line.startswith(f"{bad}:") for line in errors)
+    assert "2 errors found" in result.output
+
+
+def test_fmt_check_write(tmp_path):
+    path = write_spec(tmp_path, "# keep me\n" + SMALL)
+    before = path.read_text()
+    assert run("fmt", "--check", path).exit_code == 1
+    assert path.read_text() == before
+    printed = run("fmt", path)
+    assert printed.exit_code == 0 and printed.output.startswith("# keep me\n")
+    assert run("fmt", "--write", path).exit_code == 0
+    assert path.read_text() == printed.output
+    assert run("fmt", "--check", path).exit_code == 0
+
+
+def test_fmt_never_touches_an_invalid_file(tmp_path):
+    path = write_spec(tmp_path, "hybridc: 1\nname: x\ncomponents: {a: {init: {family: llama}, blokcs: 1}}\n")
+    before = path.read_text()
+    result = run("fmt", "--write", path)
+    assert result.exit_code == 2 and "unknown key 'blokcs'" in result.output
+    assert path.read_text() == before
+    assert run("fmt", "--check", "--write", path).exit_code == 2  # usage error
+
+
+def test_compile_writes_lock_plan_and_graph(tmp_path):
+    path = write_spec(tmp_path, SMALL.replace("fixed([[0.5, 0.5], [0.25, 0.75]])", "search").replace(
+        '- {name: align, data: "recall(vocab=16, length=16)", steps: 5}',
+        '- {name: search, data: "recall(vocab=16, length=16)", steps: 5}\n    - {name: discretize}\n'
+        '    - {name: retrain, steps: 3}'))
+    out = tmp_path / "out"
+    result = run("compile", path, "-o", out, "--build")
+    assert result.exit_code == 0, result.output
+    assert "as the graph says" in result.output and "parameters by group" in result.output
+    lock = yaml.safe_load((out / "spec.lock.yaml").read_text())
+    assert lock["resolved"]["components"]["ssm"]["blocks"] == ["0..1", "1..3"]
+    assert lock["spec"]["hybrid"]["mixture"] == "search"
+    plan = json.loads((out / "plan.json").read_text())
+    assert [s["kind"] for s in plan["stages"]] == ["search", "discretize", "retrain"]
+    search = plan["stages"][0]
+    assert search["search"]["algorithm"] == "darts" and "alphas" in search["train"]
+    assert search["trainable_params"] == sum(plan["params"].values())
+    assert plan["stages"][2]["graph"] == "discretized" and plan["stages"][2]["trainable_params"] is None
+    assert (out / "graph.dot").read_text().startswith("digraph")
+
+
+def test_graph_formats(tmp_path):
+    path = write_spec(tmp_path, SMALL)
+    assert "b1/ssm/seg" in run("graph", path).output
+    assert run("graph", path, "--format", "dot").output.startswith("digraph")
+    result = run("graph", path, "--format", "png", "-o", tmp_path / "g.png")
+    assert result.exit_code == 0 and (tmp_path / "g.png").stat().st_size > 1000
+    assert run("graph", path, "--format", "png").exit_code == 2
+    result = run("graph", path, "--discretize", "argmax")
+    assert result.exit_code == 0 and "discretized: attn | ssm" in result.output
+    assert run("graph", path, "--discretize", "attn").exit_code == 2
+
+
+def test_internal_errors_are_reported_without_traceback(tmp_path, monkeypatch):
+    import hybridc.spec.frontend as frontend
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("kaput")
+
+    monkeypatch.setattr(frontend, "resolve", boom)
+    monkeypatch.delenv("HYBRIDC_DEBUG", raising=False)
+    result = run("compile", write_spec(tmp_path, SMALL))
+    assert result.exit_code == 70 and "internal error: RuntimeError: kaput" in result.output
+
+
+def _subprocess(code: str):
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True)
+
+
+def test_validate_and_fmt_do_not_import_torch(tmp_path):
+    path = write_spec(tmp_path, SMALL)
+    done = _subprocess(f"""
+        import sys
+        from click.testing import CliRunner
+        from hybridc.cli import main
+        for args in (["validate", {str(path)!r}], ["fmt", {str(path)!r}], ["fmt", "--check", {str(path)!r}]):
+            result = CliRunner().invoke(main, args)
+            assert result.exit_code in (0, 1), result.output
+        heavy = [m for m in ("torch", "transformers", "networkx", "matplotlib") if m in sys.modules]
+        assert not heavy, heavy
+    """)
+    assert done.returncode == 0, done.stderr
+
+
+def test_real_cli_process_prints_no_traceback(tmp_path):
+    bad = write_spec(tmp_path, BAD)
+    done = subprocess.run([sys.executable, "-m", "hybridc", "validate", str(bad)], capture_output=True, text=True)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.count(": error: ") == 2
+
+
+@pytest.mark.parametrize("args", [["validate", "nope.yaml"], ["compile", "nope.yaml"], ["fmt", "nope.yaml"]])
+def test_missing_file(tmp_path, args):
+    result = run(*args[:-1], tmp_path / args[-1])
+    assert result.exit_code == 2 and "no such file" in result.output
