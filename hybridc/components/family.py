@@ -99,10 +99,10 @@ class Family:
     def init_config(self, common: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
         """A config.json dict for a randomly initialised component.
 
-        ``common`` holds the spec's common keys already renamed to generic names
-        (hidden_size, layers, heads, vocab_size, max_length), ``extra`` the family-specific keys,
-        which win over everything. Subclasses add whatever makes a small config consistent
-        (e.g. special token ids inside a tiny vocabulary).
+        ``common`` holds the spec's common keys under generic names (hidden_size, layers, heads,
+        vocab_size, max_length; None means not given), ``extra`` the family-specific keys. Both are
+        applied over the family's defaults, then ``complete_init_config`` fills whatever makes a
+        small config consistent, never overwriting a key the user gave.
         """
         config = dict(self.defaults())
         config["model_type"] = self.model_types[0]
@@ -113,16 +113,18 @@ class Family:
             "vocab_size": self.keys.vocab,
             "max_length": self.keys.max_length,
         }
+        given: dict[str, Any] = {}
         for generic, value in common.items():
             key = mapping.get(generic)
-            if key is not None:
+            if key is not None and value is not None:
                 config[key] = value
-        config = self.complete_init_config(config, common)
+                given[key] = value
         config.update(extra)
-        return config
+        given.update(extra)
+        return self.complete_init_config(config, given)
 
-    def complete_init_config(self, config: dict[str, Any], common: Mapping[str, Any]) -> dict[str, Any]:
-        """Hook for families whose configs need derived keys (override)."""
+    def complete_init_config(self, config: dict[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
+        """Hook: make a from-scratch config consistent; keys in ``given`` (the user's) are kept."""
         return config
 
     # ---- shape ---------------------------------------------------------------------------

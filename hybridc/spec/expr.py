@@ -71,7 +71,7 @@ class ExprSyntaxError(Exception):
 @cache
 def _parser() -> Lark:
     grammar = resources.files("hybridc.spec").joinpath("grammar.lark").read_text()
-    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=False)
+    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=False, cache=True)
 
 
 def _pos(token: Token) -> int:

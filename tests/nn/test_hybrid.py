@@ -163,3 +163,15 @@ def test_same_seed_same_model_other_seed_other_model(tmp_path):
     c = lower(load_spec(write_spec(tmp_path, SMALL.replace("stages:", "seed: 1\n  stages:"), "c.yaml")))
     pa, pb, pc = (torch.cat([p.flatten() for p in m.parameters()]) for m in (a, b, c))
     assert torch.equal(pa, pb) and not torch.equal(pa, pc)
+
+
+def test_a_single_component_spec_is_the_plain_model(tmp_path, tiny_pretrained):
+    """One component, one block: the pipeline yields the component itself (how baselines are run)."""
+    directory = tiny_pretrained("gpt2")
+    rs = load_spec(write_spec(tmp_path, f"hybridc: 1\nname: plain\ncomponents:\n  gpt:\n    from: {directory}\n"))
+    model = lower(rs).eval()
+    assert model.graph.mixture == "search" and len(model.blocks) == 1
+    own = load_pretrained(get_family("gpt2"), directory).eval()
+    ids, mask = ids_and_mask()
+    with torch.no_grad():
+        assert (model(ids).logits - own(ids).logits).abs().max().item() <= TOLERANCE

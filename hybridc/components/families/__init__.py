@@ -17,15 +17,7 @@ SPECIAL_TOKEN_KEYS = ("bos_token_id", "eos_token_id", "pad_token_id")
 
 
 class BuiltinFamily(Family):
-    """A ``Family`` whose from-scratch configs are completed *after* the user's keys are applied.
-
-    ``Family.init_config`` applies ``extra`` after ``complete_init_config``, so a derived key (say
-    GPT-NeoX's ``intermediate_size = 4 * hidden``) would be filled even when the user set a key it
-    depends on. Here ``extra`` is applied first and the hook's second argument is ``given``: the
-    user's keys under the family's names (the common keys renamed, plus ``extra``). A key present
-    in ``given`` is never overwritten.
-    A common key whose value is None counts as not given.
-    """
+    """A built-in family: knows extra config keys and keeps special token ids inside tiny vocabularies."""
 
     # Keys a config.json may carry that the config class accepts but that are not dataclass
     # fields (legacy aliases, values derived in ``__post_init__``).
@@ -34,29 +26,9 @@ class BuiltinFamily(Family):
     def known_keys(self) -> frozenset[str]:
         return super().known_keys() | self.extra_known_keys
 
-    def init_config(self, common: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
-        config = dict(self.defaults())
-        config["model_type"] = self.model_types[0]
-        mapping = {
-            "hidden_size": self.keys.hidden,
-            "layers": self.keys.layers,
-            "heads": self.keys.heads,
-            "vocab_size": self.keys.vocab,
-            "max_length": self.keys.max_length,
-        }
-        given: dict[str, Any] = {}
-        for generic, value in common.items():
-            key = mapping.get(generic)
-            if key is not None and value is not None:  # None: not given
-                config[key] = value
-                given[key] = value
-        config.update(extra)
-        given.update(extra)
-        return self.complete_init_config(config, given)
-
-    def complete_init_config(self, config: dict[str, Any], common: Mapping[str, Any]) -> dict[str, Any]:
-        """Make a from-scratch config consistent; keys in ``common`` (the user's) are kept."""
-        return special_tokens_inside_vocab(config, common, int(config[self.keys.vocab]))
+    def complete_init_config(self, config: dict[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
+        """Make a from-scratch config consistent; keys in ``given`` (the user's) are kept."""
+        return special_tokens_inside_vocab(config, given, int(config[self.keys.vocab]))
 
 
 # ---- config helpers ---------------------------------------------------------------------------

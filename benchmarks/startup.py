@@ -1,0 +1,66 @@
+"""Start-up time of the torch-free commands, measured against references in the same run.
+
+    python benchmarks/startup.py [--repeat 7] [--write benchmarks/README.md]
+
+Times (median wall clock of fresh processes) `hybridc validate` and `hybridc fmt` on the example
+specs, next to a bare `python -c pass` and `python -c "import torch"`, and prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def wall(cmd: list[str], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        subprocess.run(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--write", type=Path, help="replace the startup table in this Markdown file")
+    args = parser.parse_args()
+    py = sys.executable
+    cli = [py, "-m", "hybridc"]
+    rows = [
+        ("python -c pass (reference)", [py, "-c", "pass"]),
+        ("python -c 'import torch' (reference)", [py, "-c", "import torch"]),
+        ("hybridc validate specs/three-way.yaml", cli + ["validate", "specs/three-way.yaml"]),
+        ("hybridc validate specs/fixed-alpha.yaml", cli + ["validate", "specs/fixed-alpha.yaml"]),
+        ("hybridc fmt specs/three-way.yaml", cli + ["fmt", "specs/three-way.yaml"]),
+        ("hybridc fmt --check specs/fixed-alpha.yaml", cli + ["fmt", "--check", "specs/fixed-alpha.yaml"]),
+    ]
+    results = [(name, wall(cmd, args.repeat)) for name, cmd in rows]
+    base = results[0][1]
+    lines = ["| command | median wall time (s) | x python -c pass |", "|---|---:|---:|"]
+    lines += [f"| `{name}` | {t:.3f} | {t / base:.1f} |" for name, t in results]
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {args.repeat} runs each"
+    table = "\n".join(lines) + f"\n\nMachine: {machine}.\n"
+    print(table)
+    if args.write:
+        text = args.write.read_text() if args.write.exists() else ""
+        start, end = "<!-- startup:begin -->", "<!-- startup:end -->"
+        block = f"{start}\n{table}{end}"
+        if start in text:
+            text = text[: text.index(start)] + block + text[text.index(end) + len(end):]
+        else:
+            text += ("\n" if text else "") + block + "\n"
+        args.write.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
