@@ -176,5 +176,55 @@ def graph(spec: Path, fmt_: str, out: Path | None, selection: str | None) -> Non
         click.echo(f"wrote {out}")
 
 
+@main.command()
+@click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Run directory (default runs/<name>).")
+@click.option("--resume", is_flag=True, help="Continue the run in the directory from its newest checkpoint.")
+@click.option("--max-steps", type=click.IntRange(min=0), help="Cap every training stage at N steps (smoke runs).")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def train(spec: Path, out_dir: Path | None, resume: bool, max_steps: int | None, device: str, quiet: bool) -> None:
+    """Run SPEC's training plan: stages, checkpoints, metrics, plots, final/ and a comparison table."""
+    from .spec.frontend import load_spec
+    from .summary import print_results
+    from .train.run import TrainOptions
+    from .train.run import train as run_training
+
+    rs = load_spec(spec)
+    _print_warnings(rs)
+    _quiet_libraries()
+    result = run_training(rs, TrainOptions(out_dir=out_dir, resume=resume, max_steps=max_steps, device=device,
+                                           quiet=quiet), say=lambda text: click.echo(text, err=True))
+    print_results(result)
+
+
+@main.command(name="eval")
+@click.argument("model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--data", "data_expr", required=True, help="A data expression, e.g. 'text(corpus.txt, block=256)'.")
+@click.option("--split", type=click.Choice(["train", "valid", "test"]), default="test", show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+def eval_cmd(model_dir: Path, data_expr: str, split: str, batch_size: int, device: str) -> None:
+    """Evaluate a run (its final/) or a saved hybrid on a data split: loss, perplexity, accuracy."""
+    from .train.evaluate import evaluate_directory
+
+    _quiet_libraries()
+    result = evaluate_directory(model_dir, data_expr, split=split, batch_size=batch_size, device=device)
+    for key, value in result.items():
+        click.echo(f"{key}: {value:.6g}" if isinstance(value, float) else f"{key}: {value}")
+
+
+def _quiet_libraries() -> None:
+    """transformers' info/warning chatter (e.g. Mamba's CPU fallback notice) is not for our users."""
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", category=UserWarning, module="torch")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

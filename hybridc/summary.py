@@ -54,3 +54,24 @@ def print_summary(c: Compiled, console: Console | None = None) -> None:
     console.print(f"shared width {g.width} · vocabulary {g.vocab_size} · mixture {g.mixture} · "
                   f"{human(g.total_params)} parameters · {human(g.flops_per_token)} FLOPs/token at context "
                   f"{g.context_length}")
+
+
+def print_results(result, console: Console | None = None) -> None:
+    """The table ``hybridc train`` ends with: the hybrid against each component on the same test split."""
+    console = console or Console()
+    rows = result.comparison
+    if not rows or result.test is None:
+        console.print(f"run written to {result.run_dir} (no test data)")
+        return
+    table = Table(title=f"test split ({result.run_dir})")
+    table.add_column("model")
+    metrics = [k for k in ("loss", "perplexity", "accuracy") if any(k in r for r in rows)]
+    for m in metrics:
+        table.add_column(m, justify="right")
+    if any("note" in r for r in rows):
+        table.add_column("note")
+    for r in rows:
+        cells = [f"{r[m]:.4f}" if isinstance(r.get(m), float) else "-" for m in metrics]
+        table.add_row(r["model"], *cells, *([r.get("note", "")] if any("note" in x for x in rows) else []))
+    console.print(table)
+    console.print(f"final model: {result.final_dir}")

@@ -54,9 +54,9 @@ class MixedBlock(nn.Module):
         self.mix = mix
         self.width = width
 
-    def forward(self, h: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        alphas = self.mix()  # (M,)
-        skip = self.mix.constant_zeros()
+    def forward(self, h: torch.Tensor, alphas: torch.Tensor, skip: Sequence[bool],
+                attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """h (B, T, d), alphas (M,) from ``self.mix()``, skip: constant-zero branches."""
         out = None
         for j, name in enumerate(self.segments):
             if skip[j]:
@@ -85,7 +85,8 @@ class SingleBlock(nn.Module):
         self.out_proj = nn.ModuleDict({name: out_proj} if out_proj is not None else {})
         self.d_m, self.width = d_m, width
 
-    def forward(self, h: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, h: torch.Tensor, alphas: torch.Tensor | None = None, skip: Sequence[bool] = (),
+                attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         p_in = self.in_proj[self.name] if self.name in self.in_proj else None
         p_out = self.out_proj[self.name] if self.name in self.out_proj else None
         u = p_in(h) if p_in is not None else fit(h, self.d_m)

@@ -151,25 +151,28 @@ class HybridModel(PreTrainedModel):
             return torch.tensor(rows)
         return torch.stack([block.mix() for block in self.blocks])
 
-    def _block0(self) -> tuple[torch.Tensor | None, list[bool]]:
+    def _mixtures(self) -> list[tuple[torch.Tensor | None, list[bool]]]:
+        """(alphas (M,), constant-zero flags) per block, computed once per forward pass."""
         if self.graph.discretized:
-            return None, []
-        mix = self.blocks[0].mix
-        return mix(), mix.constant_zeros()
+            return [(None, []) for _ in self.blocks]
+        return [(block.mix(), block.mix.constant_zeros()) for block in self.blocks]
 
-    def hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                      mixtures: list | None = None) -> torch.Tensor:
         """Final hidden states (B, T, d), before the head."""
-        a0, skip0 = self._block0()
+        mixtures = mixtures if mixtures is not None else self._mixtures()
+        a0, skip0 = mixtures[0]
         h = self.embed(input_ids, a0, skip0)  # (B, T, d)
-        for block in self.blocks:
-            h = block(h, attention_mask=attention_mask)
+        for block, (alphas, skip) in zip(self.blocks, mixtures):
+            h = block(h, alphas, skip, attention_mask=attention_mask)
         return h
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None, **kwargs):
-        h = self.hidden_states(input_ids, attention_mask)
+        mixtures = self._mixtures()
+        h = self.hidden_states(input_ids, attention_mask, mixtures)
         if isinstance(self.head, MixedLMHead):
-            a0, skip0 = self._block0()
+            a0, skip0 = mixtures[0]
             logits = self.head(h, a0, skip0)  # (B, T, V)
             loss = None
             if labels is not None:

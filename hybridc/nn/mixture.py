@@ -1,7 +1,8 @@
 """Mixture weights of one block: a point alpha of the simplex over the M components.
 
-``search``: learned logits, alpha = softmax(logits) (DARTS); training may switch the block to
-Gumbel-softmax sampling (DASH) or to weights kept directly on the simplex (GAEA).
+``search``: learned logits, alpha = softmax(logits) (DARTS). During a search stage the trainer may
+switch a block to Gumbel-softmax samples (DASH: ``gumbel_tau``, training mode only) or hand it the
+simplex weights as a leaf tensor for one step (GAEA: ``leaf``, updated by exponentiated gradient).
 ``fixed``: a constant alpha (a buffer: saved, never trained).
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -19,6 +21,8 @@ class Mix(nn.Module):
     def __init__(self, num_components: int, learned: bool, alphas: Sequence[float] | None = None):
         super().__init__()
         self.learned = learned
+        self.gumbel_tau: float | None = None
+        self.leaf: torch.Tensor | None = None
         if learned:
             self.logits = nn.Parameter(torch.zeros(num_components))
         else:
@@ -27,9 +31,13 @@ class Mix(nn.Module):
             self.register_buffer("weights", torch.tensor([float(a) for a in alphas]))
 
     def forward(self) -> torch.Tensor:
-        if self.learned:
-            return torch.softmax(self.logits, dim=-1)
-        return self.weights
+        if not self.learned:
+            return self.weights
+        if self.leaf is not None:
+            return self.leaf
+        if self.gumbel_tau is not None and self.training:
+            return F.gumbel_softmax(self.logits, tau=self.gumbel_tau)
+        return torch.softmax(self.logits, dim=-1)
 
     def constant_zeros(self) -> list[bool]:
         """Components whose weight is a constant zero (their branch can be skipped exactly)."""

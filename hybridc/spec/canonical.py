@@ -457,7 +457,11 @@ def _train(b: _Builder, node: Mapping | None, hybrid: Hybrid) -> Train:
             data = stage.data
         discretized = discretized or stage.kind == "discretize"
         stages.append(stage)
-    return Train(seed=int(seed.value) if seed is not None else 0, stages=tuple(stages))
+    every = node.get("checkpoint_every")
+    baselines = node.get("baselines")
+    return Train(seed=int(seed.value) if seed is not None else 0,
+                 checkpoint_every=int(every.value) if every is not None else Train.checkpoint_every,
+                 baselines=bool(baselines.value) if baselines is not None else False, stages=tuple(stages))
 
 
 def _stage(b: _Builder, i: int, node: Mapping, hybrid: Hybrid, prev_data, discretized: bool) -> Stage | None:

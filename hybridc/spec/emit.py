@@ -74,7 +74,8 @@ def spec_to_data(spec: Spec) -> dict[str, Any]:
             "mixture": str(spec.hybrid.mixture),
         },
         "task": str(spec.task),
-        "train": {"seed": spec.train.seed, "stages": [_stage(s) for s in spec.train.stages]},
+        "train": {"seed": spec.train.seed, "checkpoint_every": spec.train.checkpoint_every,
+                  "baselines": spec.train.baselines, "stages": [_stage(s) for s in spec.train.stages]},
     }
 
 

@@ -222,6 +222,8 @@ class Stage:
 @dataclass(frozen=True)
 class Train:
     seed: int = 0
+    checkpoint_every: int = 100  # optimizer steps; 0: only at stage ends
+    baselines: bool = False  # also train every component alone with the same budget
     stages: tuple[Stage, ...] = ()
 
 

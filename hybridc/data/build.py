@@ -1,0 +1,68 @@
+"""``build_data``: one data source -> a ``DataBundle`` of disjoint train/valid/test splits.
+
+``BUILDERS`` maps each data-source name (see ``hybridc.spec.signatures.DATA_SOURCES``) to a function
+``(SourceContext) -> Examples`` that makes every example; ``build_data`` then shuffles the examples
+with a generator seeded from (seed, the source's canonical text) and cuts them into test, valid and
+train by the source's ``valid``/``test`` fractions. Everything depends only on the source's arguments
+and the seed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from ..errors import Location, RunError
+from ..spec.model import DataSource, Task
+from ..spec.signatures import DATA_SOURCES
+from .classify import build_classify
+from .context import Examples, SourceContext, canonical_source
+from .dataset import DataBundle
+from .sampling import generator, split_indices
+from .synthetic import build_recall
+from .text import build_text
+from .tokenizer import Tokenizer
+
+Builder = Callable[[SourceContext], Examples]
+MIN_EXAMPLES = 3
+
+
+def _not_available(name: str) -> Builder:
+    def build(ctx: SourceContext) -> Examples:
+        raise RunError(f"data source {name}() is not available yet",
+                       hint="use recall(...) or text(...) for causal-lm, or classify(...) for classify(n)")
+
+    return build
+
+
+BUILDERS: dict[str, Builder] = {
+    "text": build_text,
+    "recall": build_recall,
+    "classify": build_classify,
+    "mad": _not_available("mad"),
+    "listops": _not_available("listops"),
+}
+
+
+def build_data(source: DataSource, *, task: Task, tokenizer: Tokenizer | None, seed: int, base_dir: Path,
+               location: Location) -> DataBundle:
+    """Every example of ``source`` split into train/valid/test (see the module docstring).
+
+    ``location`` is where the data expression is written; problems with the data (a missing file, too
+    little text, a bad label) are ``SpecError``s located there. Reading failures (unreadable files, a
+    Hub dataset offline) are ``RunError``s.
+    """
+    sig = DATA_SOURCES.get(source.name)
+    assert sig is not None and source.name in BUILDERS, f"unknown data source {source.name}()"
+    assert task.kind in sig.tasks, f"{source.name}() data is for {'/'.join(sig.tasks)}, not {task}"
+    ctx = SourceContext(canonical_source(source), task, tokenizer, int(seed), Path(base_dir), location)
+    examples = BUILDERS[source.name](ctx)
+    full = examples.data
+    if len(full) < MIN_EXAMPLES:
+        raise ctx.error(f"{ctx.short} gives only {len(full)} {examples.unit}, fewer than {MIN_EXAMPLES}",
+                        "the data needs at least one example for each of train, valid and test")
+    idx = split_indices(len(full), float(ctx.arg("valid")), float(ctx.arg("test")),
+                        generator(ctx.seed, "split", ctx.source))
+    train, valid, test = full.select(idx.train), full.select(idx.valid), full.select(idx.test)
+    description = (f"{ctx.short}: {len(train)} train / {len(valid)} valid / {len(test)} test {examples.unit}")
+    return DataBundle(train, valid, test, full.max_token_id(), description)

@@ -1,0 +1,158 @@
+"""Tokenizers behind one small protocol: the built-in byte tokenizer and Hugging Face tokenizers.
+
+``load_tokenizer`` reads the spec's ``tokenizer`` field:
+
+- ``bytes``: ``ByteTokenizer`` (UTF-8 bytes are ids 0..255, pad 256, bos 257, eos 258); no files.
+- a component name: that component's tokenizer, loaded with ``AutoTokenizer.from_pretrained`` from its
+  local directory or Hub id (and revision); a component built with ``init:`` has none (returns None).
+- ``hf:<id>[@revision]`` or a local path (relative to the spec): ``AutoTokenizer`` too.
+
+Remote code is never run (``trust_remote_code=False``). Text is encoded without special tokens; the
+data sources add the end-of-sequence token themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from ..errors import RunError
+from ..spec.model import BYTES_TOKENIZER, BYTES_VOCAB_SIZE
+
+if TYPE_CHECKING:
+    from ..spec.frontend import ResolvedSpec
+
+
+@runtime_checkable
+class Tokenizer(Protocol):
+    """What the data sources need from a tokenizer."""
+
+    name: str
+
+    @property
+    def vocab_size(self) -> int: ...
+
+    @property
+    def eos_id(self) -> int | None: ...
+
+    @property
+    def pad_id(self) -> int: ...
+
+    def encode(self, text: str) -> list[int]: ...
+
+    def encode_batch(self, texts: list[str]) -> list[list[int]]: ...
+
+    def decode(self, ids: list[int]) -> str: ...
+
+
+@dataclass(frozen=True)
+class ByteTokenizer:
+    """UTF-8 bytes as tokens: ids 0..255 are bytes, 256 is pad, 257 bos, 258 eos (vocabulary 259)."""
+
+    name: str = BYTES_TOKENIZER
+    pad_id: int = 256
+    bos_id: int = 257
+    eos_id: int = 258
+    vocab_size: int = BYTES_VOCAB_SIZE
+
+    def encode(self, text: str) -> list[int]:
+        return list(text.encode("utf-8"))
+
+    def encode_batch(self, texts: list[str]) -> list[list[int]]:
+        return [self.encode(t) for t in texts]
+
+    def decode(self, ids: list[int]) -> str:
+        """Bytes back to text; special ids are dropped, invalid UTF-8 becomes U+FFFD."""
+        return bytes(i for i in ids if 0 <= i < 256).decode("utf-8", errors="replace")
+
+
+@dataclass(frozen=True)
+class HFTokenizer:
+    """A Hugging Face tokenizer seen through the ``Tokenizer`` protocol.
+
+    ``eos_id`` is the tokenizer's eos token (None if it has none); ``pad_id`` is its pad token, else
+    its eos token, else 0 (padding is always masked out, so only its range matters).
+    """
+
+    name: str
+    tokenizer: Any = field(repr=False, compare=False)
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.tokenizer)  # includes added tokens, unlike tokenizer.vocab_size
+
+    @property
+    def eos_id(self) -> int | None:
+        return self.tokenizer.eos_token_id
+
+    @property
+    def pad_id(self) -> int:
+        for candidate in (self.tokenizer.pad_token_id, self.tokenizer.eos_token_id):
+            if candidate is not None:
+                return int(candidate)
+        return 0
+
+    def encode(self, text: str) -> list[int]:
+        return self.encode_batch([text])[0]
+
+    def encode_batch(self, texts: list[str]) -> list[list[int]]:
+        if not texts:
+            return []
+        # verbose=False: long documents are cut into blocks later, so the "longer than the model's
+        # maximum length" warning does not apply.
+        out = self.tokenizer(list(texts), add_special_tokens=False, verbose=False)
+        return [list(ids) for ids in out["input_ids"]]
+
+    def decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids)
+
+
+def load_tokenizer(rs: "ResolvedSpec") -> Tokenizer | None:
+    """The spec's tokenizer (see the module docstring); None for a component built with ``init:``.
+
+    Raises ``RunError`` (with a hint) when a tokenizer cannot be loaded.
+    """
+    from ..spec.resolve import resolve_path
+
+    tok = rs.spec.tokenizer
+    if tok == BYTES_TOKENIZER:
+        return ByteTokenizer()
+    if tok in rs.spec.component_names:
+        source = rs.spec.component(tok).source
+        if source.kind == "init":
+            return None
+        rc = rs.component(tok)
+        location = rc.location or source.ref
+        return load_hf_tokenizer(location, rc.revision, name=tok,
+                                 what=f"the tokenizer of component '{tok}' ({source})")
+    if tok.startswith("hf:"):
+        ref, _, revision = tok[3:].partition("@")
+        return load_hf_tokenizer(ref, revision or None, name=tok, what=f"tokenizer '{tok}'")
+    path = resolve_path(rs.base_dir, tok)
+    return load_hf_tokenizer(str(path), None, name=tok, what=f"tokenizer '{tok}' ({path})")
+
+
+def load_hf_tokenizer(location: str, revision: str | None, *, name: str, what: str | None = None) -> HFTokenizer:
+    """``AutoTokenizer.from_pretrained(location, revision=revision)`` wrapped as a ``HFTokenizer``."""
+    try:
+        from transformers import AutoTokenizer
+
+        hf = AutoTokenizer.from_pretrained(location, revision=revision, trust_remote_code=False)
+    except Exception as err:  # missing files, network, bad json: all reported the same way
+        raise RunError(
+            f"cannot load {what or location}: {type(err).__name__}: {_first_line(err)}",
+            hint="the directory (or Hub snapshot) needs tokenizer files (save them with "
+                 "tokenizer.save_pretrained(dir)); offline, download the tokenizer once and point "
+                 "'tokenizer' at its local directory, or use tokenizer: bytes",
+        ) from err
+    if len(hf) <= len(set(hf.all_special_ids)):
+        # transformers 5 builds an empty tokenizer from a bare config.json instead of failing
+        raise RunError(f"{what or location} has no vocabulary (no tokenizer files were found)",
+                       hint="save the tokenizer next to the model with tokenizer.save_pretrained(dir), "
+                            "point 'tokenizer' at a tokenizer directory or hf:<id>, or use tokenizer: bytes")
+    return HFTokenizer(name=name, tokenizer=hf)
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else "no details"

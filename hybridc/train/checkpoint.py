@@ -1,0 +1,136 @@
+"""Resumable checkpoints, written atomically and verified on load.
+
+    checkpoints/step-N/
+        model.safetensors   weights (tied weights stored once)
+        optimizer.pt        optimizer, scheduler and search states (read with weights_only=True)
+        state.json          where the run is (next stage, steps done in it, global step, selection)
+                            and a manifest: the SHA-256 of every other file
+
+A checkpoint is written into a temporary directory, every file fsynced, then renamed into place; a
+directory without a valid manifest (a crash mid-write, a truncated file) is skipped with a message and
+the previous checkpoint is used. Only the newest ``keep`` checkpoints are kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from safetensors.torch import load_model, save_model
+
+from ..errors import RunError
+
+CHECKPOINTS = "checkpoints"
+KEEP = 2
+
+
+@dataclass(frozen=True)
+class RunPosition:
+    """Where a run stands: the next stage to run and how many of its steps are done."""
+
+    stage_index: int
+    stage_step: int
+    global_step: int
+    selection: list[str] | None = None  # the discretized hybrid's components per block
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def checkpoint_dirs(run_dir: Path) -> list[Path]:
+    """Complete-looking checkpoint directories, newest first."""
+    root = Path(run_dir) / CHECKPOINTS
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if p.is_dir() and p.name.startswith("step-") and p.name[5:].isdigit()]
+    return sorted(found, key=lambda p: int(p.name[5:]), reverse=True)
+
+
+def save_checkpoint(run_dir: Path, model: torch.nn.Module, optim_state: dict[str, Any], position: RunPosition,
+                    keep: int = KEEP) -> Path:
+    """Write a checkpoint atomically; raises ``RunError`` (previous checkpoints intact) on I/O failure."""
+    root = Path(run_dir) / CHECKPOINTS
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step-{position.global_step}"
+    tmp = root / f".tmp-{final.name}-{os.getpid()}"
+    try:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+        save_model(model, str(tmp / "model.safetensors"))
+        torch.save(optim_state, tmp / "optimizer.pt")
+        manifest = {name: _sha256(tmp / name) for name in ("model.safetensors", "optimizer.pt")}
+        state = {"position": asdict(position), "manifest": manifest}
+        (tmp / "state.json").write_text(json.dumps(state, indent=2))
+        for name in ("model.safetensors", "optimizer.pt", "state.json"):
+            _fsync(tmp / name)
+        _fsync(tmp)
+        if final.exists():  # a later stage at the same global step supersedes it
+            old = root / f".old-{final.name}-{os.getpid()}"
+            final.rename(old)
+            tmp.rename(final)
+            shutil.rmtree(old)
+        else:
+            tmp.rename(final)
+        _fsync(root)
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        previous = next((p.name for p in checkpoint_dirs(run_dir) if p != final), None)
+        raise RunError(f"could not write checkpoint {final.name}: {err.strerror or err}",
+                       f"free some disk space; the previous checkpoint ({previous or 'none'}) is intact "
+                       "and --resume continues from it") from None
+    for old in checkpoint_dirs(run_dir)[keep:]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def read_position(path: Path) -> RunPosition | None:
+    """The checkpoint's position if every file matches its manifest, else None."""
+    try:
+        state = json.loads((path / "state.json").read_text())
+        for name, digest in state["manifest"].items():
+            if _sha256(path / name) != digest:
+                return None
+        return RunPosition(**state["position"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def latest_checkpoint(run_dir: Path, warn: Callable[[str], None] = print) -> tuple[Path, RunPosition] | None:
+    """The newest checkpoint that verifies; broken ones are reported and skipped."""
+    for path in checkpoint_dirs(run_dir):
+        position = read_position(path)
+        if position is not None:
+            return path, position
+        warn(f"warning: checkpoint {path} is incomplete or corrupt (hash mismatch); using an older one")
+    return None
+
+
+def load_checkpoint(path: Path, model: torch.nn.Module) -> dict[str, Any]:
+    """Load weights into ``model`` (same structure) and return the optimizer states."""
+    missing, unexpected = load_model(model, str(path / "model.safetensors"), strict=False)
+    missing = [k for k in missing if not k.endswith("inv_freq")]
+    if missing or unexpected:
+        raise RunError(f"checkpoint {path} does not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})",
+                       "was the spec changed since the run started?")
+    return torch.load(path / "optimizer.pt", weights_only=True)

@@ -1,0 +1,236 @@
+"""One training loop for every training stage (align, search, finetune, retrain).
+
+A stage trains the named parameter groups (the others are frozen: ``requires_grad`` off, not in any
+optimizer, so they stay bit-identical) with AdamW and a warm-up + linear/cosine/constant schedule;
+search stages also step the alphas (``search.AlphaSearch``). Batches are a pure function of
+(seed, stage, step) and every step reseeds torch's RNG from the same triple, so a run resumed from a
+checkpoint takes exactly the steps an uninterrupted run takes.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ..data import DataBundle, Split, batch_indices
+from ..errors import RunError
+from ..nn.hybrid import IGNORE_INDEX, HybridModel, derived_seed
+from ..spec.model import Stage
+from .search import AlphaSearch
+
+WEIGHT_GROUPS = ("components", "projectors", "embeddings", "head")
+
+
+def lr_lambda(stage: Stage, steps: int) -> Callable[[int], float]:
+    """Multiplier of the peak lr after ``step`` scheduler steps: linear warm-up, then the decay."""
+    warmup = min(stage.warmup, steps)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if stage.schedule == "constant" or steps <= warmup:
+            return 1.0
+        progress = min(1.0, (step - warmup) / (steps - warmup))
+        if stage.schedule == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * progress))
+        return 1.0 - progress
+
+    return factor
+
+
+@dataclass
+class StageOptimizers:
+    weights: torch.optim.Optimizer | None
+    scheduler: torch.optim.lr_scheduler.LambdaLR | None
+    search: AlphaSearch | None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "weights": self.weights.state_dict() if self.weights is not None else None,
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "search": self.search.state_dict() if self.search is not None else None,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if self.weights is not None and state.get("weights") is not None:
+            self.weights.load_state_dict(state["weights"])
+        if self.scheduler is not None and state.get("scheduler") is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        if self.search is not None and state.get("search") is not None:
+            self.search.load_state_dict(state["search"])
+
+
+def weight_steps(stage: Stage, steps: int) -> int:
+    """Optimizer steps the weights take (half of them in alternating search)."""
+    if stage.search is not None and stage.search.alternate:
+        return (steps + 1) // 2
+    return steps
+
+
+def freeze_for(model: HybridModel, stage: Stage) -> None:
+    """requires_grad on exactly the stage's groups (alphas of a search stage are the search's)."""
+    for group, params in model.param_groups().items():
+        for _, p in params:
+            p.requires_grad_(group in stage.train)
+
+
+def build_optimizers(model: HybridModel, stage: Stage, steps: int) -> StageOptimizers:
+    groups = model.param_groups()
+    weights = [p for g in WEIGHT_GROUPS if g in stage.train for _, p in groups[g]]
+    alphas = [p for _, p in groups["alphas"]] if "alphas" in stage.train else []
+    search = None
+    param_groups = []
+    if weights:
+        param_groups.append({"params": weights, "weight_decay": stage.weight_decay})
+    if alphas and stage.search is not None:
+        search = AlphaSearch([b.mix for b in model.blocks], stage.search)
+    elif alphas:  # alphas trained outside search (e.g. align): with the weights, no decay
+        param_groups.append({"params": alphas, "weight_decay": 0.0})
+    optimizer = scheduler = None
+    if param_groups:
+        optimizer = torch.optim.AdamW(param_groups, lr=stage.lr, betas=stage.betas)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(stage, weight_steps(stage, steps)))
+    return StageOptimizers(optimizer, scheduler, search)
+
+
+def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+def count_targets(batch: dict[str, torch.Tensor], causal: bool) -> int:
+    labels = batch["labels"]
+    if causal:
+        labels = labels[:, 1:]
+    return int((labels != IGNORE_INDEX).sum())
+
+
+@torch.no_grad()
+def evaluate(model: HybridModel, split: Split, batch_size: int, device: torch.device,
+             max_batches: int | None = None) -> dict[str, float]:
+    """Mean loss per scored target and accuracy on a split (in order, no shuffling)."""
+    was_training = model.training
+    model.eval()
+    total_loss = 0.0
+    total_correct = 0
+    total = 0
+    causal = split.labels.dim() == 2 and model.graph.task == "causal-lm"
+    n = len(split)
+    for b, start in enumerate(range(0, n, batch_size)):
+        if max_batches is not None and b >= max_batches:
+            break
+        batch = _to(split.batch(torch.arange(start, min(n, start + batch_size))), device)
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask")).logits.float()
+        labels = batch["labels"]
+        if causal:
+            logits, labels = logits[:, :-1], labels[:, 1:]
+        flat_logits = logits.reshape(-1, logits.shape[-1])
+        flat_labels = labels.reshape(-1)
+        keep = flat_labels != IGNORE_INDEX
+        if keep.any():
+            total_loss += torch.nn.functional.cross_entropy(flat_logits[keep], flat_labels[keep], reduction="sum").item()
+            total_correct += int((flat_logits[keep].argmax(-1) == flat_labels[keep]).sum())
+            total += int(keep.sum())
+    model.train(was_training)
+    if total == 0:
+        return {"loss": float("nan"), "accuracy": float("nan"), "targets": 0}
+    loss = total_loss / total
+    out = {"loss": loss, "accuracy": total_correct / total, "targets": total}
+    if causal:
+        out["perplexity"] = math.exp(min(loss, 50.0))
+    return out
+
+
+def nonfinite_groups(model: HybridModel) -> list[str]:
+    """Parameter groups holding a non-finite gradient or value."""
+    bad = []
+    for group, params in model.param_groups().items():
+        for _, p in params:
+            if not torch.isfinite(p).all() or (p.grad is not None and not torch.isfinite(p.grad).all()):
+                bad.append(group)
+                break
+    return bad
+
+
+@dataclass
+class StepResult:
+    step: int  # 0-based index of the step just taken in its stage
+    kind: str  # "weights" | "alphas" | "joint"
+    loss: float
+    lr: float | None
+    tokens: int
+    seconds: float
+
+
+def train_steps(model: HybridModel, stage: Stage, steps: int, start: int, data: DataBundle, optim: StageOptimizers,
+                *, seed: int, device: torch.device, backward: Callable[[torch.Tensor], None],
+                clip: Callable[[list[torch.nn.Parameter], float], Any]) -> Iterator[StepResult]:
+    """Take steps ``start .. steps-1`` of ``stage``, yielding after each one (the caller logs and
+    checkpoints). Raises ``RunError`` on a non-finite loss, naming the stage, step and bad groups."""
+    search = optim.search
+    alternate = search is not None and search.alternate
+    weights = [p for group in WEIGHT_GROUPS if group in stage.train for _, p in model.param_groups()[group]]
+    alphas = [p for _, p in model.param_groups()["alphas"]] if search is not None else []
+    if search is not None:
+        search.begin()
+    model.train()
+    causal = model.graph.task == "causal-lm"
+    try:
+        for step in range(start, steps):
+            began = time.perf_counter()
+            kind = "joint" if search is not None and not alternate else "weights"
+            if alternate:
+                kind = "weights" if step % 2 == 0 else "alphas"
+            split = data.valid if kind == "alphas" else data.train
+            stream = f"{stage.name}/{'heldout' if kind == 'alphas' else 'train'}"
+            for p in weights:
+                p.requires_grad_(kind != "alphas")
+            for p in alphas:
+                p.requires_grad_(kind != "weights")
+            if optim.weights is not None:
+                optim.weights.zero_grad(set_to_none=True)
+            if search is not None:
+                search.zero_grad()
+            if search is not None and kind != "weights":
+                search.prepare_step()  # GAEA: simplex leaves that collect dL/da over the micro-batches
+            loss_sum = 0.0
+            tokens = 0
+            for micro in range(stage.grad_accum):
+                index = step * stage.grad_accum + micro
+                idx = batch_indices(len(split), stage.batch_size, index, seed=seed, stream=stream)
+                batch = _to(split.batch(idx), device)
+                torch.manual_seed(derived_seed(seed, stage.name, str(step), str(micro)))
+                out = model(**batch)
+                loss = out.loss / stage.grad_accum
+                if not torch.isfinite(loss):
+                    bad = nonfinite_groups(model)
+                    raise RunError(
+                        f"stage '{stage.name}' step {step + 1}: the loss is {loss.item()}"
+                        + (f" (non-finite values in: {', '.join(bad)})" if bad else ""),
+                        "lower the learning rate or add warm-up; the last good checkpoint is kept")
+                backward(loss)
+                loss_sum += loss.item()
+                tokens += count_targets(batch, causal)
+            if kind != "alphas" and optim.weights is not None:
+                if stage.grad_clip is not None:
+                    clip([p for g in optim.weights.param_groups for p in g["params"]], stage.grad_clip)
+                bad = nonfinite_groups(model)
+                if bad:
+                    raise RunError(f"stage '{stage.name}' step {step + 1}: non-finite gradients in {', '.join(bad)}",
+                                   "lower the learning rate or clip gradients (grad_clip); the last good checkpoint is kept")
+                optim.weights.step()
+                optim.scheduler.step()
+            if kind != "weights" and search is not None:
+                search.step()
+            lr = optim.weights.param_groups[0]["lr"] if optim.weights is not None else None
+            yield StepResult(step, kind, loss_sum, lr, tokens, time.perf_counter() - began)
+    finally:
+        if search is not None:
+            search.end()
+        for p in weights + alphas:
+            p.requires_grad_(True)
+        freeze_for(model, stage)

@@ -1,0 +1,349 @@
+"""``hybridc train``: run a spec's training plan and leave a run directory anyone can inspect.
+
+    runs/<name>/spec.yaml        the spec, verbatim
+                spec.lock.yaml   canonical spec + resolved components
+                plan.json        the training plan
+                graph.dot        the block graph
+                metrics.jsonl    one event per line (train steps, evaluations, stage boundaries)
+                checkpoints/     step-N/ (atomic, verified; --resume continues from the newest)
+                final/           save_pretrained layout + README.md model card
+                plots/           loss.png, alphas.png
+                baselines/<m>/   each component trained alone with the same budget (train.baselines)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from ..api import Compiled, compile_resolved
+from ..data import DataBundle, build_data, load_tokenizer
+from ..errors import RunError, SpecError, Diagnostic
+from ..graph.discretize import select
+from ..io import atomic_write_text
+from ..nn.hybrid import HybridModel, group_of, lower
+from ..spec.emit import dump_yaml, render_data, spec_to_data
+from ..spec.frontend import ResolvedSpec, lock_data, parse_string, resolve
+from ..spec.model import DataSource, Stage
+from ..spec.resolve import resolve_path
+from .checkpoint import RunPosition, latest_checkpoint, load_checkpoint, save_checkpoint
+from .loop import StageOptimizers, build_optimizers, evaluate, freeze_for, train_steps
+from .metrics import MetricsLog
+from .plots import plot_alphas, plot_losses
+from .progress import Progress
+
+REWOUND_GROUPS = ("components", "embeddings", "head")
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    out_dir: Path | None = None
+    resume: bool = False
+    max_steps: int | None = None
+    device: str = "cpu"
+    quiet: bool = False
+    eval_batches: int = 32  # validation batches per evaluation (the test split is always evaluated whole)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_dir: Path
+    final_dir: Path
+    selection: tuple[str, ...] | None
+    test: dict[str, float] | None
+    comparison: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Run:
+    """One execution of a training plan (mutable while it runs; its outputs are files)."""
+
+    def __init__(self, rs: ResolvedSpec, options: TrainOptions, say=print):
+        self.rs = rs
+        self.spec = rs.spec
+        self.options = options
+        self.say = say
+        self.run_dir = Path(options.out_dir) if options.out_dir is not None else Path("runs") / rs.spec.name
+        self.compiled: Compiled = compile_resolved(rs)
+        self.device = torch.device(options.device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise RunError("--device cuda, but no CUDA device is available", "use --device cpu")
+        self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
+        self.seed = self.spec.train.seed
+
+    # ---- set-up -------------------------------------------------------------------------------
+    def prepare_directory(self) -> None:
+        d = self.run_dir
+        lock = lock_data(self.rs)
+        if d.exists() and any(d.iterdir()):
+            if not self.options.resume:
+                raise RunError(f"{d} already holds a run", "add --resume to continue it, or -o to start a new one")
+            old_lock = d / "spec.lock.yaml"
+            if old_lock.exists() and yaml.safe_load(old_lock.read_text())["spec"] != lock["spec"]:
+                raise RunError(f"the spec changed since the run in {d} started",
+                               "resume with the original spec, or start a new run with -o")
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "plots").mkdir(exist_ok=True)
+        atomic_write_text(d / "spec.yaml", self.rs.text or dump_yaml(spec_to_data(self.spec)))
+        self.compiled.write(d)
+
+    def load_data(self) -> dict[DataSource, DataBundle]:
+        """Every stage's data, built before any weight is loaded (errors come early)."""
+        tokenizer = None
+        bundles: dict[DataSource, DataBundle] = {}
+        for i, stage in enumerate(self.spec.train.stages):
+            if stage.data is None or stage.data in bundles:
+                continue
+            if tokenizer is None and stage.data.name in ("text", "classify"):
+                tokenizer = load_tokenizer(self.rs)
+            location = self.rs.source_map.at("train", "stages", i, "data")
+            bundle = build_data(stage.data, task=self.spec.task, tokenizer=tokenizer, seed=self.seed,
+                                base_dir=self.rs.base_dir, location=location)
+            if bundle.max_token_id >= self.rs.vocab_size:
+                raise SpecError([Diagnostic(location, f"the data uses token id {bundle.max_token_id}, outside the "
+                                            f"hybrid's vocabulary of {self.rs.vocab_size}",
+                                            "use the components' tokenizer or larger vocabularies")])
+            bundles[stage.data] = bundle
+        return bundles
+
+    def steps_of(self, stage: Stage) -> int:
+        if not stage.trains:
+            return 0
+        return min(stage.steps, self.options.max_steps) if self.options.max_steps is not None else stage.steps
+
+    # ---- model transforms ---------------------------------------------------------------------
+    def discretize(self, model: HybridModel) -> HybridModel:
+        alphas = model.alphas().detach().cpu().tolist()
+        selection = list(select(alphas, self.rs.names))
+        small = lower(self.rs, selection=selection, pretrained=False)
+        state = model.state_dict()
+        wanted = small.state_dict()
+        missing = [k for k in wanted if k not in state]
+        if missing:
+            raise RunError(f"discretization lost parameters {missing[:3]}")
+        small.load_state_dict({k: state[k] for k in wanted}, strict=True)
+        self.say(f"discretized: {' | '.join(selection)} (alphas {[[round(a, 3) for a in row] for row in alphas]})")
+        return small.to(self.device)
+
+    def rewind(self, model: HybridModel) -> None:
+        """Reload the components' pretrained weights (their initial weights if from scratch); keep
+        projectors and alphas."""
+        fresh = lower(self.rs, selection=model.graph.selection and list(model.graph.selection), pretrained=True)
+        state = {k: v for k, v in fresh.state_dict().items() if group_of(k) in REWOUND_GROUPS}
+        model.load_state_dict(state, strict=False)
+
+    def load_stage_init(self, model: HybridModel, stage: Stage) -> None:
+        """``init: <dir>``: copy every parameter that matches by name and shape from another run's output."""
+        from safetensors.torch import load_file
+
+        directory = resolve_path(self.rs.base_dir, stage.init)
+        if (directory / "final").is_dir():
+            directory = directory / "final"
+        weights = directory / "model.safetensors"
+        if not weights.is_file():
+            raise RunError(f"stage '{stage.name}': no model.safetensors in {directory}",
+                           "point init: at a run directory or its final/ directory")
+        source = load_file(str(weights))
+        own = model.state_dict()
+        matched = {k: v for k, v in source.items() if k in own and own[k].shape == v.shape}
+        model.load_state_dict(matched, strict=False)
+        self.say(f"stage '{stage.name}': loaded {len(matched)} of {len(own)} tensors from {directory}")
+
+    # ---- the run ------------------------------------------------------------------------------
+    def start(self) -> tuple[HybridModel, RunPosition, dict | None]:
+        found = latest_checkpoint(self.run_dir, warn=self.say) if self.options.resume else None
+        if found is None:
+            if self.options.resume and self.metrics.path.exists():
+                self.metrics.truncate(0)
+            return lower(self.rs).to(self.device), RunPosition(0, 0, 0), None
+        path, position = found
+        model = lower(self.rs, selection=position.selection, pretrained=False)
+        optim_state = load_checkpoint(path, model)
+        self.metrics.truncate(int(position.extra.get("metrics", 0)))
+        self.say(f"resuming from {path.name} (stage {position.stage_index + 1}, step {position.stage_step})")
+        return model.to(self.device), position, optim_state
+
+    def checkpoint(self, model: HybridModel, optim: StageOptimizers | None, position: RunPosition) -> None:
+        extra = dict(position.extra, metrics=len(self.metrics.records()))
+        position = RunPosition(position.stage_index, position.stage_step, position.global_step,
+                               list(model.graph.selection) if model.graph.selection else None, extra)
+        save_checkpoint(self.run_dir, model, optim.state_dict() if optim is not None else {}, position)
+
+    def execute(self) -> RunResult:
+        self.prepare_directory()
+        bundles = self.load_data()
+        model, position, optim_state = self.start()
+        stages = self.spec.train.stages
+        global_step = position.global_step
+        progress = Progress(enabled=not self.options.quiet)
+        with progress:
+            for k in range(position.stage_index, len(stages)):
+                stage = stages[k]
+                start = position.stage_step if k == position.stage_index else 0
+                if stage.kind == "discretize":
+                    model = self.discretize(model)
+                    self.metrics.write(event="discretize", stage=stage.name, stage_index=k, global_step=global_step,
+                                       selection=list(model.graph.selection))
+                elif stage.kind == "rewind":
+                    self.rewind(model)
+                    self.metrics.write(event="rewind", stage=stage.name, stage_index=k, global_step=global_step)
+                else:
+                    if start == 0 and stage.init is not None:
+                        self.load_stage_init(model, stage)
+                    global_step = self.train_stage(model, k, stage, start, global_step, bundles[stage.data],
+                                                   optim_state if k == position.stage_index else None, progress)
+                optim_state = None
+                self.checkpoint(model, None, RunPosition(k + 1, 0, global_step))
+        return self.finish(model, bundles)
+
+    def train_stage(self, model: HybridModel, k: int, stage: Stage, start: int, global_step: int, data: DataBundle,
+                    optim_state: dict | None, progress: Progress) -> int:
+        steps = self.steps_of(stage)
+        freeze_for(model, stage)
+        optim = build_optimizers(model, stage, steps)
+        if optim_state:
+            optim.load_state_dict(optim_state)
+        if start == 0:
+            self.metrics.write(event="stage", stage=stage.name, stage_index=k, kind=stage.kind, global_step=global_step,
+                               steps=steps, train=list(stage.train), data=render_data(stage.data))
+        every = self.spec.train.checkpoint_every
+        task = progress.stage(f"{k + 1}/{len(self.spec.train.stages)} {stage.name}", total=steps, completed=start)
+        discretized = model.graph.discretized
+        for result in train_steps(model, stage, steps, start, data, optim, seed=self.seed, device=self.device,
+                                  backward=lambda loss: loss.backward(),
+                                  clip=lambda params, norm: torch.nn.utils.clip_grad_norm_(params, norm)):
+            global_step += 1
+            done = result.step + 1
+            alphas = None if discretized else [[round(a, 6) for a in row] for row in model.alphas().tolist()]
+            self.metrics.write(event="train", stage=stage.name, stage_index=k, step=done, global_step=global_step,
+                               kind=result.kind, loss=result.loss, lr=result.lr, alphas=alphas,
+                               tokens_per_s=result.tokens / max(result.seconds, 1e-9))
+            progress.update(task, done, loss=result.loss, alphas=alphas)
+            if stage.eval_every and done % stage.eval_every == 0 and done < steps:
+                self.log_eval(model, stage, k, global_step, data, "valid")
+            if every and global_step % every == 0 and done < steps:
+                self.checkpoint(model, optim, RunPosition(k, done, global_step))
+        valid = self.log_eval(model, stage, k, global_step, data, "valid")
+        self.say(f"stage '{stage.name}': {steps} steps, valid loss {valid['loss']:.4f}"
+                 + (f", accuracy {valid['accuracy']:.3f}" if not math.isnan(valid["accuracy"]) else ""))
+        self.plots()
+        return global_step
+
+    def log_eval(self, model, stage: Stage, k: int, global_step: int, data: DataBundle, split: str) -> dict:
+        result = evaluate(model, getattr(data, split), stage.batch_size, self.device,
+                          max_batches=self.options.eval_batches if split == "valid" else None)
+        self.metrics.write(event="eval", split=split, stage=stage.name, stage_index=k, global_step=global_step, **result)
+        return result
+
+    def plots(self) -> None:
+        records = self.metrics.records()
+        plot_losses(records, self.run_dir / "plots" / "loss.png")
+        plot_alphas(records, list(self.rs.names), self.run_dir / "plots" / "alphas.png")
+
+    # ---- the end ------------------------------------------------------------------------------
+    def last_data(self, bundles) -> tuple[Stage, DataBundle] | None:
+        for stage in reversed(self.spec.train.stages):
+            if stage.data is not None:
+                return stage, bundles[stage.data]
+        return None
+
+    def finish(self, model: HybridModel, bundles) -> RunResult:
+        final = self.run_dir / "final"
+        test = None
+        last = self.last_data(bundles)
+        if last is not None:
+            stage, data = last
+            test = evaluate(model, data.test, stage.batch_size, self.device)
+            self.metrics.write(event="test", stage=stage.name, global_step=-1, **test)
+        save_final(model, final, self.rs, test)
+        comparison = [{"model": "hybrid" + (f" ({' | '.join(model.graph.selection)})" if model.graph.selection else ""),
+                       **(test or {})}]
+        if last is not None:
+            comparison += self.baselines(last)
+        self.plots()
+        return RunResult(self.run_dir, final, model.graph.selection, test, comparison)
+
+    def baselines(self, last: tuple[Stage, DataBundle]) -> list[dict[str, Any]]:
+        """Each component alone on the same test split: trained with the same budget when the spec asks
+        for baselines, else evaluated as it is (pretrained components only)."""
+        rows = []
+        for name in self.rs.names:
+            component = self.spec.component(name)
+            if self.spec.train.baselines:
+                rs = baseline_spec(self.rs, name)
+                sub = Run(rs, TrainOptions(out_dir=self.run_dir / "baselines" / name, resume=self.options.resume,
+                                           max_steps=self.options.max_steps, device=self.options.device,
+                                           quiet=self.options.quiet, eval_batches=self.options.eval_batches), say=self.say)
+                result = sub.execute()
+                rows.append({"model": f"{name} alone (same budget)", **(result.test or {})})
+            elif component.source.kind != "init":
+                rs = baseline_spec(self.rs, name, keep_stages=False)
+                alone = lower(rs).to(self.device)
+                stage, data = last
+                rows.append({"model": f"{name} alone (as loaded)", **evaluate(alone, data.test, stage.batch_size, self.device)})
+            else:
+                rows.append({"model": f"{name} alone", "note": "trained from scratch: set train.baselines: true"})
+        return rows
+
+
+def baseline_spec(rs: ResolvedSpec, name: str, keep_stages: bool = True) -> ResolvedSpec:
+    """A single-component spec for component ``name``: the component alone through the same pipeline,
+    with every training stage of the hybrid turned into a finetune stage of the same budget."""
+    data = spec_to_data(rs.spec)
+    component = data["components"][name]
+    component["blocks"] = "split(1)"
+    data["name"] = f"{rs.spec.name}-{name}"
+    data["components"] = {name: component}
+    data["tokenizer"] = rs.spec.tokenizer if rs.spec.tokenizer not in rs.names else name
+    data["hybrid"] = {"width": "max", "projector": "linear", "embeddings": "mix", "head": "mix", "mixture": "search"}
+    data["train"]["baselines"] = False
+    stages = []
+    for stage in data["train"]["stages"] if keep_stages else []:
+        if stage["kind"] in ("align", "search", "finetune", "retrain"):
+            stage = dict(stage, kind="finetune", train=["components", "projectors", "embeddings", "head"])
+            stage.pop("search", None)
+            stages.append(stage)
+    data["train"]["stages"] = stages
+    parsed = parse_string(dump_yaml(data), file=f"<baseline {name}>", base_dir=rs.base_dir)
+    return resolve(parsed)
+
+
+def save_final(model: HybridModel, final: Path, rs: ResolvedSpec, test: dict | None) -> None:
+    """final/: save_pretrained layout plus a model card, written beside and renamed into place."""
+    import shutil
+
+    tmp = final.parent / ".final-tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    atomic_write_text(tmp / "README.md", model_card(model, rs, test))
+    if final.exists():
+        shutil.rmtree(final)
+    tmp.rename(final)
+
+
+def model_card(model: HybridModel, rs: ResolvedSpec, test: dict | None) -> str:
+    g = model.graph
+    lines = [f"# {rs.spec.name}", "", "A pretrained hybrid built and trained by hybridc.", ""]
+    lines += [f"- components: {', '.join(f'{c.name} ({c.family}, {c.num_layers} layers, d={c.hidden_size})' for c in rs.components)}",
+              f"- blocks: {g.num_blocks}, shared width {g.width}, vocabulary {g.vocab_size}",
+              f"- parameters: {g.total_params:,}"]
+    if g.selection:
+        lines.append(f"- discretized: {' | '.join(g.selection)}")
+    else:
+        alphas = model.alphas().tolist()
+        lines.append("- alphas (block x component): " + "; ".join(", ".join(f"{a:.3f}" for a in row) for row in alphas))
+    if test:
+        lines.append("- test: " + ", ".join(f"{k} {v:.4g}" for k, v in test.items() if isinstance(v, float)))
+    lines += ["", "Load it with:", "", "```python", "from hybridc.nn.hybrid import HybridModel",
+              "model = HybridModel.from_pretrained(\"<this directory>\")", "```", "", "## Spec", "", "```yaml",
+              dump_yaml(spec_to_data(rs.spec)).rstrip(), "```", ""]
+    return "\n".join(lines)
+
+
+def train(rs: ResolvedSpec, options: TrainOptions, say=print) -> RunResult:
+    """Run ``rs``'s training plan (see module doc)."""
+    return Run(rs, options, say=say).execute()

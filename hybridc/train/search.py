@@ -1,0 +1,94 @@
+"""Architecture search over the mixture weights: DARTS, DASH and GAEA.
+
+- ``darts``: alpha = softmax(logits); the logits train with their own AdamW (lr from the spec, no
+  weight decay).
+- ``dash``: as darts, but during the search stage each forward pass samples alpha by Gumbel-softmax
+  at temperature ``tau`` (plain softmax in evaluation and in every other stage).
+- ``gaea``: alpha lives on the simplex and moves by exponentiated gradient, as in the reference
+  implementation: a <- normalize(max(a * exp(clip(-lr * dL/da, -9, 9)), 1e-5)). The logits store log a,
+  so softmax(logits) = a and every other stage reads the same alphas.
+
+Alternating mode (DARTS-style): even steps update the weights on training batches, odd steps update the
+alphas on held-out (validation) batches. Joint mode updates both every step on training batches.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..nn.mixture import Mix
+from ..spec.model import Search
+
+GAEA_CLIP = 9.0
+GAEA_FLOOR = 1e-5
+
+
+class AlphaSearch:
+    """Owns the alphas' optimizer during a search stage."""
+
+    def __init__(self, mixes: list[Mix], search: Search):
+        self.mixes = [m for m in mixes if m.learned]
+        self.search = search
+        self.algorithm = search.algorithm
+        self.optimizer = None
+        if self.algorithm in ("darts", "dash"):
+            self.optimizer = torch.optim.AdamW([m.logits for m in self.mixes], lr=search.lr, weight_decay=0.0)
+
+    @property
+    def alternate(self) -> bool:
+        return self.search.alternate
+
+    def begin(self) -> None:
+        """Enter search mode (DASH samples during training forward passes)."""
+        if self.algorithm == "dash":
+            for m in self.mixes:
+                m.gumbel_tau = self.search.tau if self.search.tau is not None else 1.0
+
+    def end(self) -> None:
+        for m in self.mixes:
+            m.gumbel_tau = None
+            m.leaf = None
+
+    def prepare_step(self) -> None:
+        """GAEA: expose the simplex weights as leaves so backward gives dL/da."""
+        if self.algorithm == "gaea":
+            for m in self.mixes:
+                m.leaf = torch.softmax(m.logits.detach(), dim=-1).requires_grad_(True)
+
+    def zero_grad(self) -> None:
+        if self.optimizer is not None:
+            self.optimizer.zero_grad(set_to_none=True)
+        for m in self.mixes:
+            m.leaf = None
+            m.logits.grad = None
+
+    def grads(self) -> list[torch.Tensor | None]:
+        if self.algorithm == "gaea":
+            return [m.leaf.grad if m.leaf is not None else None for m in self.mixes]
+        return [m.logits.grad for m in self.mixes]
+
+    @torch.no_grad()
+    def step(self) -> None:
+        if self.algorithm == "gaea":
+            for m in self.mixes:
+                a = m.leaf.detach() if m.leaf is not None else torch.softmax(m.logits, -1)
+                grad = m.leaf.grad if m.leaf is not None and m.leaf.grad is not None else torch.zeros_like(a)
+                a = gaea_update(a, grad, self.search.lr)
+                m.logits.copy_(torch.log(a))
+                m.leaf = None
+            return
+        self.optimizer.step()
+
+    def state_dict(self) -> dict:
+        return {"optimizer": self.optimizer.state_dict() if self.optimizer is not None else None}
+
+    def load_state_dict(self, state: dict) -> None:
+        if self.optimizer is not None and state.get("optimizer") is not None:
+            self.optimizer.load_state_dict(state["optimizer"])
+
+
+def gaea_update(a: torch.Tensor, grad: torch.Tensor, lr: float) -> torch.Tensor:
+    """One exponentiated-gradient step on the simplex: (M,) -> (M,)."""
+    a = a * torch.exp(torch.clamp(-lr * grad, -GAEA_CLIP, GAEA_CLIP))
+    a = torch.clamp(a, min=GAEA_FLOOR)
+    return a / a.sum()
