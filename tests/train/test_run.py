@@ -1,0 +1,194 @@
+"""Whole runs: the run directory, resume after kill -9, final/ reload, baselines, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from click.testing import CliRunner
+from safetensors.torch import load_file
+
+from hybridc.cli import main
+from hybridc.errors import RunError, SpecError
+from hybridc.nn.hybrid import HybridModel
+from tests.specs import write_spec
+from tests.train.helpers import DATA, run, spec_text
+
+STAGES = f"""\
+    - {{name: search, search: 'darts(lr=0.1, alternate=true)', data: '{DATA}', steps: 12, eval_every: 4}}
+    - {{name: discretize}}
+    - {{name: retrain, steps: 6}}
+    """
+
+
+def test_run_directory_contents(tmp_path):
+    result, _ = run(tmp_path, spec_text(STAGES, train_extra="  baselines: true\n"))
+    d = result.run_dir
+    for name in ("spec.yaml", "spec.lock.yaml", "plan.json", "graph.dot", "metrics.jsonl", "plots/loss.png",
+                 "plots/alphas.png", "final/config.json", "final/model.safetensors", "final/README.md"):
+        assert (d / name).exists(), name
+    assert (d / "spec.yaml").read_text() == (tmp_path / "run.yaml").read_text()
+    events = [json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()]
+    train = [e for e in events if e["event"] == "train"]
+    assert [e["global_step"] for e in train] == list(range(1, 19))
+    assert all(e["alphas"] is not None and len(e["alphas"]) == 2 for e in train if e["stage"] == "search")
+    assert [e["kind"] for e in train[:4]] == ["weights", "alphas", "weights", "alphas"]
+    assert {"loss", "lr", "tokens_per_s"} <= set(train[0])
+    evals = [e for e in events if e["event"] == "eval"]
+    assert [e["global_step"] for e in evals if e["stage"] == "search"] == [4, 8, 12]
+    assert "## Spec" in (d / "final" / "README.md").read_text()
+    # baselines: each component alone, same budget, same test split
+    models = [row["model"] for row in result.comparison]
+    assert models[1:] == ["attn alone (same budget)", "ssm alone (same budget)"]
+    base = json.loads((d / "baselines" / "ssm" / "plan.json").read_text())
+    assert [s["steps"] for s in base["stages"]] == [12, 6] and all(s["kind"] == "finetune" for s in base["stages"])
+    assert all(isinstance(row["loss"], float) for row in result.comparison)
+
+
+def test_final_reloads_with_the_same_logits(tmp_path):
+    result, _ = run(tmp_path, spec_text(f"- {{name: search, data: '{DATA}', steps: 5}}"))
+    from hybridc.spec import load_spec
+    from hybridc.nn.hybrid import lower
+    from hybridc.train.checkpoint import latest_checkpoint, load_checkpoint
+
+    model = HybridModel.from_pretrained(result.final_dir).eval()
+    path, position = latest_checkpoint(result.run_dir)
+    assert position.stage_index == 1 and position.global_step == 5
+    again = lower(load_spec(tmp_path / "run.yaml"), pretrained=False)
+    load_checkpoint(path, again)
+    ids = torch.randint(0, 32, (2, 16))
+    with torch.no_grad():
+        assert torch.equal(model(ids).logits, again.eval()(ids).logits)
+
+
+def test_existing_run_is_never_overwritten_and_resume_checks_the_spec(tmp_path):
+    text = spec_text(f"- {{name: finetune, data: '{DATA}', steps: 2}}", mixture="fixed([[0.5, 0.5], [0.5, 0.5]])")
+    run(tmp_path, text)
+    before = (tmp_path / "run" / "final" / "model.safetensors").read_bytes()
+    with pytest.raises(RunError, match="already holds a run"):
+        run(tmp_path, text)
+    with pytest.raises(RunError, match="the spec changed"):
+        run(tmp_path, text.replace("steps: 2", "steps: 3"), resume=True)
+    assert (tmp_path / "run" / "final" / "model.safetensors").read_bytes() == before
+
+
+def _train_process(spec, out, resume=False):
+    args = [sys.executable, "-m", "hybridc", "train", str(spec), "-o", str(out), "-q"] + (["--resume"] if resume else [])
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "HYBRIDC_DEBUG": "1"})
+
+
+def test_kill_9_then_resume_gives_bit_identical_weights(tmp_path):
+    text = spec_text(STAGES.replace("steps: 12", "steps: 40").replace("steps: 6", "steps: 20"),
+                     train_extra="").replace("checkpoint_every: 0", "checkpoint_every: 5")
+    spec = write_spec(tmp_path, text)
+    straight = _train_process(spec, tmp_path / "straight")
+    assert straight.wait(timeout=600) == 0, straight.stderr.read()
+    killed = _train_process(spec, tmp_path / "killed")
+    checkpoints = tmp_path / "killed" / "checkpoints"
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        done = [p for p in checkpoints.glob("step-*")] if checkpoints.exists() else []
+        if any(int(p.name[5:]) >= 10 for p in done):
+            break
+        time.sleep(0.05)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    assert not (tmp_path / "killed" / "final").exists(), "the run finished before it was killed"
+    resumed = _train_process(spec, tmp_path / "killed", resume=True)
+    out, err = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, err
+    assert "resuming from step-" in err
+    a = load_file(str(tmp_path / "straight" / "final" / "model.safetensors"))
+    b = load_file(str(tmp_path / "killed" / "final" / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    lines = lambda d: [json.loads(x) for x in (tmp_path / d / "metrics.jsonl").read_text().splitlines()]
+    strip = lambda events: [{k: v for k, v in e.items() if k != "tokens_per_s"} for e in events]
+    assert strip(lines("straight")) == strip(lines("killed"))
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    text = spec_text(f"- {{name: finetune, data: '{DATA}', steps: 30, lr: 1e30, grad_clip: null}}",
+                     mixture="fixed([[0.5, 0.5], [0.5, 0.5]])").replace("checkpoint_every: 0", "checkpoint_every: 1")
+    with pytest.raises(RunError) as info:
+        run(tmp_path, text)
+    message = str(info.value)
+    assert "stage 'finetune' step" in message and ("nan" in message or "inf" in message or "non-finite" in message)
+    assert "last good checkpoint" in info.value.hint
+    from hybridc.train.checkpoint import latest_checkpoint
+
+    path, position = latest_checkpoint(tmp_path / "run")
+    state = load_file(str(path / "model.safetensors"))
+    assert all(torch.isfinite(t).all() for t in state.values())
+
+
+def test_disk_full_while_checkpointing_keeps_the_previous_one(tmp_path, monkeypatch):
+    import hybridc.train.checkpoint as ckpt
+
+    text = spec_text(f"- {{name: finetune, data: '{DATA}', steps: 6}}",
+                     mixture="fixed([[0.5, 0.5], [0.5, 0.5]])").replace("checkpoint_every: 0", "checkpoint_every: 2")
+    real_save = torch.save
+    calls = {"n": 0}
+
+    def flaky_save(obj, path, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError(28, "No space left on device")
+        return real_save(obj, path, *args, **kwargs)
+
+    monkeypatch.setattr(ckpt.torch, "save", flaky_save)
+    with pytest.raises(RunError) as info:
+        run(tmp_path, text)
+    assert "No space left on device" in str(info.value) and "step-2" in info.value.hint
+    dirs = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
+    assert dirs == ["step-2"]
+    assert ckpt.read_position(tmp_path / "run" / "checkpoints" / "step-2") is not None
+
+
+def test_corrupt_checkpoint_falls_back_to_the_previous(tmp_path):
+    from hybridc.train.checkpoint import latest_checkpoint
+
+    text = spec_text(f"- {{name: finetune, data: '{DATA}', steps: 4}}",
+                     mixture="fixed([[0.5, 0.5], [0.5, 0.5]])").replace("checkpoint_every: 0", "checkpoint_every: 2")
+    run(tmp_path, text)
+    newest = tmp_path / "run" / "checkpoints" / "step-4"
+    weights = newest / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-10])
+    warnings = []
+    path, position = latest_checkpoint(tmp_path / "run", warn=warnings.append)
+    assert path.name == "step-2" and "corrupt" in warnings[0]
+
+
+def test_empty_and_missing_data_are_located_errors(tmp_path):
+    (tmp_path / "tiny.txt").write_text("hi")
+    text = spec_text("- {name: finetune, data: 'text(tiny.txt, block=16)', steps: 2}",
+                     mixture="fixed([[0.5, 0.5], [0.5, 0.5]])").replace("name: tiny\n", "name: tiny\ntokenizer: bytes\n")
+    text = text.replace("vocab_size: 32", "vocab_size: 259")
+    with pytest.raises(SpecError) as info:
+        run(tmp_path, text)
+    (d,) = info.value.diagnostics
+    assert d.location.line == 17 and "fewer than" in d.message
+    result = CliRunner().invoke(main, ["train", str(write_spec(tmp_path, text.replace("tiny.txt", "gone.txt"), "g.yaml")),
+                                       "-o", str(tmp_path / "g"), "-q"])
+    assert result.exit_code == 2 and "no such data file 'gone.txt'" in result.output
+    assert not (tmp_path / "g").exists()
+
+
+def test_train_and_eval_commands(tmp_path):
+    spec = write_spec(tmp_path, spec_text(f"- {{name: search, data: '{DATA}', steps: 3}}"))
+    result = CliRunner().invoke(main, ["train", str(spec), "-o", str(tmp_path / "r"), "-q"])
+    assert result.exit_code == 0, result.output
+    assert "test split" in result.output and "hybrid" in result.output
+    assert "attn alone" in result.output and "train.baselines" in result.output
+    result = CliRunner().invoke(main, ["eval", str(tmp_path / "r"), "--data", DATA])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "r" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert f"loss: {metrics['loss']:.6g}" in result.output
+    bad = CliRunner().invoke(main, ["eval", str(tmp_path / "r"), "--data", "recal()"])
+    assert bad.exit_code == 2 and "--data:1:1: error: unknown data source 'recal'" in bad.output

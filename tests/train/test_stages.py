@@ -1,0 +1,147 @@
+"""Stage kinds, frozen groups, search algorithms and the discretize -> retrain path."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from hybridc.nn.hybrid import HybridModel, lower
+from hybridc.spec import load_spec
+from hybridc.train.loop import build_optimizers, freeze_for, train_steps
+from hybridc.data import build_data
+from tests.specs import write_spec
+from tests.train.helpers import DATA, run, spec_text
+
+
+def snapshot(model):
+    return {name: p.detach().clone() for name, p in model.named_parameters()}
+
+
+def changed_groups(model, before):
+    from hybridc.nn.hybrid import group_of
+
+    out = set()
+    for name, p in model.named_parameters():
+        if not torch.equal(p.detach(), before[name]):
+            out.add(group_of(name))
+    return out
+
+
+def stage_setup(tmp_path, stages, mixture="search"):
+    rs = load_spec(write_spec(tmp_path, spec_text(stages, mixture)))
+    stage = rs.spec.train.stages[0]
+    data = build_data(stage.data, task=rs.spec.task, tokenizer=None, seed=0, base_dir=tmp_path,
+                      location=rs.source_map.at("train"))
+    return rs, stage, data
+
+
+def take_steps(model, stage, data, steps):
+    freeze_for(model, stage)
+    optim = build_optimizers(model, stage, steps)
+    results = list(train_steps(model, stage, steps, 0, data, optim, seed=0, device=torch.device("cpu"),
+                               backward=lambda loss: loss.backward(),
+                               clip=lambda params, norm: torch.nn.utils.clip_grad_norm_(params, norm)))
+    return results
+
+
+@pytest.mark.parametrize("stages, expected", [
+    (f"- {{name: align, data: '{DATA}', steps: 3}}", {"projectors", "embeddings", "alphas"}),
+    (f"- {{name: search, data: '{DATA}', steps: 3}}", {"components", "projectors", "embeddings", "head", "alphas"}),
+    (f"- {{name: finetune, data: '{DATA}', steps: 3}}", {"components", "projectors", "embeddings", "head"}),
+    (f"- {{name: retrain, data: '{DATA}', steps: 3, train: [head]}}", {"head"}),
+    (f"- {{name: x, kind: finetune, data: '{DATA}', steps: 3, train: [components]}}", {"components"}),
+])
+def test_only_the_named_groups_change(tmp_path, stages, expected):
+    rs, stage, data = stage_setup(tmp_path, stages)
+    model = lower(rs)
+    before = snapshot(model)
+    take_steps(model, stage, data, 3)
+    assert changed_groups(model, before) == expected
+
+
+@pytest.mark.parametrize("algorithm", ["darts(lr=0.5)", "dash(lr=0.5, tau=0.7)", "gaea(lr=0.5)"])
+@pytest.mark.parametrize("alternate", [False, True])
+def test_alphas_stay_on_the_simplex_and_move(tmp_path, algorithm, alternate):
+    search = algorithm.replace(")", f", alternate={'true' if alternate else 'false'})")
+    rs, stage, data = stage_setup(tmp_path, f"- {{name: search, search: '{search}', data: '{DATA}', steps: 6}}")
+    model = lower(rs)
+    start = model.alphas().clone()
+    results = take_steps(model, stage, data, 6)
+    alphas = model.alphas()
+    assert torch.all(alphas >= 0) and torch.allclose(alphas.sum(-1), torch.ones(2), atol=1e-6)
+    assert not torch.allclose(alphas, start)
+    kinds = [r.kind for r in results]
+    assert kinds == (["weights", "alphas"] * 3 if alternate else ["joint"] * 6)
+    assert all(m.gumbel_tau is None and m.leaf is None for m in (b.mix for b in model.blocks))
+
+
+def test_gaea_update_follows_the_reference_rule():
+    from hybridc.train.search import gaea_update
+
+    a = torch.tensor([0.5, 0.3, 0.2])
+    g = torch.tensor([1.0, -2.0, 100.0])
+    out = gaea_update(a, g, lr=0.5)
+    expected = a * torch.exp(torch.clamp(-0.5 * g, -9, 9))
+    expected = torch.clamp(expected, min=1e-5)
+    assert torch.allclose(out, expected / expected.sum())
+
+
+def test_alternating_search_takes_alpha_steps_on_held_out_batches(tmp_path, monkeypatch):
+    import hybridc.train.loop as loop
+
+    rs, stage, data = stage_setup(tmp_path, f"- {{name: search, search: 'darts(alternate=true)', data: '{DATA}', steps: 4}}")
+    seen = []
+    original = loop.batch_indices
+
+    def spy(n, batch_size, step, *, seed, stream):
+        seen.append((stream, n))
+        return original(n, batch_size, step, seed=seed, stream=stream)
+
+    monkeypatch.setattr(loop, "batch_indices", spy)
+    take_steps(lower(rs), stage, data, 4)
+    assert seen == [("search/train", len(data.train)), ("search/heldout", len(data.valid))] * 2
+    assert len(data.valid) != len(data.train)
+
+
+def test_every_stage_kind_runs_and_discretize_prunes(tmp_path):
+    stages = f"""\
+        - {{name: align, data: '{DATA}', steps: 4}}
+        - {{name: search, search: 'gaea(lr=0.3)', steps: 4}}
+        - {{name: rewind}}
+        - {{name: finetune, steps: 3}}
+        - {{name: discretize}}
+        - {{name: retrain, steps: 3}}
+        """
+    result, messages = run(tmp_path, spec_text(stages))
+    assert result.selection is not None and len(result.selection) == 2
+    model = HybridModel.from_pretrained(result.final_dir)
+    assert model.graph.selection == result.selection
+    assert sum(p.numel() for p in model.parameters()) == model.graph.total_params
+    continuous = lower(load_spec(tmp_path / "run.yaml"))
+    assert model.graph.total_params < continuous.graph.total_params
+    events = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
+    kinds = [e["event"] for e in events]
+    assert kinds.count("stage") == 4 and "discretize" in kinds and "rewind" in kinds and kinds[-1] == "test"
+    assert [e["selection"] for e in events if e["event"] == "discretize"] == [list(result.selection)]
+    assert any(m.startswith("discretized:") for m in messages)
+
+
+def test_rewind_restores_component_weights_and_keeps_alphas(tmp_path):
+    from hybridc.train.run import Run, TrainOptions
+
+    rs = load_spec(write_spec(tmp_path, spec_text(f"- {{name: search, data: '{DATA}', steps: 3}}\n- {{name: rewind}}")))
+    runner = Run(rs, TrainOptions(out_dir=tmp_path / "r", quiet=True), say=lambda _: None)
+    model = lower(rs)
+    initial = snapshot(model)
+    _, stage, data = stage_setup(tmp_path, f"- {{name: search, data: '{DATA}', steps: 3}}")
+    take_steps(model, stage, data, 3)
+    trained = snapshot(model)
+    runner.rewind(model)
+    from hybridc.nn.hybrid import group_of
+
+    for name, p in model.named_parameters():
+        group = group_of(name)
+        reference = initial if group in ("components", "embeddings", "head") else trained
+        assert torch.equal(p.detach(), reference[name]), name
