@@ -183,8 +183,11 @@ def graph(spec: Path, fmt_: str, out: Path | None, selection: str | None) -> Non
 @click.option("--resume", is_flag=True, help="Continue the run in the directory from its newest checkpoint.")
 @click.option("--max-steps", type=click.IntRange(min=0), help="Cap every training stage at N steps (smoke runs).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--mixed-precision", type=click.Choice(["no", "bf16", "fp16"]), default="no", show_default=True,
+              help="Autocast through Accelerate (fp16 needs a GPU).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def train(spec: Path, out_dir: Path | None, resume: bool, max_steps: int | None, device: str, quiet: bool) -> None:
+def train(spec: Path, out_dir: Path | None, resume: bool, max_steps: int | None, device: str, mixed_precision: str,
+          quiet: bool) -> None:
     """Run SPEC's training plan: stages, checkpoints, metrics, plots, final/ and a comparison table."""
     from .spec.frontend import load_spec
     from .summary import print_results
@@ -194,8 +197,9 @@ def train(spec: Path, out_dir: Path | None, resume: bool, max_steps: int | None,
     rs = load_spec(spec)
     _print_warnings(rs)
     _quiet_libraries()
-    result = run_training(rs, TrainOptions(out_dir=out_dir, resume=resume, max_steps=max_steps, device=device,
-                                           quiet=quiet), say=lambda text: click.echo(text, err=True))
+    options = TrainOptions(out_dir=out_dir, resume=resume, max_steps=max_steps, device=device,
+                           mixed_precision=mixed_precision, quiet=quiet)
+    result = run_training(rs, options, say=lambda text: click.echo(text, err=True))
     print_results(result)
 
 

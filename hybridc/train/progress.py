@@ -27,6 +27,6 @@ class Progress:
 
     def update(self, task, completed: int, loss: float, alphas: list[list[float]] | None = None) -> None:
         info = f"loss {loss:.4f}"
-        if alphas:
+        if alphas and len(alphas[0]) > 1:
             info += "  alphas " + " ".join("[" + " ".join(f"{a:.2f}" for a in row) + "]" for row in alphas)
         self._bar.update(task, completed=completed, info=info)

@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ class TrainOptions:
     resume: bool = False
     max_steps: int | None = None
     device: str = "cpu"
+    mixed_precision: str = "no"  # no | bf16 | fp16 (Accelerate's autocast)
     quiet: bool = False
     eval_batches: int = 32  # validation batches per evaluation (the test split is always evaluated whole)
 
@@ -69,9 +70,14 @@ class Run:
         self.say = say
         self.run_dir = Path(options.out_dir) if options.out_dir is not None else Path("runs") / rs.spec.name
         self.compiled: Compiled = compile_resolved(rs)
-        self.device = torch.device(options.device)
-        if self.device.type == "cuda" and not torch.cuda.is_available():
+        if options.device == "cuda" and not torch.cuda.is_available():
             raise RunError("--device cuda, but no CUDA device is available", "use --device cpu")
+        from accelerate import Accelerator
+
+        # Accelerate places tensors, runs backward (scaling under fp16) and clips gradients; it is also
+        # what multi-process launches (accelerate launch / torchrun) plug into.
+        self.accelerator = Accelerator(cpu=options.device == "cpu", mixed_precision=options.mixed_precision)
+        self.device = self.accelerator.device
         self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
         self.seed = self.spec.train.seed
 
@@ -127,7 +133,11 @@ class Run:
             raise RunError(f"discretization lost parameters {missing[:3]}")
         small.load_state_dict({k: state[k] for k in wanted}, strict=True)
         self.say(f"discretized: {' | '.join(selection)} (alphas {[[round(a, 3) for a in row] for row in alphas]})")
-        return small.to(self.device)
+        return self.place(small)
+
+    def place(self, model: HybridModel) -> HybridModel:
+        """Move to the run's device (and wrap for mixed precision) through Accelerate."""
+        return self.accelerator.prepare_model(model.to(self.device), device_placement=True)
 
     def rewind(self, model: HybridModel) -> None:
         """Reload the components' pretrained weights (their initial weights if from scratch); keep
@@ -159,13 +169,13 @@ class Run:
         if found is None:
             if self.options.resume and self.metrics.path.exists():
                 self.metrics.truncate(0)
-            return lower(self.rs).to(self.device), RunPosition(0, 0, 0), None
+            return self.place(lower(self.rs)), RunPosition(0, 0, 0), None
         path, position = found
         model = lower(self.rs, selection=position.selection, pretrained=False)
         optim_state = load_checkpoint(path, model)
         self.metrics.truncate(int(position.extra.get("metrics", 0)))
         self.say(f"resuming from {path.name} (stage {position.stage_index + 1}, step {position.stage_step})")
-        return model.to(self.device), position, optim_state
+        return self.place(model), position, optim_state
 
     def checkpoint(self, model: HybridModel, optim: StageOptimizers | None, position: RunPosition) -> None:
         extra = dict(position.extra, metrics=len(self.metrics.records()))
@@ -214,8 +224,7 @@ class Run:
         task = progress.stage(f"{k + 1}/{len(self.spec.train.stages)} {stage.name}", total=steps, completed=start)
         discretized = model.graph.discretized
         for result in train_steps(model, stage, steps, start, data, optim, seed=self.seed, device=self.device,
-                                  backward=lambda loss: loss.backward(),
-                                  clip=lambda params, norm: torch.nn.utils.clip_grad_norm_(params, norm)):
+                                  backward=self.accelerator.backward, clip=self.accelerator.clip_grad_norm_):
             global_step += 1
             done = result.step + 1
             alphas = None if discretized else [[round(a, 6) for a in row] for row in model.alphas().tolist()]
@@ -275,14 +284,13 @@ class Run:
             component = self.spec.component(name)
             if self.spec.train.baselines:
                 rs = baseline_spec(self.rs, name)
-                sub = Run(rs, TrainOptions(out_dir=self.run_dir / "baselines" / name, resume=self.options.resume,
-                                           max_steps=self.options.max_steps, device=self.options.device,
-                                           quiet=self.options.quiet, eval_batches=self.options.eval_batches), say=self.say)
+                options = replace(self.options, out_dir=self.run_dir / "baselines" / name)
+                sub = Run(rs, options, say=self.say)
                 result = sub.execute()
                 rows.append({"model": f"{name} alone (same budget)", **(result.test or {})})
             elif component.source.kind != "init":
                 rs = baseline_spec(self.rs, name, keep_stages=False)
-                alone = lower(rs).to(self.device)
+                alone = self.place(lower(rs))
                 stage, data = last
                 rows.append({"model": f"{name} alone (as loaded)", **evaluate(alone, data.test, stage.batch_size, self.device)})
             else:
