@@ -2,7 +2,7 @@
 
     python benchmarks/startup.py [--repeat 7] [--write benchmarks/README.md]
 
-Times (median wall clock of fresh processes) `hybridc validate` and `hybridc fmt` on the example
+Times (median wall clock of fresh processes) `hybridc validate`, `fmt` and `diff` on the example
 specs, next to a bare `python -c pass` and `python -c "import torch"`, and prints a Markdown table.
 """
 
@@ -43,6 +43,8 @@ def main() -> None:
         ("hybridc validate specs/fixed-alpha.yaml", cli + ["validate", "specs/fixed-alpha.yaml"]),
         ("hybridc fmt specs/three-way.yaml", cli + ["fmt", "specs/three-way.yaml"]),
         ("hybridc fmt --check specs/fixed-alpha.yaml", cli + ["fmt", "--check", "specs/fixed-alpha.yaml"]),
+        ("hybridc diff specs/three-way.yaml specs/quickstart.yaml", cli + ["diff", "specs/three-way.yaml", "specs/quickstart.yaml"]),
+        ("hybridc diff --graph (same specs)", cli + ["diff", "--graph", "specs/three-way.yaml", "specs/quickstart.yaml"]),
     ]
     results = [(name, wall(cmd, args.repeat)) for name, cmd in rows]
     base = results[0][1]

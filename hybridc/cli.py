@@ -79,7 +79,10 @@ def validate(specs: tuple[Path, ...]) -> None:
 @click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--check", is_flag=True, help="Exit 1 if a file is not in canonical form; change nothing.")
 @click.option("--write", "-w", is_flag=True, help="Rewrite the files in canonical form.")
-def fmt(specs: tuple[Path, ...], check: bool, write: bool) -> None:
+@click.option("--no-comments", is_flag=True, help="Drop comments (the pure canonical form).")
+@click.option("--textconv", is_flag=True, hidden=True,
+              help="For git: canonical form without comments, or the file as it is when it does not parse.")
+def fmt(specs: tuple[Path, ...], check: bool, write: bool, no_comments: bool, textconv: bool) -> None:
     """Print SPECS in canonical form (all defaults explicit, stable order, comments kept)."""
     from .errors import SpecError
     from .io import atomic_write_text
@@ -92,10 +95,13 @@ def fmt(specs: tuple[Path, ...], check: bool, write: bool) -> None:
         try:
             parsed = parse_file(path)
         except SpecError as err:
+            if textconv:
+                click.echo(path.read_text(errors="replace"), nl=False)
+                continue
             click.echo(err.render(), err=True)
             status = EXIT_USAGE
             continue
-        text = parsed.canonical_text()
+        text = parsed.canonical_text(keep_comments=not (no_comments or textconv))
         if check:
             if text != parsed.document.text:
                 click.echo(f"{path}: not canonical (run hybridc fmt --write {path})", err=True)
@@ -174,6 +180,35 @@ def graph(spec: Path, fmt_: str, out: Path | None, selection: str | None) -> Non
 
         atomic_write_text(out, text)
         click.echo(f"wrote {out}")
+
+
+@main.command()
+@click.argument("specs", nargs=-1, required=True)
+@click.option("--graph", "with_graph", is_flag=True, help="Also compare parameters and FLOPs per group (configs only).")
+@click.option("--format", "fmt_", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--git-driver", is_flag=True, hidden=True, help="Called by git as diff.hybridc.command.")
+@click.option("--color/--no-color", default=None, help="Colour (default: on a terminal).")
+def diff(specs: tuple[str, ...], with_graph: bool, fmt_: str, git_driver: bool, color: bool | None) -> None:
+    """Semantic diff of two specs (files or git:REV:path): exit 0 same, 1 different, 2 error."""
+    from .diffing import run_diff, run_git_driver
+
+    if git_driver:
+        run_git_driver(specs, with_graph=with_graph, color=color)
+        return
+    if len(specs) != 2:
+        raise click.UsageError("give two specs: hybridc diff A B")
+    sys.exit(run_diff(specs[0], specs[1], with_graph=with_graph, fmt=fmt_, color=color))
+
+
+@main.command(name="git-setup")
+@click.argument("patterns", nargs=-1)
+@click.option("--global", "global_", is_flag=True, help="Write the diff driver to your global git config.")
+def git_setup(patterns: tuple[str, ...], global_: bool) -> None:
+    """Make `git diff` / `git log -p` show semantic diffs of spec files (PATTERNS default: specs/**/*.yaml)."""
+    from .diffing import setup_git
+
+    for line in setup_git(list(patterns) or ["specs/**/*.yaml", "*.hybrid.yaml"], global_=global_):
+        click.echo(line)
 
 
 @main.command()
