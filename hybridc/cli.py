@@ -52,9 +52,15 @@ def _print_warnings(rs) -> None:
         click.echo(w.render(), err=True)
 
 
+_ROOT_OPTION = click.option(
+    "--root", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+    help="Refuse local paths in the spec (models, tokenizer, data, alphas) that resolve outside DIR.")
+
+
 @main.command()
 @click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
-def validate(specs: tuple[Path, ...]) -> None:
+@_ROOT_OPTION
+def validate(specs: tuple[Path, ...], root: Path | None) -> None:
     """Check SPECS (every error at once, located); exit 2 if any is invalid."""
     from .errors import SpecError
     from .spec.frontend import load_spec
@@ -62,7 +68,7 @@ def validate(specs: tuple[Path, ...]) -> None:
     failed = []
     for path in specs:
         try:
-            rs = load_spec(path)
+            rs = load_spec(path, root=root)
         except SpecError as err:
             click.echo(err.render(), err=True)
             failed.append(path)
@@ -120,12 +126,14 @@ def fmt(specs: tuple[Path, ...], check: bool, write: bool, no_comments: bool, te
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write spec.lock.yaml, plan.json and graph.dot here.")
 @click.option("--build", is_flag=True, help="Also lower to a PyTorch model (loads weights) and check it.")
-def compile_cmd(spec: Path, out_dir: Path | None, build: bool) -> None:
+@_ROOT_OPTION
+def compile_cmd(spec: Path, out_dir: Path | None, build: bool, root: Path | None) -> None:
     """Compile SPEC: print the hybrid's summary; write the lock, plan and graph with -o."""
     from .api import compile as compile_spec
+    from .spec.frontend import load_spec
     from .summary import print_summary
 
-    compiled = compile_spec(spec)
+    compiled = compile_spec(load_spec(spec, root=root))
     _print_warnings(compiled.resolved)
     print_summary(compiled)
     if build:
@@ -220,16 +228,23 @@ def git_setup(patterns: tuple[str, ...], global_: bool) -> None:
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--mixed-precision", type=click.Choice(["no", "bf16", "fp16"]), default="no", show_default=True,
               help="Autocast through Accelerate (fp16 needs a GPU).")
+@click.option("--num-processes", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Data-parallel processes on this machine (launched with torchrun; gloo on CPU).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@_ROOT_OPTION
 def train(spec: Path, out_dir: Path | None, resume: bool, max_steps: int | None, device: str, mixed_precision: str,
-          quiet: bool) -> None:
+          num_processes: int, quiet: bool, root: Path | None) -> None:
     """Run SPEC's training plan: stages, checkpoints, metrics, plots, final/ and a comparison table."""
     from .spec.frontend import load_spec
     from .summary import print_results
     from .train.run import TrainOptions
     from .train.run import train as run_training
 
-    rs = load_spec(spec)
+    rs = load_spec(spec, root=root)
+    if num_processes > 1 and "WORLD_SIZE" not in os.environ:
+        from .train.launch import relaunch
+
+        sys.exit(relaunch(num_processes, [a for a in sys.argv[1:]]))
     _print_warnings(rs)
     _quiet_libraries()
     options = TrainOptions(out_dir=out_dir, resume=resume, max_steps=max_steps, device=device,
@@ -264,6 +279,15 @@ def _quiet_libraries() -> None:
     hf_logging.disable_progress_bar()
     warnings.filterwarnings("ignore", category=UserWarning, module="torch")
 
+
+def _register_experiments() -> None:
+    from .experiments.commands import COMMANDS
+
+    for command in COMMANDS:
+        main.add_command(command)
+
+
+_register_experiments()
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -90,3 +90,9 @@ class RunError(CompileError):
     """Running a training plan failed."""
 
     exit_code = 1
+
+
+class Interrupted(RunError):
+    """A run stopped on SIGINT/SIGTERM after writing a checkpoint (``--resume`` continues it)."""
+
+    exit_code = 130

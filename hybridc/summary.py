@@ -46,8 +46,14 @@ def summary_tables(c: Compiled) -> list[Table]:
     return [comps, groups, stages] if plan.stages else [comps, groups]
 
 
+def wide_console() -> Console:
+    """A console that does not squeeze tables to 80 columns when the output is a file or pipe."""
+    console = Console()
+    return console if console.is_terminal else Console(width=160)
+
+
 def print_summary(c: Compiled, console: Console | None = None) -> None:
-    console = console or Console()
+    console = console or wide_console()
     for table in summary_tables(c):
         console.print(table)
     g = c.graph
@@ -58,14 +64,14 @@ def print_summary(c: Compiled, console: Console | None = None) -> None:
 
 def print_results(result, console: Console | None = None) -> None:
     """The table ``hybridc train`` ends with: the hybrid against each component on the same test split."""
-    console = console or Console()
+    console = console or wide_console()
     rows = result.comparison
     if not rows or result.test is None:
         console.print(f"run written to {result.run_dir} (no test data)")
         return
     table = Table(title=f"test split ({result.run_dir})")
     table.add_column("model")
-    metrics = [k for k in ("loss", "perplexity", "accuracy") if any(k in r for r in rows)]
+    metrics = [k for k in ("loss", "perplexity", "accuracy", "macro_accuracy") if any(k in r for r in rows)]
     for m in metrics:
         table.add_column(m, justify="right")
     if any("note" in r for r in rows):

@@ -18,12 +18,13 @@ from ..spec.signatures import DATA_SOURCES
 from .classify import build_classify
 from .context import Examples, SourceContext, canonical_source
 from .dataset import DataBundle
+from .mad import build_mad
 from .sampling import generator, split_indices
 from .synthetic import build_recall
 from .text import build_text
 from .tokenizer import Tokenizer
 
-Builder = Callable[[SourceContext], Examples]
+Builder = Callable[[SourceContext], "Examples | DataBundle"]
 MIN_EXAMPLES = 3
 
 
@@ -39,7 +40,7 @@ BUILDERS: dict[str, Builder] = {
     "text": build_text,
     "recall": build_recall,
     "classify": build_classify,
-    "mad": _not_available("mad"),
+    "mad": build_mad,
     "listops": _not_available("listops"),
 }
 
@@ -57,6 +58,8 @@ def build_data(source: DataSource, *, task: Task, tokenizer: Tokenizer | None, s
     assert task.kind in sig.tasks, f"{source.name}() data is for {'/'.join(sig.tasks)}, not {task}"
     ctx = SourceContext(canonical_source(source), task, tokenizer, int(seed), Path(base_dir), location)
     examples = BUILDERS[source.name](ctx)
+    if isinstance(examples, DataBundle):  # the source makes its own splits (MAD: train/test differ)
+        return examples
     full = examples.data
     if len(full) < MIN_EXAMPLES:
         raise ctx.error(f"{ctx.short} gives only {len(full)} {examples.unit}, fewer than {MIN_EXAMPLES}",

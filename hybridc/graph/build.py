@@ -11,7 +11,7 @@ import networkx as nx
 
 from ..components.registry import get_family
 from ..spec.frontend import ResolvedSpec
-from .cost import linear_params, projector_flops, projector_params
+from .cost import linear_params, projector_flops, projector_params, readout_params
 from .model import BlockGraph, GraphNode
 
 
@@ -35,7 +35,7 @@ def head_node(rs: ResolvedSpec, costs, sources: tuple[str, ...], embedded: tuple
     """The output head. A tied LM head owns the embedding weight unless the embed node holds it."""
     task = rs.spec.task
     d = rs.width
-    if task.kind != "causal-lm":
+    if task.kind not in ("causal-lm", "compress"):
         n = task.num_classes or 0
         return GraphNode("head", "head", d_in=d, d_out=n, params=linear_params(d, n), flops=2 * d * n,
                          head_kind=task.kind)
@@ -47,8 +47,13 @@ def head_node(rs: ResolvedSpec, costs, sources: tuple[str, ...], embedded: tuple
         own = counts.head if counts.head else (0 if m in embedded else counts.embedding)
         params += own
         flops += 2 * rc.hidden_size * rc.shape.vocab_size
+    kind = "lm"
+    if task.kind == "compress":  # every position decoded from the last state, then the LM heads
+        kind = "compress"
+        params += readout_params(d)
+        flops += 2 * 2 * d * d
     return GraphNode("head", "head", d_in=d, d_out=rs.vocab_size, params=params, flops=flops,
-                     components=sources, head_kind="lm")
+                     components=sources, head_kind=kind)
 
 
 def segment_node(rs: ResolvedSpec, costs, block: int, m: str) -> GraphNode:
@@ -114,6 +119,6 @@ def build_graph(rs: ResolvedSpec) -> BlockGraph:
             s = add(segment_node(rs, costs, i, m), a)
             outs.append(add(projector_node(rs, i, m, "out"), s))
         prev = add(mix_node(rs, i), *outs)
-    head = rs.spec.hybrid.head if rs.spec.task.kind == "causal-lm" else "mix"
+    head = rs.spec.hybrid.head if rs.spec.task.kind in ("causal-lm", "compress") else "mix"
     add(head_node(rs, costs, _sources(rs, head), embedded), prev)
     return BlockGraph(graph=g, **graph_facts(rs))

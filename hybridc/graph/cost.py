@@ -36,3 +36,8 @@ def projector_flops(kind: str, d_in: int, d_out: int) -> int:
         return 2 * d_in * d_out
     hidden = mlp_hidden(d_in, d_out)
     return 2 * (d_in * hidden + hidden * d_out)
+
+
+def readout_params(d: int) -> int:
+    """The compress task's read-out (see ``hybridc.nn.blocks.CompressionHead``): 3 LayerNorms, 2 Linears."""
+    return 3 * 2 * d + 2 * linear_params(d, d)

@@ -55,7 +55,7 @@ def discretize_graph(rs: ResolvedSpec, selection: Sequence[str]) -> BlockGraph:
         if switch:
             prev = add(projector_node(rs, i, m, "out"), prev)
         current = m
-    head = rs.spec.hybrid.head if rs.spec.task.kind == "causal-lm" else "mix"
+    head = rs.spec.hybrid.head if rs.spec.task.kind in ("causal-lm", "compress") else "mix"
     head_from = selection[0] if head == "mix" else head
     add(head_node(rs, costs, (head_from,), (embed_from,)), prev)
     facts = graph_facts(rs)

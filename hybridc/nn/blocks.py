@@ -116,6 +116,31 @@ class MixedLMHead(nn.Module):
         return logits
 
 
+class CompressionHead(MixedLMHead):
+    """MAD's encoder-decoder read-out for the compress task: position i is decoded from the last
+    position's state plus a sinusoidal position code, then through the LM heads. (B, T, d) -> (B, T, V)."""
+
+    def __init__(self, heads: dict[str, nn.Module], widths: dict[str, int], vocab_size: int, width: int):
+        super().__init__(heads, widths, vocab_size)
+        self.readout = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, width), nn.GELU(), nn.LayerNorm(width),
+                                     nn.Linear(width, width), nn.GELU(), nn.LayerNorm(width))
+
+    def forward(self, h: torch.Tensor, alphas: torch.Tensor | None, skip: Sequence[bool] = ()) -> torch.Tensor:
+        length, width = h.shape[1], h.shape[2]
+        x = h[:, -1:] + sinusoidal_positions(length, width, h.device, h.dtype)  # (B, T, d)
+        return super().forward(self.readout(x), alphas, skip)
+
+
+def sinusoidal_positions(length: int, width: int, device, dtype) -> torch.Tensor:
+    """(T, d) fixed sine/cosine position codes."""
+    position = torch.arange(length, device=device, dtype=torch.float32)[:, None]
+    rate = torch.exp(torch.arange(0, width, 2, device=device, dtype=torch.float32) * (-torch.log(torch.tensor(1e4)) / width))
+    codes = torch.zeros(length, width, device=device)
+    codes[:, 0::2] = torch.sin(position * rate)
+    codes[:, 1::2] = torch.cos(position * rate[: width // 2])
+    return codes.to(dtype)
+
+
 class ClassifierHead(nn.Module):
     """A new linear head. ``pool=True``: (B, T, d) -> (B, n) at each row's last real token;
     ``pool=False`` (tagging): (B, T, d) -> (B, T, n)."""

@@ -25,7 +25,7 @@ from ..graph.build import build_graph
 from ..graph.discretize import discretize_graph
 from ..graph.model import BlockGraph
 from ..spec.frontend import ResolvedSpec, lock_data, resolve_from_lock
-from .blocks import ClassifierHead, MixedBlock, MixedEmbedding, MixedLMHead, SingleBlock
+from .blocks import ClassifierHead, CompressionHead, MixedBlock, MixedEmbedding, MixedLMHead, SingleBlock
 from .mixture import Mix
 from .projectors import Projector
 
@@ -118,9 +118,13 @@ class HybridModel(PreTrainedModel):
                 blocks.append(MixedBlock(segs, ins, outs, mix, d))
         self.blocks = nn.ModuleList(blocks)
         head = g.node("head")
-        if head.head_kind == "lm":
-            self.head = MixedLMHead({m: adapters[m].lm_head() for m in head.components},
-                                    {m: rs.component(m).hidden_size for m in head.components}, g.vocab_size)
+        if head.head_kind in ("lm", "compress"):
+            heads = {m: adapters[m].lm_head() for m in head.components}
+            widths = {m: rs.component(m).hidden_size for m in head.components}
+            if head.head_kind == "compress":
+                self.head = CompressionHead(heads, widths, g.vocab_size, d)
+            else:
+                self.head = MixedLMHead(heads, widths, g.vocab_size)
         else:
             self.head = ClassifierHead(d, head.d_out, pool=head.head_kind == "classify")
 
@@ -176,9 +180,10 @@ class HybridModel(PreTrainedModel):
             logits = self.head(h, a0, skip0)  # (B, T, V)
             loss = None
             if labels is not None:
+                shift = 0 if isinstance(self.head, CompressionHead) else 1  # compress: position t rebuilds t
                 loss = nn.functional.cross_entropy(
-                    logits[:, :-1].reshape(-1, logits.shape[-1]).float(), labels[:, 1:].reshape(-1),
-                    ignore_index=IGNORE_INDEX)
+                    logits[:, : logits.shape[1] - shift].reshape(-1, logits.shape[-1]).float(),
+                    labels[:, shift:].reshape(-1), ignore_index=IGNORE_INDEX)
             return CausalLMOutput(loss=loss, logits=logits)
         logits = self.head(h, attention_mask)
         loss = None

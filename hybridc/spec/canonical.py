@@ -90,7 +90,8 @@ def build_spec(root: Mapping, file: str) -> tuple[Spec | None, SourceMap, list[D
     for key, value in root:
         b.record((key.value,), value)
     components = _components(b, root.get("components"))
-    names = tuple(c.name for c in components)
+    # every declared name, also of components with errors (no follow-on "unknown component" errors)
+    names = tuple(key.value for key, _ in root.get("components") or ())
     tokenizer = _tokenizer(b, root.get("tokenizer"), names)
     hybrid = _hybrid(b, root.get("hybrid"), names)
     task = _task(b, root.get("task"))
@@ -275,6 +276,11 @@ def _mixture(b: _Builder, node: Scalar | None) -> Mixture:
         if isinstance(arg, E.Atom) and arg.kind in ("word", "string"):
             b.smap.set(("hybrid", "mixture", "path"), node.loc_at(arg.offset))
             return Mixture("programmed", path=str(arg.value))
+    if isinstance(parsed, E.Call) and parsed.name in ("fixed", "programmed"):  # the right name, wrong arguments
+        what, usage = (("one list of rows", "fixed([[a, b], ...]) with one row per block") if parsed.name == "fixed"
+                       else ("one file path", "programmed(alphas.json)"))
+        b.error(node.loc_at(parsed.offset), f"{parsed.name}(...) takes {what}", f"write {usage}")
+        return Mixture("search")
     name = parsed.name if isinstance(parsed, (E.Call,)) else getattr(parsed, "value", "")
     b.error(node.loc, f"invalid mixture '{node.value}'",
             (did_you_mean(name, ["search", "fixed", "programmed"]) + " " if did_you_mean(name, ["search", "fixed", "programmed"]) else "")
@@ -318,8 +324,8 @@ def _task(b: _Builder, node: Scalar | None) -> Task:
     parsed = b.parse(node, "task")
     if parsed is None:
         return Task("causal-lm")
-    if isinstance(parsed, E.Atom) and parsed.value == "causal-lm":
-        return Task("causal-lm")
+    if isinstance(parsed, E.Atom) and parsed.value in ("causal-lm", "compress"):
+        return Task(parsed.value)
     if isinstance(parsed, E.Call) and parsed.name in ("classify", "tag"):
         if len(parsed.args) == 1 and not parsed.kwargs and _is_int(parsed.args[0]) and parsed.args[0].value >= 2:
             return Task(parsed.name, parsed.args[0].value)
@@ -327,7 +333,8 @@ def _task(b: _Builder, node: Scalar | None) -> Task:
         return Task("causal-lm")
     word = parsed.name if isinstance(parsed, E.Call) else str(getattr(parsed, "value", ""))
     b.error(node.loc, f"unknown task '{node.value}'",
-            did_you_mean(word, ["causal-lm", "classify", "tag"]) or "write causal-lm, classify(n) or tag(n)")
+            did_you_mean(word, ["causal-lm", "compress", "classify", "tag"])
+            or "write causal-lm, compress, classify(n) or tag(n)")
     return Task("causal-lm")
 
 
@@ -402,8 +409,9 @@ def _coerce(b: _Builder, node: Scalar, offset: int, sig: Signature, param, arg: 
         if not math.isfinite(value):
             b.error(loc, f"{where} must be finite")
             return _BAD
-        if param.minimum is not None and value < param.minimum or (param.minimum == 0.0 and param.name == "lr" and value <= 0):
-            b.error(loc, f"{where} must be {'>' if param.name == 'lr' else '>='} {param.minimum}, not {value}")
+        positive = param.minimum == 0.0 and param.name in ("lr", "tau")  # a rate or temperature of 0 divides by 0
+        if param.minimum is not None and value < param.minimum or (positive and value <= 0):
+            b.error(loc, f"{where} must be {'>' if positive else '>='} {param.minimum}, not {value}")
             return _BAD
         if param.maximum is not None and value > param.maximum:
             b.error(loc, f"{where} must be <= {param.maximum}, not {value}")

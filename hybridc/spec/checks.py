@@ -15,7 +15,8 @@ from typing import Any
 from ..errors import Diagnostic
 from .canonical import SourceMap
 from .model import BYTES_TOKENIZER, BYTES_VOCAB_SIZE, Ranges, Spec, Split
-from .resolve import ResolvedComponent, resolve_path
+from .load import MAX_BYTES
+from .resolve import PathError, ResolvedComponent, show_ref, spec_path
 from .schema import did_you_mean
 from .signatures import DATA_SOURCES
 
@@ -68,7 +69,12 @@ def check_width(spec: Spec, comps: list[ResolvedComponent], smap: SourceMap) -> 
     return []
 
 
-def tokenizer_vocab(spec: Spec, comps: list[ResolvedComponent], base_dir: Path, smap: SourceMap) -> tuple[int | None, list[Diagnostic]]:
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "vocab.txt", "tokenizer.model",
+                   "spiece.model")
+
+
+def tokenizer_vocab(spec: Spec, comps: list[ResolvedComponent], base_dir: Path, smap: SourceMap,
+                    root: Path | None = None) -> tuple[int | None, list[Diagnostic]]:
     """The hybrid's vocabulary size as the tokenizer defines it (None when it cannot be known statically)."""
     tok = spec.tokenizer
     loc = smap.at("tokenizer")
@@ -81,11 +87,18 @@ def tokenizer_vocab(spec: Spec, comps: list[ResolvedComponent], base_dir: Path, 
         return BYTES_VOCAB_SIZE, []
     if tok.startswith("hf:"):
         return None, []
-    path = resolve_path(base_dir, tok)
+    try:
+        path = spec_path(base_dir, tok, root)
+    except PathError as err:
+        return None, [Diagnostic(loc, f"tokenizer: {err.message}", err.hint)]
     if not path.exists():
         hint = did_you_mean(tok, (*spec.component_names, BYTES_TOKENIZER))
-        return None, [Diagnostic(loc, f"tokenizer '{tok}' is not a component, 'bytes', hf:<id> or an existing path",
+        return None, [Diagnostic(loc, f"tokenizer '{show_ref(tok)}' is not a component, 'bytes', hf:<id> or an existing path",
                                  hint or f"components: {', '.join(spec.component_names)}")]
+    if path.is_dir() and not any((path / name).is_file() for name in TOKENIZER_FILES):
+        return None, [Diagnostic(loc, f"tokenizer directory '{show_ref(tok)}' holds no tokenizer files",
+                                 "save one there with tokenizer.save_pretrained(dir) (tokenizer.json, ...), "
+                                 "or name a component, bytes or hf:<id>")]
     vocab = _tokenizer_file_vocab(path)
     return vocab, []
 
@@ -137,30 +150,39 @@ def check_alphas(rows, n_blocks: int, names: tuple[str, ...], smap: SourceMap, p
     return problems
 
 
-def load_programmed(spec: Spec, base_dir: Path, smap: SourceMap) -> tuple[tuple[tuple[float, ...], ...] | None, list[Diagnostic]]:
+def load_programmed(spec: Spec, base_dir: Path, smap: SourceMap,
+                    root: Path | None = None) -> tuple[tuple[tuple[float, ...], ...] | None, list[Diagnostic]]:
     """Read programmed alphas: JSON/YAML {"alphas": [[...], ...], "components": [...]}."""
     rel = spec.hybrid.mixture.path or ""
     loc = smap.at("hybrid", "mixture", "path")
-    path = resolve_path(base_dir, rel)
-    if not path.is_file():
-        return None, [Diagnostic(loc, f"no such alphas file '{rel}'", "write it with `hybridc program`, or fix the path")]
+    expected = 'expected {"alphas": [[...], ...], "components": [...]}'
     try:
+        path = spec_path(base_dir, rel, root)
+    except PathError as err:
+        return None, [Diagnostic(loc, f"alphas file: {err.message}", err.hint)]
+    if not path.is_file():
+        return None, [Diagnostic(loc, f"no such alphas file '{show_ref(rel)}'", "write it with `hybridc program`, or fix the path")]
+    try:
+        if path.stat().st_size > MAX_BYTES:
+            return None, [Diagnostic(loc, f"the alphas file '{show_ref(rel)}' is larger than {MAX_BYTES / 1e6:.0f} MB",
+                                     expected)]
         import yaml
 
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
         rows = data["alphas"] if isinstance(data, dict) else data
         rows = tuple(tuple(float(a) for a in row) for row in rows)
         names = data.get("components") if isinstance(data, dict) else None
+        if names is not None and (not isinstance(names, list) or not all(isinstance(n, str) for n in names)):
+            raise ValueError(f"'components' must be a list of names, not {names!r}")
     except Exception as err:
-        return None, [Diagnostic(loc, f"cannot read alphas from '{rel}': {err}",
-                                 'expected {"alphas": [[...], ...], "components": [...]}')]
+        return None, [Diagnostic(loc, f"cannot read alphas from '{show_ref(rel)}': {err}", expected)]
     if names is not None and list(names) != list(spec.component_names):
         return None, [Diagnostic(loc, f"'{rel}' holds alphas for components {list(names)}, not {list(spec.component_names)}")]
     return rows, []
 
 
 def check_data(spec: Spec, base_dir: Path, smap: SourceMap, vocab: int | None,
-               comps: list[ResolvedComponent]) -> list[Diagnostic]:
+               comps: list[ResolvedComponent], root: Path | None = None) -> list[Diagnostic]:
     problems = []
     limits = [(c.shape.max_length, c.name) for c in comps if c.shape.max_length is not None]
     for i, stage in enumerate(spec.train.stages):
@@ -171,10 +193,18 @@ def check_data(spec: Spec, base_dir: Path, smap: SourceMap, vocab: int | None,
         if spec.task.kind not in sig.tasks:
             problems.append(Diagnostic(loc, f"{stage.data.name}() data is for {' or '.join(sig.tasks)}, but the task is {spec.task}",
                                        "change the task or the data source"))
+        if stage.data.name == "mad":
+            problems.extend(_check_mad(stage.data, spec, loc, vocab, limits))
+            continue
         source = stage.data.arg("source")
         if isinstance(source, str) and not source.startswith("hf:"):
-            if not resolve_path(base_dir, source).exists():
-                problems.append(Diagnostic(loc, f"no such data file '{source}'",
+            try:
+                missing = not spec_path(base_dir, source, root).exists()
+            except PathError as err:
+                problems.append(Diagnostic(loc, f"data: {err.message}", err.hint))
+                missing = False
+            if missing:
+                problems.append(Diagnostic(loc, f"no such data file '{show_ref(source)}'",
                                            f"paths are relative to the spec file ({base_dir}); use hf:<dataset> for the Hub"))
         length = stage.data.arg("block") or stage.data.arg("length")
         for limit, name in limits:
@@ -185,6 +215,48 @@ def check_data(spec: Spec, base_dir: Path, smap: SourceMap, vocab: int | None,
         if isinstance(data_vocab, int) and vocab is not None and data_vocab > vocab:
             problems.append(Diagnostic(loc, f"the data uses {data_vocab} tokens but the hybrid's vocabulary has {vocab}",
                                        "lower vocab= or give the components a larger vocab_size"))
+    return problems
+
+
+def _check_mad(data, spec: Spec, loc, vocab: int | None, limits) -> list[Diagnostic]:
+    """A MAD source: its preset exists, compression goes with the compress task, sizes fit the hybrid."""
+    from .mad_presets import presets, sequence_length, settings
+
+    task, preset = data.arg("task"), data.arg("preset")
+    if preset not in presets(task):
+        return [Diagnostic(loc, f"unknown preset '{preset}' for {task}",
+                           (did_you_mean(preset, presets(task)) or "") + f" presets: cpu, mad, mad-<key><value> "
+                           f"(e.g. {next(n for n in presets(task) if n.startswith('mad-'))})")]
+    if (task == "compression") != (spec.task.kind == "compress"):
+        return [Diagnostic(loc, f"mad({task}) needs task: {'compress' if task == 'compression' else 'causal-lm'}, "
+                                f"not {spec.task}", "compression rebuilds every position from the last state (task: compress)")]
+    values = settings(task, preset, {k: data.arg(k) for k in ("vocab", "length", "examples", "noise", "copy", "motif")})
+    problems = []
+    if vocab is not None and values["vocab"] > vocab:
+        problems.append(Diagnostic(loc, f"mad({task}) uses {values['vocab']} tokens but the hybrid's vocabulary has {vocab}",
+                                   "give the components a larger vocab_size"))
+    length = sequence_length(task, values)
+    for limit, name in limits:
+        if length > limit:
+            problems.append(Diagnostic(loc, f"mad({task}) sequences of {length} tokens are longer than '{name}' allows "
+                                            f"({limit})", f"raise max_length to at least {length}"))
+    return problems
+
+
+def check_stage_inits(spec: Spec, base_dir: Path, smap: SourceMap, root: Path | None) -> list[Diagnostic]:
+    """With a root, a stage's ``init:`` directory must lie inside it (it need not exist yet: an earlier
+    run may write it)."""
+    problems = []
+    if root is None:
+        return problems
+    for i, stage in enumerate(spec.train.stages):
+        if stage.init is None:
+            continue
+        try:
+            spec_path(base_dir, stage.init, root)
+        except PathError as err:
+            problems.append(Diagnostic(smap.at("train", "stages", i, "init"), f"stage '{stage.name}': init: {err.message}",
+                                       err.hint))
     return problems
 
 

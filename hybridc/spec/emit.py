@@ -110,13 +110,27 @@ def scalar(value: Any, flow: bool = False) -> str:
         and not text.endswith(":")
         and "\n" not in text
         and "\t" not in text
+        and text.isprintable()
         and resolve_plain(text) == text
         and not (flow and re.search(r"[,\[\]{}]", text))
     )
     if plain_ok:
         return text
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
-    return f'"{escaped}"'
+    return '"' + "".join(_escape(ch) for ch in text) + '"'
+
+
+_QUOTED_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t"}
+
+
+def _escape(ch: str) -> str:
+    """One character inside a double-quoted YAML scalar: control and other unprintable characters
+    (which a YAML reader rejects or folds) as \\x, \\u or \\U escapes."""
+    if ch in _QUOTED_ESCAPES:
+        return _QUOTED_ESCAPES[ch]
+    if ch.isprintable():
+        return ch
+    code = ord(ch)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def _flow(value: Any) -> str:

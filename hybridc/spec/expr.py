@@ -12,7 +12,7 @@ from importlib import resources
 from typing import Any, Union
 
 from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,63 @@ def _pos(token: Token) -> int:
     return token.start_pos or 0
 
 
+MAX_DEPTH = 32  # brackets and calls inside each other
+_MAX_DIGITS = 100  # digits of a layer index
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "0": "\0", "\\": "\\", '"': '"', "'": "'"}
+_HEX_WIDTH = {"x": 2, "u": 4, "U": 8}
+
+
+def _unescape(text: str, offset: int) -> str:
+    """Backslash escapes of a quoted string (\\n, \\t, \\", \\\\, \\xHH, \\uHHHH); other backslashes stay as
+    written (a Windows path). ``offset``: where ``text`` starts, for errors."""
+    out, i = [], 0
+    while i < len(text):
+        char = text[i]
+        if char != "\\" or i + 1 == len(text):
+            out.append(char)
+            i += 1
+            continue
+        code = text[i + 1]
+        if code in _ESCAPES:
+            out.append(_ESCAPES[code])
+            i += 2
+        elif code in _HEX_WIDTH:
+            width = _HEX_WIDTH[code]
+            digits = text[i + 2:i + 2 + width]
+            if len(digits) != width or any(d not in "0123456789abcdefABCDEF" for d in digits) \
+                    or int(digits, 16) > 0x10FFFF:
+                raise ExprSyntaxError(f"invalid escape '{text[i:i + 2 + width]}' in a quoted string", offset + i,
+                                      f"write \\{code} and {width} hex digits, or \\\\ for a backslash")
+            out.append(chr(int(digits, 16)))
+            i += 2 + width
+        else:
+            out.append(char)
+            i += 1
+    return "".join(out)
+
+
+def _check_depth(text: str) -> None:
+    """Reject runaway nesting before parsing (the tree transform is recursive)."""
+    depth, quote, escaped = 0, None, False
+    for i, char in enumerate(text):
+        if quote:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == quote:
+                quote = None
+        elif char in "\"'":
+            quote = char
+        elif char in "([":
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise ExprSyntaxError(f"the expression nests deeper than {MAX_DEPTH} levels", i,
+                                      "expressions are short: a call, a list of rows, ranges")
+        elif char in ")]":
+            depth -= 1
+
+
 @v_args(inline=True)
 class _ToAst(Transformer):
     def number(self, tok: Token) -> Atom:
@@ -90,7 +147,7 @@ class _ToAst(Transformer):
 
     def string(self, tok: Token) -> Atom:
         text = str(tok)[1:-1]
-        text = text.encode("utf-8").decode("unicode_escape") if "\\" in text else text
+        text = _unescape(text, _pos(tok) + 1) if "\\" in text else text
         return Atom(text, "string", _pos(tok))
 
     def word(self, tok: Token) -> Atom:
@@ -100,6 +157,9 @@ class _ToAst(Transformer):
         items = []
         for tok in toks:
             a, _, b = str(tok).partition("..")
+            if max(len(a), len(b)) > _MAX_DIGITS:
+                raise ExprSyntaxError(f"layer index {(a if len(a) > _MAX_DIGITS else b)[:12]}... is too large",
+                                      _pos(tok), "layer indexes are small whole numbers")
             items.append(RangeExpr(int(a), int(b), _pos(tok)))
         return Ranges(tuple(items), items[0].offset)
 
@@ -139,6 +199,7 @@ def parse_expr(text: str) -> Expr:
     """Parse an expression; raises ``ExprSyntaxError`` with the offset of the problem."""
     if not text.strip():
         raise ExprSyntaxError("empty expression", 0)
+    _check_depth(text)
     try:
         tree = _parser().parse(text)
     except UnexpectedCharacters as err:
@@ -158,9 +219,16 @@ def parse_expr(text: str) -> Expr:
                               _pos(err.token)) from None
     except UnexpectedInput as err:  # pragma: no cover - other lark errors
         raise ExprSyntaxError(str(err), getattr(err, "pos_in_stream", 0) or 0) from None
-    ast = _ToAst().transform(tree)
-    if isinstance(ast, Token):  # a lone terminal (lark inlines ?start)
-        ast = _ToAst().word(ast)
+    try:
+        ast = _ToAst().transform(tree)
+        if isinstance(ast, Token):  # a lone terminal (lark inlines ?start)
+            ast = _ToAst().word(ast)
+    except VisitError as err:  # lark wraps what a rule raises
+        if isinstance(err.orig_exc, ExprSyntaxError):
+            raise err.orig_exc from None
+        raise
+    except RecursionError:  # not reached after _check_depth; kept as a guard
+        raise ExprSyntaxError("the expression nests too deeply", 0) from None
     return ast
 
 

@@ -90,21 +90,26 @@ def parse_string(text: str, file: str = "<spec>", base_dir: Path | None = None) 
     return parse_document(parse_text(text, file=file, path=path))
 
 
-def resolve(parsed: ParsedSpec) -> ResolvedSpec:
-    """Read component configs and run every semantic check; raises ``SpecError`` listing all problems."""
+def resolve(parsed: ParsedSpec, root: str | Path | None = None) -> ResolvedSpec:
+    """Read component configs and run every semantic check; raises ``SpecError`` listing all problems.
+
+    Local paths in the spec are relative to the spec file; with ``root``, each must resolve (after '..'
+    and symlinks) inside ``root``, else it is an error.
+    """
     spec, smap, base_dir = parsed.spec, parsed.source_map, parsed.base_dir
+    root = Path(root) if root is not None else None
     problems: list[Diagnostic] = []
     comps: list[ResolvedComponent] = []
     for component in spec.components:
-        rc, errs = resolve_component(component, base_dir, smap)
+        rc, errs = resolve_component(component, base_dir, smap, root)
         problems.extend(errs)
         if rc is not None:
             comps.append(rc)
-    vocab, errs = checks.tokenizer_vocab(spec, comps, base_dir, smap)
+    vocab, errs = checks.tokenizer_vocab(spec, comps, base_dir, smap, root)
     problems.extend(errs)
     alphas = spec.hybrid.mixture.alphas
     if spec.hybrid.mixture.mode == "programmed":
-        alphas, errs = checks.load_programmed(spec, base_dir, smap)
+        alphas, errs = checks.load_programmed(spec, base_dir, smap, root)
         problems.extend(errs)
     if comps:
         problems.extend(checks.check_blocks(spec, comps, smap))
@@ -113,7 +118,8 @@ def resolve(parsed: ParsedSpec) -> ResolvedSpec:
     if alphas is not None:
         path = ("hybrid", "mixture") if spec.hybrid.mixture.mode == "fixed" else ("hybrid", "mixture", "path")
         problems.extend(checks.check_alphas(alphas, spec.num_blocks, spec.component_names, smap, path))
-    problems.extend(checks.check_data(spec, base_dir, smap, vocab, comps))
+    problems.extend(checks.check_data(spec, base_dir, smap, vocab, comps, root))
+    problems.extend(checks.check_stage_inits(spec, base_dir, smap, root))
     if problems:
         raise SpecError(problems)
     width = spec.hybrid.width or max(c.hidden_size for c in comps)
@@ -134,9 +140,10 @@ def resolve(parsed: ParsedSpec) -> ResolvedSpec:
     )
 
 
-def load_spec(path: str | Path) -> ResolvedSpec:
-    """Parse, validate and resolve a spec file (configs only, no weights)."""
-    return resolve(parse_file(path))
+def load_spec(path: str | Path, root: str | Path | None = None) -> ResolvedSpec:
+    """Parse, validate and resolve a spec file (configs only, no weights); with ``root``, every local
+    path in it must stay inside ``root``."""
+    return resolve(parse_file(path), root=root)
 
 
 def lock_data(rs: ResolvedSpec) -> dict[str, Any]:

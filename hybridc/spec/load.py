@@ -56,7 +56,10 @@ def resolve_plain(text: str):
     if text in ("false", "False", "FALSE"):
         return False
     if _INT.fullmatch(text):
-        return int(text)
+        try:
+            return int(text)
+        except ValueError:  # more digits than Python converts: no spec number is that large
+            return float(text)
     if _OCT.fullmatch(text):
         return int(text[2:], 8)
     if _HEX.fullmatch(text):
@@ -106,19 +109,25 @@ _YAML_HINTS = (
 )
 
 
-def _yaml_error(file: str, err: yaml.YAMLError) -> Diagnostic:
+def _yaml_error(file: str, err: yaml.YAMLError, text: str = "") -> Diagnostic:
     if isinstance(err, yaml.reader.ReaderError):
+        char = chr(err.character) if isinstance(err.character, int) else str(err.character)
         return Diagnostic(
-            Location(file, 1, 1),
-            f"invalid character {err.character!r} at byte {err.position}",
-            "specs must be printable UTF-8 text",
+            _offset_to_loc(file, text, err.position) if text else Location(file, 1, 1),
+            f"invalid character {char!r} (U+{ord(char[:1] or ' '):04X})",
+            "specs must be printable UTF-8 text; remove the control character",
         )
     mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
-    loc = _loc(file, mark) if mark is not None else Location(file, 1, 1)
     problem = getattr(err, "problem", None) or str(err)
+    if "end of stream" in problem and getattr(err, "context_mark", None) is not None:
+        mark = err.context_mark  # the quote or bracket left open, not the end of the file
+    loc = _loc(file, mark) if mark is not None else Location(file, 1, 1)
     context = getattr(err, "context", None)
     message = f"invalid YAML: {problem}"
     if context and "recursive" not in problem:
+        start = getattr(err, "context_mark", None)
+        if start is not None and mark is not None and start.line != mark.line:  # where the open construct began
+            context += f" that starts at line {start.line + 1}, column {start.column + 1}"
         message += f" ({context})"
     hint = next((h for needle, h in _YAML_HINTS if needle in problem), None)
     return Diagnostic(loc, message, hint)
@@ -177,6 +186,10 @@ class _Converter:
             if not isinstance(key_node, yaml.ScalarNode):
                 self.problems.append(Diagnostic(key_loc, "keys must be plain names, not lists or mappings"))
                 continue
+            if key_node.tag not in _KNOWN_TAGS:
+                self.problems.append(Diagnostic(key_loc, f"unsupported YAML tag {key_node.tag!r}",
+                                                "remove the tag; specs use plain YAML values"))
+                continue
             if key_node.value == "<<" and not key_node.style:
                 self.problems.append(Diagnostic(key_loc, "YAML merge keys ('<<') are not supported",
                                                 "write the keys out; anchors/aliases for whole values are fine"))
@@ -211,7 +224,7 @@ def parse_text(text: str | bytes, file: str = "<spec>", path: Path | None = None
     try:
         documents = list(yaml.compose_all(text, Loader=_Loader))
     except yaml.YAMLError as err:
-        raise SpecError([_yaml_error(file, err)]) from None
+        raise SpecError([_yaml_error(file, err, text)]) from None
     except RecursionError:
         raise SpecError([Diagnostic(Location(file, 1, 1), "the spec nests too deeply to read",
                                     "specs are shallow; check for runaway nesting")]) from None
@@ -242,12 +255,15 @@ def load_file(path: str | Path) -> Document:
         size = path.stat().st_size
         if size > MAX_BYTES:
             raise SpecError([_too_large(file, size)])
-        data = path.read_bytes()
+        with open(path, "rb") as f:  # at most one byte over the limit: a device or pipe may not end
+            data = f.read(MAX_BYTES + 1)
     except FileNotFoundError:
         raise SpecError([Diagnostic(Location(file, 1, 1), "no such file", "check the path")]) from None
     except IsADirectoryError:
         raise SpecError([Diagnostic(Location(file, 1, 1), "this is a directory, not a spec file",
                                     "pass the YAML file")]) from None
     except OSError as err:
-        raise SpecError([Diagnostic(Location(file, 1, 1), f"cannot read the spec: {err.strerror}")]) from None
+        raise SpecError([Diagnostic(Location(file, 1, 1), f"cannot read the spec: {err.strerror or err}")]) from None
+    except ValueError as err:  # e.g. an embedded NUL in the path
+        raise SpecError([Diagnostic(Location(file, 1, 1), f"invalid path: {err}", "check the path")]) from None
     return parse_text(data, file=file, path=path)

@@ -67,8 +67,46 @@ def resolve_path(base_dir: Path, ref: str) -> Path:
     return path if path.is_absolute() else (base_dir / path)
 
 
+class PathError(Exception):
+    """A local path in a spec that cannot be used: malformed, unreadable, or outside the root."""
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+def show_ref(ref: str) -> str:
+    """A path as written, shortened for messages."""
+    shown = ref if ref.isprintable() else repr(ref)[1:-1]
+    return shown if len(shown) <= 80 else shown[:77] + "..."
+
+
+def spec_path(base_dir: Path, ref: str, root: Path | None = None) -> Path:
+    """A local path written in a spec: relative to the spec's directory and, when ``root`` is given,
+    inside ``root`` after '..' and symlinks are resolved. It need not exist; ``PathError`` when it is
+    malformed (a NUL byte, a name too long, a symlink loop) or escapes the root."""
+    try:
+        path = resolve_path(base_dir, ref)
+        try:
+            os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            pass  # missing: the caller says what it expected there
+        real = Path(os.path.realpath(path))
+        top = Path(os.path.realpath(root)) if root is not None else None
+    except OSError as err:
+        raise PathError(f"cannot use the path '{show_ref(ref)}': {err.strerror or err}", "check the path") from None
+    except ValueError as err:  # embedded NUL byte
+        raise PathError(f"invalid path '{show_ref(ref)}' ({err})", "check the path") from None
+    if top is not None and real != top and top not in real.parents:
+        raise PathError(f"path '{show_ref(ref)}' escapes the root {top} (it resolves to {real})",
+                        "paths in this spec must stay inside the root given with --root; move the file "
+                        "inside it, or use hf:<id> for the Hub")
+    return path
+
+
 def resolve_component(
-    component: Component, base_dir: Path, smap: SourceMap
+    component: Component, base_dir: Path, smap: SourceMap, root: Path | None = None
 ) -> tuple[ResolvedComponent | None, list[Diagnostic]]:
     """Config, family and shape of one component (ranges are filled from its blocks)."""
     source = component.source
@@ -79,8 +117,11 @@ def resolve_component(
     if source.kind == "init":
         return _resolve_init(component, smap)
     if source.kind == "local":
-        directory = resolve_path(base_dir, source.ref)
-        location = str(directory.resolve())
+        try:
+            directory = spec_path(base_dir, source.ref, root)
+        except PathError as err:
+            return None, [Diagnostic(loc, f"component '{name}': {err.message}", err.hint)]
+        location = os.path.realpath(directory)
         if not directory.exists():
             return None, [Diagnostic(loc, f"component '{name}': no such directory '{source.ref}'",
                                      f"paths are relative to the spec file ({base_dir}); use hf:<id> for the Hub")]
@@ -167,11 +208,17 @@ def _kind(value: Any) -> str:
 
 def _finish(component: Component, family: Family, config: dict[str, Any], location, revision, commit,
             smap: SourceMap) -> tuple[ResolvedComponent | None, list[Diagnostic]]:
+    name = component.name
+    loc = smap.at("components", name, "init" if component.source.kind == "init" else "from")
     try:
         shape = family.shape(config)
-    except (KeyError, TypeError, ValueError) as err:
-        return None, [Diagnostic(smap.at("components", component.name), f"component '{component.name}': "
-                                 f"its {family.name} config is incomplete ({err})")]
+    except KeyError as err:
+        return None, [Diagnostic(loc, f"component '{name}': its {family.name} config is incomplete (no {err})")]
+    except (TypeError, ValueError, OverflowError) as err:
+        return None, [Diagnostic(loc, f"component '{name}': its {family.name} config is invalid ({err})")]
+    problems = _shape_problems(component, family, config, shape, smap)
+    if problems:
+        return None, problems
     resolved = ResolvedComponent(
         name=component.name,
         family=family.name,
@@ -183,3 +230,38 @@ def _finish(component: Component, family: Family, config: dict[str, Any], locati
         commit=commit,
     )
     return resolved, []
+
+
+def _shape_problems(component: Component, family: Family, config: dict[str, Any], shape: Shape,
+                    smap: SourceMap) -> list[Diagnostic]:
+    """Sizes a model cannot have: widths, layers, vocabularies and lengths below 1, fractional counts,
+    attention heads that do not divide the width."""
+    name = component.name
+    init = component.source.kind == "init"
+    generic = {family.keys.hidden: "hidden_size", family.keys.layers: "layers", family.keys.vocab: "vocab_size",
+               family.keys.heads: "heads", family.keys.max_length: "max_length"}
+
+    def where(key: str):
+        if not init:
+            return smap.at("components", name, "from")
+        return smap.at("components", name, "init", generic.get(key) if generic.get(key) in dict(
+            component.source.init) else key)
+
+    problems = []
+    for key in (family.keys.hidden, family.keys.layers, family.keys.vocab, family.keys.heads, family.keys.max_length):
+        if key is None or key not in config or (config[key] is None and key == family.keys.max_length):
+            continue
+        value = config[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 1 or value != int(value):
+            shown = generic.get(key, key) if init else key
+            problems.append(Diagnostic(where(key), f"component '{name}': {shown} is {value!r}; it must be a "
+                                       "positive whole number", None if init else "fix its config.json"))
+    heads_key = family.keys.heads
+    heads = config.get(heads_key) if heads_key else None
+    if not problems and isinstance(heads, int) and heads >= 1 and config.get("head_dim") is None \
+            and shape.hidden_size % heads:
+        divisors = [h for h in range(heads, 0, -1) if shape.hidden_size % h == 0]
+        problems.append(Diagnostic(where(heads_key), f"component '{name}': its width {shape.hidden_size} is not "
+                                   f"divisible by its {heads} attention heads",
+                                   f"use {divisors[0]} heads, or a width divisible by {heads}"))
+    return problems

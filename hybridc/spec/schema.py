@@ -30,9 +30,13 @@ def schema() -> dict[str, Any]:
 
 @cache
 def _validator():
-    from jsonschema import Draft202012Validator
+    from jsonschema import Draft202012Validator, validators
 
-    return Draft202012Validator(schema())
+    # JSON Schema counts 4.0 as an integer; a spec that writes layers: 4.0 or steps: 5.0 means a whole
+    # number but would keep the float in its canonical form, so integers must be written as integers.
+    checker = Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool))
+    return validators.extend(Draft202012Validator, type_checker=checker)(schema())
 
 
 def did_you_mean(word: str, choices) -> str | None:
@@ -76,7 +80,8 @@ def _expected(sub: dict[str, Any]) -> str:
 
 def _diagnose(root: Node, err) -> Diagnostic:
     path = tuple(err.absolute_path)
-    node = find(root, path) or root
+    node = find(root, path)
+    node = root if node is None else node  # (an empty list is falsy)
     loc = node.loc
     value = err.instance
     validator = err.validator
@@ -93,8 +98,11 @@ def _diagnose(root: Node, err) -> Diagnostic:
         missing = err.message.split("'")[1] if "'" in err.message else err.message
         return Diagnostic(loc, f"{where} is missing the required key '{missing}'",
                           f"add '{missing}: ...'")
-    if validator == "propertyNames":
-        bad = next((k for k in value if not _name_ok(k)), None) if isinstance(value, dict) else None
+    if validator == "propertyNames" or (validator == "pattern" and "propertyNames" in err.relative_schema_path):
+        # jsonschema reports a bad property name as a 'pattern' error on the mapping, with the name as
+        # its instance: point at that key, not at the mapping
+        bad = value if isinstance(value, str) else next((k for k in value if not _name_ok(k)), None) \
+            if isinstance(value, dict) else None
         key_node = node.key_node(bad) if isinstance(node, Mapping) and bad is not None else None
         return Diagnostic(key_node.loc if key_node else loc, f"invalid name '{bad}' in {where}",
                           "names start with a letter or '_' and use letters, digits, '_' and '-'")
@@ -102,6 +110,10 @@ def _diagnose(root: Node, err) -> Diagnostic:
         deeper = [e for e in err.context if len(e.absolute_path) > len(path)]
         if deeper:  # the value has the right shape; report what is wrong inside it
             return _diagnose(root, max(deeper, key=lambda e: len(e.absolute_path)))
+        # a branch of the right type that fails on something else (an item twice, a bound): say that
+        shaped = [e for e in err.context if e.validator not in ("type", "enum", "const", "anyOf", "oneOf")]
+        if shaped:
+            return _diagnose(root, shaped[0])
         enums = [v for sub in err.schema.get(validator, []) for v in _resolve_ref(sub).get("enum", [])]
         hint = did_you_mean(value, enums) if isinstance(value, str) and enums else None
         return Diagnostic(loc, f"{where} must be {_expected(err.schema)}, not {describe(value)}"
@@ -123,7 +135,9 @@ def _diagnose(root: Node, err) -> Diagnostic:
         return Diagnostic(loc, f"{where} {_show(value)} is not a valid name",
                           "use letters, digits, '.', '_' and '-', starting with a letter or digit")
     if validator in ("minItems", "maxItems"):
-        return Diagnostic(loc, f"{where} has {len(value)} items; {err.message.split(' is ')[-1]}")
+        n = len(value)
+        bound = "at least" if validator == "minItems" else "at most"
+        return Diagnostic(loc, f"{where} has {n} item{'s' * (n != 1)}; it takes {bound} {err.validator_value}")
     if validator == "minProperties":
         return Diagnostic(loc, f"{where} is empty", "name at least one component")
     if validator == "minLength":
@@ -144,11 +158,19 @@ def _show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _short(text: str) -> str:
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _non_finite(node: Node, problems: list[Diagnostic]) -> None:
     if isinstance(node, Scalar):
         if isinstance(node.value, float) and not math.isfinite(node.value):
-            problems.append(Diagnostic(node.loc, f"{node.raw} is not a finite number",
-                                       "use an ordinary number"))
+            if any(word in node.raw.lower() for word in ("nan", "inf")):
+                problems.append(Diagnostic(node.loc, f"{_short(node.raw)} is not a finite number",
+                                           "use an ordinary number"))
+            else:  # an ordinary-looking number too large for a float (1e999, hundreds of digits)
+                problems.append(Diagnostic(node.loc, f"the number {_short(node.raw)} is too large",
+                                           "use an ordinary number"))
     elif isinstance(node, Mapping):
         for _, value in node:
             _non_finite(value, problems)

@@ -10,10 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 REQUIRED = object()
-MAD_TASKS = (
-    "in-context-recall", "noisy-in-context-recall", "fuzzy-in-context-recall",
-    "selective-copying", "compression", "memorization",
-)
+from .mad_presets import TASKS as MAD_TASKS
 
 
 @dataclass(frozen=True)
@@ -76,12 +73,15 @@ DATA_SOURCES: dict[str, Signature] = {
         ), "synthetic associative recall (a small quick task)", ("causal-lm",)),
         Signature("mad", (
             Param("task", "choice", choices=MAD_TASKS, doc="the MAD proxy task"),
-            Param("preset", "choice", "cpu", choices=("cpu", "mad"), doc="task sizes: cpu (minutes on 2 cores) or mad (the MAD baseline)"),
+            Param("preset", "str", "cpu", doc="cpu (minutes on 2 cores), mad (the benchmark's baseline) or a grid "
+                  "point such as mad-length256"),
             Param("vocab", "int", None, minimum=4, doc="override the preset's vocabulary size"),
             Param("length", "int", None, minimum=4, doc="override the preset's sequence length"),
             Param("examples", "int", None, minimum=8, doc="override the preset's training examples"),
-            Param("noise", "float", None, minimum=0.0, maximum=1.0, doc="override the preset's noise fraction"),
-        ), "a MAD mechanistic proxy task (Poli et al. 2024)", ("causal-lm",)),
+            Param("noise", "float", None, minimum=0.0, maximum=0.95, doc="override the preset's noise fraction"),
+            Param("copy", "int", None, minimum=1, doc="override the tokens to copy (selective copying)"),
+            Param("motif", "int", None, minimum=1, maximum=4, doc="override the largest motif (fuzzy recall)"),
+        ), "a MAD mechanistic proxy task (Poli et al. 2024)", ("causal-lm", "compress")),
         Signature("listops", (
             Param("length", "int", 512, minimum=8, doc="maximum sequence length"),
             Param("depth", "int", 10, minimum=1, doc="maximum nesting depth"),

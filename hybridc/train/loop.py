@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import AbstractContextManager, nullcontext
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -102,22 +103,18 @@ def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch
     return {k: v.to(device) for k, v in batch.items()}
 
 
-def count_targets(batch: dict[str, torch.Tensor], causal: bool) -> int:
-    labels = batch["labels"]
-    if causal:
-        labels = labels[:, 1:]
-    return int((labels != IGNORE_INDEX).sum())
-
-
 @torch.no_grad()
 def evaluate(model: HybridModel, split: Split, batch_size: int, device: torch.device,
              max_batches: int | None = None) -> dict[str, float]:
-    """Mean loss per scored target and accuracy on a split (in order, no shuffling)."""
+    """Mean loss per scored target, accuracy (micro) and macro accuracy (mean over the target classes
+    present of each class's accuracy, as MAD reports it) on a split, in order."""
     was_training = model.training
     model.eval()
     total_loss = 0.0
     total_correct = 0
     total = 0
+    per_class_correct: dict[int, int] = {}
+    per_class_total: dict[int, int] = {}
     causal = split.labels.dim() == 2 and model.graph.task == "causal-lm"
     n = len(split)
     for b, start in enumerate(range(0, n, batch_size)):
@@ -133,13 +130,22 @@ def evaluate(model: HybridModel, split: Split, batch_size: int, device: torch.de
         keep = flat_labels != IGNORE_INDEX
         if keep.any():
             total_loss += torch.nn.functional.cross_entropy(flat_logits[keep], flat_labels[keep], reduction="sum").item()
-            total_correct += int((flat_logits[keep].argmax(-1) == flat_labels[keep]).sum())
+            targets = flat_labels[keep]
+            hits = flat_logits[keep].argmax(-1) == targets
+            total_correct += int(hits.sum())
             total += int(keep.sum())
+            classes, counts = targets.unique(return_counts=True)
+            for c, count in zip(classes.tolist(), counts.tolist()):
+                per_class_total[c] = per_class_total.get(c, 0) + count
+            classes, counts = targets[hits].unique(return_counts=True)
+            for c, count in zip(classes.tolist(), counts.tolist()):
+                per_class_correct[c] = per_class_correct.get(c, 0) + count
     model.train(was_training)
     if total == 0:
-        return {"loss": float("nan"), "accuracy": float("nan"), "targets": 0}
+        return {"loss": float("nan"), "accuracy": float("nan"), "macro_accuracy": float("nan"), "targets": 0}
     loss = total_loss / total
-    out = {"loss": loss, "accuracy": total_correct / total, "targets": total}
+    macro = sum(per_class_correct.get(c, 0) / count for c, count in per_class_total.items()) / len(per_class_total)
+    out = {"loss": loss, "accuracy": total_correct / total, "macro_accuracy": macro, "targets": total}
     if causal:
         out["perplexity"] = math.exp(min(loss, 50.0))
     return out
@@ -156,29 +162,83 @@ def nonfinite_groups(model: HybridModel) -> list[str]:
     return bad
 
 
+@dataclass(frozen=True)
+class Parallel:
+    """This process's place among data-parallel processes; ``reduce`` sums a tensor over all of them."""
+
+    world: int = 1
+    rank: int = 0
+    reduce: Callable[[torch.Tensor], torch.Tensor] = lambda t: t
+
+    def local(self, indices: torch.Tensor) -> torch.Tensor:
+        """This process's contiguous share of a global batch's indices."""
+        share = len(indices) // self.world
+        return indices[self.rank * share:(self.rank + 1) * share]
+
+
+def loss_terms(logits: torch.Tensor, labels: torch.Tensor, task: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sum of cross-entropy over scored targets, their count) for a batch; causal-lm shifts by one."""
+    if task == "causal-lm":
+        logits, labels = logits[:, :-1], labels[:, 1:]
+    flat_logits = logits.reshape(-1, logits.shape[-1]).float()
+    flat_labels = labels.reshape(-1)
+    total = torch.nn.functional.cross_entropy(flat_logits, flat_labels, ignore_index=IGNORE_INDEX, reduction="sum")
+    return total, (flat_labels != IGNORE_INDEX).sum()
+
+
+def _micro_step(model, forward, stage: Stage, step: int, micro: int, split: Split, stream: str, seed: int,
+                device: torch.device, task: str, parallel: Parallel, autocast, backward) -> tuple[float, int]:
+    """Forward and backward of one micro-batch (this process's share); returns the global mean loss
+    and the global number of scored targets."""
+    index = step * stage.grad_accum + micro
+    idx = batch_indices(len(split), stage.batch_size * parallel.world, index, seed=seed, stream=stream)
+    batch = _to(split.batch(parallel.local(idx)), device)
+    torch.manual_seed(derived_seed(seed, stage.name, str(step), str(micro)))
+    with autocast():
+        logits = forward(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask")).logits
+    local_sum, local_count = loss_terms(logits, batch["labels"], task)
+    count = parallel.reduce(local_count.detach().float())
+    loss = local_sum / count.clamp(min=1) * parallel.world / stage.grad_accum
+    mean = (parallel.reduce(local_sum.detach()) / count.clamp(min=1)).item()
+    if not math.isfinite(mean):
+        bad = nonfinite_groups(model)
+        raise RunError(f"stage '{stage.name}' step {step + 1}: the loss is {mean}"
+                       + (f" (non-finite values in: {', '.join(bad)})" if bad else ""),
+                       "lower the learning rate or add warm-up; the last good checkpoint is kept")
+    backward(loss)
+    return mean, int(count.item())
+
+
 @dataclass
 class StepResult:
     step: int  # 0-based index of the step just taken in its stage
     kind: str  # "weights" | "alphas" | "joint"
-    loss: float
+    loss: float  # mean over every scored target of the (global) batch
     lr: float | None
-    tokens: int
+    tokens: int  # scored targets of the global batch
     seconds: float
 
 
 def train_steps(model: HybridModel, stage: Stage, steps: int, start: int, data: DataBundle, optim: StageOptimizers,
                 *, seed: int, device: torch.device, backward: Callable[[torch.Tensor], None],
-                clip: Callable[[list[torch.nn.Parameter], float], Any]) -> Iterator[StepResult]:
+                clip: Callable[[list[torch.nn.Parameter], float], Any], forward: Callable[..., Any] | None = None,
+                parallel: Parallel = Parallel(),
+                autocast: Callable[[], AbstractContextManager] = nullcontext) -> Iterator[StepResult]:
     """Take steps ``start .. steps-1`` of ``stage``, yielding after each one (the caller logs and
-    checkpoints). Raises ``RunError`` on a non-finite loss, naming the stage, step and bad groups."""
+    checkpoints). Raises ``RunError`` on a non-finite loss, naming the stage, step and bad groups.
+
+    ``forward`` is the (possibly data-parallel wrapped) model; ``model`` the plain one. A step's global
+    batch is ``batch_size * world`` sequences; each process takes its share, and the loss of each share is
+    its summed cross-entropy over the global number of scored targets (times ``world``, which the gradient
+    averaging divides out), so any process count computes the same update as one process would.
+    """
+    forward = forward or model
     search = optim.search
     alternate = search is not None and search.alternate
-    weights = [p for group in WEIGHT_GROUPS if group in stage.train for _, p in model.param_groups()[group]]
-    alphas = [p for _, p in model.param_groups()["alphas"]] if search is not None else []
     if search is not None:
         search.begin()
     model.train()
-    causal = model.graph.task == "causal-lm"
+    task = model.graph.task
     try:
         for step in range(start, steps):
             began = time.perf_counter()
@@ -187,34 +247,24 @@ def train_steps(model: HybridModel, stage: Stage, steps: int, start: int, data: 
                 kind = "weights" if step % 2 == 0 else "alphas"
             split = data.valid if kind == "alphas" else data.train
             stream = f"{stage.name}/{'heldout' if kind == 'alphas' else 'train'}"
-            for p in weights:
-                p.requires_grad_(kind != "alphas")
-            for p in alphas:
-                p.requires_grad_(kind != "weights")
             if optim.weights is not None:
                 optim.weights.zero_grad(set_to_none=True)
             if search is not None:
                 search.zero_grad()
-            if search is not None and kind != "weights":
-                search.prepare_step()  # GAEA: simplex leaves that collect dL/da over the micro-batches
-            loss_sum = 0.0
+                if kind != "weights":
+                    search.prepare_step()  # GAEA: simplex leaves that collect dL/da over the micro-batches
+            loss_total = 0.0
             tokens = 0
             for micro in range(stage.grad_accum):
-                index = step * stage.grad_accum + micro
-                idx = batch_indices(len(split), stage.batch_size, index, seed=seed, stream=stream)
-                batch = _to(split.batch(idx), device)
-                torch.manual_seed(derived_seed(seed, stage.name, str(step), str(micro)))
-                out = model(**batch)
-                loss = out.loss / stage.grad_accum
-                if not torch.isfinite(loss):
-                    bad = nonfinite_groups(model)
-                    raise RunError(
-                        f"stage '{stage.name}' step {step + 1}: the loss is {loss.item()}"
-                        + (f" (non-finite values in: {', '.join(bad)})" if bad else ""),
-                        "lower the learning rate or add warm-up; the last good checkpoint is kept")
-                backward(loss)
-                loss_sum += loss.item()
-                tokens += count_targets(batch, causal)
+                try:
+                    mean, count = _micro_step(model, forward, stage, step, micro, split, stream, seed, device, task,
+                                              parallel, autocast, backward)
+                except torch.OutOfMemoryError:
+                    raise RunError(f"stage '{stage.name}' step {step + 1}: out of memory with batch_size {stage.batch_size}",
+                                   f"lower batch_size and raise grad_accum (e.g. batch_size: {max(1, stage.batch_size // 2)}, "
+                                   f"grad_accum: {stage.grad_accum * 2}); the last checkpoint is kept") from None
+                loss_total += mean / stage.grad_accum
+                tokens += count
             if kind != "alphas" and optim.weights is not None:
                 if stage.grad_clip is not None:
                     clip([p for g in optim.weights.param_groups for p in g["params"]], stage.grad_clip)
@@ -225,12 +275,10 @@ def train_steps(model: HybridModel, stage: Stage, steps: int, start: int, data: 
                 optim.weights.step()
                 optim.scheduler.step()
             if kind != "weights" and search is not None:
+                search.reduce_grads(parallel)
                 search.step()
             lr = optim.weights.param_groups[0]["lr"] if optim.weights is not None else None
-            yield StepResult(step, kind, loss_sum, lr, tokens, time.perf_counter() - began)
+            yield StepResult(step, kind, loss_total, lr, tokens, time.perf_counter() - began)
     finally:
         if search is not None:
             search.end()
-        for p in weights + alphas:
-            p.requires_grad_(True)
-        freeze_for(model, stage)

@@ -23,10 +23,15 @@ def _clean(value: Any) -> Any:
 
 
 class MetricsLog:
-    def __init__(self, path: Path):
+    """``enabled=False`` (processes other than the main one) writes nothing."""
+
+    def __init__(self, path: Path, enabled: bool = True):
         self.path = Path(path)
+        self.enabled = enabled
 
     def write(self, **event: Any) -> None:
+        if not self.enabled:
+            return
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(json.dumps(_clean(event)) + "\n")
             f.flush()
@@ -44,5 +49,7 @@ class MetricsLog:
 
     def truncate(self, count: int) -> None:
         """Keep the first ``count`` events (those a checkpoint had seen)."""
+        if not self.enabled:
+            return
         kept = self.records()[:count]
         atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))

@@ -57,8 +57,9 @@ class StagePlan:
     init: str | None
     data: str | None
     steps: int
-    batch_size: int
+    batch_size: int  # per process and micro-batch
     grad_accum: int
+    global_batch: int  # sequences per optimizer step: batch_size x grad_accum x processes
     optimizer: OptimizerPlan | None
     schedule: SchedulePlan | None
     grad_clip: float | None
@@ -70,6 +71,7 @@ class StagePlan:
 class TrainingPlan:
     name: str
     seed: int
+    processes: int  # data-parallel processes the plan runs on
     params: dict[str, int]  # by group, continuous graph
     flops_per_token: int
     stages: tuple[StagePlan, ...]
@@ -78,7 +80,7 @@ class TrainingPlan:
         return json.dumps({"plan_version": PLAN_VERSION, **asdict(self)}, indent=2) + "\n"
 
 
-def _stage_plan(stage: Stage, graph: BlockGraph | None, discretized: bool) -> StagePlan:
+def _stage_plan(stage: Stage, graph: BlockGraph | None, discretized: bool, processes: int) -> StagePlan:
     groups = graph.params_by_group() if graph is not None else None
     train = stage.train
     trainable = sum(groups[g] for g in train) if groups is not None else None
@@ -100,6 +102,7 @@ def _stage_plan(stage: Stage, graph: BlockGraph | None, discretized: bool) -> St
         steps=stage.steps,
         batch_size=stage.batch_size,
         grad_accum=stage.grad_accum,
+        global_batch=stage.batch_size * stage.grad_accum * processes,
         optimizer=OptimizerPlan("adamw", stage.lr, stage.weight_decay, stage.betas) if trains else None,
         schedule=SchedulePlan(stage.schedule, stage.warmup, stage.steps) if trains else None,
         grad_clip=stage.grad_clip,
@@ -108,8 +111,9 @@ def _stage_plan(stage: Stage, graph: BlockGraph | None, discretized: bool) -> St
     )
 
 
-def lower_plan(rs: ResolvedSpec, graph: BlockGraph) -> TrainingPlan:
-    """The training plan of a resolved spec and its (continuous) block graph."""
+def lower_plan(rs: ResolvedSpec, graph: BlockGraph, processes: int = 1) -> TrainingPlan:
+    """The training plan of a resolved spec and its (continuous) block graph, on ``processes``
+    data-parallel processes."""
     stages = []
     current: BlockGraph | None = graph
     discretized = False
@@ -118,10 +122,11 @@ def lower_plan(rs: ResolvedSpec, graph: BlockGraph) -> TrainingPlan:
             discretized = True
             # With fixed alphas the selection is known now; with search it is known after training.
             current = discretize_graph(rs, select(rs.alphas, rs.names)) if rs.alphas is not None else None
-        stages.append(_stage_plan(stage, current, discretized))
+        stages.append(_stage_plan(stage, current, discretized, processes))
     return TrainingPlan(
         name=rs.spec.name,
         seed=rs.spec.train.seed,
+        processes=processes,
         params=graph.params_by_group(),
         flops_per_token=graph.flops_per_token,
         stages=tuple(stages),

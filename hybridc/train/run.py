@@ -23,7 +23,7 @@ import yaml
 
 from ..api import Compiled, compile_resolved
 from ..data import DataBundle, build_data, load_tokenizer
-from ..errors import RunError, SpecError, Diagnostic
+from ..errors import Diagnostic, Interrupted, RunError, SpecError
 from ..graph.discretize import select
 from ..io import atomic_write_text
 from ..nn.hybrid import HybridModel, group_of, lower
@@ -32,7 +32,7 @@ from ..spec.frontend import ResolvedSpec, lock_data, parse_string, resolve
 from ..spec.model import DataSource, Stage
 from ..spec.resolve import resolve_path
 from .checkpoint import RunPosition, latest_checkpoint, load_checkpoint, save_checkpoint
-from .loop import StageOptimizers, build_optimizers, evaluate, freeze_for, train_steps
+from .loop import Parallel, StageOptimizers, build_optimizers, evaluate, freeze_for, train_steps
 from .metrics import MetricsLog
 from .plots import plot_alphas, plot_losses
 from .progress import Progress
@@ -48,7 +48,7 @@ class TrainOptions:
     device: str = "cpu"
     mixed_precision: str = "no"  # no | bf16 | fp16 (Accelerate's autocast)
     quiet: bool = False
-    eval_batches: int = 32  # validation batches per evaluation (the test split is always evaluated whole)
+    eval_batches: int = 16  # validation batches per evaluation (the test split is always evaluated whole)
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,38 @@ class RunResult:
     selection: tuple[str, ...] | None
     test: dict[str, float] | None
     comparison: list[dict[str, Any]] = field(default_factory=list)
+
+
+class StopSignals:
+    """While a run executes, SIGINT and SIGTERM ask it to stop at the next step boundary (after a
+    checkpoint) instead of killing it; a second signal stops at once. Restores the handlers after."""
+
+    SIGNALS = ("SIGINT", "SIGTERM")
+
+    def __init__(self):
+        self.received = False
+        self._previous: dict = {}
+
+    def _handle(self, signum, frame) -> None:
+        if self.received:  # the second time: the user means it
+            raise KeyboardInterrupt
+        self.received = True
+
+    def __enter__(self) -> "StopSignals":
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for name in self.SIGNALS:
+                number = getattr(signal, name)
+                self._previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import signal
+
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
 
 
 class Run:
@@ -74,15 +106,28 @@ class Run:
             raise RunError("--device cuda, but no CUDA device is available", "use --device cpu")
         from accelerate import Accelerator
 
-        # Accelerate places tensors, runs backward (scaling under fp16) and clips gradients; it is also
-        # what multi-process launches (accelerate launch / torchrun) plug into.
+        # Accelerate sets up the device and, under torchrun / accelerate launch, the process group (gloo on
+        # CPU, NCCL on GPU); it runs backward (scaling under fp16), autocast and gradient clipping.
         self.accelerator = Accelerator(cpu=options.device == "cpu", mixed_precision=options.mixed_precision)
         self.device = self.accelerator.device
-        self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
+        self.main = self.accelerator.is_main_process
+        world = self.accelerator.num_processes
+        self.parallel = Parallel(world, self.accelerator.process_index,
+                                 (lambda t: self.accelerator.reduce(t, "sum")) if world > 1 else (lambda t: t))
+        if not self.main:  # only the main process writes the run directory and talks
+            self.say = lambda _: None
+        self.metrics = MetricsLog(self.run_dir / "metrics.jsonl", enabled=self.main)
         self.seed = self.spec.train.seed
 
     # ---- set-up -------------------------------------------------------------------------------
     def prepare_directory(self) -> None:
+        try:
+            if self.main:
+                self._prepare_directory()
+        finally:
+            self.accelerator.wait_for_everyone()
+
+    def _prepare_directory(self) -> None:
         d = self.run_dir
         lock = lock_data(self.rs)
         if d.exists() and any(d.iterdir()):
@@ -96,6 +141,10 @@ class Run:
         (d / "plots").mkdir(exist_ok=True)
         atomic_write_text(d / "spec.yaml", self.rs.text or dump_yaml(spec_to_data(self.spec)))
         self.compiled.write(d)
+        if self.parallel.world > 1:  # the plan as it runs: global batches over every process
+            from ..train.plan import lower_plan
+
+            atomic_write_text(d / "plan.json", lower_plan(self.rs, self.compiled.graph, self.parallel.world).to_json())
 
     def load_data(self) -> dict[DataSource, DataBundle]:
         """Every stage's data, built before any weight is loaded (errors come early)."""
@@ -136,8 +185,17 @@ class Run:
         return self.place(small)
 
     def place(self, model: HybridModel) -> HybridModel:
-        """Move to the run's device (and wrap for mixed precision) through Accelerate."""
-        return self.accelerator.prepare_model(model.to(self.device), device_placement=True)
+        """Move to the run's device."""
+        return model.to(self.device)
+
+    def wrap(self, model: HybridModel):
+        """The forward used for training: with several processes (the process group Accelerate set up), a
+        DistributedDataParallel wrapper over the parameters that train in this stage, made per stage."""
+        if self.parallel.world == 1:
+            return model
+        from torch.nn.parallel import DistributedDataParallel
+
+        return DistributedDataParallel(model, find_unused_parameters=True)
 
     def rewind(self, model: HybridModel) -> None:
         """Reload the components' pretrained weights (their initial weights if from scratch); keep
@@ -178,18 +236,32 @@ class Run:
         return self.place(model), position, optim_state
 
     def checkpoint(self, model: HybridModel, optim: StageOptimizers | None, position: RunPosition) -> None:
-        extra = dict(position.extra, metrics=len(self.metrics.records()))
-        position = RunPosition(position.stage_index, position.stage_step, position.global_step,
-                               list(model.graph.selection) if model.graph.selection else None, extra)
-        save_checkpoint(self.run_dir, model, optim.state_dict() if optim is not None else {}, position)
+        """Every process holds the same weights and optimizer state; the main process writes them."""
+        try:
+            if self.main:
+                extra = dict(position.extra, metrics=len(self.metrics.records()))
+                position = RunPosition(position.stage_index, position.stage_step, position.global_step,
+                                       list(model.graph.selection) if model.graph.selection else None, extra)
+                save_checkpoint(self.run_dir, model, optim.state_dict() if optim is not None else {}, position)
+        finally:
+            self.accelerator.wait_for_everyone()
 
     def execute(self) -> RunResult:
+        with StopSignals() as self.signals:
+            return self._execute()
+
+    def stop_requested(self) -> bool:
+        """A SIGINT/SIGTERM arrived in any process (all processes stop at the same step)."""
+        flag = torch.tensor([1.0 if self.signals.received else 0.0], device=self.device)
+        return bool(self.parallel.reduce(flag).item() > 0)
+
+    def _execute(self) -> RunResult:
         self.prepare_directory()
         bundles = self.load_data()
         model, position, optim_state = self.start()
         stages = self.spec.train.stages
         global_step = position.global_step
-        progress = Progress(enabled=not self.options.quiet)
+        progress = Progress(enabled=not self.options.quiet and self.main)
         with progress:
             for k in range(position.stage_index, len(stages)):
                 stage = stages[k]
@@ -223,8 +295,10 @@ class Run:
         every = self.spec.train.checkpoint_every
         task = progress.stage(f"{k + 1}/{len(self.spec.train.stages)} {stage.name}", total=steps, completed=start)
         discretized = model.graph.discretized
+        forward = self.wrap(model)
         for result in train_steps(model, stage, steps, start, data, optim, seed=self.seed, device=self.device,
-                                  backward=self.accelerator.backward, clip=self.accelerator.clip_grad_norm_):
+                                  backward=self.accelerator.backward, clip=self.accelerator.clip_grad_norm_,
+                                  forward=forward, parallel=self.parallel, autocast=self.accelerator.autocast):
             global_step += 1
             done = result.step + 1
             alphas = None if discretized else [[round(a, 6) for a in row] for row in model.alphas().tolist()]
@@ -236,6 +310,11 @@ class Run:
                 self.log_eval(model, stage, k, global_step, data, "valid")
             if every and global_step % every == 0 and done < steps:
                 self.checkpoint(model, optim, RunPosition(k, done, global_step))
+            if self.stop_requested():
+                self.checkpoint(model, optim, RunPosition(k, done, global_step))
+                raise Interrupted(f"stopped by a signal in stage '{stage.name}' after step {done}; "
+                                  f"checkpoint step-{global_step} written",
+                                  f"continue with: hybridc train <spec> -o {self.run_dir} --resume")
         valid = self.log_eval(model, stage, k, global_step, data, "valid")
         self.say(f"stage '{stage.name}': {steps} steps, valid loss {valid['loss']:.4f}"
                  + (f", accuracy {valid['accuracy']:.3f}" if not math.isnan(valid["accuracy"]) else ""))
@@ -243,12 +322,14 @@ class Run:
         return global_step
 
     def log_eval(self, model, stage: Stage, k: int, global_step: int, data: DataBundle, split: str) -> dict:
-        result = evaluate(model, getattr(data, split), stage.batch_size, self.device,
+        result = evaluate(model, getattr(data, split), eval_batch_size(stage), self.device,
                           max_batches=self.options.eval_batches if split == "valid" else None)
         self.metrics.write(event="eval", split=split, stage=stage.name, stage_index=k, global_step=global_step, **result)
         return result
 
     def plots(self) -> None:
+        if not self.main:
+            return
         records = self.metrics.records()
         plot_losses(records, self.run_dir / "plots" / "loss.png")
         plot_alphas(records, list(self.rs.names), self.run_dir / "plots" / "alphas.png")
@@ -266,15 +347,29 @@ class Run:
         last = self.last_data(bundles)
         if last is not None:
             stage, data = last
-            test = evaluate(model, data.test, stage.batch_size, self.device)
+            test = evaluate(model, data.test, eval_batch_size(stage), self.device)
             self.metrics.write(event="test", stage=stage.name, global_step=-1, **test)
-        save_final(model, final, self.rs, test)
+        if self.parallel.world > 1 and not model.graph.discretized:
+            self.check_replicas(model)
+        if self.main:
+            save_final(model, final, self.rs, test)
+        self.accelerator.wait_for_everyone()
         comparison = [{"model": "hybrid" + (f" ({' | '.join(model.graph.selection)})" if model.graph.selection else ""),
                        **(test or {})}]
         if last is not None:
             comparison += self.baselines(last)
         self.plots()
         return RunResult(self.run_dir, final, model.graph.selection, test, comparison)
+
+    def check_replicas(self, model: HybridModel) -> None:
+        """Every process must end with the same alphas (they are data-parallel parameters like any other)."""
+        alphas = model.alphas().detach().to(self.device)
+        gathered = self.accelerator.gather(alphas.unsqueeze(0))  # (world, N, M)
+        spread = float((gathered - gathered[0:1]).abs().max())
+        self.metrics.write(event="replicas", global_step=-1, processes=self.parallel.world, alphas_max_difference=spread)
+        if spread != 0.0:
+            raise RunError(f"the processes disagree on the alphas (max difference {spread:g})",
+                           "this is a bug in hybridc's data parallelism; please report it")
 
     def baselines(self, last: tuple[Stage, DataBundle]) -> list[dict[str, Any]]:
         """Each component alone on the same test split: trained with the same budget when the spec asks
@@ -292,10 +387,16 @@ class Run:
                 rs = baseline_spec(self.rs, name, keep_stages=False)
                 alone = self.place(lower(rs))
                 stage, data = last
-                rows.append({"model": f"{name} alone (as loaded)", **evaluate(alone, data.test, stage.batch_size, self.device)})
+                rows.append({"model": f"{name} alone (as loaded)",
+                             **evaluate(alone, data.test, eval_batch_size(stage), self.device)})
             else:
                 rows.append({"model": f"{name} alone", "note": "trained from scratch: set train.baselines: true"})
         return rows
+
+
+def eval_batch_size(stage: Stage) -> int:
+    """Evaluation needs no gradients: larger batches (fewer, larger ops) than training."""
+    return stage.batch_size * 4
 
 
 def baseline_spec(rs: ResolvedSpec, name: str, keep_stages: bool = True) -> ResolvedSpec:

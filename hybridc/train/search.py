@@ -68,6 +68,16 @@ class AlphaSearch:
         return [m.logits.grad for m in self.mixes]
 
     @torch.no_grad()
+    def reduce_grads(self, parallel) -> None:
+        """GAEA's simplex leaves are not parameters, so data parallelism does not average their gradients:
+        do it here (the logits of darts/dash are parameters and already are)."""
+        if self.algorithm != "gaea" or parallel.world == 1:
+            return
+        for m in self.mixes:
+            if m.leaf is not None and m.leaf.grad is not None:
+                m.leaf.grad.copy_(parallel.reduce(m.leaf.grad) / parallel.world)
+
+    @torch.no_grad()
     def step(self) -> None:
         if self.algorithm == "gaea":
             for m in self.mixes:

@@ -18,7 +18,6 @@ def test_every_data_source_has_a_builder() -> None:
 
 
 @pytest.mark.parametrize("name, task, args", [
-    ("mad", Task("causal-lm"), (("task", "in-context-recall"),)),
     ("listops", Task("classify", 10), ()),
 ])
 def test_unavailable_sources_say_so(loc, name: str, task: Task, args: tuple) -> None:

@@ -192,3 +192,40 @@ def test_train_and_eval_commands(tmp_path):
     assert f"loss: {metrics['loss']:.6g}" in result.output
     bad = CliRunner().invoke(main, ["eval", str(tmp_path / "r"), "--data", "recal()"])
     assert bad.exit_code == 2 and "--data:1:1: error: unknown data source 'recal'" in bad.output
+
+
+def test_sigterm_saves_a_checkpoint_and_resume_matches(tmp_path):
+    text = spec_text(STAGES.replace("steps: 12", "steps: 40").replace("steps: 6", "steps: 10"))
+    spec = write_spec(tmp_path, text)
+    straight = _train_process(spec, tmp_path / "straight")
+    assert straight.wait(timeout=600) == 0
+    stopped = _train_process(spec, tmp_path / "stopped")
+    metrics = tmp_path / "stopped" / "metrics.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline and not (metrics.exists() and metrics.read_text().count('"train"') >= 5):
+        time.sleep(0.05)
+    stopped.send_signal(signal.SIGTERM)
+    out, err = stopped.communicate(timeout=300)
+    assert stopped.returncode == 130, err
+    assert "stopped by a signal" in err and "--resume" in err and "Traceback" not in err
+    assert not (tmp_path / "stopped" / "final").exists()
+    resumed = _train_process(spec, tmp_path / "stopped", resume=True)
+    assert resumed.wait(timeout=600) == 0
+    a = load_file(str(tmp_path / "straight" / "final" / "model.safetensors"))
+    b = load_file(str(tmp_path / "stopped" / "final" / "model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_out_of_memory_names_the_stage_and_suggests_a_batch_size(tmp_path, monkeypatch):
+    from hybridc.nn.hybrid import HybridModel
+
+    def exhausted(self, *args, **kwargs):
+        raise torch.OutOfMemoryError("CPU out of memory")
+
+    monkeypatch.setattr(HybridModel, "forward", exhausted)
+    text = spec_text(f"- {{name: finetune, data: '{DATA}', steps: 2, batch_size: 8}}",
+                     mixture="fixed([[0.5, 0.5], [0.5, 0.5]])")
+    with pytest.raises(RunError) as info:
+        run(tmp_path, text)
+    assert "stage 'finetune' step 1: out of memory with batch_size 8" in str(info.value)
+    assert "batch_size: 4, grad_accum: 2" in info.value.hint

@@ -1,0 +1,137 @@
+"""Command-line faces of the experiments: ``hybridc mad``, ``hybridc sweep``, ``hybridc program``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from ..spec.mad_presets import TASKS
+
+
+def _load(spec: Path):
+    from ..spec.frontend import load_spec
+
+    rs = load_spec(spec)
+    for w in rs.warnings:
+        click.echo(w.render(), err=True)
+    return rs
+
+
+def _say(text: str) -> None:
+    click.echo(text, err=True)
+
+
+@click.command()
+@click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--tasks", default=",".join(TASKS), show_default=True, help="Comma-separated MAD tasks.")
+@click.option("--preset", default="cpu", show_default=True, help="cpu, mad or a grid point (e.g. mad-length256).")
+@click.option("--steps", type=click.IntRange(min=1), default=300, show_default=True, help="Training steps per run.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--lrs", default="1e-3", show_default=True, help="Learning rates to try; the best on validation wins.")
+@click.option("--weight-decay", type=float, default=0.0, show_default=True)
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Output directory (default runs/<name>-mad).")
+@click.option("--quiet", "-q", is_flag=True)
+def mad(spec: Path, tasks: str, preset: str, steps: int, batch_size: int, lrs: str, weight_decay: float,
+        out_dir: Path | None, quiet: bool) -> None:
+    """Train SPEC's hybrid and each component from scratch on the MAD tasks; table, JSON and PNG."""
+    from ..cli import _quiet_libraries
+    from ..errors import CompileError
+    from ..spec.mad_presets import presets
+    from .mad import MadBudget, run_mad
+
+    chosen = tuple(t.strip() for t in tasks.split(",") if t.strip())
+    unknown = [t for t in chosen if t not in TASKS]
+    if unknown:
+        raise click.BadParameter(f"unknown task(s) {', '.join(unknown)}; tasks: {', '.join(TASKS)}", param_hint="--tasks")
+    for task in chosen:
+        if preset not in presets(task):
+            raise CompileError(f"unknown preset '{preset}' for {task}", "cpu, mad or mad-<key><value>, e.g. mad-vocab32")
+    try:
+        rates = tuple(float(x) for x in lrs.split(","))
+    except ValueError:
+        raise click.BadParameter("comma-separated numbers, e.g. 5e-4,1e-3", param_hint="--lrs") from None
+    rs = _load(spec)
+    _quiet_libraries()
+    out = out_dir or Path("runs") / f"{rs.spec.name}-mad"
+    results = run_mad(rs, out, tasks=chosen, preset=preset,
+                      budget=MadBudget(steps=steps, batch_size=batch_size, lrs=rates, weight_decay=weight_decay),
+                      quiet=quiet, say=_say)
+    print_mad_table(results)
+    click.echo(f"wrote {out / 'mad-results.json'} and {out / 'mad-results.png'}")
+
+
+def print_mad_table(results: dict) -> None:
+    from rich.table import Table
+
+    from ..summary import wide_console
+
+    models = ["hybrid", *results["components"]]
+    table = Table(title=f"MAD test accuracy (macro), preset {results['preset']}, best validation lr per model")
+    table.add_column("task")
+    for model in models:
+        table.add_column(model, justify="right")
+    table.add_column("searched alphas (per block)")
+    for task, row in results["tasks"].items():
+        best = max(row["test"].values())
+        cells = [(f"[bold]{row['test'][m]:.3f}[/bold]" if row["test"][m] == best else f"{row['test'][m]:.3f}")
+                 for m in models]
+        alphas = " ".join("[" + " ".join(f"{a:.2f}" for a in r) + "]" for r in (row.get("alphas") or []))
+        table.add_row(task, *cells, alphas)
+    wide_console().print(table)
+
+
+@click.command()
+@click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--alphas", "grid", default="0:1:11", show_default=True, help="start:stop:count of the second component's weight.")
+@click.option("--search", "search_run", type=click.Path(file_okay=False, path_type=Path),
+              help="A run whose final alphas are marked (where search landed).")
+@click.option("--programmed", type=click.Path(dir_okay=False, path_type=Path),
+              help="An alphas file from hybridc program, marked on the plot.")
+@click.option("--max-steps", type=click.IntRange(min=1), help="Cap each point's training stages (smoke runs).")
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Output directory (default runs/<name>-sweep).")
+@click.option("--quiet", "-q", is_flag=True)
+def sweep(spec: Path, grid: str, search_run: Path | None, programmed: Path | None, max_steps: int | None,
+          out_dir: Path | None, quiet: bool) -> None:
+    """Fine-tune SPEC at every point of a grid of fixed mixture weights; CSV and PNG."""
+    from ..cli import _quiet_libraries
+    from .sweep import parse_grid, run_sweep
+
+    values = parse_grid(grid)
+    rs = _load(spec)
+    _quiet_libraries()
+    out = out_dir or Path("runs") / f"{rs.spec.name}-sweep"
+    rows = run_sweep(rs, values, out, search_run=search_run, programmed=programmed, quiet=quiet, max_steps=max_steps,
+                     say=_say)
+    best = min(rows, key=lambda r: r["valid_loss"] if r["valid_loss"] is not None else float("inf"))
+    click.echo(f"best valid loss {best['valid_loss']:.4f} at "
+               + ", ".join(f"{k}={v:g}" for k, v in best.items() if k.startswith("alpha")))
+    click.echo(f"wrote {out / 'sweep.csv'} and {out / 'sweep.png'}")
+
+
+@click.command()
+@click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--from", "results_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="mad-results.json written by hybridc mad.")
+@click.option("--tasks", help="Comma-separated tasks to average over (default: all in the results).")
+@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="The new spec (default <spec>.programmed.yaml beside SPEC).")
+def program(spec: Path, results_path: Path, tasks: str | None, out: Path | None) -> None:
+    """Write a new spec whose mixture is programmed from MAD proxy searches."""
+    from ..spec.frontend import parse_file, resolve
+    from .program import write_programmed
+
+    parsed = parse_file(spec)
+    rs = resolve(parsed)
+    results = json.loads(results_path.read_text())
+    chosen = [t.strip() for t in tasks.split(",")] if tasks else None
+    target = out or spec.with_name(spec.stem + ".programmed.yaml")
+    new_spec, alphas = write_programmed(parsed, rs, results, target, chosen)
+    click.echo(f"wrote {new_spec} (mixture: programmed({alphas.name})) and {alphas}")
+    click.echo(f"compare: hybridc diff {spec} {new_spec}")
+
+
+COMMANDS = (mad, sweep, program)

@@ -1,0 +1,53 @@
+"""Pieces shared by the experiments: derived specs, running them, reading their results."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ..spec.emit import dump_yaml, spec_to_data
+from ..spec.frontend import ResolvedSpec, parse_string, resolve
+
+TRAINING_KINDS = ("align", "search", "finetune", "retrain")
+
+
+def spec_from_data(data: dict[str, Any], base_dir: Path, label: str) -> ResolvedSpec:
+    """Resolve canonical spec data (relative paths against ``base_dir``)."""
+    return resolve(parse_string(dump_yaml(data), file=f"<{label}>", base_dir=base_dir))
+
+
+def canonical(rs: ResolvedSpec) -> dict[str, Any]:
+    return spec_to_data(rs.spec)
+
+
+def events(run_dir: Path) -> list[dict[str, Any]]:
+    path = Path(run_dir) / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def last(run_dir: Path, event: str, split: str | None = None) -> dict[str, Any] | None:
+    found = [e for e in events(run_dir) if e.get("event") == event and (split is None or e.get("split") == split)]
+    return found[-1] if found else None
+
+
+def final_alphas(run_dir: Path) -> list[list[float]] | None:
+    """The alphas at the last logged step of a run (None for a discretized or single-component run)."""
+    steps = [e for e in events(run_dir) if e.get("event") == "train" and e.get("alphas")]
+    return steps[-1]["alphas"] if steps else None
+
+
+def fixed_stages(stages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The training stages of a plan with the mixture fixed: search becomes finetune (same budget),
+    alphas never train, discretization and rewinding are dropped."""
+    out = []
+    for stage in stages:
+        if stage["kind"] not in TRAINING_KINDS:
+            continue
+        stage = dict(stage)
+        if stage["kind"] == "search":
+            stage["kind"] = "finetune"
+            stage.pop("search", None)
+        stage["train"] = [g for g in stage["train"] if g != "alphas"]
+        out.append(stage)
+    return out

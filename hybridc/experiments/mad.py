@@ -1,0 +1,137 @@
+"""``hybridc mad``: the hybrid and each of its components trained from scratch on the MAD proxy tasks.
+
+For every task the spec's components become small from-scratch proxies (same families; ``init:``
+components keep their config, pretrained ones get a small proxy size), joined the same way over the
+same number of blocks, and searched on the task; each component alone trains with the same budget.
+For each model the learning rate with the best validation accuracy is kept (``--lrs``; validation only,
+never test), and its test accuracy (macro average over classes, as MAD reports) goes into the table,
+``mad-results.json`` (with the searched alphas per task and block, which ``hybridc program`` reads) and
+a PNG.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from ..spec.frontend import ResolvedSpec
+from ..spec.mad_presets import TASKS, sequence_length, settings
+from ..train.run import TrainOptions, train
+from .common import canonical, final_alphas, last, spec_from_data
+
+ATTENTION_PROXY = {"hidden_size": 64, "layers": 2, "heads": 4}
+RECURRENT_PROXY = {"hidden_size": 64, "layers": 2}
+
+
+@dataclass(frozen=True)
+class MadBudget:
+    steps: int = 300
+    batch_size: int = 32
+    lrs: tuple[float, ...] = (1e-3,)
+    weight_decay: float = 0.0
+
+
+def proxy_components(rs: ResolvedSpec, vocab: int, length: int) -> dict[str, Any]:
+    out = {}
+    blocks = rs.num_blocks
+    for rc in rs.components:
+        component = rs.spec.component(rc.name)
+        if component.source.kind == "init":
+            init = {k: v for k, v in canonical(rs)["components"][rc.name]["init"].items()}
+        else:
+            from ..components.registry import get_family
+
+            family = get_family(rc.family)
+            init = {"family": rc.family, **(ATTENTION_PROXY if family.has_attention else RECURRENT_PROXY)}
+        init["layers"] = max(int(init.get("layers", 2)), blocks)
+        init["vocab_size"] = vocab
+        if "max_length" in init or "heads" in init:
+            init["max_length"] = max(int(init.get("max_length") or 0), length)
+        out[rc.name] = {"init": init, "blocks": f"split({blocks})", "trust_remote_code": False}
+    return out
+
+
+def proxy_spec(rs: ResolvedSpec, task: str, preset: str, lr: float, budget: MadBudget) -> ResolvedSpec:
+    values = settings(task, preset)
+    data = canonical(rs)
+    data["name"] = f"{rs.spec.name}-mad-{task}"
+    data["tokenizer"] = rs.names[0]
+    data["components"] = proxy_components(rs, values["vocab"], sequence_length(task, values))
+    data["hybrid"].update(width="max", embeddings="mix", head="mix", mixture="search")
+    data["task"] = "compress" if task == "compression" else "causal-lm"
+    search = next((s.get("search") for s in data["train"]["stages"] if s.get("kind") == "search"), "darts(lr=0.01, alternate=false)")
+    data["train"] = {
+        "seed": rs.spec.train.seed, "checkpoint_every": 0, "baselines": True,
+        "stages": [{"name": "search", "kind": "search", "search": search,
+                    "data": f"mad({task}, preset={preset})", "steps": budget.steps, "batch_size": budget.batch_size,
+                    "lr": lr, "weight_decay": budget.weight_decay, "schedule": "cosine", "warmup": min(20, budget.steps // 10)}],
+    }
+    return spec_from_data(data, rs.base_dir, f"mad proxy {task}")
+
+
+def _score(run_dir: Path, split: str) -> float:
+    event = last(run_dir, "eval", split) if split == "valid" else last(run_dir, "test")
+    return float(event["macro_accuracy"]) if event else float("nan")
+
+
+def run_mad(rs: ResolvedSpec, out_dir: Path, *, tasks: tuple[str, ...] = TASKS, preset: str = "cpu",
+            budget: MadBudget = MadBudget(), quiet: bool = True, say: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run the suite; returns (and writes) the results: per task the test accuracy of each model at its
+    best validation setting, and the hybrid's searched alphas."""
+    out_dir = Path(out_dir)
+    names = list(rs.names)
+    results: dict[str, Any] = {"spec": rs.spec.name, "preset": preset, "blocks": rs.num_blocks, "components": names,
+                               "budget": {"steps": budget.steps, "batch_size": budget.batch_size,
+                                          "lrs": list(budget.lrs), "weight_decay": budget.weight_decay},
+                               "tasks": {}}
+    for task in tasks:
+        runs = []
+        for lr in budget.lrs:
+            run_dir = out_dir / task / f"lr{lr:g}"
+            say(f"mad: {task} (preset {preset}, lr {lr:g})")
+            train(proxy_spec(rs, task, preset, lr, budget), TrainOptions(out_dir=run_dir, quiet=quiet, resume=True),
+                  say=lambda _: None)
+            models = {"hybrid": run_dir, **{m: run_dir / "baselines" / m for m in names}}
+            runs.append((lr, models))
+        row: dict[str, Any] = {"test": {}, "valid": {}, "lr": {}}
+        for model in ["hybrid", *names]:
+            lr, dirs = max(runs, key=lambda r: _score(r[1][model], "valid"))
+            row["valid"][model] = _score(dirs[model], "valid")
+            row["test"][model] = _score(dirs[model], "test")
+            row["lr"][model] = lr
+            if model == "hybrid":
+                row["alphas"] = final_alphas(dirs[model])
+        results["tasks"][task] = row
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "mad-results.json").write_text(json.dumps(results, indent=2) + "\n")
+    plot_mad(results, out_dir / "mad-results.png")
+    return results
+
+
+def plot_mad(results: dict[str, Any], path: Path) -> Path:
+    """Grouped bars: test accuracy per task and model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = list(results["tasks"])
+    models = ["hybrid", *results["components"]]
+    fig, ax = plt.subplots(figsize=(max(6, 1.8 * len(tasks)), 4))
+    width = 0.8 / len(models)
+    for j, model in enumerate(models):
+        xs = [i + (j - (len(models) - 1) / 2) * width for i in range(len(tasks))]
+        ax.bar(xs, [results["tasks"][t]["test"][model] for t in tasks], width, label=model)
+    ax.set_xticks(range(len(tasks)))
+    ax.set_xticklabels([t.replace("-in-context", "\nin-context").replace("-", " ") for t in tasks], fontsize=8)
+    ax.set_ylabel("test accuracy (macro)")
+    ax.set_ylim(0, 1)
+    ax.set_title(f"MAD ({results['preset']} preset): {results['spec']}")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,122 @@
+"""``hybridc sweep``: the loss over a grid of fixed mixture weights (the paper's Figures 2 and 3).
+
+For a two-component hybrid with one block (a line) or two blocks (a heatmap), each grid point fixes the
+second component's weight a (the first gets 1 - a) and fine-tunes the spec's training stages with the same
+budget (search stages become fine-tuning; alphas never train). The points' validation and test losses go
+to ``sweep.csv`` and ``sweep.png``, where the alphas that search found (``--search RUN``) and programmed
+alphas (``--programmed FILE``) are marked.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import CompileError
+from ..spec.frontend import ResolvedSpec
+from ..train.run import TrainOptions, train
+from .common import canonical, fixed_stages, last, spec_from_data
+
+
+def parse_grid(text: str) -> list[float]:
+    """'0:1:11' -> 11 evenly spaced values from 0 to 1."""
+    try:
+        start, stop, count = text.split(":")
+        start, stop, n = float(start), float(stop), int(count)
+    except ValueError:
+        raise CompileError(f"bad grid '{text}'", "write start:stop:count, e.g. 0:1:11") from None
+    if n < 2 or not (0.0 <= start <= 1.0 and 0.0 <= stop <= 1.0):
+        raise CompileError(f"bad grid '{text}'", "weights lie in [0, 1] and a grid has at least 2 points")
+    return [round(start + (stop - start) * i / (n - 1), 10) for i in range(n)]
+
+
+def point_spec(rs: ResolvedSpec, point: tuple[float, ...]) -> ResolvedSpec:
+    data = canonical(rs)
+    rows = [[round(1.0 - a, 10), a] for a in point]
+    data["name"] = f"{rs.spec.name}-sweep"
+    data["hybrid"]["mixture"] = f"fixed({rows})"
+    data["train"]["stages"] = fixed_stages(data["train"]["stages"])
+    data["train"]["baselines"] = False
+    if not data["train"]["stages"]:
+        raise CompileError("the spec has no training stage to fine-tune each point with",
+                           "add a stage with data, e.g. {name: finetune, data: ..., steps: 100}")
+    return spec_from_data(data, rs.base_dir, "sweep point")
+
+
+def run_sweep(rs: ResolvedSpec, grid: list[float], out_dir: Path, *, search_run: Path | None = None,
+              programmed: Path | None = None, quiet: bool = True, max_steps: int | None = None,
+              say: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    if len(rs.names) != 2 or rs.num_blocks not in (1, 2):
+        raise CompileError(f"a sweep needs two components and one or two blocks, not {len(rs.names)} and "
+                           f"{rs.num_blocks}", "sweep a smaller hybrid (it trains one model per grid point)")
+    out_dir = Path(out_dir)
+    rows = []
+    points = list(itertools.product(grid, repeat=rs.num_blocks))
+    for i, point in enumerate(points):
+        run_dir = out_dir / ("point-" + "-".join(f"{a:g}" for a in point))
+        say(f"sweep: point {i + 1}/{len(points)} alpha[{rs.names[1]}] = {', '.join(f'{a:g}' for a in point)}")
+        result = train(point_spec(rs, point), TrainOptions(out_dir=run_dir, quiet=quiet, resume=True,
+                                                           max_steps=max_steps), say=lambda _: None)
+        valid = last(run_dir, "eval", "valid") or {}
+        rows.append({**{f"alpha_block{b}": a for b, a in enumerate(point)}, "valid_loss": valid.get("loss"),
+                     "test_loss": (result.test or {}).get("loss"), "valid_accuracy": valid.get("accuracy"),
+                     "test_accuracy": (result.test or {}).get("accuracy")})
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / "sweep.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    marks = {}
+    if search_run is not None:
+        from .common import final_alphas
+
+        alphas = final_alphas(search_run)
+        if alphas:
+            marks["search"] = [row[1] for row in alphas]
+    if programmed is not None:
+        marks["programmed"] = [row[1] for row in json.loads(Path(programmed).read_text())["alphas"]]
+    plot_sweep(rows, rs, marks, out_dir / "sweep.png")
+    return rows
+
+
+def plot_sweep(rows: list[dict[str, Any]], rs: ResolvedSpec, marks: dict[str, list[float]], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    other = rs.names[1]
+    if rs.num_blocks == 1:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        xs = [r["alpha_block0"] for r in rows]
+        ax.plot(xs, [r["valid_loss"] for r in rows], "o-", label="valid loss")
+        ax.plot(xs, [r["test_loss"] for r in rows], "s--", alpha=0.6, label="test loss")
+        for name, point in marks.items():
+            ax.axvline(point[0], ls=":", color="C2" if name == "search" else "C3", label=f"{name} ({point[0]:.2f})")
+        ax.set_xlabel(f"alpha[{other}]")
+        ax.set_ylabel("loss")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    else:
+        grid = sorted({r["alpha_block0"] for r in rows})
+        losses = [[next(r["valid_loss"] for r in rows if r["alpha_block0"] == a0 and r["alpha_block1"] == a1)
+                   for a1 in grid] for a0 in grid]
+        fig, ax = plt.subplots(figsize=(5.5, 4.5))
+        image = ax.imshow(losses, origin="lower", extent=(grid[0], grid[-1], grid[0], grid[-1]), aspect="auto",
+                          cmap="viridis")
+        fig.colorbar(image, ax=ax, label="valid loss")
+        for name, point in marks.items():
+            ax.plot(point[1], point[0], "*" if name == "search" else "X", ms=14, color="white", mec="black",
+                    label=name)
+        ax.set_xlabel(f"alpha[{other}] in block 1")
+        ax.set_ylabel(f"alpha[{other}] in block 0")
+        if marks:
+            ax.legend(fontsize=8)
+    ax.set_title(f"{rs.spec.name}: loss over fixed mixtures")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,40 @@
+"""``hybridc train --num-processes N``: relaunch the same command under torchrun, N processes on this
+machine (gloo on CPU, NCCL on GPU). Inside, Accelerate reads torchrun's environment; ``accelerate launch``
+and ``torchrun -m hybridc train`` work the same way with their own flags (multi-node included)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def without_num_processes(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg == "--num-processes":
+            skip = True
+            continue
+        if arg.startswith("--num-processes="):
+            continue
+        out.append(arg)
+    return out
+
+
+def relaunch(processes: int, argv: list[str]) -> int:
+    """Run ``hybridc <argv>`` (minus --num-processes) as ``processes`` torchrun workers; their exit status."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes),
+               "--master_addr", "127.0.0.1", "--master_port", str(free_port()), "-m", "hybridc",
+               *without_num_processes(argv)]
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    return subprocess.run(command, env=env).returncode

@@ -1,0 +1,230 @@
+"""Fuzzing the front end: whatever the input, the outcome is a valid spec or a located ``SpecError``.
+
+Three kinds of input, each fed to ``parse_text`` + ``parse_document`` + ``resolve``:
+
+- arbitrary text and bytes (and text over YAML's punctuation, which gets further into the parser);
+- arbitrary YAML trees (dicts, lists, scalars, dumped with ``yaml.safe_dump``), and the valid ``SMALL``
+  spec with random subtrees replaced, inserted or deleted;
+- arbitrary strings in every expression field (``blocks``, ``mixture``, ``task``, a stage's ``data`` and
+  ``search``, ``tokenizer``, ``width``, ``embeddings``, ``head``, ``projector``) and in the path fields
+  (``from``, a stage's ``init``).
+
+Any other exception fails the test, and so does a diagnostic located outside the file. A spec that is
+valid must also print (``fmt``) as text that reads back as the same spec.
+
+Examples per test: ``HYBRIDC_FUZZ_EXAMPLES`` (default 200, half that per field for the field tests, with a
+fixed seed so the default suite is reproducible; the CI's long mode sets 2000 and draws new examples).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hybridc.errors import SpecError
+from hybridc.spec.frontend import parse_document, parse_string, resolve
+from hybridc.spec.load import parse_text
+from tests.specs import SMALL
+
+EXAMPLES = int(os.environ.get("HYBRIDC_FUZZ_EXAMPLES", "200"))
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=EXAMPLES <= 200,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
+
+# Specs are "written" in an empty directory: relative paths in them resolve there, never into the repo.
+SPEC_DIR = Path(tempfile.mkdtemp(prefix="hybridc-fuzz-"))
+FILE = "fuzz.yaml"
+
+
+def front_end(text: str | bytes) -> None:
+    """Run the front end; fail unless it accepts the spec or raises a SpecError located inside the file."""
+    try:
+        doc = parse_text(text, file=FILE, path=SPEC_DIR / FILE)
+        parsed = parse_document(doc)
+        resolve(parsed)
+    except SpecError as err:
+        lines = len(text.splitlines()) if isinstance(text, str) else text.count(b"\n") + 1
+        for d in err.diagnostics:
+            loc = d.location
+            assert loc.file == FILE, d.render()
+            assert loc.line >= 1 and loc.col >= 1, d.render()
+            assert loc.line <= lines + 1, (d.render(), lines)
+            assert d.message and "Traceback" not in d.render()
+        return
+    # a spec the front end accepts prints as canonical text that reads back as the same spec
+    again = parse_string(parsed.canonical_text(), file="canonical.yaml", base_dir=SPEC_DIR)
+    assert again.spec == parsed.spec
+
+
+# ---- (a) arbitrary text and bytes ------------------------------------------------------------------
+YAML_ALPHABET = list(":-[]{},&*!|>'\"%@`#?~ \n\t\r.0123456789aeflnrsux_\\") + ["hybridc", "name", "components", "<<"]
+yamlish = st.lists(st.sampled_from(YAML_ALPHABET), max_size=80).map("".join)
+
+
+@FUZZ
+@given(st.text(max_size=400))
+def test_arbitrary_text(text: str) -> None:
+    front_end(text)
+
+
+@FUZZ
+@given(st.binary(max_size=400))
+def test_arbitrary_bytes(data: bytes) -> None:
+    front_end(data)
+
+
+@FUZZ
+@given(yamlish)
+def test_yaml_punctuation(text: str) -> None:
+    front_end(text)
+
+
+@FUZZ
+@given(yamlish)
+def test_yaml_punctuation_after_a_valid_prefix(text: str) -> None:
+    front_end(SMALL + text)
+
+
+# ---- (b) arbitrary YAML trees ------------------------------------------------------------------------
+words = st.sampled_from(["hybridc", "name", "components", "init", "from", "blocks", "family", "mamba", "gpt2",
+                         "hybrid", "mixture", "search", "fixed([[1.0]])", "split(1)", "0..1", "train", "stages",
+                         "align", "data", "recall()", "steps", "task", "tokenizer", "bytes", "width", "max", "1:4"])
+scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(min_value=-(10**30), max_value=10**30),
+    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=30), words,
+)
+keys = st.one_of(st.text(max_size=12), words)
+trees = st.recursive(
+    scalars,
+    lambda children: st.one_of(st.lists(children, max_size=5), st.dictionaries(keys, children, max_size=5)),
+    max_leaves=40,
+)
+
+
+def dump(data: Any) -> str:
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+@FUZZ
+@given(trees)
+def test_arbitrary_trees(tree: Any) -> None:
+    front_end(dump(tree))
+
+
+@FUZZ
+@given(st.dictionaries(st.sampled_from(["hybridc", "name", "components", "hybrid", "task", "tokenizer", "train"]),
+                       trees, max_size=7))
+def test_arbitrary_trees_under_spec_keys(tree: dict) -> None:
+    front_end(dump(tree))
+
+
+SMALL_DATA = yaml.safe_load(SMALL)
+
+
+def _paths(node: Any, path: tuple = ()) -> list[tuple]:
+    out = [path]
+    if isinstance(node, dict):
+        for k, v in node.items():
+            out += _paths(v, path + (k,))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            out += _paths(v, path + (i,))
+    return out
+
+
+@st.composite
+def mutated_small(draw) -> Any:
+    """SMALL with one to four random edits: a subtree replaced, a key inserted, an entry deleted."""
+    data = copy.deepcopy(SMALL_DATA)
+    for _ in range(draw(st.integers(1, 4))):
+        paths = _paths(data)
+        path = draw(st.sampled_from(paths))
+        if not path:
+            continue
+        parent = data
+        for part in path[:-1]:
+            parent = parent[part]
+        last = path[-1]
+        action = draw(st.sampled_from(["replace", "insert", "delete"]))
+        if action == "replace":
+            parent[last] = draw(trees)
+        elif action == "delete":
+            del parent[last]
+        elif isinstance(parent, dict):
+            parent[draw(keys)] = draw(trees)
+        else:
+            parent.insert(draw(st.integers(0, len(parent))), draw(trees))
+    return data
+
+
+@FUZZ
+@given(mutated_small())
+def test_small_spec_with_random_subtrees(data: Any) -> None:
+    front_end(dump(data))
+
+
+# ---- (c) arbitrary strings in expression and path fields ------------------------------------------------
+SEARCHED = SMALL.replace("fixed([[0.5, 0.5], [0.25, 0.75]])", "search").replace(
+    '- {name: align, data: "recall(vocab=16, length=16)", steps: 5}',
+    '- {name: search, data: "recall(vocab=16, length=16)", search: "darts(lr=0.01)", steps: 5}')
+FIELDS = {
+    "blocks": (SMALL, ("components", "ssm", "blocks")),
+    "blocks-item": (SMALL, ("components", "ssm", "blocks", 0)),
+    "mixture": (SMALL, ("hybrid", "mixture")),
+    "task": (SMALL, ("task",)),
+    "data": (SMALL, ("train", "stages", 0, "data")),
+    "search": (SEARCHED, ("train", "stages", 0, "search")),
+    "tokenizer": (SMALL, ("tokenizer",)),
+    "width": (SMALL, ("hybrid", "width")),
+    "embeddings": (SMALL, ("hybrid", "embeddings")),
+    "head": (SMALL, ("hybrid", "head")),
+    "projector": (SMALL, ("hybrid", "projector")),
+    "projector-ssm": (SMALL, ("hybrid", "projector", "ssm")),
+    "from": (SMALL, ("components", "ssm", "from")),
+    "stage-init": (SMALL, ("train", "stages", 0, "init")),
+}
+EXPR_ALPHABET = list("()[],=.\"'\\ 0123456789-+eExu_/:~@ \t") + [
+    "split", "fixed", "programmed", "search", "darts", "dash", "gaea", "text", "recall", "mad", "classify", "tag",
+    "lr=", "block=", "vocab=", "true", "..", "hf:", "causal-lm", "attn", "ssm", "mix", "linear", "nan", "inf", "1e999"]
+expressions = st.one_of(st.text(max_size=60), st.lists(st.sampled_from(EXPR_ALPHABET), max_size=40).map("".join))
+
+
+def with_field(base: str, path: tuple, value: str) -> str:
+    data = yaml.safe_load(base)
+    node = data
+    for part in path[:-1]:
+        node = node[part]
+    last = path[-1]
+    if path[:2] == ("components", "ssm") and last == "from":
+        node.pop("init")
+    if last == 0 and isinstance(node, str):  # blocks as a YAML list with the value as its first item
+        parent = data["components"]["ssm"]
+        parent["blocks"] = [value, "1..3"]
+        return dump(data)
+    node[last] = value
+    return dump(data)
+
+
+@pytest.mark.parametrize("field", sorted(FIELDS))
+@settings(max_examples=max(20, EXAMPLES // 2), deadline=None, derandomize=EXAMPLES <= 200,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(value=expressions)
+def test_arbitrary_strings_in_fields(field: str, value: str) -> None:
+    base, path = FIELDS[field]
+    front_end(with_field(base, path, value))
+
+
+def test_the_fuzzer_writes_each_field() -> None:
+    """``with_field`` really puts the value at the field's path (a sentinel reads back there)."""
+    for field, (base, path) in FIELDS.items():
+        node: Any = yaml.safe_load(with_field(base, path, "SENTINEL"))
+        for part in path:
+            node = node[part]
+        assert node == "SENTINEL", field

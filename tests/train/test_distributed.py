@@ -1,0 +1,62 @@
+"""Data parallelism: 2 CPU processes (torchrun, gloo) compute what one process computes on the same
+global batch; one run directory; replicas agree; a 2-process checkpoint resumes on 1 process."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+from tests.specs import write_spec
+from tests.train.helpers import DATA, spec_text
+
+STAGES = f"""\
+    - {{name: search, search: 'darts(lr=0.1, alternate=true)', data: '{DATA}', steps: 6, batch_size: BATCH}}
+    - {{name: retrain, kind: finetune, steps: 4, batch_size: BATCH}}
+    """
+
+
+def train(spec, out, *extra):
+    env = {**os.environ, "HYBRIDC_DEBUG": "1"}
+    done = subprocess.run([sys.executable, "-m", "hybridc", "train", str(spec), "-o", str(out), "-q", *extra],
+                          capture_output=True, text=True, env=env, timeout=900)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
+def losses(run_dir):
+    events = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [e["loss"] for e in events if e["event"] == "train"], events
+
+
+def test_two_processes_match_one(tmp_path):
+    text = spec_text(STAGES).replace("checkpoint_every: 0", "checkpoint_every: 5")
+    one = write_spec(tmp_path, text.replace("BATCH", "8"), "one.yaml")
+    two = write_spec(tmp_path, text.replace("BATCH", "4"), "two.yaml")
+    train(one, tmp_path / "one")
+    train(two, tmp_path / "two", "--num-processes", "2")
+    single, _ = losses(tmp_path / "one")
+    double, events = losses(tmp_path / "two")
+    assert len(single) == len(double) == 10
+    assert max(abs(a - b) for a, b in zip(single, double)) <= 1e-4, (single, double)
+    replicas = [e for e in events if e["event"] == "replicas"]
+    assert replicas == [{"event": "replicas", "global_step": -1, "processes": 2, "alphas_max_difference": 0.0}]
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == [
+        "checkpoints", "final", "graph.dot", "metrics.jsonl", "plan.json", "plots", "spec.lock.yaml", "spec.yaml"]
+    plan = json.loads((tmp_path / "two" / "plan.json").read_text())
+    assert plan["processes"] == 2 and plan["stages"][0]["global_batch"] == 8
+
+    # the 2-process checkpoint at the end of the search stage resumes on one process
+    resumed = tmp_path / "resumed"
+    shutil.copytree(tmp_path / "two", resumed)
+    shutil.rmtree(resumed / "final")
+    for checkpoint in (resumed / "checkpoints").iterdir():
+        if int(checkpoint.name[5:]) > 6:
+            shutil.rmtree(checkpoint)
+    done = train(two, resumed, "--resume")
+    assert "resuming from step-6" in done.stderr
+    assert (resumed / "final" / "model.safetensors").exists()
+    resumed_losses, _ = losses(resumed)
+    assert resumed_losses[:6] == double[:6] and len(resumed_losses) == 10
