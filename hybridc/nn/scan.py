@@ -17,12 +17,14 @@ Backends:
   but over ``unbind`` views, so autograd's backward stays linear in T. For tests.
 - ``"chunked"``: pure PyTorch, a ``torch.autograd.Function`` with a hand-written backward. Tokens are
   cut into chunks of L; a two-level scan runs the recurrence over the L steps of many chunks at
-  once (one batched op per step on (chunks, b, N, d) tensors), then carries the state across chunks
-  with a short sequential pass. Nothing is exponentiated but ``dt_t * A`` itself (exactly what the
-  reference exponentiates): multi-step decays are running products of those factors, so extreme
-  decays (``exp`` underflowing to 0) behave as in the reference. Work and backward are linear in T;
-  memory is the inputs plus one state per chunk (saved for backward) plus two tile buffers of at
-  most ``max_tile_elements`` elements (chunks are processed in tiles of that size).
+  once (one batched op per step on (b, chunks, N, d) tensors), then carries the state across chunks
+  with a short sequential pass. Nothing is exponentiated but ``dt_t * A``, as in the reference
+  (computed as ``exp2(dt_t * A log2(e))``, equal to rounding and twice as fast): a chunk's total
+  decay is the running product of its steps' factors; no cumulative sums are subtracted, nothing
+  is clamped, and extreme decays (factors underflowing to 0) behave as in the reference. Work and
+  backward are linear in T; memory is the inputs plus one (b, d, N) state per chunk (saved for
+  backward) plus at most two tile buffers of ``max_tile_elements`` elements (chunks are processed
+  in tiles).
 - ``"cuda"``: mamba-ssm's fused kernel (``selective_scan_fn``); needs ``mamba_ssm`` and CUDA tensors.
 - ``"auto"``: ``"cuda"`` when mamba-ssm imports and the input is on a CUDA device, else ``"chunked"``.
 
@@ -30,8 +32,12 @@ Dtypes: the reference keeps the state in float32 (or wider), casts it to the inp
 contraction with C, then adds ``D * u`` and gates with the dtypes it is given. The chunked backend
 keeps everything in float32 (float64 for float64 input) up to the contraction, casts the scan output
 to the reference's dtype, then applies D and z with the same expressions: the output dtype always
-matches; in float32/float64 the values match to rounding; in half precision it rounds once instead
-of at every token.
+matches; in float32 the values match to rounding; in half precision it rounds once instead of at
+every token. (In float64 the reference casts B and u to float32; the chunked backend does not.)
+
+Layouts: the chunked backend is fastest with token-major inputs, i.e. (b, d, T) views of
+(b, T, d) tensors (what the Mamba mixer produces); (b, d, T)-contiguous inputs cost a transposing
+copy each. Outputs and gradients come back token-major.
 """
 
 from __future__ import annotations
@@ -42,7 +48,8 @@ import torch
 import torch.nn.functional as F
 
 BACKENDS = ("auto", "chunked", "reference", "cuda")
-DEFAULT_MAX_TILE_ELEMENTS = 1 << 23  # 32 MiB per float32 tile buffer
+DEFAULT_MAX_TILE_ELEMENTS = 1 << 22  # 16 MiB per float32 tile buffer (measured best on 2 cores)
+_LOG2E = 1.4426950408889634  # exp(x) = exp2(x * log2(e)); exp2 is about twice as fast on CPU
 
 
 def selective_scan(
@@ -175,7 +182,11 @@ def chunked_scan(
     """
     b, d, T = u.shape
     N = A.shape[1]
-    dtype = torch.promote_types(torch.promote_types(dt.dtype, A.dtype), torch.float32)
+    dtype = torch.float32
+    for x in (u, dt, A, B, C):
+        dtype = torch.promote_types(dtype, x.dtype)
+    if T == 0:
+        return (u * dt).to(dtype)
     L, G = plan_chunks(T, b * d * N, chunk_size, max_tile_elements)
     return _ChunkedScan.apply(u.to(dtype), dt.to(dtype), A.to(dtype), B.to(dtype), C.to(dtype), L, G)
 
@@ -190,34 +201,53 @@ def plan_chunks(T: int, state_elements: int, chunk_size: int | None, max_tile_el
     tokens = max(1, min(T, max_tile_elements // max(1, state_elements)))
     if chunk_size is None:
         L = max(1, math.isqrt(tokens))
+        # prefer a nearby chunk length that divides T (no padding, no copies)
+        divisors = [c for c in range(max(1, L // 2), 2 * L + 1) if T % c == 0 and c <= tokens]
+        if divisors:
+            L = min(divisors, key=lambda c: (abs(c - L), c))
     else:
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be positive, got {chunk_size}")
         L = chunk_size
     L = min(L, T)
-    G = max(1, tokens // L)
-    return L, min(G, -(-T // L))
+    K = -(-T // L)
+    G = min(max(1, tokens // L), K)
+    tiles = -(-K // G)
+    return L, -(-K // tiles)  # the same number of tiles, as even as possible
 
 
-def _to_steps(x: torch.Tensor, L: int, K: int) -> torch.Tensor:
-    """(b, c, T) -> (L, K, b, c): step l of chunk k is token k * L + l; zero-padded to K * L."""
+def _chunked_view(x: torch.Tensor, L: int, K: int) -> torch.Tensor:
+    """(b, c, T) -> (b, K, L, c): [:, k, l] is token k * L + l; zero-padded to K * L tokens.
+
+    A view when ``x`` is token-major in memory (a transposed view of a (b, T, c) tensor, as the
+    Mamba mixer makes them) and T = K * L; otherwise one copy (a slow transposing one for a
+    (b, c, T)-contiguous ``x``).
+    """
     b, c, T = x.shape
-    x = F.pad(x, (0, K * L - T))
-    return x.view(b, c, K, L).permute(3, 2, 0, 1).contiguous()
+    x = x.transpose(1, 2)  # (b, T, c)
+    if K * L != T:
+        x = F.pad(x, (0, 0, 0, K * L - T))
+    return x.reshape(b, K, L, c)
 
 
-def _from_steps(x: torch.Tensor, T: int) -> torch.Tensor:
-    """(L, K, b, c) -> (b, c, T) contiguous, dropping the padding."""
-    L, K, b, c = x.shape
-    return x.permute(2, 3, 1, 0).reshape(b, c, K * L)[..., :T].contiguous()
+def _unchunk(x: torch.Tensor, T: int) -> torch.Tensor:
+    """(b, K, L, c) contiguous -> (b, c, T), dropping the padding: a transposed view."""
+    b, K, L, c = x.shape
+    return x.view(b, K * L, c)[:, :T].transpose(1, 2)
 
 
 class _ChunkedScan(torch.autograd.Function):
     """y = C . h for h_t = exp(dt_t A) h_{t-1} + dt_t u_t B_t; hand-written backward.
 
-    Layouts inside: per-token inputs as (L, K, b, c) "steps" (``_to_steps``), states as
-    (chunks, b, N, d) so that the wide d is innermost. Padding tokens have dt = 0 (decay 1) and
+    Layouts inside: per-token tensors as (b, K, L, c) (``_chunked_view``), states as
+    (b, chunks, N, d) so that the wide d is innermost. Padding tokens have dt = 0 (decay 1) and
     zero input, so they carry the state unchanged and receive zero gradient.
+
+    Chunks are processed in tiles of G, in order (backward: in reverse), carrying the state (the
+    gradient) from tile to tile. Within a tile, every loop step is one batched op over its chunks:
+    a first pass finds each chunk's end state from a zero start, a short pass over the chunks turns
+    those into true start states, and a second pass runs the exact recurrence from them. A tile of
+    one chunk (G = 1) skips the first pass: the scan is then plainly sequential.
     """
 
     @staticmethod
@@ -225,99 +255,111 @@ class _ChunkedScan(torch.autograd.Function):
         b, d, T = u.shape
         N = A.shape[1]
         K = -(-T // L)
-        dt_s, u_s, B_s, C_s = (_to_steps(x, L, K) for x in (dt, u, B, C))  # (L, K, b, d|N)
-        At = A.t().contiguous()  # (N, d)
-        dtu_s = dt_s * u_s
-        y_s = u.new_empty(L, K, b, d)
-        h_start = u.new_empty(K, b, N, d)  # state before each chunk
-        decay = u.new_empty(K, b, N, d)  # product of a chunk's decays
-        a_buf = u.new_empty(L, min(G, K), b, N, d)
-        carry = u.new_zeros(b, N, d)
+        dt_c, u_c, B_c, C_c = (_chunked_view(x, L, K) for x in (dt, u, B, C))  # (b, K, L, d|N)
+        A2 = (A * _LOG2E).t().contiguous()  # (N, d): exp2(dt * A2) = exp(dt * A)
+        dtu = dt_c * u_c
+        y = u.new_empty(b, K, L, d)
+        h_start = u.new_empty(b, K, N, d)  # state before each chunk
+        width = min(G, K)
+        a_buf = u.new_empty(L, b, width, N, d)  # the tile's per-step decays
+        h_buf = u.new_empty(b, width, N, d)
+        decay_buf = torch.empty_like(h_buf)  # product of each chunk's decays
+        y_buf = u.new_empty(L, b, width, 1, d)
+        h_start[:, 0].zero_()
         for k0 in range(0, K, G):
             k1 = min(K, k0 + G)
-            a = a_buf[:, : k1 - k0]
-            # 1. local scan of each chunk from a zero state; keep the decays and their product
-            local = None
+            n = k1 - k0
+            a, h, decay, y_tile = a_buf[:, :, :n], h_buf[:, :n], decay_buf[:, :n], y_buf[:, :, :n]
+            torch.mul(dt_c[:, k0:k1].permute(2, 0, 1, 3)[..., None, :], A2, out=a).exp2_()
+            if n > 1:
+                # 1. each chunk's scan from a zero state: its end state, and its total decay
+                torch.mul(B_c[:, k0:k1, 0, :, None], dtu[:, k0:k1, 0, None, :], out=h)
+                decay.copy_(a[0])
+                for l in range(1, L):
+                    h.mul_(a[l]).addcmul_(B_c[:, k0:k1, l, :, None], dtu[:, k0:k1, l, None, :])
+                    decay.mul_(a[l])
+                # 2. start states: end = local end + decay * start
+                for j in range(k0 + 1, k1):
+                    torch.addcmul(h[:, j - 1 - k0], decay[:, j - 1 - k0], h_start[:, j - 1], out=h_start[:, j])
+            # 3. each chunk's exact scan from its true start state
+            h.copy_(h_start[:, k0:k1])
             for l in range(L):
-                torch.mul(dt_s[l, k0:k1, :, None, :], At, out=a[l]).exp_()
-                x = B_s[l, k0:k1, :, :, None] * dtu_s[l, k0:k1, :, None, :]
-                if local is None:
-                    local = x
-                    decay[k0:k1].copy_(a[l])
-                else:
-                    local = x.addcmul_(a[l], local)
-                    decay[k0:k1].mul_(a[l])
-            # 2. carry the state across the tile's chunks
-            for j in range(k1 - k0):
-                h_start[k0 + j].copy_(carry)
-                carry = torch.addcmul(local[j], decay[k0 + j], carry)
-            # 3. the exact scan of each chunk from its true start state
-            h = h_start[k0:k1]
-            for l in range(L):
-                x = B_s[l, k0:k1, :, :, None] * dtu_s[l, k0:k1, :, None, :]
-                h = x.addcmul_(a[l], h)
-                y_s[l, k0:k1] = torch.matmul(C_s[l, k0:k1, :, None, :], h).squeeze(-2)
-        ctx.save_for_backward(dt_s, u_s, B_s, C_s, At, h_start, decay)
-        ctx.shape = (b, d, T, N, L, G)
-        return _from_steps(y_s, T)
+                h.mul_(a[l]).addcmul_(B_c[:, k0:k1, l, :, None], dtu[:, k0:k1, l, None, :])
+                torch.matmul(C_c[:, k0:k1, l, None, :], h, out=y_tile[l])
+            y[:, k0:k1].copy_(y_tile[:, :, :, 0].permute(1, 2, 0, 3))
+            if k1 < K:
+                h_start[:, k1].copy_(h[:, n - 1])
+        ctx.save_for_backward(dt_c, u_c, B_c, C_c, A, h_start)
+        ctx.shape = (T, L, G)
+        return _unchunk(y, T)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, gy):
-        dt_s, u_s, B_s, C_s, At, h_start, decay = ctx.saved_tensors
-        b, d, T, N, L, G = ctx.shape
-        K = dt_s.shape[1]
-        gy_s = _to_steps(gy.to(dt_s.dtype), L, K)  # (L, K, b, d)
-        dtu_s = dt_s * u_s
-        g_dtu = torch.empty_like(dt_s)  # dL/d(dt u)
-        g_dt_decay = torch.empty_like(dt_s)  # dL/d dt through the decays
-        g_B = torch.empty_like(B_s)
-        g_C = torch.empty_like(C_s)
-        g_At = torch.zeros_like(At)
-        a_buf = dt_s.new_empty(L, min(G, K), b, N, d)
+        dt_c, u_c, B_c, C_c, A, h_start = ctx.saved_tensors
+        T, L, G = ctx.shape
+        b, K, N, d = h_start.shape
+        At = A.t().contiguous()  # (N, d)
+        A2 = At * _LOG2E
+        gy_c = _chunked_view(gy.to(dt_c.dtype), L, K)  # (b, K, L, d)
+        dtu = dt_c * u_c
+        g_dtu = dt_c.new_empty(b, K, L, d)  # dL/d(dt u)
+        g_dt_decay = torch.empty_like(g_dtu)  # dL/d dt through the decays
+        g_B = B_c.new_empty(b, K, L, N)
+        g_C = torch.empty_like(g_B)
+        width = min(G, K)
+        a_buf = dt_c.new_empty(L, b, width, N, d)
         h_buf = torch.empty_like(a_buf)
-        carry = dt_s.new_zeros(b, N, d)  # dL/d(state at the end of the tile) from later tiles
+        g_buf = dt_c.new_empty(b, width, N, d)
+        w_buf = torch.empty_like(g_buf)
+        p_buf = torch.empty_like(g_buf)  # products about to be summed (no allocation per step)
+        g_dtu_buf = dt_c.new_empty(L, b, width, 1, d)
+        g_At = dt_c.new_zeros(b, width, N, d)  # dL/dA (transposed), summed over steps
+        carry = dt_c.new_zeros(b, N, d)  # dL/d(state at the tile's end) from later tiles
         for k0 in reversed(range(0, K, G)):
             k1 = min(K, k0 + G)
-            a, hs = a_buf[:, : k1 - k0], h_buf[:, : k1 - k0]
-            # 1. reverse local scan: decays again, and each chunk's gradient into its start state
-            into_start = None
-            for l in reversed(range(L)):
-                torch.mul(dt_s[l, k0:k1, :, None, :], At, out=a[l]).exp_()
-                outer = C_s[l, k0:k1, :, :, None] * gy_s[l, k0:k1, :, None, :]
-                if into_start is not None:
-                    outer.add_(into_start)
-                into_start = outer.mul_(a[l])
-            # 2. carry gradients backwards across chunks: from_later[j] = dL/d(state at chunk j's end)
-            from_later = torch.empty_like(into_start)
-            for j in reversed(range(k1 - k0)):
-                from_later[j].copy_(carry)
-                carry = torch.addcmul(into_start[j], decay[k0 + j], carry)
-            # 3. states of the tile again, then gradients step by step backwards
-            h = h_start[k0:k1]
+            n = k1 - k0
+            a, hs, g, scratch, prod = a_buf[:, :, :n], h_buf[:, :, :n], g_buf[:, :n], w_buf[:, :n], p_buf[:, :n]
+            g_dtu_tile = g_dtu_buf[:, :, :n]
+            torch.mul(dt_c[:, k0:k1].permute(2, 0, 1, 3)[..., None, :], A2, out=a).exp2_()
+            g[:, n - 1].copy_(carry)
+            if n > 1:
+                # 1. each chunk's gradient into its start state from its own outputs (scratch), and
+                #    its total decay (prod)
+                torch.mul(C_c[:, k0:k1, L - 1, :, None], gy_c[:, k0:k1, L - 1, None, :], out=scratch)
+                prod.copy_(a[L - 1])
+                for l in reversed(range(L - 1)):
+                    scratch.mul_(a[l + 1]).addcmul_(C_c[:, k0:k1, l, :, None], gy_c[:, k0:k1, l, None, :])
+                    prod.mul_(a[l])
+                scratch.mul_(a[0])
+                # 2. g[:, j] = dL/d(state at chunk j's end) from later chunks
+                for j in reversed(range(1, n)):
+                    torch.addcmul(scratch[:, j], prod[:, j], g[:, j], out=g[:, j - 1])
+            # 3. the tile's states again (and dL/dC)
+            h = h_start[:, k0:k1]
             for l in range(L):
-                torch.mul(B_s[l, k0:k1, :, :, None], dtu_s[l, k0:k1, :, None, :], out=hs[l]).addcmul_(a[l], h)
+                torch.mul(a[l], h, out=hs[l]).addcmul_(B_c[:, k0:k1, l, :, None], dtu[:, k0:k1, l, None, :])
                 h = hs[l]
-            g_C[:, k0:k1] = torch.matmul(hs, gy_s[:, k0:k1, :, :, None]).squeeze(-1)
-            g = from_later
+                torch.sum(torch.mul(h, gy_c[:, k0:k1, l, None, :], out=prod), dim=-1, out=g_C[:, k0:k1, l])
+            # 4. backwards through the steps
             for l in reversed(range(L)):
-                g = g.addcmul_(C_s[l, k0:k1, :, :, None], gy_s[l, k0:k1, :, None, :])  # dL/dh_l
-                g_B[l, k0:k1] = torch.matmul(g, dtu_s[l, k0:k1, :, :, None]).squeeze(-1)
-                g_dtu[l, k0:k1] = torch.matmul(B_s[l, k0:k1, :, None, :], g).squeeze(-2)
-                g = a[l].mul_(g)  # dL/dh_{l-1} through h_l
-                h_before = hs[l - 1] if l > 0 else h_start[k0:k1]
-                g_w = torch.mul(g, h_before, out=hs[l])  # dL/d(dt_l A), elementwise
-                g_dt_decay[l, k0:k1] = (g_w * At).sum(-2)
-                g_At += (g_w * dt_s[l, k0:k1, :, None, :]).sum((0, 1))
-            # g now holds dL/d(state before the tile) from inside it; carry already has it too
-        g_dt = g_dt_decay.addcmul_(g_dtu, u_s)
-        g_u = g_dtu.mul_(dt_s)
+                g.addcmul_(C_c[:, k0:k1, l, :, None], gy_c[:, k0:k1, l, None, :])  # dL/dh_l
+                torch.sum(torch.mul(g, dtu[:, k0:k1, l, None, :], out=prod), dim=-1, out=g_B[:, k0:k1, l])
+                torch.matmul(B_c[:, k0:k1, l, None, :], g, out=g_dtu_tile[l])
+                g.mul_(a[l])  # dL/dh_{l-1} through h_l
+                g_w = torch.mul(g, hs[l - 1] if l > 0 else h_start[:, k0:k1], out=scratch)  # dL/d(dt_l A)
+                torch.sum(torch.mul(g_w, At, out=prod), dim=-2, out=g_dt_decay[:, k0:k1, l])
+                g_At[:, :n].addcmul_(g_w, dt_c[:, k0:k1, l, None, :])
+            g_dtu[:, k0:k1].copy_(g_dtu_tile[:, :, :, 0].permute(1, 2, 0, 3))
+            carry.copy_(g[:, 0])  # dL/d(state before the tile)
+        g_dt = g_dt_decay.addcmul_(g_dtu, u_c)
+        g_u = g_dtu.mul_(dt_c)
         return (
-            _from_steps(g_u, T),
-            _from_steps(g_dt, T),
-            g_At.t(),
-            _from_steps(g_B, T),
-            _from_steps(g_C, T),
+            _unchunk(g_u, T),
+            _unchunk(g_dt, T),
+            g_At.sum((0, 1)).t(),
+            _unchunk(g_B, T),
+            _unchunk(g_C, T),
             None,
             None,
         )

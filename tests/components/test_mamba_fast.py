@@ -1,0 +1,146 @@
+"""Mamba segments with our scan compute what transformers' own Mamba computes, forward and backward."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from hybridc.components.adapters import build_model, load_adapter
+from hybridc.components.adapters.mamba import MambaAdapter
+from hybridc.components.adapters.mamba_fast import block_forward
+from hybridc.components.registry import get_family
+from tests.tiny_models import TINY_COMMON, tiny_config
+
+FAMILY = get_family("mamba")
+VOCAB = TINY_COMMON["vocab_size"]
+BATCH, LENGTH = 2, 40  # several chunks per sequence, not a multiple of the chunk
+TOL = 1e-5  # relative to the reference's largest magnitude (absolute below 1)
+BACKENDS = ["auto", "chunked", "reference"]
+
+
+def mamba(seed: int = 0, **overrides) -> nn.Module:
+    return build_model(FAMILY, tiny_config("mamba", **overrides), seed=seed)
+
+
+def ids(seed: int = 0, length: int = LENGTH) -> torch.Tensor:
+    return torch.randint(0, VOCAB, (BATCH, length), generator=torch.Generator().manual_seed(seed))
+
+
+def padding(kind: str | None) -> torch.Tensor | None:
+    if kind is None:
+        return None
+    mask = torch.ones(BATCH, LENGTH, dtype=torch.long)
+    if kind in ("right", "mixed"):
+        mask[0, 29:] = 0
+    if kind in ("left", "mixed"):
+        mask[1, :7] = 0
+    return mask
+
+
+def parts_logits(model: nn.Module, x: torch.Tensor, mask: torch.Tensor | None, backend: str) -> torch.Tensor:
+    adapter = MambaAdapter(model, scan_backend=backend)
+    h = adapter.embedding()(x)
+    for start, stop in [(0, 2), (2, 3)]:
+        h = adapter.segment(start, stop)(h, attention_mask=mask)
+    return adapter.lm_head()(h)
+
+
+def loss_of(logits: torch.Tensor, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """A next-token loss that also weighs padded positions' logits (their gradients must match too)."""
+    ce = nn.functional.cross_entropy(logits[:, :-1].reshape(-1, VOCAB), x[:, 1:].reshape(-1))
+    return ce + 1e-2 * logits.pow(2).mean()
+
+
+def logits_and_grads(model: nn.Module, x, mask, backend: str | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """backend None: the model's own forward."""
+    model.zero_grad()
+    logits = model(x, attention_mask=mask).logits if backend is None else parts_logits(model, x, mask, backend)
+    loss_of(logits, x, mask).backward()
+    return logits.detach(), {name: p.grad.clone() for name, p in model.named_parameters()}
+
+
+def scaled_diff(a: torch.Tensor, ref: torch.Tensor) -> float:
+    assert a.shape == ref.shape and torch.isfinite(a).all()
+    return ((a - ref).abs().max() / ref.abs().max().clamp(min=1)).item()
+
+
+@pytest.mark.parametrize("mask_kind", [None, "right", "left", "mixed"])
+@pytest.mark.parametrize("train", [False, True])
+def test_segments_match_model_forward_and_backward(train: bool, mask_kind: str | None) -> None:
+    model = mamba().train(train)
+    x, mask = ids(1), padding(mask_kind)
+    ref_logits, ref_grads = logits_and_grads(model, x, mask, None)
+    if mask is not None:
+        assert scaled_diff(model(x).logits.detach(), ref_logits) > 1e-4  # the mask matters
+    for backend in BACKENDS:
+        logits, grads = logits_and_grads(model, x, mask, backend)
+        assert scaled_diff(logits, ref_logits) <= TOL, backend
+        for name, g in ref_grads.items():
+            assert scaled_diff(grads[name], g) <= TOL, (backend, name)
+
+
+def test_reference_backend_is_bit_for_bit() -> None:
+    """Our mixer with transformers' own scan loop reproduces the model exactly."""
+    model = mamba(seed=1).eval()
+    x, mask = ids(2), padding("mixed")
+    ref_logits, ref_grads = logits_and_grads(model, x, mask, None)
+    logits, grads = logits_and_grads(model, x, mask, "reference")
+    assert torch.equal(logits, ref_logits)
+    assert all(torch.allclose(grads[n], g, rtol=0, atol=1e-7) for n, g in ref_grads.items())
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"residual_in_fp32": False},
+        {"use_bias": True, "use_conv_bias": False},
+        {"state_size": 3, "time_step_rank": 5, "conv_kernel": 2, "intermediate_size": 24},
+    ],
+    ids=["residual-in-input-dtype", "biases", "odd-sizes"],
+)
+def test_config_variants(overrides: dict) -> None:
+    model = mamba(seed=2, **overrides).train()
+    x, mask = ids(3), padding("left")
+    ref_logits, ref_grads = logits_and_grads(model, x, mask, None)
+    logits, grads = logits_and_grads(model, x, mask, "chunked")
+    assert scaled_diff(logits, ref_logits) <= TOL
+    for name, g in ref_grads.items():
+        assert scaled_diff(grads[name], g) <= TOL, name
+
+
+def test_transformers_backend_calls_the_block() -> None:
+    model = mamba().eval()
+    x = ids(4)
+    with torch.no_grad():
+        assert torch.equal(parts_logits(model, x, None, "transformers"), model(x).logits)
+
+
+def test_block_forward_matches_block_in_bfloat16() -> None:
+    """Dtypes follow the block: bf16 weights, float32 residual stream (residual_in_fp32)."""
+    model = mamba(seed=5).to(torch.bfloat16).eval()
+    block = model.backbone.layers[0]
+    h = model.backbone.embeddings(ids(5))
+    with torch.no_grad():
+        ref = block(h)
+        out = block_forward(block, h, backend="chunked")
+    assert out.dtype == ref.dtype == torch.float32
+    assert scaled_diff(out, ref) <= 0.05  # bf16: the reference rounds its state to bf16 every token
+
+
+def test_scan_backend_selection() -> None:
+    model = mamba()
+    adapter = load_adapter(FAMILY, model)
+    assert adapter.scan_backend == "auto"
+    seg = adapter.segment(0, 2)
+    assert seg.scan_backend == "auto" and "scan_backend='auto'" in repr(seg)
+    assert adapter.segment(0, 2, scan_backend="transformers").scan_backend == "transformers"
+    assert MambaAdapter(model, scan_backend="chunked").segment(1, 3).scan_backend == "chunked"
+    assert all(a is b for a, b in zip(seg.layers, adapter.layers()))  # still the model's own blocks
+    with pytest.raises(ValueError, match="scan backend"):
+        MambaAdapter(model, scan_backend="fast")
+    with pytest.raises(ValueError, match="scan backend"):
+        adapter.segment(0, 1, scan_backend="fast")
+    seg.scan_backend = "fast"
+    with pytest.raises(ValueError, match="scan backend"):
+        seg(torch.zeros(1, 3, TINY_COMMON["hidden_size"]))

@@ -1,0 +1,290 @@
+"""The selective scan: the chunked backend computes what transformers' CPU scan computes.
+
+Shapes: b batch, d channels, T tokens, N state size. Differences are measured relative to the
+reference's scale (``scaled_diff``): float32 carries ~7 significant digits, and outputs and
+gradients here reach magnitudes in the hundreds.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from transformers.models.mamba.modeling_mamba import mamba_selective_scan
+
+from hybridc.nn.scan import chunked_scan, plan_chunks, selective_scan
+
+TOL = 1e-5  # float32, relative to the reference's largest magnitude (absolute below 1)
+
+
+def make_inputs(
+    b: int,
+    d: int,
+    T: int,
+    N: int,
+    *,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
+    delta_scale: float = 1.0,
+    delta_shift: float = 0.0,
+    a_scale: float = 1.0,
+) -> dict[str, torch.Tensor]:
+    """Random scan inputs (leaves requiring grad). ``delta`` = shift + scale * N(0, 1)."""
+    g = torch.Generator().manual_seed(seed)
+
+    def randn(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=g, dtype=torch.float64)
+
+    values = {
+        "u": randn(b, d, T),
+        "delta": delta_shift + delta_scale * randn(b, d, T),
+        "A": -a_scale * torch.rand(d, N, generator=g, dtype=torch.float64),
+        "B": randn(b, N, T),
+        "C": randn(b, N, T),
+        "D": randn(d),
+        "z": randn(b, d, T),
+        "delta_bias": randn(d),
+    }
+    return {k: v.to(dtype).requires_grad_() for k, v in values.items()}
+
+
+def scan_and_grads(
+    inputs: dict[str, torch.Tensor], backend: str, *, softplus: bool = True, seed: int = 1, **kwargs
+) -> dict[str, torch.Tensor]:
+    """Output "y" and the gradient of <y, random> with respect to every input."""
+    y = selective_scan(**inputs, delta_softplus=softplus, backend=backend, **kwargs)
+    gy = torch.randn(y.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64).to(y.dtype)
+    grads = torch.autograd.grad(y, list(inputs.values()), gy)
+    return {"y": y, **dict(zip(inputs, grads))}
+
+
+def scaled_diff(a: torch.Tensor, ref: torch.Tensor) -> float:
+    """max |a - ref| / max(1, max |ref|)."""
+    assert a.shape == ref.shape and a.dtype == ref.dtype
+    assert torch.isfinite(a).all() and torch.isfinite(ref).all()
+    return ((a - ref).abs().max() / ref.abs().max().clamp(min=1)).item()
+
+
+def assert_match(inputs: dict[str, torch.Tensor], tol: float = TOL, **kwargs) -> None:
+    ref = scan_and_grads(inputs, "reference", **kwargs)
+    out = scan_and_grads(inputs, "chunked", **kwargs)
+    for name in ref:
+        assert scaled_diff(out[name], ref[name]) <= tol, name
+
+
+def loop_float64(u, delta, A, B, C, D, z, delta_bias) -> torch.Tensor:
+    """The recurrence written out in float64, straight from the math (an independent oracle)."""
+    u, delta, A, B, C, D, z, delta_bias = (t.double() for t in (u, delta, A, B, C, D, z, delta_bias))
+    dt = F.softplus(delta + delta_bias[:, None])
+    h = torch.zeros(u.shape[0], u.shape[1], A.shape[1], dtype=torch.float64)
+    ys = []
+    for t in range(u.shape[2]):
+        h = torch.exp(dt[:, :, t, None] * A) * h + (dt[:, :, t] * u[:, :, t])[:, :, None] * B[:, None, :, t]
+        ys.append((h * C[:, None, :, t]).sum(-1))
+    return (torch.stack(ys, -1) + D[:, None] * u) * F.silu(z)
+
+
+# ---- the reference backend is transformers' scan --------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_reference_is_transformers_scan_bit_for_bit(dtype: torch.dtype) -> None:
+    inputs = make_inputs(2, 5, 19, 4, seed=3, dtype=dtype)
+    inputs["A"] = inputs["A"].detach().float().requires_grad_()  # as the mixer passes it
+    ours = scan_and_grads(inputs, "reference")
+    y = mamba_selective_scan(*list(inputs.values())[:5], D=inputs["D"], z=inputs["z"],
+                             delta_bias=inputs["delta_bias"], delta_softplus=True)
+    gy = torch.randn(y.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64).to(y.dtype)
+    theirs = {"y": y, **dict(zip(inputs, torch.autograd.grad(y, list(inputs.values()), gy)))}
+    for name in theirs:
+        assert torch.equal(ours[name], theirs[name]), name
+
+
+# ---- chunked == reference --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "T, chunk_size, max_tile_elements",
+    [
+        (1, None, 1 << 23),  # a single token
+        (37, None, 1 << 23),  # one tile, T not a multiple of the chunk
+        (37, 5, 1 << 23),
+        (37, 37, 1 << 23),  # one chunk
+        (37, 64, 1 << 23),  # chunk longer than the sequence
+        (37, 1, 1 << 23),  # chunks of one token
+        (64, 8, 2000),  # two tiles of four chunks
+        (64, 8, 480),  # tiles of one chunk: a plain sequential scan
+        (64, 3, 6000),  # two tiles of 11 chunks, T not a multiple of the chunk
+        (37, 5, 900),  # tiles of 3, 3 and 2 chunks: the last tile partial
+    ],
+)
+def test_chunked_matches_reference(T: int, chunk_size: int | None, max_tile_elements: int) -> None:
+    inputs = make_inputs(2, 6, T, 5, seed=T)
+    assert_match(inputs, chunk_size=chunk_size, max_tile_elements=max_tile_elements)
+
+
+@pytest.mark.parametrize(
+    "delta_scale, delta_shift, a_scale",
+    [
+        (20.0, 30.0, 50.0),  # delta up to ~50 (after softplus) with A down to -50: decays underflow to 0
+        (1e-3, -14.0, 1.0),  # tiny delta (softplus(-14) ~ 1e-6): decays ~1, states accumulate
+        (30.0, 0.0, 50.0),  # a mix of both within one sequence
+    ],
+)
+def test_chunked_exact_on_extreme_decays(delta_scale: float, delta_shift: float, a_scale: float) -> None:
+    inputs = make_inputs(2, 8, 53, 6, seed=7, delta_scale=delta_scale, delta_shift=delta_shift, a_scale=a_scale)
+    assert_match(inputs, chunk_size=8)
+    assert_match(inputs, chunk_size=8, max_tile_elements=2000)
+
+
+def test_chunked_without_softplus_bias_d_or_z() -> None:
+    inputs = make_inputs(2, 4, 29, 3, seed=11)
+    inputs["delta"] = inputs["delta"].detach().abs().requires_grad_()
+    bare = {k: inputs[k] for k in ("u", "delta", "A", "B", "C")}
+    assert_match(bare, softplus=False, chunk_size=6)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    b=st.integers(1, 3),
+    d=st.integers(1, 6),
+    N=st.integers(1, 6),
+    T=st.integers(1, 48),
+    chunk_size=st.one_of(st.none(), st.integers(1, 50)),
+    max_tile_elements=st.sampled_from([1, 300, 5000, 1 << 23]),
+    seed=st.integers(0, 2**16),
+)
+def test_chunked_matches_reference_on_any_shape(
+    b: int, d: int, N: int, T: int, chunk_size: int | None, max_tile_elements: int, seed: int
+) -> None:
+    inputs = make_inputs(b, d, T, N, seed=seed, delta_scale=3.0)
+    assert_match(inputs, chunk_size=chunk_size, max_tile_elements=max_tile_elements)
+
+
+def test_chunked_float64_matches_the_math() -> None:
+    """In float64 the chunked scan agrees with a float64 loop to rounding (the reference itself
+    casts B and u to float32, so it can't serve as the float64 oracle)."""
+    inputs = make_inputs(2, 5, 45, 4, seed=5, dtype=torch.float64, delta_scale=4.0, a_scale=10.0)
+    y = selective_scan(**inputs, delta_softplus=True, backend="chunked", chunk_size=7)
+    expected = loop_float64(**inputs)
+    assert (y - expected).abs().max().item() <= 1e-12 * expected.abs().max().item()
+
+
+def test_chunked_gradcheck_float64() -> None:
+    g = torch.Generator().manual_seed(0)
+    b, d, T, N = 2, 3, 11, 2
+    shapes = [(b, d, T), (b, d, T), (b, N, T), (b, N, T)]
+    u, dt, B, C = (torch.randn(*s, generator=g, dtype=torch.float64) for s in shapes)
+    dt = dt.abs() + 0.1
+    A = -torch.rand(d, N, generator=g, dtype=torch.float64)
+    args = [t.requires_grad_() for t in (u, dt, A, B, C)]
+    assert torch.autograd.gradcheck(lambda *a: chunked_scan(*a, chunk_size=3, max_tile_elements=30), args)
+
+
+# ---- dtypes, layouts, backends ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_dtypes_follow_the_reference(dtype: torch.dtype) -> None:
+    """Same output dtype as the reference; values close (the reference rounds its state to the
+    input dtype at every token, the chunked scan keeps it in float32)."""
+    inputs = make_inputs(2, 4, 21, 3, seed=2, dtype=dtype)
+    inputs["A"] = inputs["A"].detach().float().requires_grad_()
+    inputs["D"] = inputs["D"].detach().float().requires_grad_()
+    ref = selective_scan(**inputs, delta_softplus=True, backend="reference")
+    out = selective_scan(**inputs, delta_softplus=True, backend="chunked")
+    assert out.dtype == ref.dtype
+    exact = loop_float64(**inputs)
+    assert (out.double() - exact).abs().max() <= (ref.double() - exact).abs().max() + 1e-3
+
+
+def test_layout_does_not_matter() -> None:
+    """Token-major views (what the Mamba mixer passes) give the same result as contiguous inputs
+    (to rounding: elementwise kernels may take vectorised or scalar paths by layout)."""
+    inputs = make_inputs(2, 6, 33, 4, seed=4)
+    token_major = {k: v.detach().transpose(1, 2).contiguous().transpose(1, 2) if v.dim() == 3 else v.detach()
+                   for k, v in inputs.items()}
+    a = selective_scan(**{k: v.detach() for k, v in inputs.items()}, delta_softplus=True, backend="chunked")
+    b = selective_scan(**token_major, delta_softplus=True, backend="chunked")
+    assert scaled_diff(b, a) <= 1e-6
+
+
+def test_auto_is_chunked_on_cpu() -> None:
+    inputs = {k: v.detach() for k, v in make_inputs(1, 3, 17, 2).items()}
+    auto = selective_scan(**inputs, delta_softplus=True)
+    assert torch.equal(auto, selective_scan(**inputs, delta_softplus=True, backend="chunked"))
+
+
+def test_cuda_backend_needs_mamba_ssm_and_cuda() -> None:
+    inputs = {k: v.detach() for k, v in make_inputs(1, 3, 5, 2).items()}
+    with pytest.raises(RuntimeError, match="cuda"):
+        selective_scan(**inputs, backend="cuda")
+
+
+def test_bad_arguments_rejected() -> None:
+    inputs = {k: v.detach() for k, v in make_inputs(1, 3, 5, 2).items()}
+    with pytest.raises(ValueError, match="backend"):
+        selective_scan(**inputs, backend="fast")
+    with pytest.raises(ValueError, match="B must have shape"):
+        selective_scan(**{**inputs, "B": inputs["B"][:, :1]})
+    with pytest.raises(ValueError, match="chunk_size"):
+        selective_scan(**inputs, chunk_size=0)
+
+
+# ---- structure: causality, memory ------------------------------------------------------------------
+
+
+def test_chunked_is_causal_exactly() -> None:
+    """Changing token t changes no output before t, bit for bit (within a chunk too)."""
+    inputs = {k: v.detach() for k, v in make_inputs(2, 4, 40, 3, seed=9).items()}
+    y = selective_scan(**inputs, delta_softplus=True, chunk_size=8)
+    for t in (0, 13, 39):
+        changed = dict(inputs)
+        for name in ("u", "delta", "B", "C", "z"):
+            changed[name] = inputs[name].clone()
+            changed[name][..., t] += 1.0
+        y2 = selective_scan(**changed, delta_softplus=True, chunk_size=8)
+        assert torch.equal(y[..., :t], y2[..., :t])
+        assert not torch.equal(y[..., t:], y2[..., t:])
+
+
+def saved_elements(fn) -> int:
+    """Elements of the tensors autograd saves while ``fn()`` runs."""
+    total = 0
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        nonlocal total
+        total += t.numel()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return total
+
+
+def test_chunked_saves_one_state_per_chunk_not_per_token() -> None:
+    """The reference saves (b, d, T, N) tensors; the chunked scan saves per-token inputs plus one
+    (b, d, N) state per chunk: memory linear in T, with the state cost divided by the chunk."""
+    b, d, T, N, L = 2, 8, 64, 16, 8
+    inputs = make_inputs(b, d, T, N)
+    per_token = b * T * (4 * d + 2 * N)  # inputs and softplus/epilogue tensors, order of
+    chunked = saved_elements(lambda: selective_scan(**inputs, delta_softplus=True, backend="chunked", chunk_size=L))
+    reference = saved_elements(lambda: selective_scan(**inputs, delta_softplus=True, backend="reference"))
+    assert chunked <= 3 * per_token + 2 * b * d * N * (T // L) + 2 * d * N
+    assert reference >= b * d * T * N
+    assert chunked * 4 < reference
+
+
+def test_empty_sequence() -> None:
+    inputs = {k: v.detach() for k, v in make_inputs(2, 3, 0, 2).items()}
+    assert selective_scan(**inputs, delta_softplus=True).shape == (2, 3, 0)
+
+
+def test_plan_chunks() -> None:
+    assert plan_chunks(1, 100, None, 1 << 23) == (1, 1)
+    L, G = plan_chunks(1024, 8 * 256 * 16, None, 1 << 23)
+    assert L * G * 8 * 256 * 16 <= 1 << 23 and L > 1 and G > 1
+    assert plan_chunks(10, 100, 4, 1) == (4, 1)  # at least one chunk per tile
+    assert plan_chunks(10, 100, 40, 1 << 23) == (10, 1)  # chunk capped at T
