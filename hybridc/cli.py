@@ -269,6 +269,48 @@ def eval_cmd(model_dir: Path, data_expr: str, split: str, batch_size: int, devic
         click.echo(f"{key}: {value:.6g}" if isinstance(value, float) else f"{key}: {value}")
 
 
+@main.command()
+@click.argument("model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Output directory (default <model>-discretized beside it).")
+def discretize(model_dir: Path, out: Path | None) -> None:
+    """Discretize a trained hybrid (a run or a saved hybrid): one component per block, the rest pruned."""
+    from .discretize import export
+    from .generate import load_hybrid, model_directory
+
+    _quiet_libraries()
+    source = model_directory(model_dir)
+    model = load_hybrid(model_dir)
+    target = out or model_dir.parent / f"{model_dir.name}-discretized"
+    result = export(model, target)
+    click.echo(f"selection: {' | '.join(result.selection)} (from {source})")
+    if result.kind == "hybrid":
+        click.echo(f"wrote {result.path}: a discretized hybrid (HybridModel.from_pretrained loads it)")
+    else:
+        click.echo(f"wrote {result.path}: every block kept the same component, exported as a plain {result.kind} "
+                   "model (transformers' AutoModelForCausalLM loads it without hybridc)")
+
+
+@main.command()
+@click.argument("model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("prompt")
+@click.option("--max-new-tokens", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--temperature", type=click.FloatRange(min=0.0), default=0.0, show_default=True,
+              help="0: greedy decoding; > 0: sampling.")
+@click.option("--top-k", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--num-beams", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+def generate(model_dir: Path, prompt: str, max_new_tokens: int, temperature: float, top_k: int, num_beams: int,
+             seed: int, device: str) -> None:
+    """Generate text from a hybrid (a run or a saved hybrid), streaming tokens as they come."""
+    from .generate import generate_text
+
+    _quiet_libraries()
+    generate_text(model_dir, prompt, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k,
+                  num_beams=num_beams, seed=seed, device=device)
+
+
 def _quiet_libraries() -> None:
     """transformers' info/warning chatter (e.g. Mamba's CPU fallback notice) is not for our users."""
     import warnings

@@ -5,13 +5,23 @@ Shapes: B batch, T tokens, d shared width, d_m component width, V vocabulary, M 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
 from .mixture import Mix
 from .projectors import Projector, fit
+
+
+def run_segment(segment: nn.Module, u: torch.Tensor, attention_mask, position_ids, contexts, name: str) -> torch.Tensor:
+    """A component segment on u (B, T, d_m), with its cached-decoding context when there is one."""
+    if contexts is not None:
+        return segment(u, attention_mask=attention_mask, position_ids=position_ids, context=contexts[name])
+    if position_ids is not None:
+        return segment(u, attention_mask=attention_mask, position_ids=position_ids)
+    return segment(u, attention_mask=attention_mask)
 
 
 class MixedEmbedding(nn.Module):
@@ -30,8 +40,8 @@ class MixedEmbedding(nn.Module):
         for j, embedding in enumerate(self.sources.values()):
             if skip and skip[j]:
                 continue
-            term = alphas[j] * fit(embedding(ids), self.width)
-            h = term if h is None else h + term
+            e = fit(embedding(ids), self.width)
+            h = alphas[j] * e if h is None else torch.addcmul(h, alphas[j], e)
         return h
 
 
@@ -55,18 +65,20 @@ class MixedBlock(nn.Module):
         self.width = width
 
     def forward(self, h: torch.Tensor, alphas: torch.Tensor, skip: Sequence[bool],
-                attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """h (B, T, d), alphas (M,) from ``self.mix()``, skip: constant-zero branches."""
+                attention_mask: torch.Tensor | None = None, position_ids: torch.Tensor | None = None,
+                contexts: Mapping[str, Any] | None = None) -> torch.Tensor:
+        """h (B, T, d), alphas (M,) from ``self.mix()``, skip: constant-zero branches; ``contexts``: each
+        component's cached-decoding state (see ``ComponentAdapter.prepare``), None without a cache."""
         out = None
         for j, name in enumerate(self.segments):
             if skip[j]:
                 continue
             a = alphas[j]
             p_in, segment, p_out = self.in_proj[name], self.segments[name], self.out_proj[name]
-            u = (1 - a) * p_in(h) + a * fit(h, p_in.d_out)  # (B, T, d_m)
-            z = segment(u, attention_mask=attention_mask)  # (B, T, d_m)
-            term = a * ((1 - a) * p_out(z) + a * fit(z, self.width))  # (B, T, d)
-            out = term if out is None else out + term
+            u = torch.lerp(p_in(h), fit(h, p_in.d_out), a)  # (1 - a) P_in(h) + a trunc(h): (B, T, d_m)
+            z = run_segment(segment, u, attention_mask, position_ids, contexts, name)  # (B, T, d_m)
+            mixed = torch.lerp(p_out(z), fit(z, self.width), a)  # (1 - a) P_out(z) + a pad(z): (B, T, d)
+            out = a * mixed if out is None else torch.addcmul(out, a, mixed)  # out + a * mixed
         return out
 
 
@@ -86,11 +98,12 @@ class SingleBlock(nn.Module):
         self.d_m, self.width = d_m, width
 
     def forward(self, h: torch.Tensor, alphas: torch.Tensor | None = None, skip: Sequence[bool] = (),
-                attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+                attention_mask: torch.Tensor | None = None, position_ids: torch.Tensor | None = None,
+                contexts: Mapping[str, Any] | None = None) -> torch.Tensor:
         p_in = self.in_proj[self.name] if self.name in self.in_proj else None
         p_out = self.out_proj[self.name] if self.name in self.out_proj else None
         u = p_in(h) if p_in is not None else fit(h, self.d_m)
-        z = self.segments[self.name](u, attention_mask=attention_mask)
+        z = run_segment(self.segments[self.name], u, attention_mask, position_ids, contexts, self.name)
         return p_out(z) if p_out is not None else fit(z, self.width)
 
 
@@ -110,9 +123,10 @@ class MixedLMHead(nn.Module):
             if not single and skip and skip[j]:
                 continue
             term = head(fit(h, self.widths[name]))[..., : self.vocab_size]
-            if not single:
-                term = alphas[j] * term
-            logits = term if logits is None else logits + term
+            if single:
+                logits = term
+            else:
+                logits = alphas[j] * term if logits is None else torch.addcmul(logits, alphas[j], term)
         return logits
 
 

@@ -16,7 +16,8 @@ from typing import Any
 import torch
 from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
-from transformers.modeling_outputs import CausalLMOutput, SequenceClassifierOutput, TokenClassifierOutput
+from transformers.generation import GenerationMixin
+from transformers.modeling_outputs import CausalLMOutputWithPast, SequenceClassifierOutput, TokenClassifierOutput
 
 from ..components.adapters import build_model, load_adapter, load_pretrained
 from ..components.registry import get_family
@@ -25,6 +26,7 @@ from ..graph.build import build_graph
 from ..graph.discretize import discretize_graph
 from ..graph.model import BlockGraph
 from ..spec.frontend import ResolvedSpec, lock_data, resolve_from_lock
+from .cache import HybridCache
 from .blocks import ClassifierHead, CompressionHead, MixedBlock, MixedEmbedding, MixedLMHead, SingleBlock
 from .mixture import Mix
 from .projectors import Projector
@@ -60,9 +62,12 @@ def graph_of(rs: ResolvedSpec, selection: list[str] | None) -> BlockGraph:
     return discretize_graph(rs, selection) if selection is not None else build_graph(rs)
 
 
-class HybridModel(PreTrainedModel):
+class HybridModel(PreTrainedModel, GenerationMixin):
     """A pretrained hybrid. ``forward(input_ids, attention_mask=None, labels=None)`` returns an output
-    with ``.logits`` ((B, T, V) for causal-lm/tag, (B, n) for classify) and ``.loss`` given labels."""
+    with ``.logits`` ((B, T, V) for causal-lm/tag, (B, n) for classify) and ``.loss`` given labels.
+
+    Causal-LM hybrids generate with Hugging Face ``generate()`` (greedy, sampling, beam search) through a
+    ``HybridCache``: each component keeps its own cache (keys/values, or conv + SSM states)."""
 
     config_class = HybridConfig
     base_model_prefix = "hybrid"
@@ -84,6 +89,7 @@ class HybridModel(PreTrainedModel):
                 rc = rs.component(name)
                 models[name] = build_model(get_family(rc.family), rc.config, seed=derived_seed(seed, "component", name))
         adapters = {name: load_adapter(get_family(rs.component(name).family), models[name]) for name in used}
+        self._adapters = adapters  # plain references (their parts are registered below) for cached decoding
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(derived_seed(seed, "hybrid"))
             self._build(adapters)
@@ -162,19 +168,39 @@ class HybridModel(PreTrainedModel):
         return [(block.mix(), block.mix.constant_zeros()) for block in self.blocks]
 
     def hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                      mixtures: list | None = None) -> torch.Tensor:
-        """Final hidden states (B, T, d), before the head."""
+                      mixtures: list | None = None, position_ids: torch.Tensor | None = None,
+                      cache: HybridCache | None = None) -> torch.Tensor:
+        """Final hidden states (B, T, d), before the head. With ``cache``, ``input_ids`` are the tokens that
+        follow the cached ones and every component's cache is extended by them."""
         mixtures = mixtures if mixtures is not None else self._mixtures()
         a0, skip0 = mixtures[0]
         h = self.embed(input_ids, a0, skip0)  # (B, T, d)
+        contexts = None
+        if cache is not None:  # each component's positions and masks, before any of its segments updates its cache
+            contexts = {m: self._adapters[m].prepare(h, attention_mask, position_ids, cache.component(m))
+                        for m in cache.components}
         for block, (alphas, skip) in zip(self.blocks, mixtures):
-            h = block(h, alphas, skip, attention_mask=attention_mask)
+            h = block(h, alphas, skip, attention_mask=attention_mask, position_ids=position_ids, contexts=contexts)
+        if cache is not None:
+            cache.seen += input_ids.shape[1]
         return h
 
+    def new_cache(self) -> HybridCache:
+        """An empty generation cache: one cache per component that runs a segment."""
+        names = {n.component for n in self.graph.nodes() if n.kind == "segment"}
+        return HybridCache({m: self._adapters[m].new_cache() for m in self.graph.names if m in names})
+
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                labels: torch.Tensor | None = None, **kwargs):
+                labels: torch.Tensor | None = None, past_key_values: HybridCache | None = None,
+                use_cache: bool | None = None, position_ids: torch.Tensor | None = None, **kwargs):
         mixtures = self._mixtures()
-        h = self.hidden_states(input_ids, attention_mask, mixtures)
+        cache = past_key_values
+        if use_cache and cache is None and isinstance(self.head, MixedLMHead) and not self.training:
+            cache = self.new_cache()
+        if cache is not None and not isinstance(cache, HybridCache):
+            raise CompileError("a HybridModel takes a HybridCache as past_key_values",
+                               "let generate() create it, or use model.new_cache()")
+        h = self.hidden_states(input_ids, attention_mask, mixtures, position_ids, cache)
         if isinstance(self.head, MixedLMHead):
             a0, skip0 = mixtures[0]
             logits = self.head(h, a0, skip0)  # (B, T, V)
@@ -184,7 +210,7 @@ class HybridModel(PreTrainedModel):
                 loss = nn.functional.cross_entropy(
                     logits[:, : logits.shape[1] - shift].reshape(-1, logits.shape[-1]).float(),
                     labels[:, shift:].reshape(-1), ignore_index=IGNORE_INDEX)
-            return CausalLMOutput(loss=loss, logits=logits)
+            return CausalLMOutputWithPast(loss=loss, logits=logits, past_key_values=cache)
         logits = self.head(h, attention_mask)
         loss = None
         if labels is not None:
@@ -192,6 +218,16 @@ class HybridModel(PreTrainedModel):
                                                ignore_index=IGNORE_INDEX)
         output = SequenceClassifierOutput if self.head.pool else TokenClassifierOutput
         return output(loss=loss, logits=logits)
+
+    # ---- generation -------------------------------------------------------------------------------
+    @classmethod
+    def _supports_default_dynamic_cache(cls) -> bool:
+        return False  # forward() makes its own HybridCache
+
+    def generate(self, *args, **kwargs):
+        if self.graph.task != "causal-lm":
+            raise CompileError(f"a {self.graph.task} hybrid does not generate text", "generation needs task: causal-lm")
+        return super().generate(*args, **kwargs)
 
     # ---- parameter groups -------------------------------------------------------------------------
     def param_groups(self) -> dict[str, list[tuple[str, nn.Parameter]]]:

@@ -24,7 +24,6 @@ import yaml
 from ..api import Compiled, compile_resolved
 from ..data import DataBundle, build_data, load_tokenizer
 from ..errors import Diagnostic, Interrupted, RunError, SpecError
-from ..graph.discretize import select
 from ..io import atomic_write_text
 from ..nn.hybrid import HybridModel, group_of, lower
 from ..spec.emit import dump_yaml, render_data, spec_to_data
@@ -172,16 +171,11 @@ class Run:
 
     # ---- model transforms ---------------------------------------------------------------------
     def discretize(self, model: HybridModel) -> HybridModel:
+        from ..discretize import discretize_model
+
         alphas = model.alphas().detach().cpu().tolist()
-        selection = list(select(alphas, self.rs.names))
-        small = lower(self.rs, selection=selection, pretrained=False)
-        state = model.state_dict()
-        wanted = small.state_dict()
-        missing = [k for k in wanted if k not in state]
-        if missing:
-            raise RunError(f"discretization lost parameters {missing[:3]}")
-        small.load_state_dict({k: state[k] for k in wanted}, strict=True)
-        self.say(f"discretized: {' | '.join(selection)} (alphas {[[round(a, 3) for a in row] for row in alphas]})")
+        small = discretize_model(model)
+        self.say(f"discretized: {' | '.join(small.graph.selection)} (alphas {[[round(a, 3) for a in row] for row in alphas]})")
         return self.place(small)
 
     def place(self, model: HybridModel) -> HybridModel:

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from transformers.cache_utils import Cache
 
-from .base import ComponentAdapter, Segment, causal_mask, default_position_ids, layer_output
+from .base import ComponentAdapter, Segment, StepContext, attention_context, layer_output
 
 
 class GPTNeoXSegment(Segment):
     """Layers [start, stop) of a ``GPTNeoXForCausalLM``.
 
     start == 0: ``emb_dropout`` first; rotary (cos, sin) and the causal mask are computed here for
-    every segment; stop == L: ``final_layer_norm`` last.
+    every segment (with a context: once, by ``prepare``); stop == L: ``final_layer_norm`` last.
+
+    With a context, each layer gets ``layer_past=cache`` and appends its keys/values at its own
+    ``attention.layer_idx``.
     """
 
     def __init__(self, model: nn.Module, start: int, stop: int):
@@ -29,16 +33,22 @@ class GPTNeoXSegment(Segment):
         h: torch.Tensor,  # (B, T, d)
         attention_mask: torch.Tensor | None = None,  # (B, T)
         position_ids: torch.Tensor | None = None,  # (B or 1, T)
+        context: StepContext | None = None,
     ) -> torch.Tensor:  # (B, T, d)
-        if position_ids is None:
-            position_ids = default_position_ids(h)
-        mask = causal_mask(self.config, h, attention_mask, position_ids)
+        if context is None:  # rotary: (cos, sin), each (B or 1, T, rot)
+            context = attention_context(self.config, h, attention_mask, position_ids, None, self.rotary_emb)
         if self.emb_dropout is not None:
             h = self.emb_dropout(h)
-        rotary = self.rotary_emb(h, position_ids=position_ids)  # (cos, sin), each (B or 1, T, rot)
+        cache = {} if context.cache is None else {"layer_past": context.cache, "use_cache": True}
         for layer in self.layers:
             h = layer_output(
-                layer(h, attention_mask=mask, position_ids=position_ids, position_embeddings=rotary)
+                layer(
+                    h,
+                    attention_mask=context.mask,
+                    position_ids=context.position_ids,
+                    position_embeddings=context.position_embeddings,
+                    **cache,
+                )
             )
         if self.final_layer_norm is not None:
             h = self.final_layer_norm(h)
@@ -60,3 +70,13 @@ class GPTNeoXAdapter(ComponentAdapter):
 
     def lm_head(self) -> nn.Module:
         return self.model.lm_head
+
+    def prepare(
+        self,
+        h: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        cache: Cache | None = None,
+    ) -> StepContext:
+        rotary = self.model.gpt_neox.rotary_emb
+        return attention_context(self.config, h, attention_mask, position_ids, cache, rotary)

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from transformers.cache_utils import Cache
 
-from .base import ComponentAdapter, Segment, causal_mask, default_position_ids, layer_output
+from .base import ComponentAdapter, Segment, StepContext, attention_context, layer_output
 
 
 class LlamaSegment(Segment):
     """Layers [start, stop) of a ``LlamaForCausalLM``.
 
     No embedding dropout or positions at start 0; rotary (cos, sin) and the causal mask are computed
-    here for every segment; stop == L: ``norm`` last.
+    here for every segment (with a context: once, by ``prepare``); stop == L: ``norm`` last.
+
+    With a context, each layer gets ``past_key_values=cache`` and appends its keys/values at its own
+    ``self_attn.layer_idx``.
     """
 
     def __init__(self, model: nn.Module, start: int, stop: int):
@@ -29,14 +33,20 @@ class LlamaSegment(Segment):
         h: torch.Tensor,  # (B, T, d)
         attention_mask: torch.Tensor | None = None,  # (B, T)
         position_ids: torch.Tensor | None = None,  # (B or 1, T)
+        context: StepContext | None = None,
     ) -> torch.Tensor:  # (B, T, d)
-        if position_ids is None:
-            position_ids = default_position_ids(h)
-        mask = causal_mask(self.config, h, attention_mask, position_ids)
-        rotary = self.rotary_emb(h, position_ids=position_ids)  # (cos, sin), each (B or 1, T, head_dim)
+        if context is None:  # rotary: (cos, sin), each (B or 1, T, head_dim)
+            context = attention_context(self.config, h, attention_mask, position_ids, None, self.rotary_emb)
+        cache = {} if context.cache is None else {"past_key_values": context.cache, "use_cache": True}
         for layer in self.layers:
             h = layer_output(
-                layer(h, attention_mask=mask, position_embeddings=rotary, position_ids=position_ids)
+                layer(
+                    h,
+                    attention_mask=context.mask,
+                    position_embeddings=context.position_embeddings,
+                    position_ids=context.position_ids,
+                    **cache,
+                )
             )
         if self.norm is not None:
             h = self.norm(h)
@@ -58,3 +68,13 @@ class LlamaAdapter(ComponentAdapter):
 
     def lm_head(self) -> nn.Module:
         return self.model.lm_head
+
+    def prepare(
+        self,
+        h: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        cache: Cache | None = None,
+    ) -> StepContext:
+        rotary = self.model.model.rotary_emb
+        return attention_context(self.config, h, attention_mask, position_ids, cache, rotary)

@@ -4,14 +4,21 @@ Segments run each block through ``mamba_fast.block_forward`` with a selectable s
 (``scan_backend``): "auto" (default: mamba-ssm's kernel on CUDA when it imports, else our chunked
 CPU scan), "chunked", "reference", "cuda", or "transformers" (call the block itself: transformers'
 own path, whose CPU scan is a token loop with a backward quadratic in T).
+
+With a cache (a ``StepContext`` whose ``cache`` is set) every block runs transformers' own path,
+``block(h, cache_params=cache, attention_mask=...)``, whatever ``scan_backend`` says: our scan keeps no
+state. transformers' full-sequence scan starts from a zero state, so it is only right for the first
+forward (prefill); several new tokens after a filled cache run one token at a time (the recurrent
+update, exact).
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+from transformers.cache_utils import Cache, LinearAttentionCacheLayerMixin
 
-from .base import ComponentAdapter, Segment, layer_output
+from .base import ComponentAdapter, Segment, StepContext, layer_output
 from .mamba_fast import block_forward, check_scan_backend
 
 
@@ -21,6 +28,9 @@ class MambaSegment(Segment):
     No positions or causal mask. A (B, T) padding mask is handed to every block unchanged, as
     ``MambaModel.forward`` does: the mixer multiplies its input and its conv output by it (padding
     positions contribute nothing to the scan state).
+
+    With a context holding a cache: transformers' block path with ``cache_params`` (see the module
+    doc) and the context's mask, the last T columns of the padding mask.
 
     ``scan_backend`` (an attribute, may be changed later) picks how blocks run: see the module doc.
     """
@@ -37,16 +47,69 @@ class MambaSegment(Segment):
         h: torch.Tensor,  # (B, T, d)
         attention_mask: torch.Tensor | None = None,  # (B, T)
         position_ids: torch.Tensor | None = None,  # ignored
+        context: StepContext | None = None,
     ) -> torch.Tensor:  # (B, T, d), float32 when residual_in_fp32
-        backend = check_scan_backend(self.scan_backend)
-        for layer in self.layers:
-            h = layer_output(block_forward(layer, h, attention_mask, backend=backend))
+        if context is not None and context.cache is not None:
+            for layer in self.layers:
+                h = cached_block_forward(layer, h, context.cache, context.mask)
+        else:
+            mask = attention_mask if context is None else context.mask
+            backend = check_scan_backend(self.scan_backend)
+            for layer in self.layers:
+                h = layer_output(block_forward(layer, h, mask, backend=backend))
         if self.norm_f is not None:
             h = self.norm_f(h)
         return h
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, scan_backend={self.scan_backend!r}"
+
+
+def cached_block_forward(
+    block: nn.Module,  # transformers MambaBlock
+    h: torch.Tensor,  # (B, T, d)
+    cache: Cache,
+    mask: torch.Tensor | None,  # (B, T) 1/0
+) -> torch.Tensor:  # (B, T, d)
+    """``block(h, cache_params=cache, attention_mask=mask)``, right also for T > 1 after a filled cache.
+
+    ``MambaMixer`` runs T > 1 tokens through its full-sequence scan from a zero state even when the
+    cache holds one (it keeps the conv state, drops the SSM state); then feed the tokens one by one.
+    """
+    length = h.shape[1]
+    if length == 1 or not cache.has_previous_state(block.layer_idx):
+        return layer_output(block(h, cache_params=cache, attention_mask=mask))
+    steps = [
+        layer_output(
+            block(h[:, t : t + 1], cache_params=cache, attention_mask=None if mask is None else mask[:, t : t + 1])
+        )
+        for t in range(length)
+    ]
+    return torch.cat(steps, dim=1)
+
+
+def recurrent_context(
+    h: torch.Tensor,  # (B, T, ...)
+    attention_mask: torch.Tensor | None,  # (B, past + T) or (B, T)
+    cache: Cache | None,
+    num_layers: int,
+) -> StepContext:
+    """A Mamba ``StepContext``: the cache (checked: one conv/SSM state layer per model layer) and
+    the padding mask of this step's tokens, ``attention_mask[:, -T:]``."""
+    length = h.shape[1]
+    mask = attention_mask
+    if cache is not None:
+        layers = getattr(cache, "layers", [])
+        if len(layers) < num_layers or not all(isinstance(x, LinearAttentionCacheLayerMixin) for x in layers):
+            raise ValueError(
+                "a Mamba component needs a cache of conv/SSM state layers, one per model layer: "
+                "use the adapter's new_cache()"
+            )
+        if attention_mask is not None and attention_mask.ndim == 2:
+            if attention_mask.shape[-1] < length:
+                raise ValueError(f"attention_mask has {attention_mask.shape[-1]} columns, the input {length} tokens")
+            mask = attention_mask[:, -length:]
+    return StepContext(cache=cache, position_ids=None, mask=mask, attention_mask=attention_mask)
 
 
 class MambaAdapter(ComponentAdapter):
@@ -72,3 +135,15 @@ class MambaAdapter(ComponentAdapter):
 
     def lm_head(self) -> nn.Module:
         return self.model.lm_head
+
+    def prepare(
+        self,
+        h: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,  # ignored
+        cache: Cache | None = None,
+    ) -> StepContext:
+        """Mamba has no positions; the mask is the padding mask's last T columns (``MambaModel`` hands
+        blocks the mask as given, and ``MambaForCausalLM.generate`` passes it whole at prefill, then
+        none: decode tokens are never padding, so both give the same numbers)."""
+        return recurrent_context(h, attention_mask, cache, self.num_layers)

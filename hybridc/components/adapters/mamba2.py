@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from transformers.cache_utils import Cache
 from transformers.masking_utils import create_recurrent_attention_mask
 
-from .base import ComponentAdapter, Segment, layer_output
+from .base import ComponentAdapter, Segment, StepContext, layer_output
+from .mamba import recurrent_context
 
 
 class Mamba2Segment(Segment):
@@ -15,6 +17,10 @@ class Mamba2Segment(Segment):
     No positions or causal mask. A padding mask goes through ``create_recurrent_attention_mask``
     as in ``Mamba2Model.forward`` (None when it has no zeros), then to every block, whose mixer
     multiplies its input and its conv output by it.
+
+    With a context: ``cache_params=cache`` to every block (conv + SSM states at its own
+    ``layer_idx``; the chunked scan continues from the cached state, so T > 1 after a filled cache
+    is right) and the context's mask (the last T columns; None for one token, as transformers does).
     """
 
     def __init__(self, model: nn.Module, start: int, stop: int):
@@ -29,15 +35,28 @@ class Mamba2Segment(Segment):
         h: torch.Tensor,  # (B, T, d)
         attention_mask: torch.Tensor | None = None,  # (B, T)
         position_ids: torch.Tensor | None = None,  # ignored
+        context: StepContext | None = None,
     ) -> torch.Tensor:  # (B, T, d), float32 when residual_in_fp32
-        mask = create_recurrent_attention_mask(
-            config=self.config, inputs_embeds=h, attention_mask=attention_mask, past_key_values=None
-        )
+        if context is None:
+            context = mamba2_context(self.config, h, attention_mask, None, len(self.layers))
+        cache = {} if context.cache is None else {"cache_params": context.cache}
         for layer in self.layers:
-            h = layer_output(layer(h, attention_mask=mask))
+            h = layer_output(layer(h, attention_mask=context.mask, **cache))
         if self.norm_f is not None:
             h = self.norm_f(h)
         return h
+
+
+def mamba2_context(
+    config, h: torch.Tensor, attention_mask: torch.Tensor | None, cache: Cache | None, num_layers: int
+) -> StepContext:
+    """A Mamba-2 ``StepContext``: the cache (checked) and ``create_recurrent_attention_mask`` against
+    it, as ``Mamba2Model.forward`` computes it."""
+    context = recurrent_context(h, attention_mask, cache, num_layers)  # checks the cache and the mask width
+    mask = create_recurrent_attention_mask(
+        config=config, inputs_embeds=h, attention_mask=attention_mask, past_key_values=cache
+    )
+    return StepContext(cache=cache, position_ids=None, mask=mask, attention_mask=context.attention_mask)
 
 
 class Mamba2Adapter(ComponentAdapter):
@@ -55,3 +74,12 @@ class Mamba2Adapter(ComponentAdapter):
 
     def lm_head(self) -> nn.Module:
         return self.model.lm_head
+
+    def prepare(
+        self,
+        h: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,  # ignored
+        cache: Cache | None = None,
+    ) -> StepContext:
+        return mamba2_context(self.config, h, attention_mask, cache, self.num_layers)

@@ -1,0 +1,101 @@
+"""Discretization of a trained hybrid, and export of the result.
+
+``discretize_model`` applies the graph transform (``hybridc.graph.discretize``) to a model's current
+alphas and carries every kept weight over. ``export`` writes the discretized hybrid as a standalone model
+directory (``HybridModel.from_pretrained`` loads it; its config holds the discretized canonical spec) or,
+when every block selected the same component, the embedding and head are that component's and no projector
+is left, as that component in its own family's plain Hugging Face format (``AutoModelForCausalLM`` loads it
+without hybridc).
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .components.adapters import build_model, load_adapter
+from .components.registry import get_family
+from .errors import CompileError
+from .graph.discretize import select
+from .nn.hybrid import HybridModel, lower
+
+
+def discretize_model(model: HybridModel, selection: list[str] | None = None) -> HybridModel:
+    """The pruned model running argmax-alpha components (or ``selection``), with the kept weights."""
+    rs = model.resolved_spec
+    if model.graph.discretized:
+        return model
+    selection = list(selection) if selection is not None else list(select(model.alphas().detach().cpu().tolist(), rs.names))
+    small = lower(rs, selection=selection, pretrained=False)
+    state = model.state_dict()
+    wanted = small.state_dict()
+    missing = [k for k in wanted if k not in state]
+    if missing:
+        raise CompileError(f"discretization lost parameters {missing[:3]}")
+    small.load_state_dict({k: state[k] for k in wanted}, strict=True)
+    return small.to(next(model.parameters()).device)
+
+
+def single_component(model: HybridModel) -> str | None:
+    """The component a discretized hybrid is made of alone (same component in every block, its own
+    embedding and head, no projector), else None."""
+    g = model.graph
+    if not g.discretized or len(set(g.selection)) != 1 or g.task != "causal-lm":
+        return None
+    (name,) = set(g.selection)
+    if g.node("embed").components != (name,) or g.node("head").components != (name,):
+        return None
+    if any(n.kind in ("in_proj", "out_proj") for n in g.nodes()):
+        return None
+    rc = model.resolved_spec.component(name)
+    if g.width != rc.hidden_size or g.vocab_size != rc.shape.vocab_size:
+        return None  # padded or truncated: not the plain model
+    return name
+
+
+def export_component(model: HybridModel, name: str) -> torch.nn.Module:
+    """The component as a plain transformers model, holding the hybrid's weights for it."""
+    rc = model.resolved_spec.component(name)
+    family = get_family(rc.family)
+    plain = build_model(family, rc.config, seed=0)
+    adapter = load_adapter(family, plain)
+    parts = {"embed.sources." + name: adapter.embedding(), "head.heads." + name: adapter.lm_head()}
+    for i, block in enumerate(model.blocks):
+        segment = block.segments[name]
+        parts[f"blocks.{i}.segments.{name}"] = adapter.segment(segment.start, segment.stop)
+    hybrid_modules = dict(model.named_modules())
+    with torch.no_grad():
+        for prefix, part in parts.items():
+            part.load_state_dict(hybrid_modules[prefix].state_dict(), strict=True)
+    if getattr(plain.config, "tie_word_embeddings", False):
+        plain.tie_weights()
+    return plain.eval()
+
+
+@dataclass(frozen=True)
+class Exported:
+    path: Path
+    kind: str  # "hybrid" | the family name of a plain export
+    selection: tuple[str, ...]
+
+
+def export(model: HybridModel, out_dir: Path) -> Exported:
+    """Write the discretized model to ``out_dir`` (replaced atomically)."""
+    small = discretize_model(model)
+    name = single_component(small)
+    out_dir = Path(out_dir)
+    tmp = out_dir.parent / f".{out_dir.name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    if name is not None:
+        export_component(small, name).save_pretrained(tmp)
+        kind = small.resolved_spec.component(name).family
+    else:
+        small.save_pretrained(tmp)
+        kind = "hybrid"
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    tmp.rename(out_dir)
+    return Exported(out_dir, kind, tuple(small.graph.selection))
