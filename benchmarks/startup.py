@@ -35,7 +35,8 @@ def main() -> None:
     parser.add_argument("--write", type=Path, help="replace the startup table in this Markdown file")
     args = parser.parse_args()
     py = sys.executable
-    cli = [py, "-m", "hybridc"]
+    script = Path(py).with_name("hybridc")  # the console script users run
+    cli = [str(script)] if script.exists() else [py, "-m", "hybridc"]
     rows = [
         ("python -c pass (reference)", [py, "-c", "pass"]),
         ("python -c 'import torch' (reference)", [py, "-c", "import torch"]),

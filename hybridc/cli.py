@@ -19,6 +19,21 @@ EXIT_USAGE = 2
 
 
 class _Group(click.Group):
+    # commands that live in other modules, imported only when used (start-up time of validate/fmt)
+    LAZY = {"mad": "hybridc.experiments.commands:mad", "sweep": "hybridc.experiments.commands:sweep",
+            "program": "hybridc.experiments.commands:program"}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.LAZY])
+
+    def get_command(self, ctx: click.Context, name: str):
+        if name in self.LAZY:
+            from importlib import import_module
+
+            module, _, attr = self.LAZY[name].partition(":")
+            return getattr(import_module(module), attr)
+        return super().get_command(ctx, name)
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
@@ -322,14 +337,6 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore", category=UserWarning, module="torch")
 
 
-def _register_experiments() -> None:
-    from .experiments.commands import COMMANDS
-
-    for command in COMMANDS:
-        main.add_command(command)
-
-
-_register_experiments()
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -38,12 +38,19 @@ def load_object(path: str):
 
 
 @cache
-def families() -> Mapping[str, Family]:
-    """Every known family by name (read-only; built once per process)."""
+def builtin_families() -> Mapping[str, Family]:
+    """The built-in families by name (read-only; built once per process)."""
     found: dict[str, Family] = {}
     for path in _BUILTIN:
         family = load_object(path)()
         found[family.name] = family
+    return MappingProxyType(found)
+
+
+@cache
+def families() -> Mapping[str, Family]:
+    """Every known family by name: the built-ins, then plugins from the entry points (read-only)."""
+    found = dict(builtin_families())
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         family = ep.load()()
         found.setdefault(family.name, family)
@@ -51,11 +58,13 @@ def families() -> Mapping[str, Family]:
 
 
 def get_family(name: str) -> Family | None:
-    return families().get(name)
+    """The family called ``name``; plugins are only looked up for names the built-ins lack."""
+    return builtin_families().get(name) or families().get(name)
 
 
 def family_for_model_type(model_type: str) -> Family | None:
-    for family in families().values():
-        if model_type in family.model_types:
-            return family
+    for table in (builtin_families(), families()):
+        for family in table.values():
+            if model_type in family.model_types:
+                return family
     return None

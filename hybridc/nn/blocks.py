@@ -15,6 +15,34 @@ from .mixture import Mix
 from .projectors import Projector, fit
 
 
+class _GatedSum(torch.autograd.Function):
+    """out + a * ((1 - a) * y + a * z) in one fused pass, with a hand-written backward that needs two
+    scalings of the incoming gradient and one dot product (autograd's chain of lerp + addcmul takes twice
+    the memory passes). out, y, z: (B, T, d); a: () scalar tensor."""
+
+    @staticmethod
+    def forward(ctx, out, y, z, a):
+        mixed = torch.lerp(y, z, a)
+        ctx.save_for_backward(y, z, a)
+        return torch.addcmul(out, mixed, a) if out is not None else mixed * a
+
+    @staticmethod
+    def backward(ctx, grad):
+        y, z, a = ctx.saved_tensors
+        grad_out = grad if ctx.needs_input_grad[0] else None
+        grad_y = grad * (a * (1 - a)) if ctx.needs_input_grad[1] else None
+        grad_z = grad * (a * a) if ctx.needs_input_grad[2] else None
+        grad_a = None
+        if ctx.needs_input_grad[3]:  # d/da [a(1-a) y + a^2 z] = (1 - 2a) y + 2a z
+            grad_a = torch.dot(grad.reshape(-1), torch.lerp(y, z, 2 * a).reshape(-1)).reshape(a.shape)
+        return grad_out, grad_y, grad_z, grad_a
+
+
+def gated_sum(out: torch.Tensor | None, y: torch.Tensor, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """out + a((1 - a) y + a z): the gated mixture's output term of one component (DESIGN section 1)."""
+    return _GatedSum.apply(out, y, z, a)
+
+
 def run_segment(segment: nn.Module, u: torch.Tensor, attention_mask, position_ids, contexts, name: str) -> torch.Tensor:
     """A component segment on u (B, T, d_m), with its cached-decoding context when there is one."""
     if contexts is not None:
@@ -77,8 +105,7 @@ class MixedBlock(nn.Module):
             p_in, segment, p_out = self.in_proj[name], self.segments[name], self.out_proj[name]
             u = torch.lerp(p_in(h), fit(h, p_in.d_out), a)  # (1 - a) P_in(h) + a trunc(h): (B, T, d_m)
             z = run_segment(segment, u, attention_mask, position_ids, contexts, name)  # (B, T, d_m)
-            mixed = torch.lerp(p_out(z), fit(z, self.width), a)  # (1 - a) P_out(z) + a pad(z): (B, T, d)
-            out = a * mixed if out is None else torch.addcmul(out, a, mixed)  # out + a * mixed
+            out = gated_sum(out, p_out(z), fit(z, self.width), a)  # out + a((1 - a) P_out(z) + a pad(z)): (B, T, d)
         return out
 
 

@@ -14,8 +14,6 @@ from typing import Any
 from ..errors import Diagnostic, SpecError
 from . import checks
 from .canonical import SourceMap, build_spec
-from .comments import Comments, extract_comments
-from .emit import format_spec, spec_to_data
 from .load import Document, load_file, parse_text
 from .model import Spec
 from .resolve import ResolvedComponent, resolve_component
@@ -35,10 +33,14 @@ class ParsedSpec:
     def base_dir(self) -> Path:
         return self.document.path.parent if self.document.path is not None else Path.cwd()
 
-    def comments(self) -> Comments:
+    def comments(self):
+        from .comments import extract_comments
+
         return extract_comments(self.document.text, self.document.root)
 
     def canonical_text(self, keep_comments: bool = True) -> str:
+        from .emit import format_spec
+
         return format_spec(self.spec, self.comments() if keep_comments else None)
 
 
@@ -148,6 +150,8 @@ def load_spec(path: str | Path, root: str | Path | None = None) -> ResolvedSpec:
 
 def lock_data(rs: ResolvedSpec) -> dict[str, Any]:
     """``spec.lock.yaml``: the canonical spec plus what resolution found (sources, commits, shapes)."""
+    from .emit import spec_to_data
+
     return {
         "hybridc_lock": 1,
         "spec": spec_to_data(rs.spec),

@@ -34,6 +34,7 @@ class _EntryPoint:
 @pytest.fixture
 def plugin(monkeypatch):
     registry.families.cache_clear()
+    registry.builtin_families.cache_clear()
     monkeypatch.setattr(registry, "entry_points", lambda group: [_EntryPoint()] if group == registry.ENTRY_POINT_GROUP else [])
     yield
     registry.families.cache_clear()

@@ -1,0 +1,177 @@
+"""Inference throughput: prefill and decode tokens/s of the components alone, the continuous hybrid and the
+discretized hybrid, measured side by side in one process.
+
+    python benchmarks/inference.py [--hidden 256] [--layers 4] [--prompt 128] [--new 64] [--batch 1]
+                                   [--repeat 5] [--threads 2] [--write benchmarks/README.md]
+
+Models: a Llama-style attention model and a Mamba model (each ``--layers`` layers, width ``--hidden``,
+vocabulary 256); the continuous hybrid mixes them over two blocks with fixed alphas (0.5, 0.5) so both run
+in every block; the discretized hybrid keeps attention in block 0 and Mamba in block 1. References:
+(a) each component alone as its own transformers model (``model(ids, past_key_values=DynamicCache)``),
+(b) for the discretized hybrid, the same selected parts (attention embedding, its first segment, the switch
+projectors, the Mamba second segment, the attention head) chained by hand with their caches. Prefill: one
+forward over the prompt with a fresh cache; decode: greedy next-token steps with the cache, ``--new`` of them.
+All models decode in lockstep (one step of each, in turn), and ratios are medians over these paired
+measurements: the machine is shared, and its speed drifts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import platform
+import statistics
+import tempfile
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+BEGIN, END = "<!-- inference:begin -->", "<!-- inference:end -->"
+
+
+def build(args, tmp: Path):
+    from hybridc.components.adapters import load_adapter
+    from hybridc.components.registry import get_family
+    from hybridc.discretize import discretize_model
+    from hybridc.nn.hybrid import lower
+    from hybridc.spec import load_spec
+
+    spec = textwrap.dedent(f"""\
+        hybridc: 1
+        name: inference
+        components:
+          attn: {{init: {{family: llama, hidden_size: {args.hidden}, layers: {args.layers}, heads: 8, vocab_size: 256,
+                  max_length: 1024}}, blocks: split(2)}}
+          ssm: {{init: {{family: mamba, hidden_size: {args.hidden}, layers: {args.layers}, vocab_size: 256}}, blocks: split(2)}}
+        hybrid: {{projector: linear, embeddings: attn, head: attn, mixture: "fixed([[0.5, 0.5], [0.5, 0.5]])"}}
+        """)
+    (tmp / "s.yaml").write_text(spec)
+    rs = load_spec(tmp / "s.yaml")
+    hybrid = lower(rs).eval()
+    discrete = discretize_model(hybrid, ["attn", "ssm"]).eval()
+    plain = {name: hybrid._adapters[name].model.eval() for name in ("attn", "ssm")}
+    adapters = {name: discrete._adapters[name] for name in ("attn", "ssm")}
+
+    def selected(ids, cache):
+        d = discrete
+        h = d.embed.sources["attn"](ids)
+        contexts = {m: adapters[m].prepare(h, None, None, cache.component(m)) for m in ("attn", "ssm")}
+        h = d.blocks[0].segments["attn"](h, context=contexts["attn"])
+        h = d.blocks[1].in_proj["ssm"](h)
+        h = d.blocks[1].segments["ssm"](h, context=contexts["ssm"])
+        h = d.blocks[1].out_proj["ssm"](h)
+        cache.seen += ids.shape[1]
+        return d.head.heads["attn"](h)
+
+    from transformers import DynamicCache
+
+    def component(name):
+        model = plain[name]
+
+        def new():
+            return DynamicCache(config=model.config)
+
+        def forward(ids, cache):
+            return model(ids, past_key_values=cache, use_cache=True).logits if name == "attn" else \
+                model(ids, cache_params=cache, use_cache=True).logits
+
+        return new, forward
+
+    def hybrid_runner(model):
+        return model.new_cache, lambda ids, cache: model(ids, past_key_values=cache, use_cache=True).logits
+
+    return {
+        "attn": component("attn"), "ssm": component("ssm"),
+        "hybrid": hybrid_runner(hybrid), "discretized": hybrid_runner(discrete),
+        "selected": (discrete.new_cache, selected),
+    }
+
+
+@torch.no_grad()
+def measure(models, args, ids):
+    """One run: every model prefills the prompt, then all decode ``--new`` tokens in lockstep, one step of
+    each model after the other, so that drifts in the machine's speed hit every model alike.
+    Returns {model: (prefill seconds, [decode step seconds])}."""
+    caches, tokens, out = {}, {}, {}
+    for name, (new_cache, forward) in models.items():
+        caches[name] = new_cache()
+        start = time.perf_counter()
+        logits = forward(ids, caches[name])
+        out[name] = (time.perf_counter() - start, [])
+        tokens[name] = logits[:, -1:].argmax(-1)
+    for _ in range(args.new):
+        for name, (_, forward) in models.items():
+            start = time.perf_counter()
+            logits = forward(tokens[name], caches[name])
+            tokens[name] = logits[:, -1:].argmax(-1)
+            out[name][1].append(time.perf_counter() - start)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--prompt", type=int, default=128)
+    parser.add_argument("--new", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--write", type=Path)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    load_start = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        models = build(args, Path(tmp))
+        ids = torch.randint(0, 256, (args.batch, args.prompt), generator=torch.Generator().manual_seed(0))
+        measure(models, args, ids)  # warm-up
+        runs = [measure(models, args, ids) for _ in range(args.repeat)]
+    # throughputs: medians over every prefill and every decode step (robust to bursts of a shared machine)
+    prefill = {k: args.batch * args.prompt / statistics.median(run[k][0] for run in runs) for k in models}
+    decode = {k: args.batch / statistics.median(t for run in runs for t in run[k][1]) for k in models}
+    # ratios: per lockstep round, then the median (pairs measured side by side, a fraction of a second apart)
+    def ratio(times: Callable[[dict], list[tuple[float, float]]]) -> float:
+        return statistics.median(a / b for run in runs for a, b in times(run))
+
+    decode_vs_ideal = ratio(lambda run: [(a + b, h) for a, b, h in zip(run["attn"][1], run["ssm"][1], run["hybrid"][1])])
+    prefill_vs_ideal = ratio(lambda run: [(run["attn"][0] + run["ssm"][0], run["hybrid"][0])])
+    decode_vs_selected = ratio(lambda run: list(zip(run["selected"][1], run["discretized"][1])))
+    prefill_vs_selected = ratio(lambda run: [(run["selected"][0], run["discretized"][0])])
+    ideal = {kind: 1 / (1 / table["attn"] + 1 / table["ssm"]) for kind, table in (("prefill", prefill), ("decode", decode))}
+    rows = [("attention alone (transformers Llama)", "attn"), ("Mamba alone (transformers Mamba)", "ssm"),
+            ("continuous hybrid (both in every block)", "hybrid"),
+            ("selected segments chained by hand (attention, Mamba)", "selected"),
+            ("discretized hybrid (the same)", "discretized")]
+    lines = ["| model | prefill tokens/s | decode tokens/s |", "|---|---:|---:|"]
+    lines += [f"| {label} | {prefill[key]:.0f} | {decode[key]:.1f} |" for label, key in rows]
+    lines.append(f"| ideal hybrid: 1 / (1/attention + 1/Mamba) | {ideal['prefill']:.0f} | {ideal['decode']:.1f} |")
+    text = "\n".join(lines) + (
+        f"\n\nContinuous hybrid / ideal throughput: prefill **{prefill_vs_ideal:.3f}**, decode **{decode_vs_ideal:.3f}** "
+        f"(target >= 0.95). Discretized / selected segments: prefill **{prefill_vs_selected:.3f}**, decode "
+        f"**{decode_vs_selected:.3f}** (target >= 0.95). Ratios are medians over paired measurements (each decode "
+        f"round: one step of every model, back to back).\n\n"
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, torch {torch.__version__}, "
+        f"{args.threads} threads; hidden {args.hidden}, {args.layers} layers per component, batch {args.batch}, prompt "
+        f"{args.prompt} tokens, {args.new} decoded tokens; medians over {args.repeat} runs after a warm-up, models "
+        f"interleaved. Load average at start / end: {load_start:.2f} / {os.getloadavg()[0]:.2f}.\n\n"
+        f"Command: `python benchmarks/inference.py {' '.join(sys.argv[1:])}`\n")
+    print(text)
+    if args.write:
+        current = args.write.read_text() if args.write.exists() else ""
+        block = f"{BEGIN}\n{text}{END}"
+        if BEGIN in current:
+            current = current[: current.index(BEGIN)] + block + current[current.index(END) + len(END):]
+        else:
+            current += "\n## Inference\n\n" + block + "\n"
+        args.write.write_text(current)
+
+
+if __name__ == "__main__":
+    main()
