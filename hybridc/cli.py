@@ -243,12 +243,15 @@ def git_setup(patterns: tuple[str, ...], global_: bool) -> None:
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--mixed-precision", type=click.Choice(["no", "bf16", "fp16"]), default="no", show_default=True,
               help="Autocast through Accelerate (fp16 needs a GPU).")
+@click.option("--scan", type=click.Choice(["auto", "chunked", "reference", "transformers"]), default="auto",
+              show_default=True, help="Mamba selective scan: auto = mamba-ssm kernels on a GPU when installed, else "
+              "the chunked CPU scan; reference = the token loop; transformers = transformers' own path.")
 @click.option("--num-processes", type=click.IntRange(min=1), default=1, show_default=True,
               help="Data-parallel processes on this machine (launched with torchrun; gloo on CPU).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @_ROOT_OPTION
 def train(spec: Path, out_dir: Path | None, resume: bool, max_steps: int | None, device: str, mixed_precision: str,
-          num_processes: int, quiet: bool, root: Path | None) -> None:
+          scan: str, num_processes: int, quiet: bool, root: Path | None) -> None:
     """Run SPEC's training plan: stages, checkpoints, metrics, plots, final/ and a comparison table."""
     from .spec.frontend import load_spec
     from .summary import print_results
@@ -263,7 +266,7 @@ def train(spec: Path, out_dir: Path | None, resume: bool, max_steps: int | None,
     _print_warnings(rs)
     _quiet_libraries()
     options = TrainOptions(out_dir=out_dir, resume=resume, max_steps=max_steps, device=device,
-                           mixed_precision=mixed_precision, quiet=quiet)
+                           mixed_precision=mixed_precision, scan=scan, quiet=quiet)
     result = run_training(rs, options, say=lambda text: click.echo(text, err=True))
     print_results(result)
 

@@ -229,6 +229,13 @@ class HybridModel(PreTrainedModel, GenerationMixin):
             raise CompileError(f"a {self.graph.task} hybrid does not generate text", "generation needs task: causal-lm")
         return super().generate(*args, **kwargs)
 
+    def set_scan_backend(self, backend: str) -> None:
+        """The selective-scan backend of every Mamba segment: auto (fused CUDA kernels when installed and on
+        a GPU, else the chunked CPU scan), chunked, reference (the token loop) or transformers."""
+        for module in self.modules():
+            if hasattr(module, "scan_backend"):
+                module.scan_backend = backend
+
     # ---- parameter groups -------------------------------------------------------------------------
     def param_groups(self) -> dict[str, list[tuple[str, nn.Parameter]]]:
         """Parameters by group (components, projectors, embeddings, head, alphas). A weight shared by a
@@ -261,7 +268,8 @@ def load_components(rs: ResolvedSpec, names) -> dict[str, nn.Module]:
         if component.source.kind == "init":
             continue
         try:
-            models[name] = load_pretrained(get_family(rc.family), rc.location, revision=rc.revision)
+            models[name] = load_pretrained(get_family(rc.family), rc.location, revision=rc.revision,
+                                           trust_remote_code=component.trust_remote_code)
         except Exception as err:
             raise CompileError(f"cannot load the weights of component '{name}' from {component.source}: {err}",
                                "check that the directory holds safetensors weights written by save_pretrained") from None

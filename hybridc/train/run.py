@@ -46,6 +46,7 @@ class TrainOptions:
     max_steps: int | None = None
     device: str = "cpu"
     mixed_precision: str = "no"  # no | bf16 | fp16 (Accelerate's autocast)
+    scan: str = "auto"  # Mamba selective-scan backend: auto | chunked | reference | transformers
     quiet: bool = False
     eval_batches: int = 16  # validation batches per evaluation (the test split is always evaluated whole)
 
@@ -179,7 +180,8 @@ class Run:
         return self.place(small)
 
     def place(self, model: HybridModel) -> HybridModel:
-        """Move to the run's device."""
+        """Move to the run's device, with the chosen Mamba scan backend."""
+        model.set_scan_backend(self.options.scan)
         return model.to(self.device)
 
     def wrap(self, model: HybridModel):

@@ -229,3 +229,18 @@ def test_out_of_memory_names_the_stage_and_suggests_a_batch_size(tmp_path, monke
         run(tmp_path, text)
     assert "stage 'finetune' step 1: out of memory with batch_size 8" in str(info.value)
     assert "batch_size: 4, grad_accum: 2" in info.value.hint
+
+
+def test_scan_backend_is_selectable_and_agrees(tmp_path):
+    text = spec_text(f"- {{name: finetune, data: '{DATA}', steps: 3}}", mixture="fixed([[0.5, 0.5], [0.5, 0.5]])")
+    chunked, _ = run(tmp_path, text, name="chunked", scan="chunked")
+    reference, _ = run(tmp_path, text, name="reference", scan="reference")
+    a = load_file(str(chunked.final_dir / "model.safetensors"))
+    b = load_file(str(reference.final_dir / "model.safetensors"))
+    assert max((a[k] - b[k]).abs().max().item() for k in a) <= 1e-4
+    with pytest.raises(ValueError):
+        from hybridc.nn.hybrid import HybridModel
+
+        model = HybridModel.from_pretrained(chunked.final_dir)
+        model.set_scan_backend("fast-please")
+        model(torch.ones(1, 4, dtype=torch.long))

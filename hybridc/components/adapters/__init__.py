@@ -73,7 +73,8 @@ def build_model(family: Family, config_dict: Mapping[str, Any], *, seed: int) ->
     return model
 
 
-def load_pretrained(family: Family, path_or_id: str | Path, *, revision: str | None = None) -> nn.Module:
+def load_pretrained(family: Family, path_or_id: str | Path, *, revision: str | None = None,
+                    trust_remote_code: bool = False) -> nn.Module:
     """``from_pretrained`` for a local save_pretrained dir or a Hub id: safetensors only, no remote
     code, float32. The mode is what transformers returns (eval). Raises ValueError, before any
     weight is read, when the checkpoint's ``model_type`` is not one of the family's."""
@@ -87,6 +88,6 @@ def load_pretrained(family: Family, path_or_id: str | Path, *, revision: str | N
             str(path_or_id),
             revision=revision,
             use_safetensors=True,
-            trust_remote_code=False,
+            trust_remote_code=trust_remote_code,  # off unless the spec enables it (and the CLI warns)
             dtype=torch.float32,
         )
