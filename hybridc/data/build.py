@@ -12,12 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import Location, RunError
+from ..errors import Location
 from ..spec.model import DataSource, Task
 from ..spec.signatures import DATA_SOURCES
 from .classify import build_classify
 from .context import Examples, SourceContext, canonical_source
 from .dataset import DataBundle
+from .listops import build_listops
 from .mad import build_mad
 from .sampling import generator, split_indices
 from .synthetic import build_recall
@@ -28,20 +29,12 @@ Builder = Callable[[SourceContext], "Examples | DataBundle"]
 MIN_EXAMPLES = 3
 
 
-def _not_available(name: str) -> Builder:
-    def build(ctx: SourceContext) -> Examples:
-        raise RunError(f"data source {name}() is not available yet",
-                       hint="use recall(...) or text(...) for causal-lm, or classify(...) for classify(n)")
-
-    return build
-
-
 BUILDERS: dict[str, Builder] = {
     "text": build_text,
     "recall": build_recall,
     "classify": build_classify,
     "mad": build_mad,
-    "listops": _not_available("listops"),
+    "listops": build_listops,
 }
 
 

@@ -193,6 +193,9 @@ def check_data(spec: Spec, base_dir: Path, smap: SourceMap, vocab: int | None,
         if spec.task.kind not in sig.tasks:
             problems.append(Diagnostic(loc, f"{stage.data.name}() data is for {' or '.join(sig.tasks)}, but the task is {spec.task}",
                                        "change the task or the data source"))
+        if stage.data.name == "listops" and spec.task.num_classes != 10:
+            problems.append(Diagnostic(loc, f"listops() labels are the digits 0-9, but the task is {spec.task}",
+                                       "use task: classify(10)"))
         if stage.data.name == "mad":
             problems.extend(_check_mad(stage.data, spec, loc, vocab, limits))
             continue

@@ -17,15 +17,6 @@ def test_every_data_source_has_a_builder() -> None:
     assert set(BUILDERS) == set(DATA_SOURCES)
 
 
-@pytest.mark.parametrize("name, task, args", [
-    ("listops", Task("classify", 10), ()),
-])
-def test_unavailable_sources_say_so(loc, name: str, task: Task, args: tuple) -> None:
-    with pytest.raises(RunError, match=f"data source {name}\\(\\) is not available yet") as info:
-        build_data(DataSource(name, args), task=task, tokenizer=None, seed=0, base_dir=Path("."), location=loc)
-    assert info.value.hint
-
-
 def test_task_mismatch_is_a_bug(build) -> None:
     with pytest.raises(AssertionError):
         build("recall", task=Task("classify", 2))
