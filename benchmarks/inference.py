@@ -28,9 +28,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from report import write_section
+
 import torch
 
-BEGIN, END = "<!-- inference:begin -->", "<!-- inference:end -->"
 
 
 def build(args, tmp: Path):
@@ -164,13 +165,7 @@ def main() -> None:
         f"Command: `python benchmarks/inference.py {' '.join(sys.argv[1:])}`\n")
     print(text)
     if args.write:
-        current = args.write.read_text() if args.write.exists() else ""
-        block = f"{BEGIN}\n{text}{END}"
-        if BEGIN in current:
-            current = current[: current.index(BEGIN)] + block + current[current.index(END) + len(END):]
-        else:
-            current += "\n## Inference\n\n" + block + "\n"
-        args.write.write_text(current)
+        write_section(args.write, "inference", "Inference", text)
 
 
 if __name__ == "__main__":

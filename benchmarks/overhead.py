@@ -28,8 +28,9 @@ import textwrap
 import time
 from pathlib import Path
 
+from report import write_section
+
 ROOT = Path(__file__).resolve().parents[1]
-BEGIN, END = "<!-- overhead:begin -->", "<!-- overhead:end -->"
 VARIANTS = ("attn", "ssm", "projectors", "hybrid", "selected", "discretized")
 
 
@@ -216,13 +217,7 @@ def main() -> None:
         f"Command: `python benchmarks/overhead.py {' '.join(sys.argv[1:])}`\n")
     print(text)
     if args.write:
-        current = args.write.read_text() if args.write.exists() else ""
-        block = f"{BEGIN}\n{text}{END}"
-        if BEGIN in current:
-            current = current[: current.index(BEGIN)] + block + current[current.index(END) + len(END):]
-        else:
-            current += "\n## Hybrid overhead\n\n" + block + "\n"
-        args.write.write_text(current)
+        write_section(args.write, "overhead", "Hybrid overhead", text)
 
 
 if __name__ == "__main__":

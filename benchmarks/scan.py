@@ -38,11 +38,12 @@ import sys
 import time
 from pathlib import Path
 
+from report import write_section
+
 ROOT = Path(__file__).resolve().parents[1]
 BATCH, HIDDEN, LAYERS, VOCAB = 8, 128, 4, 256
 VARIANTS = ("transformers", "chunked", "mambapy", "mamba2", "mamba2-n16")
 QUADRATIC = {"transformers", "mambapy"}  # how a variant's step time is predicted from the last length
-BEGIN, END = "<!-- scan:begin -->", "<!-- scan:end -->"
 
 
 # ---- worker: one variant at one length, in its own process -----------------------------------------
@@ -224,19 +225,6 @@ def machine(args: argparse.Namespace, load: tuple[float, float]) -> str:
             f"{args.repeat} steps after one warm-up step, or a single step where it takes over 10 s.")
 
 
-def write_section(path: Path, body: str) -> None:
-    text = path.read_text() if path.exists() else ""
-    block = f"{BEGIN}\n{body}{END}"
-    if BEGIN in text and END in text:
-        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END):]
-    else:
-        intro = ("\n## Mamba training step: selective-scan backends\n\n"
-                 "`python benchmarks/scan.py --write benchmarks/README.md` (see its docstring for what is "
-                 "measured).\n\n")
-        text = text.rstrip("\n") + "\n" + intro + block + "\n"
-    path.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lengths", type=int, nargs="+", default=[128, 256, 512, 1024, 2048])
@@ -270,7 +258,7 @@ def main() -> None:
     body = table(results, args.lengths) + "\n" + machine(args, (load_start, os.getloadavg()[0])) + "\n"
     print("\n" + body)
     if args.write:
-        write_section(args.write, body)
+        write_section(args.write, "scan", "Mamba selective scan", body)
 
 
 if __name__ == "__main__":

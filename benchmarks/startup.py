@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from report import write_section
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -55,14 +57,7 @@ def main() -> None:
     table = "\n".join(lines) + f"\n\nMachine: {machine}.\n"
     print(table)
     if args.write:
-        text = args.write.read_text() if args.write.exists() else ""
-        start, end = "<!-- startup:begin -->", "<!-- startup:end -->"
-        block = f"{start}\n{table}{end}"
-        if start in text:
-            text = text[: text.index(start)] + block + text[text.index(end) + len(end):]
-        else:
-            text += ("\n" if text else "") + block + "\n"
-        args.write.write_text(text)
+        write_section(args.write, "startup", "Start-up of the torch-free commands", table)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import Diagnostic, Location, RunError, SpecError
+from ..errors import Diagnostic, Location, SpecError
 from ..spec.canonical import _Builder, bind_call
 from ..spec.model import DataSource
 from ..spec.signatures import DATA_SOURCES
@@ -28,16 +28,10 @@ def parse_data_expression(text: str, origin: str = "--data") -> DataSource:
 def evaluate_directory(directory: Path, data_expr: str, *, split: str = "test", batch_size: int = 8,
                        device: str = "cpu") -> dict:
     from ..data import build_data, load_tokenizer
-    from ..nn.hybrid import HybridModel
+    from ..generate import load_hybrid
 
-    directory = Path(directory)
-    if (directory / "final").is_dir():
-        directory = directory / "final"
-    if not (directory / "config.json").is_file():
-        raise RunError(f"{directory} holds no saved hybrid (config.json missing)",
-                       "pass a run directory or a directory written by save_pretrained")
     source = parse_data_expression(data_expr)
-    model = HybridModel.from_pretrained(directory).to(torch.device(device))
+    model = load_hybrid(directory, device)
     rs = model.resolved_spec
     tokenizer = load_tokenizer(rs) if source.name in ("text", "classify") else None
     bundle = build_data(source, task=rs.spec.task, tokenizer=tokenizer, seed=rs.spec.train.seed, base_dir=Path.cwd(),

@@ -421,9 +421,12 @@ def save_final(model: HybridModel, final: Path, rs: ResolvedSpec, test: dict | N
     """final/: save_pretrained layout plus a model card, written beside and renamed into place."""
     import shutil
 
+    from ..components.adapters import quiet_transformers
+
     tmp = final.parent / ".final-tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
+    with quiet_transformers():  # no "Writing model shards" bars in a run's output
+        model.save_pretrained(tmp)
     atomic_write_text(tmp / "README.md", model_card(model, rs, test))
     if final.exists():
         shutil.rmtree(final)
