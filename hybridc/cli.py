@@ -248,10 +248,13 @@ def git_setup(patterns: tuple[str, ...], global_: bool) -> None:
               "the chunked CPU scan; reference = the token loop; transformers = transformers' own path.")
 @click.option("--num-processes", type=click.IntRange(min=1), default=1, show_default=True,
               help="Data-parallel processes on this machine (launched with torchrun; gloo on CPU).")
+@click.option("--sharding", type=click.Choice(["ddp", "fsdp"]), default="ddp", show_default=True,
+              help="With several processes: ddp = every process holds the whole model; fsdp = weights, gradients "
+              "and optimizer state sharded over the processes (PyTorch FSDP2; component layers are the units).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @_ROOT_OPTION
 def train(spec: Path, out_dir: Path | None, resume: bool, max_steps: int | None, device: str, mixed_precision: str,
-          scan: str, num_processes: int, quiet: bool, root: Path | None) -> None:
+          scan: str, num_processes: int, sharding: str, quiet: bool, root: Path | None) -> None:
     """Run SPEC's training plan: stages, checkpoints, metrics, plots, final/ and a comparison table."""
     from .spec.frontend import load_spec
     from .summary import print_results
@@ -266,9 +269,10 @@ def train(spec: Path, out_dir: Path | None, resume: bool, max_steps: int | None,
     _print_warnings(rs)
     _quiet_libraries()
     options = TrainOptions(out_dir=out_dir, resume=resume, max_steps=max_steps, device=device,
-                           mixed_precision=mixed_precision, scan=scan, quiet=quiet)
+                           mixed_precision=mixed_precision, scan=scan, sharding=sharding, quiet=quiet)
     result = run_training(rs, options, say=lambda text: click.echo(text, err=True))
-    print_results(result)
+    if int(os.environ.get("RANK", "0")) == 0:  # under a launcher, the main process reports
+        print_results(result)
 
 
 @main.command(name="eval")

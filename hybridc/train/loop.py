@@ -223,7 +223,8 @@ def train_steps(model: HybridModel, stage: Stage, steps: int, start: int, data: 
                 *, seed: int, device: torch.device, backward: Callable[[torch.Tensor], None],
                 clip: Callable[[list[torch.nn.Parameter], float], Any], forward: Callable[..., Any] | None = None,
                 parallel: Parallel = Parallel(),
-                autocast: Callable[[], AbstractContextManager] = nullcontext) -> Iterator[StepResult]:
+                autocast: Callable[[], AbstractContextManager] = nullcontext,
+                after_backward: Callable[[], None] | None = None) -> Iterator[StepResult]:
     """Take steps ``start .. steps-1`` of ``stage``, yielding after each one (the caller logs and
     checkpoints). Raises ``RunError`` on a non-finite loss, naming the stage, step and bad groups.
 
@@ -231,6 +232,7 @@ def train_steps(model: HybridModel, stage: Stage, steps: int, start: int, data: 
     batch is ``batch_size * world`` sequences; each process takes its share, and the loss of each share is
     its summed cross-entropy over the global number of scored targets (times ``world``, which the gradient
     averaging divides out), so any process count computes the same update as one process would.
+    ``after_backward`` runs once per step after the micro-batches' backward passes, before any update.
     """
     forward = forward or model
     search = optim.search
@@ -265,6 +267,8 @@ def train_steps(model: HybridModel, stage: Stage, steps: int, start: int, data: 
                                    f"grad_accum: {stage.grad_accum * 2}); the last checkpoint is kept") from None
                 loss_total += mean / stage.grad_accum
                 tokens += count
+            if after_backward is not None:
+                after_backward()
             if kind != "alphas" and optim.weights is not None:
                 if stage.grad_clip is not None:
                     clip([p for g in optim.weights.param_groups for p in g["params"]], stage.grad_clip)

@@ -35,6 +35,8 @@ from .loop import Parallel, StageOptimizers, build_optimizers, evaluate, freeze_
 from .metrics import MetricsLog
 from .plots import plot_alphas, plot_losses
 from .progress import Progress
+from .sharding import (average_replicated_grads, full_model, full_optimizer_state, is_sharded,
+                       load_sharded_optimizer_state, shard_model)
 
 REWOUND_GROUPS = ("components", "embeddings", "head")
 
@@ -47,6 +49,7 @@ class TrainOptions:
     device: str = "cpu"
     mixed_precision: str = "no"  # no | bf16 | fp16 (Accelerate's autocast)
     scan: str = "auto"  # Mamba selective-scan backend: auto | chunked | reference | transformers
+    sharding: str = "ddp"  # with several processes: ddp | fsdp (see sharding.py)
     quiet: bool = False
     eval_batches: int = 16  # validation batches per evaluation (the test split is always evaluated whole)
 
@@ -184,14 +187,33 @@ class Run:
         model.set_scan_backend(self.options.scan)
         return model.to(self.device)
 
+    @property
+    def fsdp(self) -> bool:
+        """Shard with FSDP: ``--sharding fsdp``, or ``accelerate launch --use_fsdp`` (its environment)."""
+        import os
+
+        asked = self.options.sharding == "fsdp" or os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true"
+        return asked and self.parallel.world > 1
+
     def wrap(self, model: HybridModel):
         """The forward used for training: with several processes (the process group Accelerate set up), a
-        DistributedDataParallel wrapper over the parameters that train in this stage, made per stage."""
+        DistributedDataParallel wrapper over the parameters that train in this stage, made per stage; or,
+        with FSDP, the model itself sharded in place (``sharding.shard_model``) until the stage ends."""
         if self.parallel.world == 1:
+            return model
+        if self.fsdp:
+            shard_model(model)
+            units = sum(1 for m in model.modules() if is_sharded(m))
+            self.say(f"FSDP: {units} units sharded over {self.parallel.world} processes")
             return model
         from torch.nn.parallel import DistributedDataParallel
 
         return DistributedDataParallel(model, find_unused_parameters=True)
+
+    def unshard(self, model: HybridModel) -> HybridModel:
+        """A plain model with a sharded model's full weights (a collective: every process calls it)."""
+        selection = list(model.graph.selection) if model.graph.selection else None
+        return full_model(model, lambda: self.place(lower(self.rs, selection=selection, pretrained=False)))
 
     def rewind(self, model: HybridModel) -> None:
         """Reload the components' pretrained weights (their initial weights if from scratch); keep
@@ -232,13 +254,19 @@ class Run:
         return self.place(model), position, optim_state
 
     def checkpoint(self, model: HybridModel, optim: StageOptimizers | None, position: RunPosition) -> None:
-        """Every process holds the same weights and optimizer state; the main process writes them."""
+        """Every process holds the same weights and optimizer state (under FSDP, gathered whole first:
+        checkpoints always have the single-process layout); the main process writes them."""
         try:
+            optim_state = optim.state_dict() if optim is not None else {}
+            if is_sharded(model):
+                if optim is not None and optim.weights is not None:
+                    optim_state["weights"] = full_optimizer_state(model, optim.weights)
+                model = self.unshard(model)
             if self.main:
                 extra = dict(position.extra, metrics=len(self.metrics.records()))
                 position = RunPosition(position.stage_index, position.stage_step, position.global_step,
                                        list(model.graph.selection) if model.graph.selection else None, extra)
-                save_checkpoint(self.run_dir, model, optim.state_dict() if optim is not None else {}, position)
+                save_checkpoint(self.run_dir, model, optim_state, position)
         finally:
             self.accelerator.wait_for_everyone()
 
@@ -272,18 +300,24 @@ class Run:
                 else:
                     if start == 0 and stage.init is not None:
                         self.load_stage_init(model, stage)
-                    global_step = self.train_stage(model, k, stage, start, global_step, bundles[stage.data],
-                                                   optim_state if k == position.stage_index else None, progress)
+                    model, global_step = self.train_stage(model, k, stage, start, global_step, bundles[stage.data],
+                                                          optim_state if k == position.stage_index else None,
+                                                          progress)
                 optim_state = None
                 self.checkpoint(model, None, RunPosition(k + 1, 0, global_step))
         return self.finish(model, bundles)
 
     def train_stage(self, model: HybridModel, k: int, stage: Stage, start: int, global_step: int, data: DataBundle,
-                    optim_state: dict | None, progress: Progress) -> int:
+                    optim_state: dict | None, progress: Progress) -> tuple[HybridModel, int]:
+        """Train one stage; returns the model (a new, unsharded one after an FSDP stage) and the global step."""
         steps = self.steps_of(stage)
         freeze_for(model, stage)
+        forward = self.wrap(model)  # before the optimizers: FSDP replaces the parameters with shards
         optim = build_optimizers(model, stage, steps)
         if optim_state:
+            if is_sharded(model) and optim.weights is not None and optim_state.get("weights") is not None:
+                load_sharded_optimizer_state(model, optim.weights, optim_state["weights"])
+                optim_state = {**optim_state, "weights": None}
             optim.load_state_dict(optim_state)
         if start == 0:
             self.metrics.write(event="stage", stage=stage.name, stage_index=k, kind=stage.kind, global_step=global_step,
@@ -291,10 +325,13 @@ class Run:
         every = self.spec.train.checkpoint_every
         task = progress.stage(f"{k + 1}/{len(self.spec.train.stages)} {stage.name}", total=steps, completed=start)
         discretized = model.graph.discretized
-        forward = self.wrap(model)
+        after_backward = None
+        if is_sharded(model):  # FSDP leaves the (replicated) alphas' gradients to us
+            after_backward = lambda: average_replicated_grads(model, self.parallel.reduce, self.parallel.world)  # noqa: E731
         for result in train_steps(model, stage, steps, start, data, optim, seed=self.seed, device=self.device,
                                   backward=self.accelerator.backward, clip=self.accelerator.clip_grad_norm_,
-                                  forward=forward, parallel=self.parallel, autocast=self.accelerator.autocast):
+                                  forward=forward, parallel=self.parallel, autocast=self.accelerator.autocast,
+                                  after_backward=after_backward):
             global_step += 1
             done = result.step + 1
             alphas = None if discretized else [[round(a, 6) for a in row] for row in model.alphas().tolist()]
@@ -315,7 +352,9 @@ class Run:
         self.say(f"stage '{stage.name}': {steps} steps, valid loss {valid['loss']:.4f}"
                  + (f", accuracy {valid['accuracy']:.3f}" if not math.isnan(valid["accuracy"]) else ""))
         self.plots()
-        return global_step
+        if is_sharded(model):
+            model = self.unshard(model)
+        return model, global_step
 
     def log_eval(self, model, stage: Stage, k: int, global_step: int, data: DataBundle, split: str) -> dict:
         result = evaluate(model, getattr(data, split), eval_batch_size(stage), self.device,

@@ -1,5 +1,6 @@
 """Data parallelism: 2 CPU processes (torchrun, gloo) compute what one process computes on the same
-global batch; one run directory; replicas agree; a 2-process checkpoint resumes on 1 process."""
+global batch; one run directory; replicas agree; a 2-process checkpoint resumes on 1 process; the same
+under FSDP."""
 
 from __future__ import annotations
 
@@ -60,3 +61,41 @@ def test_two_processes_match_one(tmp_path):
     assert (resumed / "final" / "model.safetensors").exists()
     resumed_losses, _ = losses(resumed)
     assert resumed_losses[:6] == double[:6] and len(resumed_losses) == 10
+
+
+def test_fsdp_matches_one_process_and_its_checkpoints_resume_anywhere(tmp_path):
+    """FSDP (2 processes, component layers sharded): the same losses and alphas as one process; a checkpoint
+    taken in the middle of a stage (weights and optimizer state gathered whole) resumes on 1 process and,
+    resharded, on 2, each continuing exactly as the uninterrupted run did."""
+    text = spec_text(STAGES).replace("checkpoint_every: 0", "checkpoint_every: 3")
+    one = write_spec(tmp_path, text.replace("BATCH", "8"), "one.yaml")
+    two = write_spec(tmp_path, text.replace("BATCH", "4"), "two.yaml")
+    train(one, tmp_path / "one")
+    train(two, tmp_path / "fsdp", "--num-processes", "2", "--sharding", "fsdp")
+    single, single_events = losses(tmp_path / "one")
+    sharded, events = losses(tmp_path / "fsdp")
+    assert len(single) == len(sharded) == 10
+    assert max(abs(a - b) for a, b in zip(single, sharded)) <= 1e-4, (single, sharded)
+    replicas = [e for e in events if e["event"] == "replicas"]
+    assert replicas == [{"event": "replicas", "global_step": -1, "processes": 2, "alphas_max_difference": 0.0}]
+    final_alphas = [[e["alphas"] for e in evs if e["event"] == "train"][-1] for evs in (single_events, events)]
+    assert max(abs(a - b) for r1, r2 in zip(*final_alphas) for a, b in zip(r1, r2)) <= 1e-4
+
+    for name, extra in (("resumed-1", ()), ("resumed-fsdp", ("--num-processes", "2", "--sharding", "fsdp"))):
+        resumed = tmp_path / name
+        shutil.copytree(tmp_path / "fsdp", resumed)
+        shutil.rmtree(resumed / "final")
+        shutil.rmtree(resumed / "checkpoints" / "step-10")  # step-9: stage 'retrain', 3 of 4 steps done
+        done = train(two, resumed, "--resume", *extra)
+        assert "resuming from step-9" in done.stderr
+        resumed_losses, _ = losses(resumed)
+        assert len(resumed_losses) == 10 and resumed_losses[:9] == sharded[:9]
+        assert (resumed / "final" / "model.safetensors").exists()
+    # resharded on 2 processes, the last step is the uninterrupted run's step (same global batch), and the
+    # final weights agree: the optimizer state (Adam moments) went through the checkpoint too
+    assert abs(resumed_losses[9] - sharded[9]) <= 1e-4, (resumed_losses[9], sharded[9])
+    from safetensors.torch import load_file
+
+    a, b = (load_file(str(tmp_path / d / "final" / "model.safetensors")) for d in ("fsdp", "resumed-fsdp"))
+    assert a.keys() == b.keys()
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) <= 1e-6

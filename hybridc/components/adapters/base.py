@@ -78,6 +78,13 @@ class Segment(nn.Module):
     def extra_repr(self) -> str:
         return f"layers=[{self.start}, {self.stop})"
 
+    def shard_units(self) -> list[nn.Module]:
+        """The modules FSDP may shard as units: modules whose parameters are used only inside their own
+        forward call (FSDP gathers them in hooks around that call). By default each of ``self.layers``
+        (a segment without them is one unit)."""
+        layers = getattr(self, "layers", None)
+        return list(layers) if layers is not None and len(layers) else [self]
+
 
 class ComponentAdapter(ABC):
     """Wraps one loaded transformers causal-LM of the family."""

@@ -64,6 +64,11 @@ class MambaSegment(Segment):
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, scan_backend={self.scan_backend!r}"
 
+    def shard_units(self) -> list[nn.Module]:
+        """The fast path reads each block's parameters without calling the block: unless the blocks
+        run as transformers runs them, the whole segment is one FSDP unit."""
+        return list(self.layers) if self.scan_backend == "transformers" else [self]
+
 
 def cached_block_forward(
     block: nn.Module,  # transformers MambaBlock
