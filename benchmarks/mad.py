@@ -30,6 +30,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lrs", default="1e-3,3e-3")
     parser.add_argument("--out", type=Path, default=Path("runs/benchmark-mad"))
+    parser.add_argument("--spec", type=Path, default=ROOT / "benchmarks" / "mad-spec.yaml")
     parser.add_argument("--write", type=Path)
     args = parser.parse_args()
     from transformers.utils import logging as hf_logging
@@ -39,7 +40,7 @@ def main() -> None:
 
     hf_logging.set_verbosity_error()
     started = time.time()
-    rs = load_spec(ROOT / "benchmarks" / "mad-spec.yaml")
+    rs = load_spec(args.spec)
     budget = MadBudget(steps=args.steps, batch_size=args.batch_size, lrs=tuple(float(x) for x in args.lrs.split(",")))
     results = run_mad(rs, args.out, tasks=tuple(args.tasks.split(",")), preset="cpu", budget=budget,
                       say=lambda text: print(text, file=sys.stderr))

@@ -8,6 +8,7 @@ from rich.table import Table
 from .api import Compiled
 from .graph.render import human
 from .spec.model import PARAM_GROUPS
+from .train.plan import show_length
 
 
 def summary_tables(c: Compiled) -> list[Table]:
@@ -41,7 +42,7 @@ def summary_tables(c: Compiled) -> list[Table]:
         frozen = (total - s.trainable_params) if (total is not None and s.trainable_params is not None) else None
         trainable = "-" if s.optimizer is None else (f"{s.trainable_params:,}" if s.trainable_params is not None
                                                       else "after search")
-        stages.add_row(s.name, s.kind, s.graph, s.data or "-", str(s.steps) if s.optimizer else "-", trainable,
+        stages.add_row(s.name, s.kind, s.graph, s.data or "-", show_length(s) if s.optimizer else "-", trainable,
                        f"{frozen:,}" if frozen is not None and s.optimizer else "-")
     return [comps, groups, stages] if plan.stages else [comps, groups]
 

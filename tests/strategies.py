@@ -30,6 +30,13 @@ def simplex_row(draw, m: int) -> list[float]:
     return [round(a, 12) for a in row]
 
 
+def stage_length(draw, most: int) -> dict:
+    """A training stage's length: ``steps``, or sometimes ``epochs`` (whole or fractional)."""
+    if draw(st.integers(0, 3)) == 0:
+        return {"epochs": draw(st.sampled_from([0.25, 0.5, 1, 1.5, 2, 3]))}
+    return {"steps": draw(st.integers(1, most))}
+
+
 @st.composite
 def specs(draw) -> dict:
     """A valid spec as plain data (from-scratch components, so no files are needed)."""
@@ -75,9 +82,9 @@ def specs(draw) -> dict:
         spec["task"] = task
     if task == "causal-lm" and draw(st.booleans()):
         first = "search" if mode == "search" else "finetune"
-        stages = [{"name": first, "data": "recall(vocab=16, length=16)", "steps": draw(st.integers(1, 50)),
+        stages = [{"name": first, "data": "recall(vocab=16, length=16)", **stage_length(draw, 50),
                    "lr": draw(st.sampled_from([1e-4, 3e-4, 1e-3]))}]
         if draw(st.booleans()):
-            stages += [{"name": "discretize"}, {"name": "retrain", "steps": draw(st.integers(1, 20))}]
+            stages += [{"name": "discretize"}, {"name": "retrain", **stage_length(draw, 20)}]
         spec["train"] = {"seed": draw(st.integers(0, 5)), "stages": stages}
     return spec

@@ -429,8 +429,8 @@ def _coerce(b: _Builder, node: Scalar, offset: int, sig: Signature, param, arg: 
 
 
 # ---- train -----------------------------------------------------------------------------------
-_STAGE_KEYS_ORDER = ("name", "kind", "init", "train", "data", "search", "steps", "batch_size", "grad_accum", "lr",
-                     "weight_decay", "betas", "warmup", "schedule", "grad_clip", "eval_every")
+_STAGE_KEYS_ORDER = ("name", "kind", "init", "train", "data", "search", "steps", "epochs", "batch_size", "grad_accum",
+                     "lr", "weight_decay", "betas", "warmup", "schedule", "grad_clip", "eval_every")
 
 
 def default_train_groups(kind: str, searched: bool) -> tuple[str, ...]:
@@ -490,7 +490,7 @@ def _stage(b: _Builder, i: int, node: Mapping, hybrid: Hybrid, prev_data, discre
     if init is not None:
         values["init"] = str(init.value)
     if kind not in TRAINING_KINDS:
-        for key in ("train", "data", "search", "steps", "batch_size", "grad_accum", "lr", "weight_decay",
+        for key in ("train", "data", "search", "steps", "epochs", "batch_size", "grad_accum", "lr", "weight_decay",
                     "betas", "warmup", "schedule", "grad_clip", "eval_every"):
             if node.get(key) is not None:
                 b.error(node.key_node(key).loc, f"a {kind} stage does not train; '{key}' has no effect here",
@@ -556,5 +556,13 @@ def _stage(b: _Builder, i: int, node: Mapping, hybrid: Hybrid, prev_data, discre
     betas = node.get("betas")
     if betas is not None:
         values["betas"] = tuple(float(x.value) for x in betas)
+    epochs = node.get("epochs")
+    if epochs is not None:
+        if node.get("steps") is not None:  # point at whichever of the two comes second
+            later = max((node.key_node(k).loc for k in ("steps", "epochs")), key=lambda loc: (loc.line, loc.col))
+            b.error(later, f"stage '{name}' gives both 'steps' and 'epochs'",
+                    "keep one: steps counts optimizer steps, epochs passes over the training data")
+        values["steps"] = None
+        values["epochs"] = float(epochs.value)
     values.setdefault("steps", 100)
     return Stage(**values)

@@ -103,7 +103,8 @@ def _stage_fields(stage: Stage) -> dict[str, Any]:
     if stage.trains:
         fields.update(
             train=list(stage.train), data=render_data(stage.data) if stage.data else None,
-            search=str(stage.search) if stage.search else None, steps=stage.steps, batch_size=stage.batch_size,
+            search=str(stage.search) if stage.search else None, steps=stage.steps, epochs=stage.epochs,
+            batch_size=stage.batch_size,
             grad_accum=stage.grad_accum, lr=stage.lr, weight_decay=stage.weight_decay, betas=list(stage.betas),
             warmup=stage.warmup, schedule=stage.schedule, grad_clip=stage.grad_clip, eval_every=stage.eval_every,
         )

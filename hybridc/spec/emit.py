@@ -40,6 +40,12 @@ def _component(c: Component) -> dict[str, Any]:
     return out
 
 
+def _number(x: float) -> int | float:
+    """A whole float as an int (``epochs: 2``, not ``2.0``); reading it back gives the same float."""
+    x = float(x)
+    return int(x) if x.is_integer() and abs(x) < 2**53 else x
+
+
 def _stage(s: Stage) -> dict[str, Any]:
     out: dict[str, Any] = {"name": s.name, "kind": s.kind}
     if s.init is not None:
@@ -50,8 +56,12 @@ def _stage(s: Stage) -> dict[str, Any]:
     out["data"] = render_data(s.data) if s.data is not None else None
     if s.search is not None:
         out["search"] = str(s.search)
+    if s.epochs is not None:  # the stage's length is steps or epochs, never both
+        out["epochs"] = _number(s.epochs)
+    else:
+        out["steps"] = s.steps
     out.update(
-        steps=s.steps, batch_size=s.batch_size, grad_accum=s.grad_accum, lr=s.lr, weight_decay=s.weight_decay,
+        batch_size=s.batch_size, grad_accum=s.grad_accum, lr=s.lr, weight_decay=s.weight_decay,
         betas=list(s.betas), warmup=s.warmup, schedule=s.schedule, grad_clip=s.grad_clip, eval_every=s.eval_every,
     )
     return out

@@ -6,6 +6,8 @@ so a field interpreter can report errors at the exact column inside a YAML scala
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -80,6 +82,7 @@ def _pos(token: Token) -> int:
 
 MAX_DEPTH = 32  # brackets and calls inside each other
 _MAX_DIGITS = 100  # digits of a layer index
+MAX_INT = 2**63 - 1  # larger whole numbers are errors (they overflow floats and every count)
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "0": "\0", "\\": "\\", '"': '"', "'": "'"}
 _HEX_WIDTH = {"x": 2, "u": 4, "U": 8}
 
@@ -143,6 +146,9 @@ class _ToAst(Transformer):
             value: Any = int(text)
         except ValueError:
             value = float(text)
+        if isinstance(value, int) and abs(value) > MAX_INT or isinstance(value, float) and math.isinf(value):
+            raise ExprSyntaxError(f"the number {text[:12]}{'...' if len(text) > 12 else ''} is too large", _pos(tok),
+                                  "use an ordinary number")
         return Atom(value, "number", _pos(tok))
 
     def string(self, tok: Token) -> Atom:

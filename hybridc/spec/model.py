@@ -8,7 +8,9 @@ component's config; ``ResolvedSpec`` (see ``resolve.py``) carries the explicit r
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any, Union
 
 SPEC_VERSION = 1
@@ -195,7 +197,17 @@ class DataSource:
 
 @dataclass(frozen=True)
 class Stage:
-    """One stage of the training plan. Non-training kinds (rewind, discretize) ignore optimizer fields."""
+    """One stage of the training plan. Non-training kinds (rewind, discretize) ignore optimizer fields.
+
+    A training stage's length is ``steps`` (optimizer steps) or ``epochs`` (passes over the training
+    split; ``steps`` is then None). Batches are consecutive slices of an endless stream of reshuffled
+    passes over the training split (``data.sampling.batch_indices``: every sequence once per pass), one
+    global batch of ``batch_size x grad_accum x processes`` sequences per step, so ``epochs: E`` means
+    the steps that cover E passes: ``ceil(E x training sequences / global batch)``, at least 1
+    (``steps_for``; a fractional E ends mid-pass). In an alternating search the odd steps are alpha steps
+    on held-out batches, so the weights see about half of that. The count is known once the data is
+    built, so the (data-free) plan shows the epochs.
+    """
 
     name: str
     kind: str
@@ -203,7 +215,8 @@ class Stage:
     data: DataSource | None = None
     search: Search | None = None
     init: str | None = None
-    steps: int = 0
+    steps: int | None = 0  # None: given by ``epochs``
+    epochs: float | None = None
     batch_size: int = 8
     grad_accum: int = 1
     lr: float = 1e-4
@@ -217,6 +230,18 @@ class Stage:
     @property
     def trains(self) -> bool:
         return self.kind in TRAINING_KINDS
+
+    def steps_for(self, sequences: int, processes: int = 1) -> int:
+        """Optimizer steps of this stage on a training split of ``sequences`` sequences and ``processes``
+        data-parallel processes: ``steps``, or ``ceil(epochs x sequences / global batch)`` (at least 1)."""
+        if not self.trains:
+            return 0
+        if self.epochs is None:
+            return self.steps or 0
+        # the epochs as written (0.1 is 1/10, not the float just above it), so whole batches come out whole
+        seen = Fraction(repr(float(self.epochs))) * max(int(sequences), 0)
+        per_step = self.batch_size * self.grad_accum * max(int(processes), 1)
+        return max(1, math.ceil(seen / per_step))
 
 
 @dataclass(frozen=True)

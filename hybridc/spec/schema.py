@@ -14,6 +14,7 @@ from importlib import resources
 from typing import Any
 
 from ..errors import Diagnostic
+from .expr import MAX_INT
 from .tree import Mapping, Node, Scalar, Sequence, describe, find
 
 _TYPE_NAMES = {
@@ -164,7 +165,9 @@ def _short(text: str) -> str:
 
 def _non_finite(node: Node, problems: list[Diagnostic]) -> None:
     if isinstance(node, Scalar):
-        if isinstance(node.value, float) and not math.isfinite(node.value):
+        if isinstance(node.value, int) and not isinstance(node.value, bool) and abs(node.value) > MAX_INT:
+            problems.append(Diagnostic(node.loc, f"the number {_short(node.raw)} is too large", "use an ordinary number"))
+        elif isinstance(node.value, float) and not math.isfinite(node.value):
             if any(word in node.raw.lower() for word in ("nan", "inf")):
                 problems.append(Diagnostic(node.loc, f"{_short(node.raw)} is not a finite number",
                                            "use an ordinary number"))

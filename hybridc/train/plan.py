@@ -2,8 +2,10 @@
 
 The plan names, for every stage, the parameter groups that train and those that stay frozen, the
 optimizer and schedule of the weights, the search algorithm and optimizer of the alphas, the data,
-and how many parameters train (from the block graph; after a discretize stage of a searched
-hybrid the count depends on what search selects, and is ``None`` until then).
+the stage's length (``steps``, or ``epochs`` with ``steps`` null: the step count then depends on the
+size of the training split, known only when the run builds the data), and how many parameters train
+(from the block graph; after a discretize stage of a searched hybrid the count depends on what search
+selects, and is ``None`` until then).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ class OptimizerPlan:
 class SchedulePlan:
     kind: str  # linear | cosine | constant
     warmup: int
-    steps: int
+    steps: int | None  # None: the stage's epochs, counted in steps once the data is built
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,8 @@ class StagePlan:
     trainable_params: int | None  # None: depends on the selection of an earlier search
     init: str | None
     data: str | None
-    steps: int
+    steps: int | None  # None: given by epochs (the steps depend on the training split's size)
+    epochs: float | None
     batch_size: int  # per process and micro-batch
     grad_accum: int
     global_batch: int  # sequences per optimizer step: batch_size x grad_accum x processes
@@ -100,6 +103,7 @@ def _stage_plan(stage: Stage, graph: BlockGraph | None, discretized: bool, proce
         init=stage.init,
         data=render_data(stage.data) if stage.data is not None else None,
         steps=stage.steps,
+        epochs=stage.epochs,
         batch_size=stage.batch_size,
         grad_accum=stage.grad_accum,
         global_batch=stage.batch_size * stage.grad_accum * processes,
@@ -133,6 +137,14 @@ def lower_plan(rs: ResolvedSpec, graph: BlockGraph, processes: int = 1) -> Train
     )
 
 
+def show_length(s: StagePlan) -> str:
+    """A stage's length as the plan can tell it: '200' (steps) or '2 epochs' (steps known at run time)."""
+    if s.epochs is None:
+        return str(s.steps)
+    return f"{s.epochs:g} epoch{'' if s.epochs == 1 else 's'}"
+
+
 def plan_summary(plan: TrainingPlan) -> list[dict[str, Any]]:
-    return [{"stage": s.name, "kind": s.kind, "train": ", ".join(s.train) or "-", "steps": s.steps,
+    return [{"stage": s.name, "kind": s.kind, "train": ", ".join(s.train) or "-",
+             "steps": s.steps if s.epochs is None else show_length(s),
              "trainable": s.trainable_params} for s in plan.stages]

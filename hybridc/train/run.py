@@ -168,10 +168,15 @@ class Run:
             bundles[stage.data] = bundle
         return bundles
 
-    def steps_of(self, stage: Stage) -> int:
+    def steps_of(self, stage: Stage, data: DataBundle | None = None) -> int:
+        """The stage's optimizer steps: ``steps``, or its ``epochs`` over ``data``'s training split with
+        this run's global batch (see ``Stage.steps_for``); ``--max-steps`` caps either."""
         if not stage.trains:
             return 0
-        return min(stage.steps, self.options.max_steps) if self.options.max_steps is not None else stage.steps
+        if stage.epochs is not None and data is None:
+            raise ValueError(f"stage '{stage.name}' gives epochs: its steps depend on its data")
+        steps = stage.steps_for(len(data.train) if data is not None else 0, self.parallel.world)
+        return min(steps, self.options.max_steps) if self.options.max_steps is not None else steps
 
     # ---- model transforms ---------------------------------------------------------------------
     def discretize(self, model: HybridModel) -> HybridModel:
@@ -310,7 +315,7 @@ class Run:
     def train_stage(self, model: HybridModel, k: int, stage: Stage, start: int, global_step: int, data: DataBundle,
                     optim_state: dict | None, progress: Progress) -> tuple[HybridModel, int]:
         """Train one stage; returns the model (a new, unsharded one after an FSDP stage) and the global step."""
-        steps = self.steps_of(stage)
+        steps = self.steps_of(stage, data)
         freeze_for(model, stage)
         forward = self.wrap(model)  # before the optimizers: FSDP replaces the parameters with shards
         optim = build_optimizers(model, stage, steps)
@@ -321,7 +326,7 @@ class Run:
             optim.load_state_dict(optim_state)
         if start == 0:
             self.metrics.write(event="stage", stage=stage.name, stage_index=k, kind=stage.kind, global_step=global_step,
-                               steps=steps, train=list(stage.train), data=render_data(stage.data))
+                               steps=steps, epochs=stage.epochs, train=list(stage.train), data=render_data(stage.data))
         every = self.spec.train.checkpoint_every
         task = progress.stage(f"{k + 1}/{len(self.spec.train.stages)} {stage.name}", total=steps, completed=start)
         discretized = model.graph.discretized

@@ -101,8 +101,12 @@ def _edits(data: dict) -> list[tuple[str, callable]]:
             break
     if "train" in data:
         first = data["train"]["stages"][0]["name"]
-        edits.append((f"train.stages[{first}].steps",
-                      lambda d: d["train"]["stages"][0].update(steps=d["train"]["stages"][0]["steps"] + 1)))
+        if "steps" in data["train"]["stages"][0]:
+            edits.append((f"train.stages[{first}].steps",
+                          lambda d: d["train"]["stages"][0].update(steps=d["train"]["stages"][0]["steps"] + 1)))
+        else:
+            edits.append((f"train.stages[{first}].epochs",
+                          lambda d: d["train"]["stages"][0].update(epochs=d["train"]["stages"][0]["epochs"] * 2)))
         edits.append(("train.seed", lambda d: d["train"].update(seed=d["train"]["seed"] + 1)))
     return edits
 

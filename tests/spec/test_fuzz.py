@@ -95,7 +95,8 @@ def test_yaml_punctuation_after_a_valid_prefix(text: str) -> None:
 # ---- (b) arbitrary YAML trees ------------------------------------------------------------------------
 words = st.sampled_from(["hybridc", "name", "components", "init", "from", "blocks", "family", "mamba", "gpt2",
                          "hybrid", "mixture", "search", "fixed([[1.0]])", "split(1)", "0..1", "train", "stages",
-                         "align", "data", "recall()", "steps", "task", "tokenizer", "bytes", "width", "max", "1:4"])
+                         "align", "data", "recall()", "steps", "epochs", "task", "tokenizer", "bytes", "width", "max",
+                         "1:4"])
 scalars = st.one_of(
     st.none(), st.booleans(), st.integers(min_value=-(10**30), max_value=10**30),
     st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=30), words,

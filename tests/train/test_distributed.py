@@ -10,6 +10,8 @@ import shutil
 import subprocess
 import sys
 
+from safetensors.torch import load_file
+
 from tests.specs import write_spec
 from tests.train.helpers import DATA, spec_text
 
@@ -32,18 +34,28 @@ def losses(run_dir):
     return [e["loss"] for e in events if e["event"] == "train"], events
 
 
-def test_two_processes_match_one(tmp_path):
-    text = spec_text(STAGES).replace("checkpoint_every: 0", "checkpoint_every: 5")
+def one_and_two_processes(tmp_path, name, *extra, checkpoint_every):
+    """The same spec on 1 process (batch 8) and on 2 processes (batch 4 each, ``extra`` flags): equal loss
+    curves within 1e-4 and equal final alphas; the 2 processes agree on the alphas. Returns the
+    two-process spec and losses."""
+    text = spec_text(STAGES).replace("checkpoint_every: 0", f"checkpoint_every: {checkpoint_every}")
     one = write_spec(tmp_path, text.replace("BATCH", "8"), "one.yaml")
     two = write_spec(tmp_path, text.replace("BATCH", "4"), "two.yaml")
     train(one, tmp_path / "one")
-    train(two, tmp_path / "two", "--num-processes", "2")
-    single, _ = losses(tmp_path / "one")
-    double, events = losses(tmp_path / "two")
+    train(two, tmp_path / name, "--num-processes", "2", *extra)
+    single, single_events = losses(tmp_path / "one")
+    double, events = losses(tmp_path / name)
     assert len(single) == len(double) == 10
     assert max(abs(a - b) for a, b in zip(single, double)) <= 1e-4, (single, double)
     replicas = [e for e in events if e["event"] == "replicas"]
     assert replicas == [{"event": "replicas", "global_step": -1, "processes": 2, "alphas_max_difference": 0.0}]
+    final_alphas = [[e["alphas"] for e in evs if e["event"] == "train"][-1] for evs in (single_events, events)]
+    assert max(abs(a - b) for r1, r2 in zip(*final_alphas) for a, b in zip(r1, r2)) <= 1e-4
+    return two, double
+
+
+def test_two_processes_match_one(tmp_path):
+    two, double = one_and_two_processes(tmp_path, "two", checkpoint_every=5)
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == [
         "checkpoints", "final", "graph.dot", "metrics.jsonl", "plan.json", "plots", "spec.lock.yaml", "spec.yaml"]
     plan = json.loads((tmp_path / "two" / "plan.json").read_text())
@@ -66,21 +78,8 @@ def test_two_processes_match_one(tmp_path):
 def test_fsdp_matches_one_process_and_its_checkpoints_resume_anywhere(tmp_path):
     """FSDP (2 processes, component layers sharded): the same losses and alphas as one process; a checkpoint
     taken in the middle of a stage (weights and optimizer state gathered whole) resumes on 1 process and,
-    resharded, on 2, each continuing exactly as the uninterrupted run did."""
-    text = spec_text(STAGES).replace("checkpoint_every: 0", "checkpoint_every: 3")
-    one = write_spec(tmp_path, text.replace("BATCH", "8"), "one.yaml")
-    two = write_spec(tmp_path, text.replace("BATCH", "4"), "two.yaml")
-    train(one, tmp_path / "one")
-    train(two, tmp_path / "fsdp", "--num-processes", "2", "--sharding", "fsdp")
-    single, single_events = losses(tmp_path / "one")
-    sharded, events = losses(tmp_path / "fsdp")
-    assert len(single) == len(sharded) == 10
-    assert max(abs(a - b) for a, b in zip(single, sharded)) <= 1e-4, (single, sharded)
-    replicas = [e for e in events if e["event"] == "replicas"]
-    assert replicas == [{"event": "replicas", "global_step": -1, "processes": 2, "alphas_max_difference": 0.0}]
-    final_alphas = [[e["alphas"] for e in evs if e["event"] == "train"][-1] for evs in (single_events, events)]
-    assert max(abs(a - b) for r1, r2 in zip(*final_alphas) for a, b in zip(r1, r2)) <= 1e-4
-
+    resharded, on 2 processes, where it ends with the uninterrupted run's weights."""
+    two, sharded = one_and_two_processes(tmp_path, "fsdp", "--sharding", "fsdp", checkpoint_every=3)
     for name, extra in (("resumed-1", ()), ("resumed-fsdp", ("--num-processes", "2", "--sharding", "fsdp"))):
         resumed = tmp_path / name
         shutil.copytree(tmp_path / "fsdp", resumed)
@@ -94,8 +93,6 @@ def test_fsdp_matches_one_process_and_its_checkpoints_resume_anywhere(tmp_path):
     # resharded on 2 processes, the last step is the uninterrupted run's step (same global batch), and the
     # final weights agree: the optimizer state (Adam moments) went through the checkpoint too
     assert abs(resumed_losses[9] - sharded[9]) <= 1e-4, (resumed_losses[9], sharded[9])
-    from safetensors.torch import load_file
-
     a, b = (load_file(str(tmp_path / d / "final" / "model.safetensors")) for d in ("fsdp", "resumed-fsdp"))
     assert a.keys() == b.keys()
     assert max(float((a[k] - b[k]).abs().max()) for k in a) <= 1e-6

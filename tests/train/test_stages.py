@@ -145,3 +145,38 @@ def test_rewind_restores_component_weights_and_keeps_alphas(tmp_path):
         group = group_of(name)
         reference = initial if group in ("components", "embeddings", "head") else trained
         assert torch.equal(p.detach(), reference[name]), name
+
+
+EPOCH_DATA = "recall(vocab=16, length=16, examples=40, valid=0.1, test=0.1)"  # 32 training sequences
+
+
+def test_a_stage_in_epochs_takes_the_steps_of_its_epochs(tmp_path):
+    from hybridc.data import batch_indices, split_sizes
+    from hybridc.train.run import baseline_spec
+
+    assert split_sizes(40, 0.1, 0.1)[0] == 32
+    stages = (f"- {{name: finetune, data: '{EPOCH_DATA}', epochs: 2, batch_size: 8, grad_accum: 2}}\n"
+              "- {name: retrain, kind: finetune, epochs: 0.5, batch_size: 6}\n")
+    result, messages = run(tmp_path, spec_text(stages, mixture="fixed([[0.5, 0.5], [0.5, 0.5]])"))
+    events = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
+    starts = {e["stage"]: e for e in events if e["event"] == "stage"}
+    # 2 x 32 sequences in global batches of 16; then 16 sequences in batches of 6 (the last one partly)
+    assert (starts["finetune"]["steps"], starts["finetune"]["epochs"]) == (4, 2.0)
+    assert (starts["retrain"]["steps"], starts["retrain"]["epochs"]) == (3, 0.5)
+    train = [e for e in events if e["event"] == "train"]
+    assert [(e["stage"], e["step"]) for e in train] == [("finetune", s) for s in (1, 2, 3, 4)] + [
+        ("retrain", s) for s in (1, 2, 3)]
+    assert "stage 'finetune': 4 steps" in " ".join(messages)
+    plan = json.loads((result.run_dir / "plan.json").read_text())
+    assert [(s["steps"], s["epochs"]) for s in plan["stages"]] == [(None, 2.0), (None, 0.5)]
+    # the 4 steps' batches see every training sequence exactly twice
+    seen = torch.cat([batch_indices(32, 8, step * 2 + micro, seed=3, stream="finetune/train")
+                      for step in range(4) for micro in range(2)])
+    assert torch.equal(torch.bincount(seen, minlength=32), torch.full((32,), 2))
+    # --max-steps caps a stage in epochs; the same-budget baselines keep the epochs
+    capped, _ = run(tmp_path, spec_text(stages, mixture="fixed([[0.5, 0.5], [0.5, 0.5]])"), name="capped", max_steps=2)
+    events = [json.loads(line) for line in (capped.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [e["steps"] for e in events if e["event"] == "stage"] == [2, 2]
+    assert len([e for e in events if e["event"] == "train"]) == 4
+    alone = baseline_spec(load_spec(tmp_path / "run.yaml"), "ssm").spec.train.stages
+    assert [(s.kind, s.steps, s.epochs) for s in alone] == [("finetune", None, 2.0), ("finetune", None, 0.5)]
