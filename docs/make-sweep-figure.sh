@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rebuild docs/sweep.png, the README's figure (the paper's Figure 2 on a small case, ~10 minutes on 2 cores):
+# Rebuild docs/sweep.png, the README's figure (the paper's Figure 2 on a small case, about 15 minutes on 2 cores):
 # a one-block attention + Mamba hybrid on MAD selective copying, fine-tuned at 11 fixed mixture weights,
 # with the weight that search found and the weight programmed from MAD proxy searches marked.
 set -euo pipefail

@@ -94,7 +94,8 @@ def _edits(data: dict) -> list[tuple[str, callable]]:
         if n == 2 and layers >= 3:
             from hybridc.spec.model import split_ranges
 
-            cut = split_ranges(layers, 2)[0].stop
+            # the current boundary: split(2)'s, or the one written ("0..a, a..L")
+            cut = split_ranges(layers, 2)[0].stop if blocks.startswith("split(") else int(blocks.split(",")[0].split("..")[1])
             new_cut = cut + 1 if cut + 1 < layers else cut - 1
             edits.append((f"components.{name}.blocks",
                           lambda d, name=name, c=new_cut, L=layers: d["components"][name].update(blocks=f"0..{c}, {c}..{L}")))
