@@ -1,6 +1,6 @@
 """MAD proxy tasks on the CPU preset: an attention + Mamba hybrid against each component alone.
 
-    python benchmarks/mad.py [--tasks in-context-recall,selective-copying] [--steps 600] [--lrs 1e-3,3e-3]
+    python benchmarks/mad.py [--tasks in-context-recall,selective-copying] [--steps 600] [--lrs 1e-3,3e-3,1e-2]
                              [--write benchmarks/README.md]
 
 Runs ``hybridc mad`` on ``benchmarks/mad-spec.yaml`` (a Llama-style attention model and a Mamba model, width
@@ -28,7 +28,7 @@ def main() -> None:
     parser.add_argument("--tasks", default="in-context-recall,selective-copying")
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lrs", default="1e-3,3e-3")
+    parser.add_argument("--lrs", default="1e-3,3e-3,1e-2")
     parser.add_argument("--out", type=Path, default=Path("runs/benchmark-mad"))
     parser.add_argument("--spec", type=Path, default=ROOT / "benchmarks" / "mad-spec.yaml")
     parser.add_argument("--write", type=Path)

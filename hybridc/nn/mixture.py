@@ -29,6 +29,16 @@ class Mix(nn.Module):
             if alphas is None:
                 raise ValueError("a fixed mixture needs its alphas")
             self.register_buffer("weights", torch.tensor([float(a) for a in alphas]))
+        self._zeros = self._find_zeros()  # read on every forward: a comparison and a host copy saved
+
+    def _find_zeros(self) -> tuple[bool, ...]:
+        if self.learned:
+            return (False,) * self.logits.numel()
+        return tuple((self.weights == 0).tolist())
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:
+        super()._load_from_state_dict(*args, **kwargs)
+        self._zeros = self._find_zeros()
 
     def forward(self) -> torch.Tensor:
         if not self.learned:
@@ -41,6 +51,4 @@ class Mix(nn.Module):
 
     def constant_zeros(self) -> list[bool]:
         """Components whose weight is a constant zero (their branch can be skipped exactly)."""
-        if self.learned:
-            return [False] * self.logits.numel()
-        return (self.weights == 0).tolist()
+        return list(self._zeros)

@@ -66,11 +66,14 @@ def selective_scan(
     backend: str = "auto",
     chunk_size: int | None = None,
     max_tile_elements: int = DEFAULT_MAX_TILE_ELEMENTS,
-) -> torch.Tensor:  # (b, d, T)
+    return_last_state: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:  # (b, d, T) [, (b, d, N)]
     """Mamba's selective scan (see the module doc for the math, backends and dtypes).
 
     ``chunk_size`` (tokens per chunk) and ``max_tile_elements`` (size of the working buffers) only
     tune the chunked backend; by default the chunk is about the square root of the tokens per tile.
+    ``return_last_state``: also return the state after the last token, h_{T-1} (b, d, N) in the
+    scan's compute dtype (float32 or wider), as a cached prefill needs it; it carries no gradient.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown selective-scan backend {backend!r}; expected one of {BACKENDS}")
@@ -78,7 +81,7 @@ def selective_scan(
     if backend == "auto":
         backend = "cuda" if u.is_cuda and _mamba_ssm_scan() is not None else "chunked"
     if backend == "cuda":
-        return _scan_cuda(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+        return _scan_cuda(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
 
     input_dtype = u.dtype
     dt = delta
@@ -87,15 +90,16 @@ def selective_scan(
     if delta_softplus:
         dt = F.softplus(dt)
     if backend == "reference":
-        y = _scan_reference(u, dt, A, B, C)
+        y, last = _scan_reference(u, dt, A, B, C)
     else:
-        y = chunked_scan(u, dt, A, B, C, chunk_size=chunk_size, max_tile_elements=max_tile_elements)
+        y, last = chunked_scan(u, dt, A, B, C, chunk_size=chunk_size, max_tile_elements=max_tile_elements,
+                               return_last_state=True)
         y = y.to(torch.promote_types(input_dtype, C.dtype))
     if D is not None:
         y = y + u * D[None, :, None]
     if z is not None:
         y = y * F.silu(z)
-    return y
+    return (y, last) if return_last_state else y
 
 
 def _check_shapes(u, delta, A, B, C, D, z, delta_bias) -> None:
@@ -126,7 +130,7 @@ def _scan_reference(
     A: torch.Tensor,  # (d, N)
     B: torch.Tensor,  # (b, N, T)
     C: torch.Tensor,  # (b, N, T)
-) -> torch.Tensor:  # (b, d, T), u's dtype
+) -> tuple[torch.Tensor, torch.Tensor]:  # (b, d, T) u's dtype, last state (b, d, N)
     """transformers' recurrent loop, expression for expression, over ``unbind`` views of time."""
     b, d, T = u.shape
     input_dtype = u.dtype
@@ -139,7 +143,9 @@ def _scan_reference(
     for a_t, x_t, c_t in zip(discrete_A.unbind(2), deltaB_u.unbind(2), C.unbind(1)):
         state = a_t * state + x_t
         outputs.append(torch.matmul(state.to(input_dtype), c_t.unsqueeze(-1))[:, :, 0])
-    return torch.stack(outputs, dim=-1)
+    if not outputs:
+        return u.new_zeros(b, d, 0), state
+    return torch.stack(outputs, dim=-1), state
 
 
 # ---- cuda -----------------------------------------------------------------------------------------
@@ -154,13 +160,14 @@ def _mamba_ssm_scan():
     return selective_scan_fn
 
 
-def _scan_cuda(u, delta, A, B, C, D, z, delta_bias, delta_softplus) -> torch.Tensor:
+def _scan_cuda(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state=False):
     fn = _mamba_ssm_scan()
     if fn is None:
         raise RuntimeError("selective-scan backend 'cuda' needs mamba-ssm, which does not import here")
     if not u.is_cuda:
         raise RuntimeError("selective-scan backend 'cuda' needs CUDA tensors")
-    return fn(u, delta, A, B, C, D=D, z=z, delta_bias=delta_bias, delta_softplus=delta_softplus)
+    return fn(u, delta, A, B, C, D=D, z=z, delta_bias=delta_bias, delta_softplus=delta_softplus,
+              return_last_state=return_last_state)
 
 
 # ---- chunked --------------------------------------------------------------------------------------
@@ -175,8 +182,10 @@ def chunked_scan(
     *,
     chunk_size: int | None = None,
     max_tile_elements: int = DEFAULT_MAX_TILE_ELEMENTS,
-) -> torch.Tensor:  # (b, d, T) in the compute dtype
-    """The bare recurrence ``y_t = C_t . h_t`` (no bias, softplus, D or z), chunked backend.
+    return_last_state: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:  # (b, d, T) [, (b, d, N)] in the compute dtype
+    """The bare recurrence ``y_t = C_t . h_t`` (no bias, softplus, D or z), chunked backend;
+    ``return_last_state``: also h_{T-1} (no gradient flows through it).
 
     Computes in float32, or float64 when any input is float64.
     """
@@ -186,9 +195,11 @@ def chunked_scan(
     for x in (u, dt, A, B, C):
         dtype = torch.promote_types(dtype, x.dtype)
     if T == 0:
-        return (u * dt).to(dtype)
-    L, G = plan_chunks(T, b * d * N, chunk_size, max_tile_elements)
-    return _ChunkedScan.apply(u.to(dtype), dt.to(dtype), A.to(dtype), B.to(dtype), C.to(dtype), L, G)
+        y, last = (u * dt).to(dtype), u.new_zeros(b, d, N, dtype=dtype)
+    else:
+        L, G = plan_chunks(T, b * d * N, chunk_size, max_tile_elements)
+        y, last = _ChunkedScan.apply(u.to(dtype), dt.to(dtype), A.to(dtype), B.to(dtype), C.to(dtype), L, G)
+    return (y, last) if return_last_state else y
 
 
 def plan_chunks(T: int, state_elements: int, chunk_size: int | None, max_tile_elements: int) -> tuple[int, int]:
@@ -291,11 +302,13 @@ class _ChunkedScan(torch.autograd.Function):
                 h_start[:, k1].copy_(h[:, n - 1])
         ctx.save_for_backward(dt_c, u_c, B_c, C_c, A, h_start)
         ctx.shape = (T, L, G)
-        return _unchunk(y, T)
+        last = h[:, n - 1].transpose(1, 2).contiguous()  # (b, d, N): padding tokens carried the state unchanged
+        ctx.mark_non_differentiable(last)
+        return _unchunk(y, T), last
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, gy):
+    def backward(ctx, gy, _g_last):
         dt_c, u_c, B_c, C_c, A, h_start = ctx.saved_tensors
         T, L, G = ctx.shape
         b, K, N, d = h_start.shape

@@ -144,3 +144,43 @@ def test_scan_backend_selection() -> None:
     seg.scan_backend = "fast"
     with pytest.raises(ValueError, match="scan backend"):
         seg(torch.zeros(1, 3, TINY_COMMON["hidden_size"]))
+
+
+def cached_prefill(model: nn.Module, x: torch.Tensor, mask, backend: str):
+    """Prefill the segments [0, 2), [2, 3) with a cache; then decode three tokens. Returns the cache and
+    every step's logits (B, T + 3, V)."""
+    adapter = MambaAdapter(model, scan_backend=backend)
+    segments = [adapter.segment(0, 2), adapter.segment(2, 3)]
+    cache = adapter.new_cache()
+    logits = []
+    for t in range(4):
+        tokens = x if t == 0 else logits[-1][:, -1:].argmax(-1)
+        h = adapter.embedding()(tokens)
+        step_mask = None if mask is None else torch.cat([mask, torch.ones(BATCH, t, dtype=mask.dtype)], 1)
+        context = adapter.prepare(h, step_mask, None, cache)
+        for segment in segments:
+            h = segment(h, context=context)
+        logits.append(adapter.lm_head()(h))
+        if t == 0:
+            states = [(cache.layers[i].conv_states[0].clone(), cache.layers[i].recurrent_states[0].clone())
+                      for i in range(3)]
+    return states, torch.cat(logits, dim=1)
+
+
+@pytest.mark.parametrize("length", [2, LENGTH])  # shorter than the conv kernel (4), and several chunks
+@pytest.mark.parametrize("mask_kind", [None, "left"])
+def test_cached_prefill_with_our_scan_fills_the_cache_as_transformers_does(length: int, mask_kind) -> None:
+    model = mamba(seed=6).eval()
+    x = ids(6, length)
+    mask = None if mask_kind is None else padding(mask_kind)[:, -length:].clone()
+    if mask is not None:
+        mask[1, 0] = 0
+    with torch.no_grad():
+        ref_states, ref_logits = cached_prefill(model, x, mask, "transformers")
+        states, logits = cached_prefill(model, x, mask, "chunked")
+    assert torch.equal(states[0][0], ref_states[0][0])  # the first layer's conv inputs: same ops, same numbers
+    for (conv, ssm), (ref_conv, ref_ssm) in zip(states, ref_states):
+        assert conv.shape == ref_conv.shape and scaled_diff(conv, ref_conv) <= TOL
+        assert ssm.dtype == ref_ssm.dtype and scaled_diff(ssm, ref_ssm) <= TOL
+        assert ref_ssm.abs().max() > 0
+    assert scaled_diff(logits, ref_logits) <= TOL

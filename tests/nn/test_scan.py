@@ -288,3 +288,49 @@ def test_plan_chunks() -> None:
     assert L * G * 8 * 256 * 16 <= 1 << 23 and L > 1 and G > 1
     assert plan_chunks(10, 100, 4, 1) == (4, 1)  # at least one chunk per tile
     assert plan_chunks(10, 100, 40, 1 << 23) == (10, 1)  # chunk capped at T
+
+
+# ---- the state after the last token (a cached prefill starts decoding from it) -------------------
+
+
+def test_reference_last_state_is_transformers() -> None:
+    inputs = {k: v.detach() for k, v in make_inputs(2, 5, 19, 4, seed=4).items()}
+    _, ours = selective_scan(**inputs, delta_softplus=True, backend="reference", return_last_state=True)
+    _, theirs = mamba_selective_scan(*list(inputs.values())[:5], D=inputs["D"], z=inputs["z"],
+                                     delta_bias=inputs["delta_bias"], delta_softplus=True, return_last_state=True)
+    assert torch.equal(ours, theirs)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    b=st.integers(1, 3), d=st.integers(1, 6), N=st.integers(1, 5), T=st.integers(1, 60),
+    chunk_size=st.one_of(st.none(), st.integers(1, 50)),
+    max_tile_elements=st.sampled_from([1, 300, 5000, 1 << 23]),
+    seed=st.integers(0, 2**16),
+)
+def test_chunked_last_state_matches_reference(
+    b: int, d: int, N: int, T: int, chunk_size: int | None, max_tile_elements: int, seed: int
+) -> None:
+    inputs = {k: v.detach() for k, v in make_inputs(b, d, T, N, seed=seed, delta_scale=3.0).items()}
+    y_ref, ref = selective_scan(**inputs, delta_softplus=True, backend="reference", return_last_state=True)
+    y, last = selective_scan(**inputs, delta_softplus=True, backend="chunked", chunk_size=chunk_size,
+                             max_tile_elements=max_tile_elements, return_last_state=True)
+    assert last.shape == (b, d, N) and last.dtype == torch.float32
+    assert scaled_diff(last, ref) <= TOL
+    assert torch.equal(y, selective_scan(**inputs, delta_softplus=True, backend="chunked", chunk_size=chunk_size,
+                                         max_tile_elements=max_tile_elements))
+
+
+def test_last_state_carries_no_gradient_and_the_output_still_does() -> None:
+    inputs = make_inputs(1, 3, 10, 2, seed=2)
+    y, last = selective_scan(**inputs, delta_softplus=True, return_last_state=True)
+    assert not last.requires_grad
+    (y.sum()).backward()
+    assert inputs["u"].grad is not None
+
+
+def test_empty_sequence_last_state_is_zero() -> None:
+    inputs = {k: v.detach() for k, v in make_inputs(2, 3, 0, 2).items()}
+    for backend in ("chunked", "reference"):
+        y, last = selective_scan(**inputs, delta_softplus=True, backend=backend, return_last_state=True)
+        assert y.shape == (2, 3, 0) and torch.equal(last, torch.zeros(2, 3, 2))

@@ -5,11 +5,11 @@ Segments run each block through ``mamba_fast.block_forward`` with a selectable s
 CPU scan), "chunked", "reference", "cuda", or "transformers" (call the block itself: transformers'
 own path, whose CPU scan is a token loop with a backward quadratic in T).
 
-With a cache (a ``StepContext`` whose ``cache`` is set) every block runs transformers' own path,
-``block(h, cache_params=cache, attention_mask=...)``, whatever ``scan_backend`` says: our scan keeps no
-state. transformers' full-sequence scan starts from a zero state, so it is only right for the first
-forward (prefill); several new tokens after a filled cache run one token at a time (the recurrent
-update, exact).
+With a cache (a ``StepContext`` whose ``cache`` is set), the first forward (prefill) runs the segment's
+scan backend and fills the cache's conv and SSM states from it (the scan returns its last state);
+later forwards run transformers' own path, ``block(h, cache_params=cache, attention_mask=...)``: one
+token is its recurrent update, and several new tokens after a filled cache run one at a time
+(transformers' full-sequence scan would restart from a zero state).
 """
 
 from __future__ import annotations
@@ -49,12 +49,12 @@ class MambaSegment(Segment):
         position_ids: torch.Tensor | None = None,  # ignored
         context: StepContext | None = None,
     ) -> torch.Tensor:  # (B, T, d), float32 when residual_in_fp32
+        backend = check_scan_backend(self.scan_backend)
         if context is not None and context.cache is not None:
             for layer in self.layers:
-                h = cached_block_forward(layer, h, context.cache, context.mask)
+                h = cached_block_forward(layer, h, context.cache, context.mask, backend=backend)
         else:
             mask = attention_mask if context is None else context.mask
-            backend = check_scan_backend(self.scan_backend)
             for layer in self.layers:
                 h = layer_output(block_forward(layer, h, mask, backend=backend))
         if self.norm_f is not None:
@@ -75,14 +75,19 @@ def cached_block_forward(
     h: torch.Tensor,  # (B, T, d)
     cache: Cache,
     mask: torch.Tensor | None,  # (B, T) 1/0
+    *,
+    backend: str = "transformers",
 ) -> torch.Tensor:  # (B, T, d)
     """``block(h, cache_params=cache, attention_mask=mask)``, right also for T > 1 after a filled cache.
 
+    A prefill (no state yet) runs ``block_forward`` with ``backend``, which fills the cache.
     ``MambaMixer`` runs T > 1 tokens through its full-sequence scan from a zero state even when the
     cache holds one (it keeps the conv state, drops the SSM state); then feed the tokens one by one.
     """
     length = h.shape[1]
-    if length == 1 or not cache.has_previous_state(block.layer_idx):
+    if not cache.has_previous_state(block.layer_idx):
+        return layer_output(block_forward(block, h, mask, backend=backend, cache=cache))
+    if length == 1:
         return layer_output(block(h, cache_params=cache, attention_mask=mask))
     steps = [
         layer_output(

@@ -10,7 +10,9 @@ objects, and hands the scan to ``hybridc.nn.scan.selective_scan`` with a chosen 
 Shapes: B batch, T tokens, d hidden size, I intermediate size (d_inner), N state size,
 R time-step rank.
 
-Not reproduced: generation caches (segments run full sequences), the fused training path
+With a generation cache, only the first forward (prefill) runs here: it fills the cache's conv and SSM
+states as ``MambaMixer.forward`` does (the scan returns its last state); decode steps stay with
+transformers' recurrent update. Not reproduced: the fused training path
 ``mamba_inner_fn`` (it exists only with mamba-ssm on CUDA, where the "cuda" scan backend runs
 mamba-ssm's scan kernel instead), gradient checkpointing of the block, and accelerate offload hooks.
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from transformers.cache_utils import Cache
 from transformers.models.mamba.modeling_mamba import apply_mask_to_padding_states, causal_conv1d_fn
 
 from ...nn.scan import selective_scan
@@ -39,18 +42,20 @@ def block_forward(
     attention_mask: torch.Tensor | None = None,  # (B, T) 1/0
     *,
     backend: str = "auto",
+    cache: Cache | None = None,
 ) -> torch.Tensor:  # (B, T, d); float32 when residual_in_fp32
-    """``MambaBlock.forward(hidden_states, attention_mask=...)`` without a cache.
+    """``MambaBlock.forward(hidden_states, attention_mask=..., cache_params=cache)`` for a full sequence.
 
-    ``backend`` is a ``selective_scan`` backend, or "transformers" to call the block itself.
+    ``backend`` is a ``selective_scan`` backend, or "transformers" to call the block itself. ``cache``:
+    a generation cache with no state yet for this block's layer (a prefill), which this fills.
     """
     if check_scan_backend(backend) == "transformers":
-        return block(hidden_states, attention_mask=attention_mask)
+        return block(hidden_states, attention_mask=attention_mask, cache_params=cache)
     residual = hidden_states
     hidden_states = block.norm(hidden_states.to(dtype=block.norm.weight.dtype))
     if block.residual_in_fp32:
         residual = residual.to(torch.float32)
-    return residual + mixer_forward(block.mixer, hidden_states, attention_mask, backend=backend)
+    return residual + mixer_forward(block.mixer, hidden_states, attention_mask, backend=backend, cache=cache)
 
 
 def mixer_forward(
@@ -59,8 +64,10 @@ def mixer_forward(
     attention_mask: torch.Tensor | None = None,  # (B, T)
     *,
     backend: str = "auto",
+    cache: Cache | None = None,
 ) -> torch.Tensor:  # (B, T, d)
-    """``MambaMixer.forward`` for a full sequence without a cache, the scan by ``selective_scan``.
+    """``MambaMixer.forward`` for a full sequence, the scan by ``selective_scan``; with ``cache`` (a
+    prefill: no state yet for the mixer's layer) it also stores the conv inputs and the scan's last state.
 
     Same operations as transformers in the same order, with one deliberate layout change: the
     time steps are computed token-major, ``dt_proj.weight @ ts^T`` as ``(ts @ W^T)^T`` (the same
@@ -72,14 +79,18 @@ def mixer_forward(
     projected_states = mixer.in_proj(hidden_states).transpose(1, 2)  # (B, 2I, T)
     A = -torch.exp(mixer.A_log.float())  # (I, N)
     x, gate = projected_states.chunk(2, dim=1)  # (B, I, T) each
+    length = x.shape[-1]
+    if cache is not None:  # keeps the last conv_kernel_size inputs; returns x (left-padded when shorter)
+        x = cache.update_conv_state(x, mixer.layer_idx, conv_kernel_size=mixer.conv_kernel_size)
     x = causal_conv1d_fn(x, mixer.conv1d.weight.squeeze(1), mixer.conv1d.bias, activation=mixer.activation)
+    x = x[..., x.shape[-1] - length:]  # (B, I, T)
     x = apply_mask_to_padding_states(x.transpose(1, 2), attention_mask).contiguous()  # (B, T, I)
     time_step, B, C = torch.split(
         mixer.x_proj(x), [mixer.time_step_rank, mixer.ssm_state_size, mixer.ssm_state_size], dim=-1
     )
     time_step = nn.functional.linear(time_step, mixer.dt_proj.weight).transpose(1, 2)  # (B, I, T)
     delta_bias = mixer.dt_proj.bias.float() if mixer.dt_proj.bias is not None else None
-    y = selective_scan(
+    scanned = selective_scan(
         x.transpose(1, 2),
         time_step,
         A,
@@ -90,5 +101,11 @@ def mixer_forward(
         delta_bias=delta_bias,
         delta_softplus=True,
         backend=backend,
-    )  # (B, I, T)
+        return_last_state=cache is not None,
+    )  # (B, I, T) [, (B, I, N)]
+    if cache is not None:
+        y, last_state = scanned
+        cache.update_recurrent_state(last_state, mixer.layer_idx)
+    else:
+        y = scanned
     return mixer.out_proj(y.transpose(1, 2).to(dtype))
