@@ -50,9 +50,12 @@ class StageOptimizers:
     scheduler: torch.optim.lr_scheduler.LambdaLR | None
     search: AlphaSearch | None
 
-    def state_dict(self) -> dict[str, Any]:
+    def state_dict(self, weights_state: Callable[[torch.optim.Optimizer], dict[str, Any]] | None = None) -> dict[str, Any]:
+        """``weights_state(optimizer)``: how to read the weights' optimizer state (default: its
+        ``state_dict()``; a sharded model's gathers it whole)."""
+        read = weights_state or (lambda optimizer: optimizer.state_dict())
         return {
-            "weights": self.weights.state_dict() if self.weights is not None else None,
+            "weights": read(self.weights) if self.weights is not None else None,
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "search": self.search.state_dict() if self.search is not None else None,
         }

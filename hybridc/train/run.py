@@ -168,15 +168,21 @@ class Run:
             bundles[stage.data] = bundle
         return bundles
 
-    def steps_of(self, stage: Stage, data: DataBundle | None = None) -> int:
+    def steps_of(self, stage: Stage, data: DataBundle | None = None, planned: int | None = None) -> int:
         """The stage's optimizer steps: ``steps``, or its ``epochs`` over ``data``'s training split with
-        this run's global batch (see ``Stage.steps_for``); ``--max-steps`` caps either."""
+        this run's global batch (see ``Stage.steps_for``); ``--max-steps`` caps either. ``planned``: the
+        uncapped count recorded when the stage started (a resumed epochs stage keeps it, so its schedule
+        does not change if the number of processes did)."""
         if not stage.trains:
             return 0
+        steps = planned if planned is not None else self.planned_steps(stage, data)
+        return min(steps, self.options.max_steps) if self.options.max_steps is not None else steps
+
+    def planned_steps(self, stage: Stage, data: DataBundle | None) -> int:
+        """``steps_of`` before the ``--max-steps`` cap."""
         if stage.epochs is not None and data is None:
             raise ValueError(f"stage '{stage.name}' gives epochs: its steps depend on its data")
-        steps = stage.steps_for(len(data.train) if data is not None else 0, self.parallel.world)
-        return min(steps, self.options.max_steps) if self.options.max_steps is not None else steps
+        return stage.steps_for(len(data.train) if data is not None else 0, self.parallel.world)
 
     # ---- model transforms ---------------------------------------------------------------------
     def discretize(self, model: HybridModel) -> HybridModel:
@@ -215,10 +221,11 @@ class Run:
 
         return DistributedDataParallel(model, find_unused_parameters=True)
 
-    def unshard(self, model: HybridModel) -> HybridModel:
-        """A plain model with a sharded model's full weights (a collective: every process calls it)."""
+    def unshard(self, model: HybridModel, *, here: bool = True) -> HybridModel | None:
+        """A plain model with a sharded model's full weights (a collective: every process calls it;
+        ``here=False``: this process takes part but builds nothing)."""
         selection = list(model.graph.selection) if model.graph.selection else None
-        return full_model(model, lambda: self.place(lower(self.rs, selection=selection, pretrained=False)))
+        return full_model(model, lambda: self.place(lower(self.rs, selection=selection, pretrained=False)), here=here)
 
     def rewind(self, model: HybridModel) -> None:
         """Reload the components' pretrained weights (their initial weights if from scratch); keep
@@ -259,14 +266,17 @@ class Run:
         return self.place(model), position, optim_state
 
     def checkpoint(self, model: HybridModel, optim: StageOptimizers | None, position: RunPosition) -> None:
-        """Every process holds the same weights and optimizer state (under FSDP, gathered whole first:
-        checkpoints always have the single-process layout); the main process writes them."""
+        """The main process writes the weights and optimizer state. Under FSDP both are gathered whole
+        first (a collective; only the main process builds the plain model), so checkpoints always have
+        the single-process layout."""
         try:
-            optim_state = optim.state_dict() if optim is not None else {}
             if is_sharded(model):
-                if optim is not None and optim.weights is not None:
-                    optim_state["weights"] = full_optimizer_state(model, optim.weights)
-                model = self.unshard(model)
+                sharded = model
+                optim_state = (optim.state_dict(lambda weights: full_optimizer_state(sharded, weights))
+                               if optim is not None else {})
+                model = self.unshard(model, here=self.main)
+            else:
+                optim_state = optim.state_dict() if optim is not None else {}
             if self.main:
                 extra = dict(position.extra, metrics=len(self.metrics.records()))
                 position = RunPosition(position.stage_index, position.stage_step, position.global_step,
@@ -305,17 +315,20 @@ class Run:
                 else:
                     if start == 0 and stage.init is not None:
                         self.load_stage_init(model, stage)
+                    resumed = k == position.stage_index and start > 0
                     model, global_step = self.train_stage(model, k, stage, start, global_step, bundles[stage.data],
                                                           optim_state if k == position.stage_index else None,
-                                                          progress)
+                                                          progress, position.extra.get("stage_steps") if resumed else None)
                 optim_state = None
                 self.checkpoint(model, None, RunPosition(k + 1, 0, global_step))
         return self.finish(model, bundles)
 
     def train_stage(self, model: HybridModel, k: int, stage: Stage, start: int, global_step: int, data: DataBundle,
-                    optim_state: dict | None, progress: Progress) -> tuple[HybridModel, int]:
-        """Train one stage; returns the model (a new, unsharded one after an FSDP stage) and the global step."""
-        steps = self.steps_of(stage, data)
+                    optim_state: dict | None, progress: Progress, planned: int | None = None) -> tuple[HybridModel, int]:
+        """Train one stage; returns the model (a new, unsharded one after an FSDP stage) and the global step.
+        ``planned``: the stage's uncapped step count recorded in the checkpoint it resumes from."""
+        planned = planned if planned is not None else self.planned_steps(stage, data)
+        steps = self.steps_of(stage, data, planned)
         freeze_for(model, stage)
         forward = self.wrap(model)  # before the optimizers: FSDP replaces the parameters with shards
         optim = build_optimizers(model, stage, steps)
@@ -346,10 +359,11 @@ class Run:
             progress.update(task, done, loss=result.loss, alphas=alphas)
             if stage.eval_every and done % stage.eval_every == 0 and done < steps:
                 self.log_eval(model, stage, k, global_step, data, "valid")
+            here = RunPosition(k, done, global_step, extra={"stage_steps": planned})
             if every and global_step % every == 0 and done < steps:
-                self.checkpoint(model, optim, RunPosition(k, done, global_step))
+                self.checkpoint(model, optim, here)
             if self.stop_requested():
-                self.checkpoint(model, optim, RunPosition(k, done, global_step))
+                self.checkpoint(model, optim, here)
                 raise Interrupted(f"stopped by a signal in stage '{stage.name}' after step {done}; "
                                   f"checkpoint step-{global_step} written",
                                   f"continue with: hybridc train <spec> -o {self.run_dir} --resume")

@@ -74,11 +74,14 @@ def full_state_dict(model: HybridModel) -> dict[str, torch.Tensor]:
     return get_model_state_dict(model, options=_full_options())
 
 
-def full_model(model: HybridModel, build: Callable[[], HybridModel]) -> HybridModel:
+def full_model(model: HybridModel, build: Callable[[], HybridModel], *, here: bool = True) -> HybridModel | None:
     """A plain (unsharded) copy of a sharded model: ``build()`` makes the structure, the weights are
-    gathered from every process (a collective)."""
-    plain = build()
+    gathered from every process (a collective). ``here=False``: this process only takes part in the
+    gather and builds nothing (returns None)."""
     state = full_state_dict(model)
+    if not here:
+        return None
+    plain = build()
     missing, unexpected = plain.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.endswith("inv_freq")]
     if missing or unexpected:  # the policy never renames parameters; this guards that promise

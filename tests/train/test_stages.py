@@ -180,3 +180,27 @@ def test_a_stage_in_epochs_takes_the_steps_of_its_epochs(tmp_path):
     assert len([e for e in events if e["event"] == "train"]) == 4
     alone = baseline_spec(load_spec(tmp_path / "run.yaml"), "ssm").spec.train.stages
     assert [(s.kind, s.steps, s.epochs) for s in alone] == [("finetune", None, 2.0), ("finetune", None, 0.5)]
+
+
+def test_a_resumed_stage_in_epochs_keeps_its_step_count(tmp_path, monkeypatch):
+    """An epochs stage's step count depends on the global batch (the number of processes): a resume under
+    another count keeps the recorded one, so the stage and its learning-rate schedule end where planned."""
+    from hybridc.errors import Interrupted
+    from hybridc.spec.model import Stage
+    from hybridc.train.run import Run
+
+    text = spec_text(f"- {{name: finetune, data: '{EPOCH_DATA}', epochs: 2, batch_size: 8, grad_accum: 2}}\n",
+                     mixture="fixed([[0.5, 0.5], [0.5, 0.5]])")
+    calls = iter([False, True])  # a signal arrives after the second step
+    with monkeypatch.context() as patch:
+        patch.setattr(Run, "stop_requested", lambda self: next(calls))
+        with pytest.raises(Interrupted):
+            run(tmp_path, text)
+    with monkeypatch.context() as patch:  # as if resumed on two processes: half the steps per epoch
+        original = Stage.steps_for
+        patch.setattr(Stage, "steps_for", lambda self, sequences, processes: original(self, sequences, 2 * processes))
+        run(tmp_path, text, resume=True)
+    events = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in events if e["event"] == "train"] == [1, 2, 3, 4]
+    lrs = [e["lr"] for e in events if e["event"] == "train"]
+    assert lrs[0] > lrs[1] > lrs[2] > lrs[3]  # one schedule over the 4 planned steps
