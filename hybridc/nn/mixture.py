@@ -29,16 +29,13 @@ class Mix(nn.Module):
             if alphas is None:
                 raise ValueError("a fixed mixture needs its alphas")
             self.register_buffer("weights", torch.tensor([float(a) for a in alphas]))
-        self._zeros = self._find_zeros()  # read on every forward: a comparison and a host copy saved
-
-    def _find_zeros(self) -> tuple[bool, ...]:
-        if self.learned:
-            return (False,) * self.logits.numel()
-        return tuple((self.weights == 0).tolist())
+        # read on every forward: kept as Python values (no comparison and host copy per step)
+        self._zeros = (False,) * num_components if learned else tuple(float(a) == 0 for a in alphas)
 
     def _load_from_state_dict(self, *args, **kwargs) -> None:
         super()._load_from_state_dict(*args, **kwargs)
-        self._zeros = self._find_zeros()
+        if not self.learned and not self.weights.is_meta:
+            self._zeros = tuple((self.weights == 0).tolist())
 
     def forward(self) -> torch.Tensor:
         if not self.learned:
