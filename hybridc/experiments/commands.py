@@ -29,7 +29,8 @@ def _say(text: str) -> None:
 @click.option("--preset", default="cpu", show_default=True, help="cpu, mad or a grid point (e.g. mad-length256).")
 @click.option("--steps", type=click.IntRange(min=1), default=300, show_default=True, help="Training steps per run.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
-@click.option("--lrs", default="1e-3", show_default=True, help="Learning rates to try; the best on validation wins.")
+@click.option("--lrs", default="1e-3", show_default=True,
+              help="Learning rates to try; the best on validation wins (benchmarks/mad.py tries 1e-3,3e-3,1e-2).")
 @click.option("--weight-decay", type=float, default=0.0, show_default=True)
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Output directory (default runs/<name>-mad).")
