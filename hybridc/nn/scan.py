@@ -7,7 +7,7 @@ modeling_mamba.py in transformers 5.23)::
 
     dt    = softplus(delta + delta_bias)                  (each step only if asked)
     a_t   = exp(dt_t * A)                                 (b, d, N) per token
-    h_t   = a_t * h_{t-1} + dt_t * B_t * u_t,  h_{-1} = 0  (b, d, N)
+    h_t   = a_t * h_{t-1} + dt_t * B_t * u_t,  h_{-1} = 0  (b, d, N)  (or a given initial state)
     y_t   = sum_n C_t[n] h_t[:, :, n]                     (b, d)
     y     = (y + D * u) * silu(z)                         (each term only if given)
 
@@ -67,6 +67,7 @@ def selective_scan(
     chunk_size: int | None = None,
     max_tile_elements: int = DEFAULT_MAX_TILE_ELEMENTS,
     return_last_state: bool = False,
+    initial_state: torch.Tensor | None = None,  # (b, d, N)
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:  # (b, d, T) [, (b, d, N)]
     """Mamba's selective scan (see the module doc for the math, backends and dtypes).
 
@@ -74,13 +75,19 @@ def selective_scan(
     tune the chunked backend; by default the chunk is about the square root of the tokens per tile.
     ``return_last_state``: also return the state after the last token, h_{T-1} (b, d, N) in the
     scan's compute dtype (float32 or wider), as a cached prefill needs it; it carries no gradient.
+    ``initial_state``: h_{-1} instead of zeros (several tokens after a generation cache's state); the
+    chunked and reference backends take it (with its gradient), mamba-ssm's kernel does not.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown selective-scan backend {backend!r}; expected one of {BACKENDS}")
     _check_shapes(u, delta, A, B, C, D, z, delta_bias)
-    if backend == "auto":
-        backend = "cuda" if u.is_cuda and _mamba_ssm_scan() is not None else "chunked"
+    if initial_state is not None and tuple(initial_state.shape) != (u.shape[0], u.shape[1], A.shape[1]):
+        raise ValueError(f"initial_state must have shape {(u.shape[0], u.shape[1], A.shape[1])}, "
+                         f"got {tuple(initial_state.shape)}")
+    backend = resolve_backend(backend, u)
     if backend == "cuda":
+        if initial_state is not None:
+            raise ValueError("selective-scan backend 'cuda' (mamba-ssm) takes no initial_state")
         return _scan_cuda(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
 
     input_dtype = u.dtype
@@ -90,16 +97,23 @@ def selective_scan(
     if delta_softplus:
         dt = F.softplus(dt)
     if backend == "reference":
-        y, last = _scan_reference(u, dt, A, B, C)
+        y, last = _scan_reference(u, dt, A, B, C, initial_state)
     else:
         y, last = chunked_scan(u, dt, A, B, C, chunk_size=chunk_size, max_tile_elements=max_tile_elements,
-                               return_last_state=True)
+                               return_last_state=True, initial_state=initial_state)
         y = y.to(torch.promote_types(input_dtype, C.dtype))
     if D is not None:
         y = y + u * D[None, :, None]
     if z is not None:
         y = y * F.silu(z)
     return (y, last) if return_last_state else y
+
+
+def resolve_backend(backend: str, u: torch.Tensor) -> str:
+    """The backend that runs: "auto" is "cuda" when mamba-ssm imports and ``u`` is on CUDA, else "chunked"."""
+    if backend == "auto":
+        return "cuda" if u.is_cuda and _mamba_ssm_scan() is not None else "chunked"
+    return backend
 
 
 def _check_shapes(u, delta, A, B, C, D, z, delta_bias) -> None:
@@ -130,8 +144,10 @@ def _scan_reference(
     A: torch.Tensor,  # (d, N)
     B: torch.Tensor,  # (b, N, T)
     C: torch.Tensor,  # (b, N, T)
+    initial_state: torch.Tensor | None = None,  # (b, d, N)
 ) -> tuple[torch.Tensor, torch.Tensor]:  # (b, d, T) u's dtype, last state (b, d, N)
-    """transformers' recurrent loop, expression for expression, over ``unbind`` views of time."""
+    """transformers' recurrent loop, expression for expression, over ``unbind`` views of time
+    (from ``initial_state`` when given, as float32 or wider)."""
     b, d, T = u.shape
     input_dtype = u.dtype
     B = B.transpose(1, 2)  # (b, T, N)
@@ -139,6 +155,8 @@ def _scan_reference(
     discrete_A = torch.exp(A[None, :, None, :] * dt[:, :, :, None])  # (b, d, T, N)
     deltaB_u = dt[:, :, :, None] * B[:, None, :, :].float() * u[:, :, :, None].float()
     state = torch.zeros(b, d, A.shape[-1], dtype=input_dtype, device=u.device)
+    if initial_state is not None:
+        state = initial_state.to(torch.promote_types(torch.float32, initial_state.dtype))
     outputs = []
     for a_t, x_t, c_t in zip(discrete_A.unbind(2), deltaB_u.unbind(2), C.unbind(1)):
         state = a_t * state + x_t
@@ -183,9 +201,10 @@ def chunked_scan(
     chunk_size: int | None = None,
     max_tile_elements: int = DEFAULT_MAX_TILE_ELEMENTS,
     return_last_state: bool = False,
+    initial_state: torch.Tensor | None = None,  # (b, d, N)
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:  # (b, d, T) [, (b, d, N)] in the compute dtype
     """The bare recurrence ``y_t = C_t . h_t`` (no bias, softplus, D or z), chunked backend;
-    ``return_last_state``: also h_{T-1} (no gradient flows through it).
+    ``return_last_state``: also h_{T-1} (no gradient flows through it); ``initial_state``: h_{-1}.
 
     Computes in float32, or float64 when any input is float64.
     """
@@ -194,11 +213,13 @@ def chunked_scan(
     dtype = torch.float32
     for x in (u, dt, A, B, C):
         dtype = torch.promote_types(dtype, x.dtype)
+    h0 = initial_state.to(dtype) if initial_state is not None else None
     if T == 0:
-        y, last = (u * dt).to(dtype), u.new_zeros(b, d, N, dtype=dtype)
+        y = (u * dt).to(dtype)
+        last = h0.detach().clone() if h0 is not None else u.new_zeros(b, d, N, dtype=dtype)
     else:
         L, G = plan_chunks(T, b * d * N, chunk_size, max_tile_elements)
-        y, last = _ChunkedScan.apply(u.to(dtype), dt.to(dtype), A.to(dtype), B.to(dtype), C.to(dtype), L, G)
+        y, last = _ChunkedScan.apply(u.to(dtype), dt.to(dtype), A.to(dtype), B.to(dtype), C.to(dtype), L, G, h0)
     return (y, last) if return_last_state else y
 
 
@@ -252,7 +273,8 @@ class _ChunkedScan(torch.autograd.Function):
 
     Layouts inside: per-token tensors as (b, K, L, c) (``_chunked_view``), states as
     (b, chunks, N, d) so that the wide d is innermost. Padding tokens have dt = 0 (decay 1) and
-    zero input, so they carry the state unchanged and receive zero gradient.
+    zero input, so they carry the state unchanged and receive zero gradient. The state before the
+    first token is zero or ``h0`` (b, d, N); its gradient is what the backward carries out of the first tile.
 
     Chunks are processed in tiles of G, in order (backward: in reverse), carrying the state (the
     gradient) from tile to tile. Within a tile, every loop step is one batched op over its chunks:
@@ -262,7 +284,7 @@ class _ChunkedScan(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, u, dt, A, B, C, L: int, G: int):
+    def forward(ctx, u, dt, A, B, C, L: int, G: int, h0=None):
         b, d, T = u.shape
         N = A.shape[1]
         K = -(-T // L)
@@ -276,7 +298,10 @@ class _ChunkedScan(torch.autograd.Function):
         h_buf = u.new_empty(b, width, N, d)
         decay_buf = torch.empty_like(h_buf)  # product of each chunk's decays
         y_buf = u.new_empty(L, b, width, 1, d)
-        h_start[:, 0].zero_()
+        if h0 is None:
+            h_start[:, 0].zero_()
+        else:
+            h_start[:, 0].copy_(h0.transpose(1, 2))
         for k0 in range(0, K, G):
             k1 = min(K, k0 + G)
             n = k1 - k0
@@ -375,4 +400,5 @@ class _ChunkedScan(torch.autograd.Function):
             _unchunk(g_C, T),
             None,
             None,
+            carry.transpose(1, 2) if ctx.needs_input_grad[7] else None,  # dL/dh0
         )

@@ -184,3 +184,38 @@ def test_cached_prefill_with_our_scan_fills_the_cache_as_transformers_does(lengt
         assert ssm.dtype == ref_ssm.dtype and scaled_diff(ssm, ref_ssm) <= TOL
         assert ref_ssm.abs().max() > 0
     assert scaled_diff(logits, ref_logits) <= TOL
+
+
+def chunked_feed(model: nn.Module, x: torch.Tensor, mask, backend: str, cuts=(7, 16, 17)) -> torch.Tensor:
+    """Feed x through segments [0, 2), [2, 3) with a cache, in pieces cut at ``cuts``: (B, T, V) logits."""
+    adapter = MambaAdapter(model, scan_backend=backend)
+    segments = [adapter.segment(0, 2), adapter.segment(2, 3)]
+    cache = adapter.new_cache()
+    logits, bounds = [], [0, *cuts, x.shape[1]]
+    for start, stop in zip(bounds, bounds[1:]):
+        h = adapter.embedding()(x[:, start:stop])
+        context = adapter.prepare(h, None if mask is None else mask[:, :stop], None, cache)
+        for segment in segments:
+            h = segment(h, context=context)
+        logits.append(adapter.lm_head()(h))
+    return torch.cat(logits, dim=1)
+
+
+@pytest.mark.parametrize("mask_kind", [None, "left"])
+def test_several_tokens_after_a_filled_cache_continue_its_state(mask_kind, monkeypatch) -> None:
+    """Pieces of several tokens after the prefill run our scan from the cached state (not a token loop)
+    and give the logits of one full forward, as transformers' token-by-token path does."""
+    import hybridc.components.adapters.mamba_fast as fast
+
+    model = mamba(seed=7).eval()
+    x, mask = ids(7), padding(mask_kind)
+    started = []
+    scan = fast.selective_scan
+    monkeypatch.setattr(fast, "selective_scan", lambda *a, **k: started.append(k["initial_state"] is not None)
+                        or scan(*a, **k))
+    with torch.no_grad():
+        full = model(x, attention_mask=mask).logits
+        ours = chunked_feed(model, x, mask, "chunked")
+        theirs = chunked_feed(model, x, mask, "transformers")
+    assert scaled_diff(ours, full) <= TOL and scaled_diff(theirs, full) <= TOL
+    assert started.count(True) == 3 * 2 and started.count(False) == 3  # 3 layers: 2 continuations, 1 prefill

@@ -334,3 +334,55 @@ def test_empty_sequence_last_state_is_zero() -> None:
     for backend in ("chunked", "reference"):
         y, last = selective_scan(**inputs, delta_softplus=True, backend=backend, return_last_state=True)
         assert y.shape == (2, 3, 0) and torch.equal(last, torch.zeros(2, 3, 2))
+
+
+# ---- an initial state (several tokens after a generation cache's state) ----------------------------
+
+
+def pieces_of(inputs: dict[str, torch.Tensor], cut: int) -> tuple[dict, dict]:
+    """The scan inputs of tokens [0, cut) and [cut, T)."""
+    timed = {"u", "delta", "B", "C", "z"}
+    first = {k: (v[..., :cut] if k in timed else v) for k, v in inputs.items()}
+    second = {k: (v[..., cut:] if k in timed else v) for k, v in inputs.items()}
+    return first, second
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    b=st.integers(1, 3), d=st.integers(1, 6), N=st.integers(1, 5), T=st.integers(2, 60), data=st.data(),
+    chunk_size=st.one_of(st.none(), st.integers(1, 50)),
+    max_tile_elements=st.sampled_from([1, 300, 5000, 1 << 23]),
+    seed=st.integers(0, 2**16),
+)
+def test_a_scan_in_two_pieces_equals_the_whole(
+    b: int, d: int, N: int, T: int, data, chunk_size: int | None, max_tile_elements: int, seed: int
+) -> None:
+    cut = data.draw(st.integers(1, T - 1))
+    inputs = {k: v.detach() for k, v in make_inputs(b, d, T, N, seed=seed, delta_scale=3.0).items()}
+    options = dict(delta_softplus=True, return_last_state=True, chunk_size=chunk_size,
+                   max_tile_elements=max_tile_elements)
+    y, last = selective_scan(**inputs, backend="reference", **options)
+    first, second = pieces_of(inputs, cut)
+    for backend in ("reference", "chunked"):
+        y1, h = selective_scan(**first, backend=backend, **options)
+        y2, end = selective_scan(**second, backend=backend, initial_state=h, **options)
+        assert scaled_diff(torch.cat([y1, y2], -1), y) <= TOL, backend
+        assert scaled_diff(end, last) <= TOL, backend
+
+
+def test_initial_state_gradients_match_the_reference() -> None:
+    inputs = make_inputs(2, 4, 23, 3, seed=9, delta_scale=2.0)
+    inputs["initial_state"] = torch.randn(2, 4, 3, generator=torch.Generator().manual_seed(2)).requires_grad_()
+    ref = scan_and_grads(inputs, "reference")
+    out = scan_and_grads(inputs, "chunked", chunk_size=5, max_tile_elements=300)
+    for name in ref:
+        assert scaled_diff(out[name], ref[name]) <= TOL, name
+    assert ref["initial_state"].abs().max() > 0
+
+
+def test_initial_state_is_checked_and_not_for_mamba_ssm() -> None:
+    inputs = {k: v.detach() for k, v in make_inputs(1, 3, 5, 2).items()}
+    with pytest.raises(ValueError, match="initial_state must have shape"):
+        selective_scan(**inputs, initial_state=torch.zeros(1, 3, 3))
+    with pytest.raises(ValueError, match="takes no initial_state"):
+        selective_scan(**inputs, backend="cuda", initial_state=torch.zeros(1, 3, 2))

@@ -5,11 +5,11 @@ Segments run each block through ``mamba_fast.block_forward`` with a selectable s
 CPU scan), "chunked", "reference", "cuda", or "transformers" (call the block itself: transformers'
 own path, whose CPU scan is a token loop with a backward quadratic in T).
 
-With a cache (a ``StepContext`` whose ``cache`` is set), the first forward (prefill) runs the segment's
-scan backend and fills the cache's conv and SSM states from it (the scan returns its last state);
-later forwards run transformers' own path, ``block(h, cache_params=cache, attention_mask=...)``: one
-token is its recurrent update, and several new tokens after a filled cache run one at a time
-(transformers' full-sequence scan would restart from a zero state).
+With a cache (a ``StepContext`` whose ``cache`` is set), a forward of several tokens runs the segment's
+scan backend from the cache's state and leaves its conv and SSM states in the cache (the scan returns
+its last state); one token runs transformers' own path, ``block(h, cache_params=cache, ...)``, its
+recurrent update. Where the scan cannot start from a state (transformers' own full-sequence scan, or
+mamba-ssm's kernel), several tokens after a filled cache run one at a time.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from transformers.cache_utils import Cache, LinearAttentionCacheLayerMixin
 
+from ...nn.scan import resolve_backend
 from .base import ComponentAdapter, Segment, StepContext, layer_output
 from .mamba_fast import block_forward, check_scan_backend
 
@@ -80,15 +81,17 @@ def cached_block_forward(
 ) -> torch.Tensor:  # (B, T, d)
     """``block(h, cache_params=cache, attention_mask=mask)``, right also for T > 1 after a filled cache.
 
-    A prefill (no state yet) runs ``block_forward`` with ``backend``, which fills the cache.
-    ``MambaMixer`` runs T > 1 tokens through its full-sequence scan from a zero state even when the
-    cache holds one (it keeps the conv state, drops the SSM state); then feed the tokens one by one.
+    Several tokens run ``block_forward`` with ``backend``, from the cache's state. ``MambaMixer`` (the
+    "transformers" backend) runs T > 1 tokens through its full-sequence scan from a zero state even
+    when the cache holds one (it keeps the conv state, drops the SSM state), and mamba-ssm's kernel
+    takes no initial state: then, after a filled cache, the tokens are fed one by one.
     """
     length = h.shape[1]
-    if not cache.has_previous_state(block.layer_idx):
-        return layer_output(block_forward(block, h, mask, backend=backend, cache=cache))
-    if length == 1:
+    started = cache.has_previous_state(block.layer_idx)
+    if length == 1 and started:
         return layer_output(block(h, cache_params=cache, attention_mask=mask))
+    if not started or not restarts_from_zero(backend, h):
+        return layer_output(block_forward(block, h, mask, backend=backend, cache=cache))
     steps = [
         layer_output(
             block(h[:, t : t + 1], cache_params=cache, attention_mask=None if mask is None else mask[:, t : t + 1])
@@ -96,6 +99,11 @@ def cached_block_forward(
         for t in range(length)
     ]
     return torch.cat(steps, dim=1)
+
+
+def restarts_from_zero(backend: str, h: torch.Tensor) -> bool:
+    """Whether ``backend``'s full-sequence scan can only start from a zero state (on ``h``'s device)."""
+    return backend == "transformers" or resolve_backend(backend, h) == "cuda"
 
 
 def recurrent_context(

@@ -10,9 +10,10 @@ objects, and hands the scan to ``hybridc.nn.scan.selective_scan`` with a chosen 
 Shapes: B batch, T tokens, d hidden size, I intermediate size (d_inner), N state size,
 R time-step rank.
 
-With a generation cache, only the first forward (prefill) runs here: it fills the cache's conv and SSM
-states as ``MambaMixer.forward`` does (the scan returns its last state); decode steps stay with
-transformers' recurrent update. Not reproduced: the fused training path
+With a generation cache, full-sequence forwards run here: the prefill, and several tokens after a
+filled cache (the scan starts from the cache's SSM state, the conv from its stored inputs); both leave
+the cache as ``MambaMixer.forward`` would (the scan returns its last state). Single-token decode steps
+stay with transformers' recurrent update. Not reproduced: the fused training path
 ``mamba_inner_fn`` (it exists only with mamba-ssm on CUDA, where the "cuda" scan backend runs
 mamba-ssm's scan kernel instead), gradient checkpointing of the block, and accelerate offload hooks.
 """
@@ -46,8 +47,9 @@ def block_forward(
 ) -> torch.Tensor:  # (B, T, d); float32 when residual_in_fp32
     """``MambaBlock.forward(hidden_states, attention_mask=..., cache_params=cache)`` for a full sequence.
 
-    ``backend`` is a ``selective_scan`` backend, or "transformers" to call the block itself. ``cache``:
-    a generation cache with no state yet for this block's layer (a prefill), which this fills.
+    ``backend`` is a ``selective_scan`` backend, or "transformers" to call the block itself (whose scan
+    restarts from zero: with ``cache``, for a prefill only). ``cache``: a generation cache, which this
+    extends by the T tokens.
     """
     if check_scan_backend(backend) == "transformers":
         return block(hidden_states, attention_mask=attention_mask, cache_params=cache)
@@ -66,8 +68,9 @@ def mixer_forward(
     backend: str = "auto",
     cache: Cache | None = None,
 ) -> torch.Tensor:  # (B, T, d)
-    """``MambaMixer.forward`` for a full sequence, the scan by ``selective_scan``; with ``cache`` (a
-    prefill: no state yet for the mixer's layer) it also stores the conv inputs and the scan's last state.
+    """``MambaMixer.forward`` for a full sequence, the scan by ``selective_scan``; with ``cache`` the conv
+    and the scan continue from its state (if it has one for the mixer's layer), and it keeps the new
+    conv inputs and the scan's last state.
 
     Same operations as transformers in the same order, with one deliberate layout change: the
     time steps are computed token-major, ``dt_proj.weight @ ts^T`` as ``(ts @ W^T)^T`` (the same
@@ -80,7 +83,11 @@ def mixer_forward(
     A = -torch.exp(mixer.A_log.float())  # (I, N)
     x, gate = projected_states.chunk(2, dim=1)  # (B, I, T) each
     length = x.shape[-1]
-    if cache is not None:  # keeps the last conv_kernel_size inputs; returns x (left-padded when shorter)
+    initial_state = None
+    if cache is not None:
+        initial_state = cache.get_recurrent_state(mixer.layer_idx)  # None before the first forward
+        # keeps the last conv_kernel_size inputs; returns the stored ones followed by x (at a prefill: x,
+        # left-padded when shorter than the kernel)
         x = cache.update_conv_state(x, mixer.layer_idx, conv_kernel_size=mixer.conv_kernel_size)
     x = causal_conv1d_fn(x, mixer.conv1d.weight.squeeze(1), mixer.conv1d.bias, activation=mixer.activation)
     x = x[..., x.shape[-1] - length:]  # (B, I, T)
@@ -102,6 +109,7 @@ def mixer_forward(
         delta_softplus=True,
         backend=backend,
         return_last_state=cache is not None,
+        initial_state=initial_state,
     )  # (B, I, T) [, (B, I, N)]
     if cache is not None:
         y, last_state = scanned
