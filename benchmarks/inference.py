@@ -41,8 +41,6 @@ import torch
 
 
 def build(args, vocab: int, tmp: Path):
-    from hybridc.components.adapters import load_adapter
-    from hybridc.components.registry import get_family
     from hybridc.discretize import discretize_model
     from hybridc.nn.hybrid import lower
     from hybridc.spec import load_spec

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -30,8 +31,6 @@ def load_hybrid(path: Path, device: str = "cpu"):
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     directory = model_directory(path)
-    import json
-
     model_type = json.loads((directory / "config.json").read_text()).get("model_type")
     if model_type != "hybridc":
         raise RunError(f"{directory} holds a plain {model_type} model, not a hybrid",

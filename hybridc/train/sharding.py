@@ -26,8 +26,6 @@ from torch import nn
 
 from ..nn.hybrid import HybridModel
 
-SHARDING = ("ddp", "fsdp")
-
 
 def is_sharded(model: nn.Module) -> bool:
     from torch.distributed.fsdp import FSDPModule

@@ -132,8 +132,15 @@ class ComponentAdapter(ABC):
         Call it once per forward, before any segment of the component runs (the segments update the
         cache). Positions default to past..past+T-1. ``h``'s dtype matters: eager masks and rotary
         tables are built in it, so pass a tensor of the dtype the segments will receive.
+
+        Default: the attention families' context (``attention_context``, with ``rotary_embedding()``);
+        recurrent families override it.
         """
-        raise NotImplementedError(f"the {self.family_name} adapter does not support cached decoding")
+        return attention_context(self.config, h, attention_mask, position_ids, cache, self.rotary_embedding())
+
+    def rotary_embedding(self) -> nn.Module | None:
+        """The family's rotary embedding module (positions -> (cos, sin)), None when it has none."""
+        return None
 
     def check_range(self, start: int, stop: int) -> None:
         """Raise ValueError unless [start, stop) is a non-empty range of this model's layers."""

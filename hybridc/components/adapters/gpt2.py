@@ -75,4 +75,4 @@ class GPT2Adapter(ComponentAdapter):
         """Default positions past ``n_positions`` are rejected (the learned table ends there)."""
         if cache is not None and position_ids is None:
             check_length(cache, h.shape[1], self.config.n_positions, "positions of GPT-2's position table")
-        return attention_context(self.config, h, attention_mask, position_ids, cache)
+        return super().prepare(h, attention_mask, position_ids, cache)

@@ -74,4 +74,4 @@ class GPTNeoAdapter(ComponentAdapter):
         """Keys are limited to ``max_position_embeddings`` (each layer's ``bias`` buffer) whatever the positions."""
         if cache is not None:
             check_length(cache, h.shape[1], self.config.max_position_embeddings, "keys GPT-Neo's attention holds")
-        return attention_context(self.config, h, attention_mask, position_ids, cache)
+        return super().prepare(h, attention_mask, position_ids, cache)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from transformers.cache_utils import Cache
 
 from .base import ComponentAdapter, Segment, StepContext, attention_context, layer_output
 
@@ -69,12 +68,5 @@ class LlamaAdapter(ComponentAdapter):
     def lm_head(self) -> nn.Module:
         return self.model.lm_head
 
-    def prepare(
-        self,
-        h: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        cache: Cache | None = None,
-    ) -> StepContext:
-        rotary = self.model.model.rotary_emb
-        return attention_context(self.config, h, attention_mask, position_ids, cache, rotary)
+    def rotary_embedding(self) -> nn.Module:
+        return self.model.model.rotary_emb

@@ -30,8 +30,9 @@ class MambaSegment(Segment):
     ``MambaModel.forward`` does: the mixer multiplies its input and its conv output by it (padding
     positions contribute nothing to the scan state).
 
-    With a context holding a cache: transformers' block path with ``cache_params`` (see the module
-    doc) and the context's mask, the last T columns of the padding mask.
+    With a context holding a cache: ``cached_block_forward`` (our scan from the cached state for several
+    tokens, transformers' recurrent update for one; see the module doc) and the context's mask, the
+    last T columns of the padding mask.
 
     ``scan_backend`` (an attribute, may be changed later) picks how blocks run: see the module doc.
     """
