@@ -279,14 +279,18 @@ def train(spec: Path, out_dir: Path | None, resume: bool, max_steps: int | None,
 @click.argument("model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--data", "data_expr", required=True, help="A data expression, e.g. 'text(corpus.txt, block=256)'.")
 @click.option("--split", type=click.Choice(["train", "valid", "test"]), default="test", show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Sequences per batch (default: the batch the run evaluated its test split with, else 8).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
-def eval_cmd(model_dir: Path, data_expr: str, split: str, batch_size: int, device: str) -> None:
-    """Evaluate a run (its final/) or a saved hybrid on a data split: loss, perplexity, accuracy."""
+@click.option("--seed", type=int, default=None,
+              help="Seed of the data split (default: the model's spec seed, so a run's splits are its own).")
+def eval_cmd(model_dir: Path, data_expr: str, split: str, batch_size: int | None, device: str,
+             seed: int | None) -> None:
+    """Evaluate a run (its final/), a saved hybrid or a plain export on a data split: loss, perplexity, accuracy."""
     from .train.evaluate import evaluate_directory
 
     _quiet_libraries()
-    result = evaluate_directory(model_dir, data_expr, split=split, batch_size=batch_size, device=device)
+    result = evaluate_directory(model_dir, data_expr, split=split, batch_size=batch_size, device=device, seed=seed)
     for key, value in result.items():
         click.echo(f"{key}: {value:.6g}" if isinstance(value, float) else f"{key}: {value}")
 

@@ -10,6 +10,7 @@ without hybridc).
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,11 @@ import torch
 
 from .components.adapters import build_model, load_adapter
 from .components.registry import get_family
+from .data.tokenizer import save_tokenizer
 from .errors import CompileError
+from .generate import EXPORT_RECORD
+from .io import atomic_write_text
+from .model_card import model_card
 from .graph.discretize import select
 from .nn.hybrid import HybridModel, lower
 
@@ -36,6 +41,7 @@ def discretize_model(model: HybridModel, selection: list[str] | None = None) -> 
     if missing:
         raise CompileError(f"discretization lost parameters {missing[:3]}")
     small.load_state_dict({k: state[k] for k in wanted}, strict=True)
+    small.set_tokenizer(model.get_tokenizer(), model.tokenizer_problem)
     return small.to(next(model.parameters()).device)
 
 
@@ -83,18 +89,33 @@ class Exported:
 
 
 def export(model: HybridModel, out_dir: Path) -> Exported:
-    """Write the discretized model to ``out_dir`` (replaced atomically)."""
+    """Write the discretized model to ``out_dir`` (replaced atomically), with its tokenizer, generation
+    config and model card. A plain export also holds ``hybridc.json``: the lock of the hybrid it came
+    from and the selection (``hybridc eval`` reads the task, seed and tokenizer kind there; transformers
+    ignores it)."""
     small = discretize_model(model)
     name = single_component(small)
     out_dir = Path(out_dir)
     tmp = out_dir.parent / f".{out_dir.name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     if name is not None:
-        export_component(small, name).save_pretrained(tmp)
+        plain = export_component(small, name)
+        tokenizer = small.get_tokenizer()
+        if tokenizer is not None:
+            plain.generation_config.pad_token_id = tokenizer.pad_id
+            plain.generation_config.eos_token_id = tokenizer.eos_id
+        plain.save_pretrained(tmp)
+        if tokenizer is not None:
+            save_tokenizer(tokenizer, tmp)
         kind = small.resolved_spec.component(name).family
+        record = {"hybridc_export": 1, "component": name, "selection": list(small.graph.selection),
+                  "lock": small.config.lock}
+        atomic_write_text(tmp / EXPORT_RECORD, json.dumps(record, indent=2) + "\n")
+        atomic_write_text(tmp / "README.md", model_card(small, plain_family=kind))
     else:
         small.save_pretrained(tmp)
         kind = "hybrid"
+        atomic_write_text(tmp / "README.md", model_card(small))
     if out_dir.exists():
         shutil.rmtree(out_dir)
     tmp.rename(out_dir)

@@ -64,7 +64,8 @@ def test_compile_writes_lock_plan_and_graph(tmp_path):
     assert result.exit_code == 0, result.output
     assert "as the graph says" in result.output and "parameters by group" in result.output
     lock = yaml.safe_load((out / "spec.lock.yaml").read_text())
-    assert lock["resolved"]["components"]["ssm"]["blocks"] == ["0..1", "1..3"]
+    assert [c["name"] for c in lock["resolved"]["components"]] == ["attn", "ssm"]  # the spec's order, a list
+    assert lock["resolved"]["components"][1]["blocks"] == ["0..1", "1..3"]
     assert lock["spec"]["hybrid"]["mixture"] == "search"
     plan = json.loads((out / "plan.json").read_text())
     assert [s["kind"] for s in plan["stages"]] == ["search", "discretize", "retrain"]

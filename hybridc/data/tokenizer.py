@@ -156,3 +156,59 @@ def load_hf_tokenizer(location: str, revision: str | None, *, name: str, what: s
 def _first_line(err: BaseException) -> str:
     text = str(err).strip()
     return text.splitlines()[0] if text else "no details"
+
+
+# ---- tokenizers inside model directories ---------------------------------------------------------
+
+BYTE_SPECIAL_TOKENS = {"<pad>": 256, "<bos>": 257, "<eos>": 258}
+
+
+def _byte_to_unicode() -> dict[int, str]:
+    """GPT-2's reversible map of the 256 byte values to printable characters (what the ``tokenizers``
+    library's ByteLevel pre-tokenizer produces)."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    chars, extra = {}, 0
+    for b in range(256):
+        if b in printable:
+            chars[b] = chr(b)
+        else:
+            chars[b] = chr(256 + extra)
+            extra += 1
+    return chars
+
+
+def byte_tokenizer_as_hf():
+    """``tokenizer: bytes`` as a transformers ``PreTrainedTokenizerFast`` with the same ids (byte b is id
+    b; pad 256, bos 257, eos 258), so ``AutoTokenizer.from_pretrained`` of a saved hybrid gives it back."""
+    from tokenizers import Tokenizer as RustTokenizer
+    from tokenizers import decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {char: b for b, char in _byte_to_unicode().items()}
+    rust = RustTokenizer(models.BPE(vocab=vocab, merges=[]))
+    rust.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    rust.decoder = decoders.ByteLevel()
+    rust.add_special_tokens(list(BYTE_SPECIAL_TOKENS))  # ids 256, 257, 258, in this order
+    return PreTrainedTokenizerFast(tokenizer_object=rust, pad_token="<pad>", bos_token="<bos>", eos_token="<eos>",
+                                   model_max_length=1_000_000_000, split_special_tokens=True)
+
+
+def save_tokenizer(tokenizer: Tokenizer, directory) -> None:
+    """Write ``tokenizer``'s files into a model directory (``AutoTokenizer.from_pretrained`` reads them)."""
+    hf = byte_tokenizer_as_hf() if isinstance(tokenizer, ByteTokenizer) else tokenizer.tokenizer
+    hf.save_pretrained(str(directory))
+
+
+def saved_tokenizer(tokenizer_field: str, directory) -> Tokenizer | None:
+    """The tokenizer saved in a model directory (or Hub repository) by ``save_tokenizer``; ``bytes``
+    needs no files. None when the directory holds no tokenizer files."""
+    from pathlib import Path
+
+    from ..spec.checks import TOKENIZER_FILES
+
+    if tokenizer_field == BYTES_TOKENIZER:
+        return ByteTokenizer()
+    path = Path(directory)
+    if path.is_dir() and not any((path / name).is_file() for name in TOKENIZER_FILES):
+        return None
+    return load_hf_tokenizer(str(directory), None, name=tokenizer_field, what=f"the tokenizer saved in {directory}")

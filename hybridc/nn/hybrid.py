@@ -21,7 +21,8 @@ from transformers.modeling_outputs import CausalLMOutputWithPast, SequenceClassi
 
 from ..components.adapters import build_model, load_adapter, load_pretrained
 from ..components.registry import get_family
-from ..errors import CompileError
+from ..data.tokenizer import Tokenizer, load_tokenizer, save_tokenizer, saved_tokenizer
+from ..errors import CompileError, RunError
 from ..graph.build import build_graph
 from ..graph.discretize import discretize_graph
 from ..graph.model import BlockGraph
@@ -75,10 +76,15 @@ class HybridModel(PreTrainedModel, GenerationMixin):
     _supports_sdpa = True
     _no_split_modules: list[str] = []
 
+    required_task: str | None = None  # set by the task classes the Auto classes load (HybridForCausalLM, ...)
+
     def __init__(self, config: HybridConfig, components: Mapping[str, nn.Module] | None = None,
                  resolved: ResolvedSpec | None = None):
         super().__init__(config)
         rs = resolved or config.resolved()
+        if self.required_task is not None and rs.spec.task.kind != self.required_task:
+            raise CompileError(f"this hybrid's task is {rs.spec.task}, not {self.required_task}",
+                               f"load it with {AUTO_CLASS_OF_TASK[rs.spec.task.kind]} (or AutoModel, or HybridModel)")
         self.resolved_spec = rs
         self.graph = graph_of(rs, config.selection)
         models = dict(components or {})
@@ -90,10 +96,16 @@ class HybridModel(PreTrainedModel, GenerationMixin):
                 models[name] = build_model(get_family(rc.family), rc.config, seed=derived_seed(seed, "component", name))
         adapters = {name: load_adapter(get_family(rs.component(name).family), models[name]) for name in used}
         self._adapters = adapters  # plain references (their parts are registered below) for cached decoding
+        # Each component module's own transformers model, whose _init_weights knows its buffers.
+        self._owners = {id(module): models[name] for name in used for module in models[name].modules()}
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(derived_seed(seed, "hybrid"))
             self._build(adapters)
         self._tied_weights_keys = self._tied_heads()
+        self._tokenizer: Tokenizer | None = None
+        self._tokenizer_known = False  # _tokenizer (None included) is the answer
+        self._tokenizer_home: str | None = None  # the directory this model was loaded from
+        self.tokenizer_problem: str | None = None  # why get_tokenizer() returns None
         self.post_init()
 
     # ---- construction from the graph ----------------------------------------------------------
@@ -147,10 +159,16 @@ class HybridModel(PreTrainedModel, GenerationMixin):
         return tied
 
     def _init_weights(self, module: nn.Module) -> None:
-        """Parts are initialised when built (components by their family, projectors by kind); only the
-        rotary embeddings' non-persistent buffers (not in checkpoints) are recomputed here."""
-        if "RotaryEmbedding" in type(module).__name__ and hasattr(module, "original_inv_freq"):
-            super()._init_weights(module)
+        """Parts are initialised when built (components by their family, projectors by kind). What no
+        checkpoint holds, a component module's non-persistent buffers (GPT-Neo's causal and local masks,
+        rotary inverse frequencies, ...), is computed by the owning component's own ``_init_weights``,
+        as its family's ``from_pretrained`` does (loaded parameters are left alone: transformers' init
+        functions skip tensors it marked as loaded)."""
+        if not module._non_persistent_buffers_set:
+            return
+        owner = self._owners.get(id(module))
+        if owner is not None:
+            owner._init_weights(module)
 
     # ---- forward --------------------------------------------------------------------------------
     def alphas(self) -> torch.Tensor:
@@ -219,6 +237,53 @@ class HybridModel(PreTrainedModel, GenerationMixin):
         output = SequenceClassifierOutput if self.head.pool else TokenClassifierOutput
         return output(loss=loss, logits=logits)
 
+    # ---- saving and loading -----------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """``PreTrainedModel.from_pretrained``; the model remembers where it came from, so that
+        ``get_tokenizer`` reads the tokenizer saved beside it (nothing outside the directory is read)."""
+        loaded = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded
+        model._tokenizer_home = str(pretrained_model_name_or_path)
+        return loaded
+
+    def save_pretrained(self, save_directory, *args, **kwargs) -> None:
+        """``PreTrainedModel.save_pretrained`` (config.json with the lock, model.safetensors,
+        generation_config.json) plus the hybrid's tokenizer files (see ``get_tokenizer``), so the directory
+        is self-contained: ``from_pretrained`` and ``AutoTokenizer.from_pretrained`` need nothing else."""
+        tokenizer = self.get_tokenizer()
+        if tokenizer is not None:
+            self.generation_config.pad_token_id = tokenizer.pad_id
+            self.generation_config.eos_token_id = tokenizer.eos_id
+            self.generation_config.bos_token_id = getattr(tokenizer, "bos_id", None)
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if tokenizer is not None and kwargs.get("is_main_process", True):
+            save_tokenizer(tokenizer, save_directory)
+
+    def get_tokenizer(self) -> Tokenizer | None:
+        """The hybrid's tokenizer (the spec's ``tokenizer``): the one saved in the directory this model was
+        loaded from, else loaded from its source (a component's directory or Hub id, a tokenizer directory,
+        ``hf:<id>``; ``bytes`` needs none). None when there is none: a from-scratch component's, or a source
+        without tokenizer files (``tokenizer_problem`` says why)."""
+        if not self._tokenizer_known:
+            field = self.resolved_spec.spec.tokenizer
+            try:
+                if self._tokenizer_home is not None:
+                    tokenizer = saved_tokenizer(field, self._tokenizer_home)
+                    problem = None if tokenizer is not None else f"{self._tokenizer_home} holds no tokenizer files"
+                else:
+                    tokenizer = load_tokenizer(self.resolved_spec)
+                    problem = None if tokenizer is not None else (
+                        f"the tokenizer is component '{field}', which is built from scratch and has none")
+            except RunError as err:
+                tokenizer, problem = None, err.render().removeprefix("error: ")
+            self.set_tokenizer(tokenizer, problem)
+        return self._tokenizer
+
+    def set_tokenizer(self, tokenizer: Tokenizer | None, problem: str | None = None) -> None:
+        """Give the model its tokenizer (one already loaded, or another model's: ``discretize`` passes it on)."""
+        self._tokenizer, self._tokenizer_known, self.tokenizer_problem = tokenizer, True, problem
+
     # ---- generation -------------------------------------------------------------------------------
     @classmethod
     def _supports_default_dynamic_cache(cls) -> bool:
@@ -245,6 +310,31 @@ class HybridModel(PreTrainedModel, GenerationMixin):
         for name, p in self.named_parameters():
             groups[group_of(name)].append((name, p))
         return groups
+
+
+class HybridForCausalLM(HybridModel):
+    """A causal-lm hybrid, as ``AutoModelForCausalLM`` loads it (refuses other tasks)."""
+
+    required_task = "causal-lm"
+
+
+class HybridForSequenceClassification(HybridModel):
+    """A ``classify(n)`` hybrid, as ``AutoModelForSequenceClassification`` loads it."""
+
+    required_task = "classify"
+
+
+class HybridForTokenClassification(HybridModel):
+    """A ``tag(n)`` hybrid, as ``AutoModelForTokenClassification`` loads it."""
+
+    required_task = "tag"
+
+
+AUTO_CLASS_OF_TASK = {"causal-lm": "AutoModelForCausalLM", "classify": "AutoModelForSequenceClassification",
+                      "tag": "AutoModelForTokenClassification"}
+TASK_CLASSES = {"AutoModelForCausalLM": HybridForCausalLM,
+                "AutoModelForSequenceClassification": HybridForSequenceClassification,
+                "AutoModelForTokenClassification": HybridForTokenClassification}
 
 
 def group_of(param_name: str) -> str:

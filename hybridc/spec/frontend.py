@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
-from ..errors import Diagnostic, SpecError
+from ..errors import CompileError, Diagnostic, SpecError
 from . import checks
 from .canonical import SourceMap, build_spec
 from .load import Document, load_file, parse_text
@@ -148,19 +149,29 @@ def load_spec(path: str | Path, root: str | Path | None = None) -> ResolvedSpec:
     return resolve(parse_file(path), root=root)
 
 
+LOCK_VERSION = 2
+
+
 def lock_data(rs: ResolvedSpec) -> dict[str, Any]:
-    """``spec.lock.yaml``: the canonical spec plus what resolution found (sources, commits, shapes)."""
+    """``spec.lock.yaml``: the canonical spec plus what resolution found (sources, commits, shapes).
+
+    Components are lists of ``{name: ..., ...}`` entries, in the spec's order, in both ``spec`` and
+    ``resolved``: the order is part of the model (alphas, projectors and segments are indexed by it), and
+    a list keeps it through any serializer (``config.json`` is written with sorted keys)."""
     from .emit import spec_to_data
 
+    spec = spec_to_data(rs.spec)
+    spec["components"] = [{"name": name, **entry} for name, entry in spec["components"].items()]
     return {
-        "hybridc_lock": 1,
-        "spec": spec_to_data(rs.spec),
+        "hybridc_lock": LOCK_VERSION,
+        "spec": spec,
         "resolved": {
             "width": rs.width,
             "vocab_size": rs.vocab_size,
             "alphas": [list(r) for r in rs.alphas] if rs.alphas is not None else None,
-            "components": {
-                c.name: {
+            "components": [
+                {
+                    "name": c.name,
                     "family": c.family,
                     "location": c.location,
                     "revision": c.revision,
@@ -172,33 +183,65 @@ def lock_data(rs: ResolvedSpec) -> dict[str, Any]:
                     "config": dict(c.config),
                 }
                 for c in rs.components
-            },
+            ],
         },
     }
+
+
+def locked_spec(lock: dict[str, Any]) -> dict[str, Any]:
+    """The canonical spec data of a lock (any version), components as an ordered mapping.
+
+    A version-1 lock stored components as a mapping: read from ``spec.lock.yaml`` (written unsorted)
+    its order is the spec's; read from a ``config.json`` (written with sorted keys) it may not be, so
+    ``resolve_from_lock`` refuses version-1 locks of several components."""
+    version = lock.get("hybridc_lock") if isinstance(lock, dict) else None
+    if version not in (1, LOCK_VERSION):
+        raise CompileError(f"unknown lock version {version!r} (this hybridc reads versions 1 and {LOCK_VERSION})",
+                        "upgrade hybridc to the version that wrote it")
+    spec = dict(lock["spec"])
+    if version == LOCK_VERSION:
+        spec["components"] = {entry["name"]: {k: v for k, v in entry.items() if k != "name"}
+                              for entry in spec["components"]}
+    return spec
+
+
+def _locked_components(lock: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    entries = lock["resolved"]["components"]
+    if lock["hybridc_lock"] == 1:
+        return dict(entries)
+    return {entry["name"]: entry for entry in entries}
 
 
 def resolve_from_lock(lock: dict[str, Any]) -> ResolvedSpec:
     """Rebuild a ``ResolvedSpec`` from ``lock_data`` output without reading any file or network.
 
-    Used by saved hybrids (their config holds the lock) and by runs that resume.
+    Used by saved hybrids (their config holds the lock). Raises ``CompileError`` for a lock that does not
+    say its components' order (version 1 with several components).
     """
     from ..components.registry import get_family
     from .emit import dump_yaml
     from .model import LayerRange
 
-    parsed = parse_string(dump_yaml(lock["spec"]), file="<lock>")
+    spec_data = locked_spec(lock)
+    if lock["hybridc_lock"] == 1 and len(spec_data["components"]) > 1:
+        raise CompileError(
+            "this model was saved by an older hybridc, which wrote its components in alphabetical order "
+            f"({', '.join(spec_data['components'])}), not necessarily the spec's: its mixture weights, projectors "
+            "and segments cannot be matched to components safely",
+            "save it again with this hybridc from its run: `hybridc train SPEC -o RUN --resume` rewrites RUN/final "
+            "from the last checkpoint (the run's spec.lock.yaml kept the order)")
+    parsed = parse_string(dump_yaml(spec_data), file="<lock>")
     resolved = lock["resolved"]
+    locked = _locked_components(lock)
     comps = []
     for name in parsed.spec.component_names:
-        entry = resolved["components"][name]
+        entry = locked[name]
         family = get_family(entry["family"])
         if family is None:
             raise SpecError([Diagnostic(parsed.source_map.at("components", name), f"unknown family '{entry['family']}'",
                                         "install the plugin that provides it")])
         config = dict(entry["config"])
         ranges = tuple(LayerRange(*map(int, r.split(".."))) for r in entry["blocks"])
-        from types import MappingProxyType
-
         comps.append(ResolvedComponent(name=name, family=family.name, config=MappingProxyType(config),
                                        shape=family.shape(config), ranges=ranges, location=entry.get("location"),
                                        revision=entry.get("revision"), commit=entry.get("commit")))

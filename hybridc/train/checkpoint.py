@@ -80,7 +80,9 @@ def save_checkpoint(run_dir: Path, model: torch.nn.Module, optim_state: dict[str
         save_model(model, str(tmp / "model.safetensors"))
         torch.save(optim_state, tmp / "optimizer.pt")
         manifest = {name: _sha256(tmp / name) for name in ("model.safetensors", "optimizer.pt")}
-        state = {"position": asdict(position), "manifest": manifest}
+        names = getattr(getattr(model, "graph", None), "names", None)
+        state = {"position": asdict(position), "manifest": manifest,
+                 "components": list(names) if names is not None else None}  # the order the weights assume
         (tmp / "state.json").write_text(json.dumps(state, indent=2))
         for name in ("model.safetensors", "optimizer.pt", "state.json"):
             _fsync(tmp / name)
@@ -127,7 +129,17 @@ def latest_checkpoint(run_dir: Path, warn: Callable[[str], None] = print) -> tup
 
 
 def load_checkpoint(path: Path, model: torch.nn.Module) -> dict[str, Any]:
-    """Load weights into ``model`` (same structure) and return the optimizer states."""
+    """Load weights into ``model`` (same structure, same components in the same order) and return the
+    optimizer states."""
+    try:
+        saved = json.loads((path / "state.json").read_text()).get("components")
+    except (OSError, ValueError, AttributeError):
+        saved = None
+    names = getattr(getattr(model, "graph", None), "names", None)
+    if saved is not None and names is not None and list(saved) != list(names):
+        raise RunError(f"checkpoint {path} holds components {', '.join(saved)}, in that order; the spec has "
+                       f"{', '.join(names)}", "resume with the spec the run started with (the order of components "
+                       "is part of the model)")
     missing, unexpected = load_model(model, str(path / "model.safetensors"), strict=False)
     missing = [k for k in missing if not k.endswith("inv_freq")]
     if missing or unexpected:

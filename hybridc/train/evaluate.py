@@ -14,6 +14,14 @@ from ..spec.tree import Scalar
 from .loop import evaluate
 
 
+def run_eval_batch_size(spec) -> int:
+    """The batch a run evaluates its test split with: that of its last stage with data (see ``Run.finish``)."""
+    from .run import eval_batch_size
+
+    stage = next((s for s in reversed(spec.train.stages) if s.data is not None), None)
+    return eval_batch_size(stage) if stage is not None else 8
+
+
 def parse_data_expression(text: str, origin: str = "--data") -> DataSource:
     """A data expression given on the command line, checked like the spec's (located at column)."""
     builder = _Builder(origin)
@@ -25,16 +33,21 @@ def parse_data_expression(text: str, origin: str = "--data") -> DataSource:
     return DataSource(*bound)
 
 
-def evaluate_directory(directory: Path, data_expr: str, *, split: str = "test", batch_size: int = 8,
-                       device: str = "cpu") -> dict:
-    from ..data import build_data, load_tokenizer
-    from ..generate import load_hybrid
+def evaluate_directory(directory: Path, data_expr: str, *, split: str = "test", batch_size: int | None = None,
+                       device: str = "cpu", seed: int | None = None) -> dict:
+    """A saved hybrid, a run's final/ or a plain export of ``hybridc discretize`` on a split of ``data_expr``,
+    tokenized by the tokenizer saved with the model and split with the model's spec seed (``seed``
+    overrides it), in batches of the size the run evaluated with (``batch_size`` overrides it): a run's
+    test split and numbers are the ones its training table reports."""
+    from ..data import build_data
+    from ..generate import load_saved
 
     source = parse_data_expression(data_expr)
-    model = load_hybrid(directory, device)
-    rs = model.resolved_spec
-    tokenizer = load_tokenizer(rs) if source.name in ("text", "classify") else None
-    bundle = build_data(source, task=rs.spec.task, tokenizer=tokenizer, seed=rs.spec.train.seed, base_dir=Path.cwd(),
-                        location=Location("--data", 1, 1))
-    result = evaluate(model, getattr(bundle, split), batch_size, torch.device(device))
+    saved = load_saved(directory, device)
+    tokenizer = saved.need_tokenizer() if source.name in ("text", "classify") else None
+    bundle = build_data(source, task=saved.task, tokenizer=tokenizer, seed=saved.seed if seed is None else seed,
+                        base_dir=Path.cwd(), location=Location("--data", 1, 1))
+    if batch_size is None:
+        batch_size = run_eval_batch_size(saved.resolved.spec) if saved.resolved is not None else 8
+    result = evaluate(saved.model, getattr(bundle, split), batch_size, torch.device(device), task=saved.task.kind)
     return {"data": data_expr, "split": split, **result}

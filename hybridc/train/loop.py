@@ -108,9 +108,10 @@ def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch
 
 @torch.no_grad()
 def evaluate(model: HybridModel, split: Split, batch_size: int, device: torch.device,
-             max_batches: int | None = None) -> dict[str, float]:
+             max_batches: int | None = None, task: str | None = None) -> dict[str, float]:
     """Mean loss per scored target, accuracy (micro) and macro accuracy (mean over the target classes
-    present of each class's accuracy, as MAD reports it) on a split, in order."""
+    present of each class's accuracy, as MAD reports it) on a split, in order. ``model`` is a hybrid or
+    a plain transformers model of ``task`` (default: the hybrid's)."""
     was_training = model.training
     model.eval()
     total_loss = 0.0
@@ -118,7 +119,7 @@ def evaluate(model: HybridModel, split: Split, batch_size: int, device: torch.de
     total = 0
     per_class_correct: dict[int, int] = {}
     per_class_total: dict[int, int] = {}
-    causal = split.labels.dim() == 2 and model.graph.task == "causal-lm"
+    causal = split.labels.dim() == 2 and (task or model.graph.task) == "causal-lm"
     n = len(split)
     for b, start in enumerate(range(0, n, batch_size)):
         if max_batches is not None and b >= max_batches:

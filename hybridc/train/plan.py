@@ -20,7 +20,7 @@ from ..spec.emit import render_data
 from ..spec.frontend import ResolvedSpec
 from ..spec.model import PARAM_GROUPS, Stage
 
-PLAN_VERSION = 1
+PLAN_VERSION = 2  # 2: components (their order is the alphas' column order)
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,7 @@ class StagePlan:
 class TrainingPlan:
     name: str
     seed: int
+    components: tuple[str, ...]  # in the spec's order: the column order of every alphas row
     processes: int  # data-parallel processes the plan runs on
     params: dict[str, int]  # by group, continuous graph
     flops_per_token: int
@@ -130,6 +131,7 @@ def lower_plan(rs: ResolvedSpec, graph: BlockGraph, processes: int = 1) -> Train
     return TrainingPlan(
         name=rs.spec.name,
         seed=rs.spec.train.seed,
+        components=rs.names,
         processes=processes,
         params=graph.params_by_group(),
         flops_per_token=graph.flops_per_token,

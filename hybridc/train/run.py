@@ -25,9 +25,10 @@ from ..api import Compiled, compile_resolved
 from ..data import DataBundle, build_data, load_tokenizer
 from ..errors import Diagnostic, Interrupted, RunError, SpecError
 from ..io import atomic_write_text
+from ..model_card import model_card
 from ..nn.hybrid import HybridModel, group_of, lower
 from ..spec.emit import dump_yaml, render_data, spec_to_data
-from ..spec.frontend import ResolvedSpec, lock_data, parse_string, resolve
+from ..spec.frontend import ResolvedSpec, lock_data, locked_spec, parse_string, resolve
 from ..spec.model import DataSource, Stage
 from ..spec.resolve import resolve_path
 from .checkpoint import RunPosition, latest_checkpoint, load_checkpoint, save_checkpoint
@@ -137,7 +138,7 @@ class Run:
             if not self.options.resume:
                 raise RunError(f"{d} already holds a run", "add --resume to continue it, or -o to start a new one")
             old_lock = d / "spec.lock.yaml"
-            if old_lock.exists() and yaml.safe_load(old_lock.read_text())["spec"] != lock["spec"]:
+            if old_lock.exists() and not same_spec(yaml.safe_load(old_lock.read_text()), lock):
                 raise RunError(f"the spec changed since the run in {d} started",
                                "resume with the original spec, or start a new run with -o")
         d.mkdir(parents=True, exist_ok=True)
@@ -339,7 +340,8 @@ class Run:
             optim.load_state_dict(optim_state)
         if start == 0:
             self.metrics.write(event="stage", stage=stage.name, stage_index=k, kind=stage.kind, global_step=global_step,
-                               steps=steps, epochs=stage.epochs, train=list(stage.train), data=render_data(stage.data))
+                               steps=steps, epochs=stage.epochs, train=list(stage.train), data=render_data(stage.data),
+                               components=list(self.rs.names))  # the column order of the alphas below
         every = self.spec.train.checkpoint_every
         task = progress.stage(f"{k + 1}/{len(self.spec.train.stages)} {stage.name}", total=steps, completed=start)
         discretized = model.graph.discretized
@@ -406,7 +408,10 @@ class Run:
         if self.parallel.world > 1 and not model.graph.discretized:
             self.check_replicas(model)
         if self.main:
-            save_final(model, final, self.rs, test)
+            save_final(model, final, test)
+            tok = self.spec.tokenizer
+            if model.get_tokenizer() is None and not (tok in self.rs.names and self.spec.component(tok).source.kind == "init"):
+                self.say(f"warning: {final} holds no tokenizer: {model.tokenizer_problem}")
         self.accelerator.wait_for_everyone()
         comparison = [{"model": "hybrid" + (f" ({' | '.join(model.graph.selection)})" if model.graph.selection else ""),
                        **(test or {})}]
@@ -448,6 +453,12 @@ class Run:
         return rows
 
 
+def same_spec(old_lock: dict, new_lock: dict) -> bool:
+    """Two locks hold the same canonical spec, components in the same order (the order is part of the model)."""
+    old, new = locked_spec(old_lock), locked_spec(new_lock)
+    return old == new and list(old["components"]) == list(new["components"])
+
+
 def eval_batch_size(stage: Stage) -> int:
     """Evaluation needs no gradients: larger batches (fewer, larger ops) than training."""
     return stage.batch_size * 4
@@ -475,8 +486,8 @@ def baseline_spec(rs: ResolvedSpec, name: str, keep_stages: bool = True) -> Reso
     return resolve(parsed)
 
 
-def save_final(model: HybridModel, final: Path, rs: ResolvedSpec, test: dict | None) -> None:
-    """final/: save_pretrained layout plus a model card, written beside and renamed into place."""
+def save_final(model: HybridModel, final: Path, test: dict | None) -> None:
+    """final/: save_pretrained layout (with the tokenizer) plus a model card, written beside and renamed into place."""
     import shutil
 
     from ..components.adapters import quiet_transformers
@@ -485,29 +496,10 @@ def save_final(model: HybridModel, final: Path, rs: ResolvedSpec, test: dict | N
     shutil.rmtree(tmp, ignore_errors=True)
     with quiet_transformers():  # no "Writing model shards" bars in a run's output
         model.save_pretrained(tmp)
-    atomic_write_text(tmp / "README.md", model_card(model, rs, test))
+    atomic_write_text(tmp / "README.md", model_card(model, test))
     if final.exists():
         shutil.rmtree(final)
     tmp.rename(final)
-
-
-def model_card(model: HybridModel, rs: ResolvedSpec, test: dict | None) -> str:
-    g = model.graph
-    lines = [f"# {rs.spec.name}", "", "A pretrained hybrid built and trained by hybridc.", ""]
-    lines += [f"- components: {', '.join(f'{c.name} ({c.family}, {c.num_layers} layers, d={c.hidden_size})' for c in rs.components)}",
-              f"- blocks: {g.num_blocks}, shared width {g.width}, vocabulary {g.vocab_size}",
-              f"- parameters: {g.total_params:,}"]
-    if g.selection:
-        lines.append(f"- discretized: {' | '.join(g.selection)}")
-    else:
-        alphas = model.alphas().tolist()
-        lines.append("- alphas (block x component): " + "; ".join(", ".join(f"{a:.3f}" for a in row) for row in alphas))
-    if test:
-        lines.append("- test: " + ", ".join(f"{k} {v:.4g}" for k, v in test.items() if isinstance(v, float)))
-    lines += ["", "Load it with:", "", "```python", "from hybridc.nn.hybrid import HybridModel",
-              "model = HybridModel.from_pretrained(\"<this directory>\")", "```", "", "## Spec", "", "```yaml",
-              dump_yaml(spec_to_data(rs.spec)).rstrip(), "```", ""]
-    return "\n".join(lines)
 
 
 def train(rs: ResolvedSpec, options: TrainOptions, say=print) -> RunResult:
