@@ -13,6 +13,7 @@ import pytest
 from tests.tiny_models import tiny_config
 
 TINY_SEED = 1234
+SAMPLE_TEXT = "the cat sat on the mat; a dog ran"
 
 
 @pytest.fixture(scope="session")
@@ -34,3 +35,20 @@ def tiny_pretrained(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str],
         return built[family_name]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def bpe_tokenizer_files(tmp_path_factory) -> dict[str, Path]:
+    """Files of a small BPE tokenizer (under 96 tokens) trained here with the tokenizers library."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    rust = Tokenizer(models.BPE(unk_token="<unk>"))
+    rust.pre_tokenizer = pre_tokenizers.Whitespace()
+    trainer = trainers.BpeTrainer(vocab_size=80, special_tokens=["<unk>", "<eos>"])
+    rust.train_from_iterator([SAMPLE_TEXT, "the quick brown fox jumps over the lazy dog"] * 20, trainer)
+    hf = PreTrainedTokenizerFast(tokenizer_object=rust, unk_token="<unk>", eos_token="<eos>")
+    directory = tmp_path_factory.mktemp("bpe")
+    hf.save_pretrained(directory)
+    assert len(hf) <= 96
+    return {p.name: p for p in directory.iterdir()}

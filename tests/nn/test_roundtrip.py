@@ -6,6 +6,7 @@ family's own constructor computes."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import textwrap
 from pathlib import Path
@@ -22,30 +23,13 @@ from hybridc.nn.hybrid import HybridModel, lower
 from hybridc.spec import load_spec
 from tests.hub import HUB_CACHE, put_in_hub
 from tests.strategies import FAMILIES, PROJECTORS, simplex_row
+from tests.conftest import SAMPLE_TEXT
 from tests.tiny_models import tiny_config
 
 BYTES_VOCAB = 260  # >= the byte tokenizer's 259
-SAMPLE_TEXT = "the cat sat on the mat; a dog ran"
 RESERVED = {"mix", "bytes", "all", "none"}
 
 names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=1, max_size=5).filter(lambda n: n not in RESERVED)
-
-
-@pytest.fixture(scope="session")
-def bpe_tokenizer_files(tmp_path_factory) -> dict[str, Path]:
-    """Files of a small BPE tokenizer (under 96 tokens) trained here with the tokenizers library."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    rust = Tokenizer(models.BPE(unk_token="<unk>"))
-    rust.pre_tokenizer = pre_tokenizers.Whitespace()
-    trainer = trainers.BpeTrainer(vocab_size=80, special_tokens=["<unk>", "<eos>"])
-    rust.train_from_iterator([SAMPLE_TEXT, "the quick brown fox jumps over the lazy dog"] * 20, trainer)
-    hf = PreTrainedTokenizerFast(tokenizer_object=rust, unk_token="<unk>", eos_token="<eos>")
-    directory = tmp_path_factory.mktemp("bpe")
-    hf.save_pretrained(directory)
-    assert len(hf) <= 96
-    return {p.name: p for p in directory.iterdir()}
 
 
 def _save_component(directory: Path, family: str, hidden: int, layers: int, vocab: int, seed: int) -> None:
@@ -171,6 +155,24 @@ def test_a_saved_hybrid_reloads_as_the_model_that_was_saved(tmp_path_factory, bp
     assert auto(SAMPLE_TEXT, add_special_tokens=False)["input_ids"] == expected_ids
 
 
+def _two_component_spec(directory: Path, first: tuple[str, str], second: tuple[str, str], vocab: int = 96,
+                        tokenizer: str | None = None) -> Path:
+    """A spec of two saved tiny components ``(name, family)`` in that order, alphas uneven."""
+    for name, family in (first, second):
+        _save_component(directory / name, family, 32, 3, vocab, seed=7)
+    spec = directory / "spec.yaml"
+    spec.write_text(textwrap.dedent(f"""\
+        hybridc: 1
+        name: pair
+        tokenizer: {tokenizer or first[0]}
+        components:
+          {first[0]}: {{from: {directory / first[0]}, blocks: split(2)}}
+          {second[0]}: {{from: {directory / second[0]}, blocks: split(2)}}
+        hybrid: {{mixture: "fixed([[0.2, 0.8], [0.9, 0.1]])"}}
+        """))
+    return spec
+
+
 PARTNER = {"gpt-neo": "mamba", "gpt2": "llama", "gpt-neox": "mamba2", "llama": "gpt-neo", "mamba": "gpt-neox",
            "mamba2": "gpt2"}
 
@@ -179,17 +181,7 @@ PARTNER = {"gpt-neo": "mamba", "gpt2": "llama", "gpt-neox": "mamba2", "llama": "
 def test_every_buffer_a_family_reads_is_restored(tmp_path, family):
     """After from_pretrained, each component's buffers (GPT-Neo's causal and local masks, rotary inverse
     frequencies, ...) equal what the family's own constructor computes, and the logits are the saved model's."""
-    for name, fam in (("zeta", family), ("alpha", PARTNER[family])):  # names that sort the other way
-        _save_component(tmp_path / name, fam, 32, 3, 96, seed=7)
-    spec = tmp_path / "spec.yaml"
-    spec.write_text(textwrap.dedent(f"""\
-        hybridc: 1
-        name: buffers
-        components:
-          zeta: {{from: {tmp_path / 'zeta'}, blocks: split(2)}}
-          alpha: {{from: {tmp_path / 'alpha'}, blocks: split(2)}}
-        hybrid: {{mixture: "fixed([[0.7, 0.3], [0.2, 0.8]])"}}
-        """))
+    spec = _two_component_spec(tmp_path, ("zeta", family), ("alpha", PARTNER[family]))  # names sort the other way
     model = lower(load_spec(spec)).eval()
     ids = torch.randint(0, 96, (2, 16), generator=torch.Generator().manual_seed(0))
     before = _logits(model, ids)
@@ -217,26 +209,13 @@ def test_every_buffer_a_family_reads_is_restored(tmp_path, family):
 
 def test_the_readme_order_neo_then_mamba_survives_a_round_trip(tmp_path):
     """The issue's case: neo, mamba (not alphabetical), uneven alphas; with the byte tokenizer."""
-    for name, fam in (("neo", "gpt-neo"), ("mamba", "mamba")):
-        _save_component(tmp_path / name, fam, 32, 3, BYTES_VOCAB, seed=11)
-    spec = tmp_path / "spec.yaml"
-    spec.write_text(textwrap.dedent(f"""\
-        hybridc: 1
-        name: neo-mamba
-        tokenizer: bytes
-        components:
-          neo: {{from: {tmp_path / 'neo'}, blocks: split(2)}}
-          mamba: {{from: {tmp_path / 'mamba'}, blocks: split(2)}}
-        hybrid: {{mixture: "fixed([[0.2, 0.8], [0.9, 0.1]])"}}
-        """))
+    spec = _two_component_spec(tmp_path, ("neo", "gpt-neo"), ("mamba", "mamba"), BYTES_VOCAB, tokenizer="bytes")
     model = lower(load_spec(spec)).eval()
     ids = torch.tensor([ByteTokenizer().encode("hello, hybrid world")])
     before = _logits(model, ids)
     again, moved = _reload_elsewhere(model, tmp_path / "work", [tmp_path / "neo", tmp_path / "mamba"])
     assert again.graph.names == ("neo", "mamba")
     assert torch.equal(_logits(again, ids), before)
-    import json
-
     lock = json.loads((moved / "config.json").read_text())["lock"]
     assert [c["name"] for c in lock["spec"]["components"]] == ["neo", "mamba"]
     assert [c["name"] for c in lock["resolved"]["components"]] == ["neo", "mamba"]
@@ -247,21 +226,9 @@ def test_the_readme_order_neo_then_mamba_survives_a_round_trip(tmp_path):
 def test_an_older_config_with_sorted_components_is_refused(tmp_path):
     """config.json written by the previous release (lock version 1: components as a sorted mapping) does
     not say the spec's order: loading it is refused with a clear message, never guessed."""
-    import json
-
     from hybridc.errors import CompileError
 
-    for name, fam in (("neo", "gpt-neo"), ("mamba", "mamba")):
-        _save_component(tmp_path / name, fam, 32, 3, 96, seed=11)
-    spec = tmp_path / "spec.yaml"
-    spec.write_text(textwrap.dedent(f"""\
-        hybridc: 1
-        name: old
-        components:
-          neo: {{from: {tmp_path / 'neo'}, blocks: split(2)}}
-          mamba: {{from: {tmp_path / 'mamba'}, blocks: split(2)}}
-        hybrid: {{mixture: "fixed([[0.2, 0.8], [0.9, 0.1]])"}}
-        """))
+    spec = _two_component_spec(tmp_path, ("neo", "gpt-neo"), ("mamba", "mamba"))
     lower(load_spec(spec)).save_pretrained(tmp_path / "saved")
     config = json.loads((tmp_path / "saved" / "config.json").read_text())
     lock = config["lock"]
