@@ -20,9 +20,9 @@ import torch
 from .components.adapters import build_model, load_adapter
 from .components.registry import get_family
 from .data.tokenizer import save_tokenizer
-from .errors import CompileError
+from .errors import CompileError, RunError
 from .generate import EXPORT_RECORD
-from .io import atomic_write_text
+from .io import atomic_write_text, give_umask_mode
 from .model_card import model_card
 from .graph.discretize import select
 from .nn.hybrid import HybridModel, lower
@@ -88,14 +88,32 @@ class Exported:
     selection: tuple[str, ...]
 
 
+def refuse_foreign_directory(out_dir: Path) -> None:
+    """An existing ``out_dir`` is replaced only if it holds an earlier export (a hybrid, or a plain
+    export with its ``hybridc.json``); anything else is the user's and is never deleted."""
+    if not out_dir.exists():
+        return
+    if out_dir.is_dir() and not any(out_dir.iterdir()):
+        return
+    config = out_dir / "config.json"
+    try:
+        ours = (out_dir / EXPORT_RECORD).is_file() or json.loads(config.read_text()).get("model_type") == "hybridc"
+    except (OSError, ValueError, AttributeError):
+        ours = False
+    if not ours:
+        raise RunError(f"{out_dir} exists and does not hold a model written by hybridc",
+                       "choose another -o directory (hybridc replaces only its own earlier exports)")
+
+
 def export(model: HybridModel, out_dir: Path) -> Exported:
     """Write the discretized model to ``out_dir`` (replaced atomically), with its tokenizer, generation
     config and model card. A plain export also holds ``hybridc.json``: the lock of the hybrid it came
     from and the selection (``hybridc eval`` reads the task, seed and tokenizer kind there; transformers
     ignores it)."""
+    out_dir = Path(out_dir)
+    refuse_foreign_directory(out_dir)
     small = discretize_model(model)
     name = single_component(small)
-    out_dir = Path(out_dir)
     tmp = out_dir.parent / f".{out_dir.name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     if name is not None:
@@ -105,6 +123,7 @@ def export(model: HybridModel, out_dir: Path) -> Exported:
             plain.generation_config.pad_token_id = tokenizer.pad_id
             plain.generation_config.eos_token_id = tokenizer.eos_id
         plain.save_pretrained(tmp)
+        give_umask_mode(*tmp.glob("*.safetensors"))
         if tokenizer is not None:
             save_tokenizer(tokenizer, tmp)
         kind = small.resolved_spec.component(name).family

@@ -42,3 +42,11 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+def give_umask_mode(*paths: str | Path) -> None:
+    """Set files just written by a library that creates them 0600 (safetensors does) to the mode a new
+    file gets: 0666 less the umask."""
+    mode = 0o666 & ~process_umask()
+    for path in paths:
+        os.chmod(path, mode)

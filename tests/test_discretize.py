@@ -53,3 +53,16 @@ def test_discretize_command_on_a_saved_hybrid(tmp_path):
     assert (tmp_path / "plain" / "model.safetensors").exists()
     bad = CliRunner().invoke(main, ["discretize", str(tmp_path)])
     assert bad.exit_code == 1 and "config.json missing" in bad.output
+
+
+def test_discretize_never_deletes_a_directory_it_did_not_write(tmp_path):
+    lower(load_spec(write_spec(tmp_path, SMALL))).save_pretrained(tmp_path / "saved")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("my work")
+    refused = CliRunner().invoke(main, ["discretize", str(tmp_path / "saved"), "-o", str(mine)])
+    assert refused.exit_code == 1 and "does not hold a model written by hybridc" in refused.output
+    assert (mine / "notes.txt").read_text() == "my work"
+    for _ in range(2):  # an earlier export is replaced
+        again = CliRunner().invoke(main, ["discretize", str(tmp_path / "saved"), "-o", str(tmp_path / "out")])
+        assert again.exit_code == 0, again.output

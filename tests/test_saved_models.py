@@ -154,8 +154,10 @@ def test_a_plain_export_reproduces_its_table(tmp_path, bpe_tokenizer_files):
     assert AutoTokenizer.from_pretrained(tmp_path / "plain")(SAMPLE_TEXT)["input_ids"]
     expected = table(moved)
     got = numbers(evaluate_directory(tmp_path / "plain", data))
-    # transformers' own Mamba forward (its scan) against our segments: equal to float rounding
-    assert all(abs(got[k] - expected[k]) <= 1e-5 * max(1.0, abs(expected[k])) for k in METRICS), (got, expected)
+    # transformers' own Mamba forward (its scan) against our segments: the same predictions, the same loss
+    # to float rounding (equal to the last bit here; 1e-6 relative allows another BLAS)
+    assert (got["accuracy"], got["macro_accuracy"]) == (expected["accuracy"], expected["macro_accuracy"])
+    assert all(abs(got[k] - expected[k]) <= 1e-6 * abs(expected[k]) for k in ("loss", "perplexity")), (got, expected)
     front = (tmp_path / "plain" / "README.md").read_text().split("---")[1]
     assert "library_name: transformers" in front
     generated = CliRunner().invoke(main, ["generate", str(tmp_path / "plain"), "the cat", "--max-new-tokens", "4"])

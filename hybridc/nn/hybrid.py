@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -26,6 +27,7 @@ from ..errors import CompileError, RunError
 from ..graph.build import build_graph
 from ..graph.discretize import discretize_graph
 from ..graph.model import BlockGraph
+from ..io import give_umask_mode
 from ..spec.frontend import ResolvedSpec, lock_data, resolve_from_lock
 from .cache import HybridCache
 from .blocks import ClassifierHead, CompressionHead, MixedBlock, MixedEmbedding, MixedLMHead, SingleBlock
@@ -257,8 +259,10 @@ class HybridModel(PreTrainedModel, GenerationMixin):
             self.generation_config.eos_token_id = tokenizer.eos_id
             self.generation_config.bos_token_id = getattr(tokenizer, "bos_id", None)
         super().save_pretrained(save_directory, *args, **kwargs)
-        if tokenizer is not None and kwargs.get("is_main_process", True):
-            save_tokenizer(tokenizer, save_directory)
+        if kwargs.get("is_main_process", True):
+            give_umask_mode(*Path(save_directory).glob("*.safetensors"))
+            if tokenizer is not None:
+                save_tokenizer(tokenizer, save_directory)
 
     def get_tokenizer(self) -> Tokenizer | None:
         """The hybrid's tokenizer (the spec's ``tokenizer``): the one saved in the directory this model was

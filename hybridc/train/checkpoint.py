@@ -25,6 +25,7 @@ import torch
 from safetensors.torch import load_model, save_model
 
 from ..errors import RunError
+from ..io import give_umask_mode
 
 CHECKPOINTS = "checkpoints"
 KEEP = 2
@@ -78,6 +79,7 @@ def save_checkpoint(run_dir: Path, model: torch.nn.Module, optim_state: dict[str
             shutil.rmtree(tmp)
         tmp.mkdir()
         save_model(model, str(tmp / "model.safetensors"))
+        give_umask_mode(tmp / "model.safetensors")
         torch.save(optim_state, tmp / "optimizer.pt")
         manifest = {name: _sha256(tmp / name) for name in ("model.safetensors", "optimizer.pt")}
         names = getattr(getattr(model, "graph", None), "names", None)

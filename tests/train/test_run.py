@@ -17,6 +17,7 @@ from safetensors.torch import load_file
 from hybridc.cli import main
 from hybridc.errors import RunError, SpecError
 from hybridc.nn.hybrid import HybridModel
+from hybridc.spec import load_spec
 from tests.specs import write_spec
 from tests.train.helpers import DATA, run, spec_text
 
@@ -76,6 +77,21 @@ def test_existing_run_is_never_overwritten_and_resume_checks_the_spec(tmp_path):
     with pytest.raises(RunError, match="the spec changed"):
         run(tmp_path, text.replace("steps: 2", "steps: 3"), resume=True)
     assert (tmp_path / "run" / "final" / "model.safetensors").read_bytes() == before
+
+
+def test_resume_refuses_the_same_components_in_another_order(tmp_path):
+    """The order of components is part of the model (alphas and weights are indexed by it)."""
+    from tests.train.helpers import COMPONENTS
+
+    text = spec_text(f"- {{name: finetune, data: '{DATA}', steps: 2}}", mixture="fixed([[0.25, 0.75], [0.5, 0.5]])")
+    text = text.replace("name: tiny\n", "name: tiny\ntokenizer: attn\n")  # the default would follow the order
+    run(tmp_path, text)
+    body = COMPONENTS.split("components:\n")[1]
+    attn, ssm = body[: body.index("  ssm:")], body[body.index("  ssm:"):]
+    swapped = text.replace(body, ssm + attn)
+    assert swapped != text and load_spec(write_spec(tmp_path, swapped, "swapped.yaml")).names == ("ssm", "attn")
+    with pytest.raises(RunError, match="the spec changed"):
+        run(tmp_path, swapped, resume=True)
 
 
 def _train_process(spec, out, resume=False):

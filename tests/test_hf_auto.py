@@ -1,0 +1,60 @@
+"""transformers' Auto classes load saved hybrids after `import hybridc`, which itself stays torch-free."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from hybridc.errors import CompileError
+from hybridc.nn.hybrid import HybridModel, lower
+from hybridc.spec import load_spec
+from tests.specs import SMALL, write_spec
+
+FRONT = SMALL.split("train:")[0]
+TASKS = {"causal-lm": ("AutoModelForCausalLM", ""), "classify": ("AutoModelForSequenceClassification", "task: classify(3)\n"),
+         "tag": ("AutoModelForTokenClassification", "task: tag(5)\n")}
+
+
+@pytest.mark.parametrize("task", list(TASKS))
+def test_each_task_loads_through_its_auto_class_and_refuses_the_others(tmp_path, task):
+    import transformers
+
+    auto_name, line = TASKS[task]
+    model = lower(load_spec(write_spec(tmp_path, FRONT + line))).eval()
+    model.save_pretrained(tmp_path / "saved")
+    ids = torch.randint(0, 64, (2, 10), generator=torch.Generator().manual_seed(1))
+    loaded = getattr(transformers, auto_name).from_pretrained(tmp_path / "saved").eval()
+    assert isinstance(loaded, HybridModel)
+    with torch.no_grad():
+        assert torch.equal(loaded(ids).logits, model(ids).logits)
+    assert isinstance(transformers.AutoModel.from_pretrained(tmp_path / "saved"), HybridModel)
+    assert transformers.AutoConfig.from_pretrained(tmp_path / "saved").model_type == "hybridc"
+    for other, _ in (v for k, v in TASKS.items() if k != task):
+        with pytest.raises(CompileError, match=f"task is {task}") as refused:
+            getattr(transformers, other).from_pretrained(tmp_path / "saved")
+        assert f"load it with {auto_name}" in refused.value.hint
+
+
+def test_import_hybridc_is_torch_free_and_registers_once_transformers_loads(tmp_path):
+    """In a fresh process: `import hybridc` imports neither torch nor transformers; importing
+    transformers' Auto classes afterwards (or before) is enough for them to know hybridc."""
+    lower(load_spec(write_spec(tmp_path, FRONT))).save_pretrained(tmp_path / "saved")
+    env = {k: v for k, v in os.environ.items() if k != "HYBRIDC_DEBUG"}
+    script = (
+        "import sys, hybridc\n"
+        "assert 'torch' not in sys.modules and 'transformers' not in sys.modules\n"
+        "from transformers import AutoModelForCausalLM\n"
+        f"m = AutoModelForCausalLM.from_pretrained({str(tmp_path / 'saved')!r})\n"
+        "print(type(m).__name__)\n")
+    after = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert after.returncode == 0, after.stderr
+    assert after.stdout.strip() == "HybridForCausalLM"
+    before = subprocess.run([sys.executable, "-c", "from transformers import AutoModel\nimport hybridc\n"
+                             f"print(type(AutoModel.from_pretrained({str(tmp_path / 'saved')!r})).__name__)"],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert before.returncode == 0, before.stderr
+    assert before.stdout.strip() == "HybridModel"

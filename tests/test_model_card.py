@@ -1,0 +1,52 @@
+"""Model cards: Hugging Face metadata in YAML front matter, and what the model is."""
+
+from __future__ import annotations
+
+import textwrap
+
+import yaml
+
+from hybridc.model_card import model_card
+from hybridc.nn.hybrid import lower
+from hybridc.spec import load_spec
+from tests.hub import put_in_hub
+from tests.specs import write_spec
+
+
+def front_matter(card: str) -> dict:
+    assert card.startswith("---\n")
+    return yaml.safe_load(card.split("---\n")[1])
+
+
+def test_the_card_names_library_tags_base_models_pipeline_and_datasets(tmp_path, tiny_pretrained):
+    directory = tiny_pretrained("gpt-neo")
+    put_in_hub("tests/card-neo", {p.name: p for p in directory.iterdir()})
+    spec = write_spec(tmp_path, textwrap.dedent("""\
+        hybridc: 1
+        name: card
+        components:
+          zz: {from: "hf:tests/card-neo", blocks: split(1)}
+          aa: {init: {family: mamba, hidden_size: 32, layers: 2, vocab_size: 96}, blocks: split(1)}
+        hybrid: {mixture: "fixed([[0.4, 0.6]])"}
+        train:
+          stages:
+            - {name: align, data: "text(hf:tests/corpus, block=16)", steps: 1}
+        """))
+    model = lower(load_spec(spec))
+    card = model_card(model, {"loss": 1.25})
+    meta = front_matter(card)
+    assert meta == {"library_name": "hybridc", "tags": ["hybridc", "hybrid", "gpt-neo", "mamba"],
+                    "base_model": "tests/card-neo", "pipeline_tag": "text-generation", "datasets": ["tests/corpus"]}
+    assert "alphas (block x component: zz, aa): 0.400, 0.600" in card and "loss 1.25" in card
+    plain = front_matter(model_card(lower(load_spec(spec), selection=["zz"]), plain_family="gpt-neo"))
+    assert plain["library_name"] == "transformers" and plain["tags"] == ["hybridc", "gpt-neo"]
+
+
+def test_classifiers_have_their_pipeline_tag(tmp_path):
+    from tests.specs import SMALL
+
+    front = SMALL.split("train:")[0]
+    assert front_matter(model_card(lower(load_spec(write_spec(tmp_path, front + "task: classify(3)\n")))))[
+        "pipeline_tag"] == "text-classification"
+    assert front_matter(model_card(lower(load_spec(write_spec(tmp_path, front + "task: tag(4)\n")))))[
+        "pipeline_tag"] == "token-classification"
