@@ -302,7 +302,7 @@ def eval_cmd(model_dir: Path, data_expr: str, split: str, batch_size: int | None
 def discretize(model_dir: Path, out: Path | None) -> None:
     """Discretize a trained hybrid (a run or a saved hybrid): one component per block, the rest pruned."""
     from .discretize import export
-    from .generate import load_hybrid, model_directory
+    from .saved import load_hybrid, model_directory
 
     _quiet_libraries()
     source = model_directory(model_dir)

@@ -21,11 +21,11 @@ from .components.adapters import build_model, load_adapter
 from .components.registry import get_family
 from .data.tokenizer import save_tokenizer
 from .errors import CompileError, RunError
-from .generate import EXPORT_RECORD
+from .graph.discretize import select
 from .io import atomic_write_text, give_umask_mode
 from .model_card import model_card
-from .graph.discretize import select
 from .nn.hybrid import HybridModel, lower
+from .saved import EXPORT_RECORD
 
 
 def discretize_model(model: HybridModel, selection: list[str] | None = None) -> HybridModel:

@@ -13,6 +13,8 @@ import importlib.abc
 import sys
 
 TRIGGER = "transformers.models.auto.modeling_auto"
+AUTO_CLASS_OF_TASK = {"causal-lm": "AutoModelForCausalLM", "classify": "AutoModelForSequenceClassification",
+                      "tag": "AutoModelForTokenClassification"}
 
 
 def register() -> None:
@@ -24,8 +26,8 @@ def register() -> None:
 
     AutoConfig.register(HybridConfig.model_type, HybridConfig, exist_ok=True)
     modeling_auto.AutoModel.register(HybridConfig, HybridModel, exist_ok=True)
-    for auto_name, cls in TASK_CLASSES.items():
-        getattr(modeling_auto, auto_name).register(HybridConfig, cls, exist_ok=True)
+    for task, cls in TASK_CLASSES.items():
+        getattr(modeling_auto, AUTO_CLASS_OF_TASK[task]).register(HybridConfig, cls, exist_ok=True)
 
 
 class _RegisterAfterLoad(importlib.abc.Loader):

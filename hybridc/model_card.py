@@ -7,14 +7,13 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from .hf_auto import AUTO_CLASS_OF_TASK
 from .spec.emit import dump_yaml, spec_to_data
 
 if TYPE_CHECKING:
     from .nn.hybrid import HybridModel
 
 PIPELINE_TAGS = {"causal-lm": "text-generation", "classify": "text-classification", "tag": "token-classification"}
-AUTO_CLASSES = {"causal-lm": "AutoModelForCausalLM", "classify": "AutoModelForSequenceClassification",
-                "tag": "AutoModelForTokenClassification"}
 
 
 def metadata(model: "HybridModel", plain_family: str | None = None) -> dict:
@@ -64,7 +63,7 @@ def model_card(model: "HybridModel", test: dict | None = None, plain_family: str
                                                        f" (none saved: {model.tokenizer_problem})"))
     if test:
         lines.append("- test: " + ", ".join(f"{k} {v:.4g}" for k, v in test.items() if isinstance(v, float)))
-    auto = AUTO_CLASSES[rs.spec.task.kind]
+    auto = AUTO_CLASS_OF_TASK[rs.spec.task.kind]
     load = ["```python"]
     if not plain_family:
         load.append("import hybridc  # registers the hybridc model type with transformers' Auto classes")

@@ -26,10 +26,10 @@ def test_new_files_get_the_umask_and_replaced_files_keep_their_mode(tmp_path, um
 
 
 def test_a_run_directory_follows_the_umask(tmp_path):
-    from hybridc.train.run import TrainOptions, train
-    from tests.train.helpers import DATA, spec_text
-    from tests.specs import write_spec
     from hybridc.spec import load_spec
+    from hybridc.train.run import TrainOptions, train
+    from tests.specs import write_spec
+    from tests.train.helpers import DATA, spec_text
 
     old = os.umask(0o022)
     try:

@@ -27,10 +27,11 @@ from ..errors import CompileError, RunError
 from ..graph.build import build_graph
 from ..graph.discretize import discretize_graph
 from ..graph.model import BlockGraph
+from ..hf_auto import AUTO_CLASS_OF_TASK
 from ..io import give_umask_mode
 from ..spec.frontend import ResolvedSpec, lock_data, resolve_from_lock
-from .cache import HybridCache
 from .blocks import ClassifierHead, CompressionHead, MixedBlock, MixedEmbedding, MixedLMHead, SingleBlock
+from .cache import HybridCache
 from .mixture import Mix
 from .projectors import Projector
 
@@ -334,11 +335,8 @@ class HybridForTokenClassification(HybridModel):
     required_task = "tag"
 
 
-AUTO_CLASS_OF_TASK = {"causal-lm": "AutoModelForCausalLM", "classify": "AutoModelForSequenceClassification",
-                      "tag": "AutoModelForTokenClassification"}
-TASK_CLASSES = {"AutoModelForCausalLM": HybridForCausalLM,
-                "AutoModelForSequenceClassification": HybridForSequenceClassification,
-                "AutoModelForTokenClassification": HybridForTokenClassification}
+TASK_CLASSES = {cls.required_task: cls for cls in (HybridForCausalLM, HybridForSequenceClassification,
+                                                   HybridForTokenClassification)}
 
 
 def group_of(param_name: str) -> str:

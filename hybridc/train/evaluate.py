@@ -40,7 +40,7 @@ def evaluate_directory(directory: Path, data_expr: str, *, split: str = "test", 
     overrides it), in batches of the size the run evaluated with (``batch_size`` overrides it): a run's
     test split and numbers are the ones its training table reports."""
     from ..data import build_data
-    from ..generate import load_saved
+    from ..saved import load_saved
 
     source = parse_data_expression(data_expr)
     saved = load_saved(directory, device)
