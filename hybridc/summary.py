@@ -8,19 +8,20 @@ from rich.table import Table
 from .api import Compiled
 from .graph.render import human
 from .spec.model import PARAM_GROUPS
+from .spec.vocab import vocab_report
 from .train.plan import show_length
 
 
 def summary_tables(c: Compiled) -> list[Table]:
     rs, graph, plan = c.resolved, c.graph, c.plan
     comps = Table(title=f"{rs.spec.name}: {len(rs.components)} components, {rs.num_blocks} blocks")
-    for col in ("component", "family", "source", "width", "layers", "blocks", "projector"):
+    for col in ("component", "family", "source", "width", "layers", "blocks", "projector", "vocab"):
         comps.add_column(col)
     for rc in rs.components:
         comp = rs.spec.component(rc.name)
         comps.add_row(rc.name, rc.family, str(comp.source) if comp.source.kind != "init" else "init (random)",
                       str(rc.hidden_size), str(rc.num_layers), ", ".join(str(r) for r in rc.ranges),
-                      rs.spec.hybrid.projector(rc.name))
+                      rs.spec.hybrid.projector(rc.name), "-" if comp.source.kind == "init" else vocab_report(rc))
 
     by_group = graph.params_by_group()
     groups = Table(title="parameters by group")

@@ -39,6 +39,8 @@ def put_in_hub(repo_id: str, files: dict[str, Path]) -> str:
     return commit
 
 
-# The configs (no weights) of the public checkpoints the example specs name.
-put_in_hub("EleutherAI/gpt-neo-125m", {"config.json": FIXTURES / "hub" / "gpt-neo-125m.config.json"})
-put_in_hub("state-spaces/mamba-130m-hf", {"config.json": FIXTURES / "hub" / "mamba-130m-hf.config.json"})
+# The configs (no weights) of the public checkpoints the example specs name, with small stand-in
+# tokenizers (byte-level BPEs trained on different text, as the real GPT-2 and GPT-NeoX BPEs differ).
+for _repo, _name in (("EleutherAI/gpt-neo-125m", "gpt-neo-125m"), ("state-spaces/mamba-130m-hf", "mamba-130m-hf")):
+    put_in_hub(_repo, {"config.json": FIXTURES / "hub" / f"{_name}.config.json",
+                       "tokenizer.json": FIXTURES / "hub" / f"{_name}.tokenizer.json"})

@@ -28,7 +28,7 @@ def test_api_mirrors_the_cli(tmp_path):
 def test_hub_component_loads_through_from_pretrained(tmp_path, tiny_pretrained):
     directory = tiny_pretrained("gpt-neox")
     commit = put_in_hub("tiny-org/tiny-neox", {p.name: p for p in directory.iterdir()})
-    text = textwrap.dedent(f"""\
+    text = textwrap.dedent("""\
         hybridc: 1
         name: from-hub
         components:
@@ -36,7 +36,7 @@ def test_hub_component_loads_through_from_pretrained(tmp_path, tiny_pretrained):
             from: hf:tiny-org/tiny-neox@main
             blocks: split(2)
           ssm:
-            init: {{family: mamba, hidden_size: 16, layers: 2, vocab_size: 96}}
+            init: {family: mamba, hidden_size: 16, layers: 2, vocab_size: 96}
             blocks: split(2)
         hybrid:
           embeddings: neox

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ..errors import RunError
 from ..spec.model import BYTES_TOKENIZER, BYTES_VOCAB_SIZE
+from ..spec.tokenizer_identity import BYTE_SPECIAL_TOKENS, byte_to_unicode
 
 if TYPE_CHECKING:
     from ..spec.frontend import ResolvedSpec
@@ -160,23 +161,6 @@ def _first_line(err: BaseException) -> str:
 
 # ---- tokenizers inside model directories ---------------------------------------------------------
 
-BYTE_SPECIAL_TOKENS = {"<pad>": 256, "<bos>": 257, "<eos>": 258}
-
-
-def _byte_to_unicode() -> dict[int, str]:
-    """GPT-2's reversible map of the 256 byte values to printable characters (what the ``tokenizers``
-    library's ByteLevel pre-tokenizer produces)."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    chars, extra = {}, 0
-    for b in range(256):
-        if b in printable:
-            chars[b] = chr(b)
-        else:
-            chars[b] = chr(256 + extra)
-            extra += 1
-    return chars
-
-
 def byte_tokenizer_as_hf():
     """``tokenizer: bytes`` as a transformers ``PreTrainedTokenizerFast`` with the same ids (byte b is id
     b; pad 256, bos 257, eos 258), so ``AutoTokenizer.from_pretrained`` of a saved hybrid gives it back."""
@@ -184,7 +168,7 @@ def byte_tokenizer_as_hf():
     from tokenizers import decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    vocab = {char: b for b, char in _byte_to_unicode().items()}
+    vocab = {char: b for b, char in byte_to_unicode().items()}
     rust = RustTokenizer(models.BPE(vocab=vocab, merges=[]))
     rust.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
     rust.decoder = decoders.ByteLevel()

@@ -26,9 +26,15 @@ def component_costs(rs: ResolvedSpec):
     return out
 
 
+def vocab_kinds(rs: ResolvedSpec, sources: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """The sources whose embedding rows (and head) are ``new`` or ``transplant``ed, with that kind."""
+    return tuple((m, rs.component(m).vocab) for m in sources if rs.component(m).vocab != "pretrained")
+
+
 def embed_node(rs: ResolvedSpec, costs, sources: tuple[str, ...]) -> GraphNode:
     params = sum(costs[m][1].embedding for m in sources)
-    return GraphNode("embed", "embed", d_in=rs.vocab_size, d_out=rs.width, params=params, flops=0, components=sources)
+    return GraphNode("embed", "embed", d_in=rs.vocab_size, d_out=rs.width, params=params, flops=0, components=sources,
+                     vocab=vocab_kinds(rs, sources))
 
 
 def head_node(rs: ResolvedSpec, costs, sources: tuple[str, ...], embedded: tuple[str, ...]) -> GraphNode:
@@ -53,7 +59,7 @@ def head_node(rs: ResolvedSpec, costs, sources: tuple[str, ...], embedded: tuple
         params += readout_params(d)
         flops += 2 * 2 * d * d
     return GraphNode("head", "head", d_in=d, d_out=rs.vocab_size, params=params, flops=flops,
-                     components=sources, head_kind=kind)
+                     components=sources, head_kind=kind, vocab=vocab_kinds(rs, sources))
 
 
 def segment_node(rs: ResolvedSpec, costs, block: int, m: str) -> GraphNode:

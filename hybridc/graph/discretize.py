@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import networkx as nx
 
 from ..spec.frontend import ResolvedSpec
-from .build import _sources, component_costs, embed_node, graph_facts, head_node, projector_node, segment_node
+from .build import component_costs, embed_node, graph_facts, head_node, projector_node, segment_node
 from .model import BlockGraph, GraphNode
 
 

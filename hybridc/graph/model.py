@@ -39,6 +39,7 @@ class GraphNode:
     projector: str | None = None  # in_proj/out_proj: projector kind
     components: tuple[str, ...] = ()  # embed/head/mix: the components they combine
     head_kind: str | None = None  # head: lm | classify | tag
+    vocab: tuple[tuple[str, str], ...] = ()  # embed/head: components whose rows are new or transplanted
 
     @property
     def group(self) -> str:
@@ -62,7 +63,14 @@ class GraphNode:
             out["components"] = list(self.components)
         if self.head_kind is not None:
             out["head_kind"] = self.head_kind
+        if self.vocab:
+            out["vocab"] = dict(self.vocab)
         return out
+
+    def sources_label(self) -> str:
+        """``neo+mamba[transplant]``: the components combined, with how their vocabulary rows were made."""
+        kinds = dict(self.vocab)
+        return "+".join(m + (f"[{kinds[m]}]" if m in kinds else "") for m in self.components)
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,8 @@ def _label(n: GraphNode, alphas: tuple[float, ...] | None = None) -> str:
     if n.kind == "mix":
         return "mix " + "+".join(n.components) + (f" {list(alphas)}" if alphas else "")
     if n.kind == "embed":
-        return "embed " + "+".join(n.components)
-    return (n.head_kind or "head") + " " + "+".join(n.components)
+        return "embed " + n.sources_label()
+    return (n.head_kind or "head") + " " + n.sources_label()
 
 
 def to_text(bg: BlockGraph) -> str:

@@ -34,6 +34,7 @@ from .blocks import ClassifierHead, CompressionHead, MixedBlock, MixedEmbedding,
 from .cache import HybridCache
 from .mixture import Mix
 from .projectors import Projector
+from .vocab import TransplantPlan, transplant_plan, under_hybrid_vocab
 
 IGNORE_INDEX = -100
 
@@ -352,7 +353,8 @@ def group_of(param_name: str) -> str:
 
 
 def load_components(rs: ResolvedSpec, names) -> dict[str, nn.Module]:
-    """Load the pretrained weights of the ``from:`` components among ``names``."""
+    """Load the pretrained weights of the ``from:`` components among ``names``; a ``vocab: new`` or
+    ``transplant`` component comes rebuilt for the hybrid's vocabulary (``hybridc.nn.vocab``)."""
     models = {}
     for name in names:
         component = rs.spec.component(name)
@@ -365,7 +367,23 @@ def load_components(rs: ResolvedSpec, names) -> dict[str, nn.Module]:
         except Exception as err:
             raise CompileError(f"cannot load the weights of component '{name}' from {component.source}: {err}",
                                "check that the directory holds safetensors weights written by save_pretrained") from None
+        if rc.vocab != "pretrained":
+            plan = transplant_plan_of(rs, rc) if rc.vocab == "transplant" else None
+            models[name] = under_hybrid_vocab(models[name], rc, seed=derived_seed(rs.spec.train.seed, "vocab", name),
+                                              plan=plan)
     return models
+
+
+def transplant_plan_of(rs: ResolvedSpec, rc) -> TransplantPlan:
+    """How component ``rc``'s rows move into the hybrid's vocabulary (its own tokenizer -> the hybrid's)."""
+    from ..data.tokenizer import load_hf_tokenizer
+
+    own = load_hf_tokenizer(rc.location, rc.revision, name=rc.name, what=f"the tokenizer of component '{rc.name}'")
+    hybrid = load_tokenizer(rs)
+    if hybrid is None:
+        raise CompileError(f"component '{rc.name}': vocab: transplant needs the hybrid's tokenizer, and it has none",
+                           "give the spec a tokenizer with files, or use vocab: new")
+    return transplant_plan(own, hybrid, rs.vocab_size)
 
 
 def lower(rs: ResolvedSpec, selection: list[str] | None = None, *, pretrained: bool = True) -> HybridModel:

@@ -13,7 +13,6 @@ from typing import Any
 from ..errors import Diagnostic, Location
 from . import expr as E
 from .model import (
-    BYTES_TOKENIZER,
     PARAM_GROUPS,
     STAGE_KINDS,
     TRAINING_KINDS,
@@ -32,7 +31,7 @@ from .model import (
     Train,
 )
 from .schema import did_you_mean
-from .signatures import DATA_SOURCES, REQUIRED, SEARCH_ALGORITHMS, Signature
+from .signatures import DATA_SOURCES, SEARCH_ALGORITHMS, Signature
 from .tree import Mapping, Node, Scalar, Sequence
 
 COMMON_INIT_KEYS = ("family", "hidden_size", "layers", "heads", "vocab_size", "max_length")
@@ -114,9 +113,22 @@ def _components(b: _Builder, node: Mapping | None) -> tuple[Component, ...]:
         source = _source(b, name, value)
         blocks = _blocks(b, name, value.get("blocks"))
         trust = value.get("trust_remote_code")
+        vocab = _vocab(b, name, value.get("vocab"), source)
         if source is not None and blocks is not None:
-            out.append(Component(name, source, blocks, bool(trust.value) if trust is not None else False))
+            out.append(Component(name, source, blocks, bool(trust.value) if trust is not None else False, vocab))
     return tuple(out)
+
+
+def _vocab(b: _Builder, name: str, node: Scalar | None, source: Source | None) -> str:
+    """``vocab`` (the schema checked the word): only a pretrained component has rows to keep or move."""
+    if node is None:
+        return "pretrained"
+    value = str(node.value)
+    if value != "pretrained" and source is not None and source.kind == "init":
+        b.error(node.loc, f"component '{name}' is built from scratch: it has no pretrained embedding to replace "
+                          f"or transplant (vocab: {value})",
+                "remove vocab: a from-scratch component's embedding is new and indexed by the hybrid's tokenizer")
+    return value
 
 
 def _source(b: _Builder, name: str, node: Mapping) -> Source | None:

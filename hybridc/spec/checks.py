@@ -120,6 +120,8 @@ def check_vocab(vocab: int | None, spec: Spec, comps: list[ResolvedComponent], s
     if vocab is None:
         return problems
     for rc in comps:
+        if spec.component(rc.name).vocab != "pretrained":
+            continue  # it takes the hybrid's vocabulary
         if rc.shape.vocab_size < vocab:
             key = "init" if spec.component(rc.name).source.kind == "init" else "from"
             problems.append(Diagnostic(smap.at("components", rc.name, key),

@@ -95,6 +95,7 @@ def _component_fields(spec: Spec, rs: ResolvedSpec | None, name: str) -> dict[st
         for key, value in c.source.init:
             fields[f"init.{key}"] = value
     fields["trust_remote_code"] = c.trust_remote_code
+    fields["vocab"] = c.vocab
     return fields
 
 

@@ -37,6 +37,8 @@ def _component(c: Component) -> dict[str, Any]:
         out["from"] = str(c.source)
     out["blocks"] = str(c.blocks)
     out["trust_remote_code"] = c.trust_remote_code
+    if c.source.kind != "init":
+        out["vocab"] = c.vocab
     return out
 
 

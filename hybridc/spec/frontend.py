@@ -14,6 +14,7 @@ from typing import Any
 
 from ..errors import CompileError, Diagnostic, SpecError
 from . import checks
+from . import vocab as vocab_checks
 from .canonical import SourceMap, build_spec
 from .load import Document, load_file, parse_text
 from .model import Spec
@@ -110,6 +111,8 @@ def resolve(parsed: ParsedSpec, root: str | Path | None = None) -> ResolvedSpec:
             comps.append(rc)
     vocab, errs = checks.tokenizer_vocab(spec, comps, base_dir, smap, root)
     problems.extend(errs)
+    tokenizer_errors, tokenizer_warnings, identities = vocab_checks.check_tokenizers(spec, comps, base_dir, smap, root)
+    problems.extend(tokenizer_errors)
     alphas = spec.hybrid.mixture.alphas
     if spec.hybrid.mixture.mode == "programmed":
         alphas, errs = checks.load_programmed(spec, base_dir, smap, root)
@@ -123,11 +126,22 @@ def resolve(parsed: ParsedSpec, root: str | Path | None = None) -> ResolvedSpec:
         problems.extend(checks.check_alphas(alphas, spec.num_blocks, spec.component_names, smap, path))
     problems.extend(checks.check_data(spec, base_dir, smap, vocab, comps, root))
     problems.extend(checks.check_stage_inits(spec, base_dir, smap, root))
+    if vocab is None and any(spec.component(c.name).vocab != "pretrained" for c in comps):
+        known = identities.get("")
+        if known is not None:
+            vocab = known.size
+        elif all(spec.component(c.name).vocab != "pretrained" for c in comps):
+            problems.append(Diagnostic(smap.at("tokenizer"), f"the size of tokenizer '{spec.tokenizer}' is unknown "
+                                       "(its files are not available), and every component takes its vocabulary",
+                                       "download the tokenizer once, or point tokenizer at a local directory"))
     if problems:
-        raise SpecError(problems)
+        error = SpecError(problems)
+        error.warnings = tuple(tokenizer_warnings)
+        raise error
     width = spec.hybrid.width or max(c.hidden_size for c in comps)
     if vocab is None:
-        vocab = min(c.shape.vocab_size for c in comps)
+        vocab = min(c.shape.vocab_size for c in comps if spec.component(c.name).vocab == "pretrained")
+    comps = vocab_checks.with_hybrid_vocab(spec, comps, vocab, identities)
     return ResolvedSpec(
         spec=spec,
         components=tuple(comps),
@@ -138,7 +152,7 @@ def resolve(parsed: ParsedSpec, root: str | Path | None = None) -> ResolvedSpec:
         base_dir=base_dir,
         file=parsed.document.file,
         source_map=smap,
-        warnings=tuple(checks.semantic_warnings(spec, smap)),
+        warnings=tuple(checks.semantic_warnings(spec, smap)) + tuple(tokenizer_warnings),
         text=parsed.document.text,
     )
 
@@ -180,7 +194,8 @@ def lock_data(rs: ResolvedSpec) -> dict[str, Any]:
                     "layers": c.num_layers,
                     "vocab_size": c.shape.vocab_size,
                     "blocks": [str(r) for r in c.ranges],
-                    "config": dict(c.config),
+                    "vocab_matched": list(c.vocab_matched) if c.vocab_matched else None,
+                    "config": dict(c.config),  # as the hybrid uses it (vocab: new/transplant: the hybrid's vocabulary)
                 }
                 for c in rs.components
             ],
@@ -244,7 +259,9 @@ def resolve_from_lock(lock: dict[str, Any]) -> ResolvedSpec:
         ranges = tuple(LayerRange(*map(int, r.split(".."))) for r in entry["blocks"])
         comps.append(ResolvedComponent(name=name, family=family.name, config=MappingProxyType(config),
                                        shape=family.shape(config), ranges=ranges, location=entry.get("location"),
-                                       revision=entry.get("revision"), commit=entry.get("commit")))
+                                       revision=entry.get("revision"), commit=entry.get("commit"),
+                                       vocab=parsed.spec.component(name).vocab,
+                                       vocab_matched=tuple(entry["vocab_matched"]) if entry.get("vocab_matched") else None))
     alphas = resolved.get("alphas")
     return ResolvedSpec(
         spec=parsed.spec,

@@ -114,12 +114,20 @@ class Source:
         return "init(" + ", ".join(f"{k}={v}" for k, v in self.init) + ")"
 
 
+VOCAB_KINDS = ("pretrained", "new", "transplant")
+
+
 @dataclass(frozen=True)
 class Component:
+    """``vocab``: how a pretrained component's embedding rows (and LM head) meet the hybrid's tokenizer:
+    ``pretrained`` as they are (its tokenizer must be the hybrid's), ``new`` a fresh embedding with the
+    head tied to it, ``transplant`` its rows re-indexed by token string into the hybrid's vocabulary."""
+
     name: str
     source: Source
     blocks: BlockSpec
     trust_remote_code: bool = False
+    vocab: str = "pretrained"
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,8 @@ class ResolvedComponent:
     location: str | None  # absolute local directory or Hub id; None for init
     revision: str | None  # requested revision (hf) or None
     commit: str | None  # resolved commit hash when known (hf)
+    vocab: str = "pretrained"  # new / transplant: config and shape carry the hybrid's vocabulary (spec.vocab)
+    vocab_matched: tuple[int, int] | None = None  # transplant: (tokens found by string in its vocabulary, hybrid tokens)
 
     @property
     def hidden_size(self) -> int:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 import torch
 
-from hybridc.data import BUILDERS, Split, build_data, canonical_source, short_form
-from hybridc.errors import RunError
+from hybridc.data import BUILDERS, Split, canonical_source, short_form
 from hybridc.spec.model import DataSource, Task
 from hybridc.spec.signatures import DATA_SOURCES
 

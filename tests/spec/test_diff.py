@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from hybridc.cli import main
 from hybridc.spec.diff import diff_specs, try_resolve
-from hybridc.spec.frontend import parse_file, parse_string
+from hybridc.spec.frontend import parse_file
 from tests.specs import SMALL, write_spec
 from tests.strategies import PROJECTORS, specs
 

@@ -38,3 +38,24 @@ def test_pretrained_example_counts_real_parameters():
     assert neo == 125_198_592 - 50257 * 768
     mamba = sum(n.params for n in compiled.graph.nodes() if n.component == "mamba" and n.kind == "segment")
     assert mamba == 129_135_360 - 50280 * 768
+
+
+def test_the_pretrained_example_reconciles_its_tokenizers(tmp_path):
+    """GPT-Neo and Mamba-130M were trained with different tokenizers (the offline Hub holds stand-ins
+    that differ likewise): the example transplants Mamba's rows; without that, validate refuses it."""
+    from hybridc.errors import SpecError
+
+    example = Path(__file__).resolve().parents[2] / "specs" / "neo-mamba.yaml"
+    rs = hybridc.load_spec(example)
+    mamba = rs.component("mamba")
+    assert mamba.vocab == "transplant" and mamba.shape.vocab_size == rs.vocab_size == 50257
+    matched, total = mamba.vocab_matched
+    assert 256 <= matched < total  # the byte tokens at least
+    bare = tmp_path / "neo-mamba.yaml"
+    bare.write_text(example.read_text().replace("    vocab: transplant", "    vocab: pretrained"))
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "corpus.txt").write_text("text")
+    with pytest.raises(SpecError) as err:
+        hybridc.load_spec(bare)
+    assert {d.location.line for d in err.value.diagnostics} == {i + 1 for i, line in enumerate(
+        bare.read_text().splitlines()) if line.strip() in ("embeddings: mix", "head: mix")}

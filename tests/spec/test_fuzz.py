@@ -190,6 +190,7 @@ FIELDS = {
     "projector-ssm": (SMALL, ("hybrid", "projector", "ssm")),
     "from": (SMALL, ("components", "ssm", "from")),
     "stage-init": (SMALL, ("train", "stages", 0, "init")),
+    "vocab": (SMALL, ("components", "ssm", "vocab")),
 }
 EXPR_ALPHABET = list("()[],=.\"'\\ 0123456789-+eExu_/:~@ \t") + [
     "split", "fixed", "programmed", "search", "darts", "dash", "gaea", "text", "recall", "mad", "classify", "tag",
