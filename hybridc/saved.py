@@ -24,7 +24,30 @@ def model_directory(path: Path) -> Path:
     if not (path / "config.json").is_file():
         raise RunError(f"{path} holds no saved model (config.json missing)",
                        "pass a run directory, its final/, or a directory written by hybridc discretize")
+    weights = [p for p in ("model.safetensors", "model.safetensors.index.json") if (path / p).is_file()]
+    if not weights:
+        pickled = [p.name for p in path.glob("*.bin")] + [p.name for p in path.glob("*.pt")]
+        raise RunError(f"{path} holds no model.safetensors" + (f" (only {', '.join(sorted(pickled))})" if pickled else ""),
+                       "hybridc loads safetensors weights only (pickled .bin files can run code); save the model "
+                       "with save_pretrained, which writes safetensors")
+    if (path / weights[0]).stat().st_size == 0:
+        raise RunError(f"{path / weights[0]} is empty", "the model was not saved completely: save it again")
     return path
+
+
+def _from_pretrained(load, directory: Path, **kwargs):
+    """``load(directory, use_safetensors=True, ...)``, with unreadable weights reported as a ``RunError``
+    (a ``CompileError`` about the model itself passes through)."""
+    from .errors import CompileError
+
+    try:
+        return load(directory, use_safetensors=True, **kwargs)
+    except CompileError:
+        raise
+    except Exception as err:  # a truncated or foreign file: safetensors, OSError, shape mismatches
+        first = str(err).strip().splitlines()[0] if str(err).strip() else "no details"
+        raise RunError(f"cannot load the model in {directory}: {type(err).__name__}: {first}",
+                       "the directory needs config.json and model.safetensors as save_pretrained writes them") from None
 
 
 EXPORT_RECORD = "hybridc.json"  # beside a plain export: the hybrid it came from (its lock and selection)
@@ -73,7 +96,7 @@ def load_hybrid(path: Path, device: str = "cpu"):
     if model_type != "hybridc":
         raise RunError(f"{directory} holds a plain {model_type} model, not a hybrid",
                        "load it with transformers' AutoModelForCausalLM; this command needs a hybrid")
-    return HybridModel.from_pretrained(directory).to(torch.device(device)).eval()
+    return _from_pretrained(HybridModel.from_pretrained, directory).to(torch.device(device)).eval()
 
 
 def load_saved(path: Path, device: str = "cpu") -> SavedModel:
@@ -91,11 +114,7 @@ def load_saved(path: Path, device: str = "cpu") -> SavedModel:
     _quiet_transformers()
     record = directory / EXPORT_RECORD
     resolved = resolve_from_lock(json.loads(record.read_text())["lock"]) if record.is_file() else None
-    try:
-        model = AutoModelForCausalLM.from_pretrained(directory, use_safetensors=True, dtype=torch.float32)
-    except Exception as err:
-        raise RunError(f"cannot load the model in {directory}: {type(err).__name__}: {str(err).splitlines()[0]}",
-                       "the directory needs config.json and model.safetensors (save_pretrained layout)") from None
+    model = _from_pretrained(AutoModelForCausalLM.from_pretrained, directory, dtype=torch.float32)
     field = resolved.spec.tokenizer if resolved is not None else str(directory)
     tokenizer = saved_tokenizer(field, directory)
     problem = None if tokenizer is not None else f"{directory} holds no tokenizer files"

@@ -147,4 +147,10 @@ def load_checkpoint(path: Path, model: torch.nn.Module) -> dict[str, Any]:
     if missing or unexpected:
         raise RunError(f"checkpoint {path} does not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})",
                        "was the spec changed since the run started?")
-    return torch.load(path / "optimizer.pt", weights_only=True)
+    try:
+        return torch.load(path / "optimizer.pt", weights_only=True)
+    except Exception as err:  # weights_only refuses anything but tensors and plain containers
+        raise RunError(f"checkpoint {path}: optimizer.pt was refused ({type(err).__name__}: "
+                       f"{str(err).strip().splitlines()[0] if str(err).strip() else 'unreadable'})",
+                       "it holds something other than optimizer state (hybridc never unpickles code); delete this "
+                       "checkpoint directory and resume from an earlier one") from None

@@ -128,3 +128,18 @@ def test_identity_is_the_vocabulary_not_the_file_bytes(tmp_path):
     byte_tokenizer_as_hf().save_pretrained(tmp_path / "bytes")
     assert identity_of_directory(tmp_path / "bytes") == bytes_identity()
     assert AutoTokenizer.from_pretrained(tmp_path / "fast")  # the files are real tokenizers
+
+
+def test_diff_and_the_graph_name_the_vocab_kind(tmp_path):
+    from hybridc.graph.build import build_graph
+    from hybridc.graph.render import to_text
+    from hybridc.spec.diff import diff_specs
+
+    before = load_spec(spec(tmp_path / "a", embeddings="a", head="a"))
+    after = load_spec(spec(tmp_path / "b", vocab_b="new"))
+    changes = {c.path: (c.before, c.after) for c in diff_specs(before.spec, after.spec, before, after)}
+    assert changes["components.b.vocab"] == ("pretrained", "new")
+    graph = build_graph(after)
+    assert graph.node("embed").vocab == (("b", "new"),) and "embed a+b[new]" in to_text(graph)
+    # b's new embedding is tied: its head owns no parameters of its own
+    assert graph.node("head").params == 0
