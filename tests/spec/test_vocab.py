@@ -143,3 +143,15 @@ def test_diff_and_the_graph_name_the_vocab_kind(tmp_path):
     assert graph.node("embed").vocab == (("b", "new"),) and "embed a+b[new]" in to_text(graph)
     # b's new embedding is tied: its head owns no parameters of its own
     assert graph.node("head").params == 0
+
+
+def test_the_check_reads_files_only_and_stays_torch_free(tmp_path):
+    import subprocess
+    import sys
+
+    path = spec(tmp_path, vocab_b="transplant")
+    script = (f"import sys, hybridc\nrs = hybridc.load_spec({str(path)!r})\n"
+              "assert rs.component('b').vocab_matched is not None\n"
+              "assert not {'torch', 'transformers', 'tokenizers'} & set(sys.modules), sorted(sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
