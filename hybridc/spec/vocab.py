@@ -89,8 +89,10 @@ def check_tokenizers(spec: Spec, comps: list[ResolvedComponent], base_dir: Path,
     warnings: list[Diagnostic] = []
     identities: dict[str, TokenizerIdentity | None] = {}
     pending = [rc for rc in comps if spec.component(rc.name).source.kind != "init" and rc.name != spec.tokenizer
+               and spec.component(rc.name).vocab != "new"
                and (used_parts(spec, rc.name) or spec.component(rc.name).vocab == "transplant")]
-    if not pending:
+    resized = any(spec.component(rc.name).vocab != "pretrained" for rc in comps)  # they need the hybrid's size
+    if not pending and not resized:
         return errors, warnings, identities
     try:
         hybrid = hybrid_identity(spec, by_name, base_dir, root)
