@@ -88,7 +88,8 @@ def _merges(raw: Any) -> list[str]:
     return out
 
 
-def _from_tokenizer_json(path: Path) -> TokenizerIdentity:
+def identity_of_file(path: Path) -> TokenizerIdentity:
+    """The identity of a ``tokenizer.json`` file."""
     data = json.loads(_read_small(path).decode("utf-8"))
     model = data.get("model") or {}
     kind = str(model.get("type") or "unknown").lower()
@@ -124,7 +125,7 @@ def identity_of_directory(directory: Path) -> TokenizerIdentity | None:
     Raises ValueError when the files are there but cannot be read."""
     directory = Path(directory)
     if (directory / "tokenizer.json").exists():
-        return _from_tokenizer_json(directory / "tokenizer.json")
+        return identity_of_file(directory / "tokenizer.json")
     if (directory / "vocab.json").exists() and (directory / "merges.txt").exists():
         return _from_slow_bpe(directory / "vocab.json", directory / "merges.txt")
     if (directory / "vocab.txt").exists():
@@ -147,7 +148,7 @@ def identity_on_hub(repo: str, revision: str | None) -> TokenizerIdentity | None
 
     found = fetch("tokenizer.json")
     if found is not None:
-        return _from_tokenizer_json(found)
+        return identity_of_file(found)
     vocab, merges = fetch("vocab.json"), fetch("merges.txt")
     if vocab is not None and merges is not None:
         return _from_slow_bpe(vocab, merges)

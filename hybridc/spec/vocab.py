@@ -21,7 +21,7 @@ from ..errors import Diagnostic
 from .canonical import SourceMap
 from .model import BYTES_TOKENIZER, Spec
 from .resolve import PathError, ResolvedComponent, spec_path
-from .tokenizer_identity import (TokenizerIdentity, _from_tokenizer_json, bytes_identity, identity_of_directory,
+from .tokenizer_identity import (TokenizerIdentity, bytes_identity, identity_of_directory, identity_of_file,
                                  identity_on_hub)
 
 LM_TASKS = ("causal-lm", "compress")
@@ -54,7 +54,7 @@ def hybrid_identity(spec: Spec, comps: dict[str, ResolvedComponent], base_dir: P
     except PathError:
         return None  # reported by the tokenizer check
     if path.is_file():
-        return _from_tokenizer_json(path)
+        return identity_of_file(path)
     return identity_of_directory(path) if path.is_dir() else None
 
 
