@@ -68,8 +68,9 @@ def checkpoint_dirs(run_dir: Path) -> list[Path]:
 
 
 def save_checkpoint(run_dir: Path, model: torch.nn.Module, optim_state: dict[str, Any], position: RunPosition,
-                    keep: int = KEEP) -> Path:
-    """Write a checkpoint atomically; raises ``RunError`` (previous checkpoints intact) on I/O failure."""
+                    keep: int = KEEP, spec_digest: str | None = None) -> Path:
+    """Write a checkpoint atomically; raises ``RunError`` (previous checkpoints intact) on I/O failure.
+    ``spec_digest`` (of the canonical spec the run trains) is kept in state.json: a resume checks it."""
     root = Path(run_dir) / CHECKPOINTS
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{position.global_step}"
@@ -83,7 +84,7 @@ def save_checkpoint(run_dir: Path, model: torch.nn.Module, optim_state: dict[str
         torch.save(optim_state, tmp / "optimizer.pt")
         manifest = {name: _sha256(tmp / name) for name in ("model.safetensors", "optimizer.pt")}
         names = getattr(getattr(model, "graph", None), "names", None)
-        state = {"position": asdict(position), "manifest": manifest,
+        state = {"position": asdict(position), "manifest": manifest, "spec": spec_digest,
                  "components": list(names) if names is not None else None}  # the order the weights assume
         (tmp / "state.json").write_text(json.dumps(state, indent=2))
         for name in ("model.safetensors", "optimizer.pt", "state.json"):
@@ -117,6 +118,14 @@ def read_position(path: Path) -> RunPosition | None:
                 return None
         return RunPosition(**state["position"])
     except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def checkpoint_spec_digest(path: Path) -> str | None:
+    """The digest of the spec a checkpoint was written for (None: an older checkpoint that did not say)."""
+    try:
+        return json.loads((path / "state.json").read_text()).get("spec")
+    except (OSError, ValueError, AttributeError):
         return None
 
 

@@ -31,7 +31,8 @@ from ..spec.emit import dump_yaml, render_data, spec_to_data
 from ..spec.frontend import ResolvedSpec, lock_data, locked_spec, parse_string, resolve
 from ..spec.model import DataSource, Stage
 from ..spec.resolve import resolve_path
-from .checkpoint import RunPosition, latest_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import (RunPosition, checkpoint_dirs, checkpoint_spec_digest, latest_checkpoint, load_checkpoint,
+                         save_checkpoint)
 from .loop import Parallel, StageOptimizers, build_optimizers, evaluate, freeze_for, train_steps
 from .metrics import MetricsLog
 from .plots import plot_alphas, plot_losses
@@ -122,6 +123,7 @@ class Run:
             self.say = lambda _: None
         self.metrics = MetricsLog(self.run_dir / "metrics.jsonl", enabled=self.main)
         self.seed = self.spec.train.seed
+        self.spec_digest = spec_digest(lock_data(rs))
 
     # ---- set-up -------------------------------------------------------------------------------
     def prepare_directory(self) -> None:
@@ -135,16 +137,26 @@ class Run:
         d = self.run_dir
         lock = lock_data(self.rs)
         if d.exists() and any(d.iterdir()):
+            if not is_run_directory(d):
+                raise RunError(f"{d} is not empty and holds no hybridc run (no spec.lock.yaml or checkpoints "
+                               "written by hybridc)", "choose another output directory with -o; hybridc never "
+                               "writes over files it did not create")
             if not self.options.resume:
                 raise RunError(f"{d} already holds a run", "add --resume to continue it, or -o to start a new one")
             old_lock = d / "spec.lock.yaml"
             if old_lock.exists() and not same_spec(yaml.safe_load(old_lock.read_text()), lock):
                 raise RunError(f"the spec changed since the run in {d} started",
                                "resume with the original spec, or start a new run with -o")
+            for path in checkpoint_dirs(d):  # each says which spec it was trained for: checked before any write
+                digest = checkpoint_spec_digest(path)
+                if digest is not None and digest != self.spec_digest:
+                    raise RunError(f"checkpoint {path.name} in {d} was written for another spec than this one",
+                                   "resume with the spec the run started with (its spec.yaml), or start a new "
+                                   "run with -o")
         d.mkdir(parents=True, exist_ok=True)
         (d / "plots").mkdir(exist_ok=True)
+        self.compiled.write(d)  # spec.lock.yaml first: it is what marks the directory as a run
         atomic_write_text(d / "spec.yaml", self.rs.text or dump_yaml(spec_to_data(self.spec)))
-        self.compiled.write(d)
         if self.parallel.world > 1:  # the plan as it runs: global batches over every process
             from ..train.plan import lower_plan
 
@@ -282,7 +294,7 @@ class Run:
                 extra = dict(position.extra, metrics=len(self.metrics.records()))
                 position = RunPosition(position.stage_index, position.stage_step, position.global_step,
                                        list(model.graph.selection) if model.graph.selection else None, extra)
-                save_checkpoint(self.run_dir, model, optim_state, position)
+                save_checkpoint(self.run_dir, model, optim_state, position, spec_digest=self.spec_digest)
         finally:
             self.accelerator.wait_for_everyone()
 
@@ -451,6 +463,25 @@ class Run:
             else:
                 rows.append({"model": f"{name} alone", "note": "trained from scratch: set train.baselines: true"})
         return rows
+
+
+def spec_digest(lock: dict) -> str:
+    """SHA-256 of a lock's canonical spec (components in their order): what a checkpoint was trained for."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(lock["spec"], sort_keys=True).encode()).hexdigest()
+
+
+def is_run_directory(d: Path) -> bool:
+    """``d`` holds a run hybridc wrote: a spec.lock.yaml with a lock in it, or checkpoints with state."""
+    try:
+        lock = yaml.safe_load((d / "spec.lock.yaml").read_text()) if (d / "spec.lock.yaml").is_file() else None
+    except (OSError, yaml.YAMLError):
+        lock = None
+    if isinstance(lock, dict) and "hybridc_lock" in lock:
+        return True
+    return any((p / "state.json").is_file() for p in (d / "checkpoints").glob("step-*")) if (d / "checkpoints").is_dir() else False
 
 
 def same_spec(old_lock: dict, new_lock: dict) -> bool:

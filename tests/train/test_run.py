@@ -260,3 +260,29 @@ def test_scan_backend_is_selectable_and_agrees(tmp_path):
         model = HybridModel.from_pretrained(chunked.final_dir)
         model.set_scan_backend("fast-please")
         model(torch.ones(1, 4, dtype=torch.long))
+
+
+def test_resume_never_writes_over_a_directory_that_is_not_a_run(tmp_path):
+    """(--resume follows our own hint, so it must not make a user's directory a run.)"""
+    mine = tmp_path / "run"
+    mine.mkdir()
+    own = {"spec.yaml": "my notes\n", "metrics.jsonl": "{\"mine\": 1}\n", "plan.json": "{}\n"}
+    for name, text in own.items():
+        (mine / name).write_text(text)
+    text = spec_text(f"- {{name: finetune, data: '{DATA}', steps: 2}}", mixture="fixed([[0.5, 0.5], [0.5, 0.5]])")
+    for resume in (False, True):
+        with pytest.raises(RunError, match="holds no hybridc run"):
+            run(tmp_path, text, resume=resume)
+    assert {p.name: p.read_text() for p in mine.iterdir()} == own
+
+
+def test_resume_checks_the_spec_against_the_checkpoint_not_only_the_lock_file(tmp_path):
+    text = spec_text(f"- {{name: finetune, data: '{DATA}', steps: 4}}", mixture="fixed([[0.5, 0.5], [0.5, 0.5]])")
+    run(tmp_path, text)
+    (tmp_path / "run" / "spec.lock.yaml").unlink()
+    for changed in (text.replace("steps: 4", "steps: 4, lr: 0.5"), text.replace("examples=256", "examples=512")):
+        assert changed != text
+        with pytest.raises(RunError, match="written for another spec"):
+            run(tmp_path, changed, resume=True)
+    result, _ = run(tmp_path, text, resume=True)  # the same spec resumes (from the last checkpoint)
+    assert result.test is not None
