@@ -7,7 +7,6 @@ simplex, data files that exist, sequences no longer than a component allows.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -95,6 +94,9 @@ def tokenizer_vocab(spec: Spec, comps: list[ResolvedComponent], base_dir: Path, 
         hint = did_you_mean(tok, (*spec.component_names, BYTES_TOKENIZER))
         return None, [Diagnostic(loc, f"tokenizer '{show_ref(tok)}' is not a component, 'bytes', hf:<id> or an existing path",
                                  hint or f"components: {', '.join(spec.component_names)}")]
+    if not path.is_dir() and not path.is_file():
+        return None, [Diagnostic(loc, f"tokenizer '{show_ref(tok)}' is neither a directory nor a regular file",
+                                 "point tokenizer at a tokenizer directory (or its tokenizer.json)")]
     if path.is_dir() and not any((path / name).is_file() for name in TOKENIZER_FILES):
         return None, [Diagnostic(loc, f"tokenizer directory '{show_ref(tok)}' holds no tokenizer files",
                                  "save one there with tokenizer.save_pretrained(dir) (tokenizer.json, ...), "
@@ -104,13 +106,12 @@ def tokenizer_vocab(spec: Spec, comps: list[ResolvedComponent], base_dir: Path, 
 
 
 def _tokenizer_file_vocab(path: Path) -> int | None:
+    """Ids in use in a tokenizer.json (read only if it is a regular file of sane size), else None."""
+    from .tokenizer_identity import identity_of_file
+
     file = path / "tokenizer.json" if path.is_dir() else path
     try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-        vocab = data["model"]["vocab"]
-        ids = list(vocab.values()) if isinstance(vocab, dict) else list(range(len(vocab)))
-        ids += [t["id"] for t in data.get("added_tokens", [])]
-        return max(ids) + 1
+        return identity_of_file(file).size
     except Exception:
         return None
 

@@ -23,6 +23,13 @@ from .model import Component, LayerRange
 from .schema import did_you_mean
 
 
+# Sizes past any real model's (the largest have ~130 layers, width ~25k, vocabularies ~260k): a number
+# beyond these is a typo, and building it would exhaust memory.
+MAX_LAYERS = 10_000
+MAX_WIDTH = 1 << 20
+MAX_VOCAB = 1 << 24
+
+
 @dataclass(frozen=True)
 class ResolvedComponent:
     """A component's config, shape and explicit layer ranges."""
@@ -262,8 +269,17 @@ def _shape_problems(component: Component, family: Family, config: dict[str, Any]
     heads = config.get(heads_key) if heads_key else None
     if not problems and isinstance(heads, int) and heads >= 1 and config.get("head_dim") is None \
             and shape.hidden_size % heads:
-        divisors = [h for h in range(heads, 0, -1) if shape.hidden_size % h == 0]
+        top = min(heads, shape.hidden_size)
+        fewer = next((h for h in range(top, 0, -1) if shape.hidden_size % h == 0), None) if top <= 65536 else None
         problems.append(Diagnostic(where(heads_key), f"component '{name}': its width {shape.hidden_size} is not "
                                    f"divisible by its {heads} attention heads",
-                                   f"use {divisors[0]} heads, or a width divisible by {heads}"))
+                                   (f"use {fewer} heads, or " if fewer else "use ") + f"a width divisible by {heads}"))
+    for key, most in ((family.keys.hidden, MAX_WIDTH), (family.keys.layers, MAX_LAYERS), (family.keys.vocab, MAX_VOCAB),
+                      (family.keys.heads, MAX_WIDTH)):
+        value = config.get(key) if key else None
+        if not problems and isinstance(value, int) and value > most:
+            shown = generic.get(key, key) if init else key
+            problems.append(Diagnostic(where(key), f"component '{name}': {shown} is {value:,}, more than hybridc "
+                                       f"builds (at most {most:,})", "check the number (a typo, or a config that "
+                                       "is not a model's)"))
     return problems

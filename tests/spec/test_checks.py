@@ -128,3 +128,60 @@ def test_trust_remote_code_warns(tmp_path):
     rs = load_spec(write_spec(tmp_path, text))
     (w,) = rs.warnings
     assert w.severity == "warning" and "trust_remote_code" in w.message
+
+
+# ---- inputs that used to hang validate or exhaust memory (each run in its own process, with a timeout) ----
+def _validate_quickly(path, *extra, seconds: float = 60):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "HYBRIDC_DEBUG"}
+    return subprocess.run([sys.executable, "-m", "hybridc", "validate", str(path), *extra], capture_output=True,
+                          text=True, timeout=seconds, env=env)
+
+
+HOSTILE_BASE = """\
+hybridc: 1
+name: hostile
+tokenizer: TOKENIZER
+components:
+  attn:
+    init: {family: gpt-neox, hidden_size: 32, layers: 2, heads: HEADS, vocab_size: 300, max_length: 64}
+"""
+
+
+def test_a_huge_head_count_is_an_error_not_a_loop(tmp_path):
+    path = tmp_path / "spec.yaml"
+    path.write_text(HOSTILE_BASE.replace("TOKENIZER", "attn").replace("HEADS", "1000000000000000000"))
+    done = _validate_quickly(path)
+    assert done.returncode == 2 and "spec.yaml:6:" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_absurd_sizes_are_refused_at_validate(tmp_path):
+    path = tmp_path / "spec.yaml"
+    path.write_text(HOSTILE_BASE.replace("TOKENIZER", "attn").replace("HEADS", "4").replace("layers: 2", "layers: 1000000000"))
+    done = _validate_quickly(path)
+    assert done.returncode == 2 and "more than hybridc builds (at most 10,000)" in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("kind", ["fifo-path", "fifo-file", "dev-zero"])
+def test_tokenizer_files_that_never_end_do_not_hang(tmp_path, kind):
+    import os
+
+    tok = tmp_path / "tok"
+    if kind == "fifo-path":
+        os.mkfifo(tok)
+    else:
+        tok.mkdir()
+        if kind == "fifo-file":
+            os.mkfifo(tok / "tokenizer.json")
+        else:
+            (tok / "tokenizer.json").symlink_to("/dev/zero")
+    path = tmp_path / "spec.yaml"
+    path.write_text(HOSTILE_BASE.replace("TOKENIZER", str(tok)).replace("HEADS", "4"))
+    for extra in ((), ("--root", str(tmp_path))):
+        done = _validate_quickly(path, *extra, seconds=30)
+        assert done.returncode in (0, 2) and "Traceback" not in done.stderr and "internal error" not in done.stderr
+    if kind == "fifo-path":
+        assert "neither a directory nor a regular file" in done.stderr
