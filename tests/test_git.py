@@ -68,6 +68,17 @@ def test_diff_against_a_git_revision(repo):
     assert result.exit_code == 2 and "cannot read git:nope:specs/hybrid.yaml" in result.output
 
 
+def test_a_git_reference_never_passes_options_to_git(repo):
+    """git:--output=FILE:path would make `git show` write FILE; a path outside the repository is an error."""
+    spec = repo / "specs" / "hybrid.yaml"
+    for ref in ("git:--output=out.txt:specs/hybrid.yaml", "git:-p:specs/hybrid.yaml"):
+        result = CliRunner().invoke(main, ["diff", ref, "specs/hybrid.yaml"])
+        assert result.exit_code == 2 and "is not a revision" in result.output, result.output
+    assert not (repo / "out.txt").exists() and not (repo / "specs" / "out.txt").exists()
+    outside = CliRunner().invoke(main, ["diff", "git:HEAD:../../outside.yaml", str(spec)])
+    assert outside.exit_code == 2 and "outside the repository" in outside.output, outside.output
+
+
 def test_pre_commit_hooks_are_declared():
     import yaml
 

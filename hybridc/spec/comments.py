@@ -26,16 +26,23 @@ class Comments:
 def _comment_start(line: str) -> int | None:
     """Index of the '#' that starts a comment in ``line``, or None (ignores '#' inside quotes)."""
     quote = None
-    for i, ch in enumerate(line):
+    i = 0
+    while i < len(line):
+        ch = line[i]
+        if quote == '"' and ch == "\\":
+            i += 2  # an escape: the next character (a quote, say) is part of the string
+            continue
+        if quote == "'" and ch == "'" and line[i + 1:i + 2] == "'":
+            i += 2  # '' is a quote inside a single-quoted string
+            continue
         if quote:
             if ch == quote:
                 quote = None
-            elif ch == "\\" and quote == '"':
-                continue
         elif ch in ("'", '"') and (i == 0 or line[i - 1] in " \t[{,:-"):
             quote = ch
         elif ch == "#" and (i == 0 or line[i - 1] in " \t"):
             return i
+        i += 1
     return None
 
 

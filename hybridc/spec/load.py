@@ -60,10 +60,10 @@ def resolve_plain(text: str):
             return int(text)
         except ValueError:  # more digits than Python converts: no spec number is that large
             return float(text)
-    if _OCT.fullmatch(text):
-        return int(text[2:], 8)
-    if _HEX.fullmatch(text):
-        return int(text[2:], 16)
+    if _OCT.fullmatch(text) or _HEX.fullmatch(text):
+        value = int(text[2:], 8 if text[1] == "o" else 16)
+        # as for decimals: a number past what Python prints as text is no spec number (and cannot be shown)
+        return value if value.bit_length() <= 4000 else math.inf
     if _FLOAT.fullmatch(text):
         return float(text)
     if _INF.fullmatch(text):

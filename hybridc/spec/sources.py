@@ -22,11 +22,19 @@ def parse_source(ref: str) -> ParsedSpec:
         rev, sep, path = ref[4:].partition(":")
         if not sep or not rev or not path:
             raise SpecError([Diagnostic(Location(ref, 1, 1), f"'{ref}' is not git:REV:path", "e.g. git:HEAD~1:specs/a.yaml")])
+        if rev.startswith("-"):  # never an option of git's (git:--output=FILE:... would make git write a file)
+            raise SpecError([Diagnostic(Location(ref, 1, 1), f"'{rev}' is not a revision",
+                                        "a revision does not start with '-'; e.g. git:HEAD~1:specs/a.yaml")])
         root = git_root()
         if root is None:
             raise SpecError([Diagnostic(Location(ref, 1, 1), "not inside a git repository", "run it in your repository")])
-        relative = (Path.cwd() / path).resolve().relative_to(root) if not path.startswith("/") else Path(path)
-        done = subprocess.run(["git", "show", f"{rev}:{relative.as_posix()}"], cwd=root, capture_output=True)
+        try:
+            relative = (Path.cwd() / path).resolve().relative_to(root) if not path.startswith("/") else Path(path)
+        except ValueError:
+            raise SpecError([Diagnostic(Location(ref, 1, 1), f"'{path}' is outside the repository at {root}",
+                                        "give a path inside the repository")]) from None
+        done = subprocess.run(["git", "show", "--end-of-options", f"{rev}:{relative.as_posix()}"], cwd=root,
+                              capture_output=True)
         if done.returncode != 0:
             reason = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["git show failed"]
             raise SpecError([Diagnostic(Location(ref, 1, 1), f"cannot read {ref}: {reason[0]}",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 import textwrap
 
+import pytest
+from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -102,3 +104,25 @@ def test_key_order_and_style_never_matter(seed, indent):
     shuffled = _reorder(data, random.Random(seed))
     text = yaml.safe_dump(shuffled, sort_keys=False, default_flow_style=None if indent else False, indent=indent or 2)
     assert fmt(text, keep_comments=False) == fmt(SMALL, keep_comments=False)
+
+
+@pytest.mark.parametrize("value", ['\'text("data/c #x.txt", block=16)\'', '"text(\\"data/c #x.txt\\", block=16)"',
+                                   "'text(''data/c #x.txt'', block=16)'"])
+def test_fmt_is_idempotent_with_hashes_inside_quoted_escapes(tmp_path, value):
+    """A '#' after an escaped quote (\\" or '') is inside the string, not a comment."""
+    path = tmp_path / "spec.yaml"
+    path.write_text(textwrap.dedent("""\
+        hybridc: 1
+        name: c
+        components:
+          a: {init: {family: mamba, hidden_size: 8, layers: 1, vocab_size: 8}}
+        train:
+          stages:
+            - {name: align, data: DATA, steps: 1}
+        """).replace("DATA", value))
+    from hybridc.cli import main
+
+    once = CliRunner().invoke(main, ["fmt", str(path)]).output
+    path.write_text(once)
+    assert CliRunner().invoke(main, ["fmt", str(path)]).output == once
+    assert once.count("#") == 1  # the one in the file name: no comment made up
