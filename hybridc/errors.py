@@ -36,9 +36,11 @@ class Diagnostic:
     severity: str = "error"
 
     def render(self) -> str:
-        text = f"{self.location}: {self.severity}: {self.message}"
+        """One line per diagnostic, always located: line breaks inside a message or hint (from a file's
+        contents or a library's error) are shown as spaces."""
+        text = f"{self.location}: {self.severity}: {' '.join(self.message.split())}"
         if self.hint:
-            text += f" (hint: {self.hint})"
+            text += f" (hint: {' '.join(self.hint.split())})"
         return text
 
 

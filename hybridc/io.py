@@ -23,8 +23,10 @@ def process_umask() -> int:
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """Write ``text`` to a temporary file beside ``path``, fsync it, then rename it over ``path``.
     A new file gets the mode any new file gets (0666 less the umask), not mkstemp's 0600; a file that
-    is replaced keeps its mode."""
+    is replaced keeps its mode; a symlink stays a symlink (its target is what is rewritten)."""
     path = Path(path)
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
     try:
         mode = path.stat().st_mode & 0o7777
     except OSError:

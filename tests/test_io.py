@@ -41,3 +41,13 @@ def test_a_run_directory_follows_the_umask(tmp_path):
     assert {"spec.yaml", "spec.lock.yaml", "plan.json", "metrics.jsonl", "README.md", "config.json"} <= {p.name for p in files}
     assert all(stat.S_IMODE(p.stat().st_mode) == 0o644 for p in files), [
         (str(p.relative_to(tmp_path)), oct(stat.S_IMODE(p.stat().st_mode))) for p in files]
+
+
+def test_a_symlinked_file_stays_a_symlink(tmp_path):
+    target = tmp_path / "real.yaml"
+    target.write_text("old")
+    os.chmod(target, 0o640)
+    link = tmp_path / "link.yaml"
+    link.symlink_to(target)
+    atomic_write_text(link, "new")
+    assert link.is_symlink() and target.read_text() == "new" and stat.S_IMODE(target.stat().st_mode) == 0o640

@@ -205,13 +205,17 @@ def check_data(spec: Spec, base_dir: Path, smap: SourceMap, vocab: int | None,
         source = stage.data.arg("source")
         if isinstance(source, str) and not source.startswith("hf:"):
             try:
-                missing = not spec_path(base_dir, source, root).exists()
+                data_path = spec_path(base_dir, source, root)
+                missing = not data_path.exists()
             except PathError as err:
                 problems.append(Diagnostic(loc, f"data: {err.message}", err.hint))
-                missing = False
+                data_path, missing = None, False
             if missing:
                 problems.append(Diagnostic(loc, f"no such data file '{show_ref(source)}'",
                                            f"paths are relative to the spec file ({base_dir}); use hf:<dataset> for the Hub"))
+            elif data_path is not None and data_path.is_file() and data_path.stat().st_size == 0:
+                problems.append(Diagnostic(loc, f"the data file '{show_ref(source)}' is empty",
+                                           "point the data at a file with text or records in it"))
         length = stage.data.arg("block") or stage.data.arg("length")
         for limit, name in limits:
             if isinstance(length, int) and length > limit:

@@ -267,6 +267,10 @@ class Run:
     # ---- the run ------------------------------------------------------------------------------
     def start(self) -> tuple[HybridModel, RunPosition, dict | None]:
         found = latest_checkpoint(self.run_dir, warn=self.say) if self.options.resume else None
+        if found is None and self.options.resume and checkpoint_dirs(self.run_dir):
+            raise RunError(f"every checkpoint in {self.run_dir / 'checkpoints'} is incomplete or damaged",
+                           "nothing was changed; to train the run again from the beginning, move its checkpoints/ "
+                           "directory aside and resume")
         if found is None:
             if self.options.resume and self.metrics.path.exists():
                 self.metrics.truncate(0)

@@ -185,3 +185,20 @@ def test_tokenizer_files_that_never_end_do_not_hang(tmp_path, kind):
         assert done.returncode in (0, 2) and "Traceback" not in done.stderr and "internal error" not in done.stderr
     if kind == "fifo-path":
         assert "neither a directory nor a regular file" in done.stderr
+
+
+@pytest.mark.parametrize("name", ["empty.jsonl", "empty.txt"])
+def test_an_empty_data_file_is_an_error_at_validate(tmp_path, name):
+    (tmp_path / name).write_text("")
+    path = tmp_path / "spec.yaml"
+    path.write_text(HOSTILE_BASE.replace("TOKENIZER", "bytes").replace("HEADS", "4")
+                    + f"train:\n  stages:\n    - {{name: align, data: \"text({name}, block=16)\", steps: 1}}\n")
+    done = _validate_quickly(path)
+    assert done.returncode == 2 and "spec.yaml:9:27:" in done.stderr and "is empty" in done.stderr, done.stderr
+
+
+def test_every_printed_line_is_located_even_when_a_message_holds_line_breaks():
+    from hybridc.errors import Diagnostic, Location
+
+    rendered = Diagnostic(Location("s.yaml", 3, 4), "cannot read x:\n  line two\nthree", "fix\nit").render()
+    assert "\n" not in rendered and rendered == "s.yaml:3:4: error: cannot read x: line two three (hint: fix it)"

@@ -286,3 +286,15 @@ def test_resume_checks_the_spec_against_the_checkpoint_not_only_the_lock_file(tm
             run(tmp_path, changed, resume=True)
     result, _ = run(tmp_path, text, resume=True)  # the same spec resumes (from the last checkpoint)
     assert result.test is not None
+
+
+def test_resume_refuses_when_every_checkpoint_is_damaged(tmp_path):
+    """It used to restart from scratch without a word, truncating metrics.jsonl."""
+    text = spec_text(f"- {{name: finetune, data: '{DATA}', steps: 2}}", mixture="fixed([[0.5, 0.5], [0.5, 0.5]])")
+    run(tmp_path, text)
+    metrics = (tmp_path / "run" / "metrics.jsonl").read_text()
+    for step in (tmp_path / "run" / "checkpoints").iterdir():
+        (step / "model.safetensors").write_bytes(b"damaged")
+    with pytest.raises(RunError, match="every checkpoint .* is incomplete or damaged"):
+        run(tmp_path, text, resume=True)
+    assert (tmp_path / "run" / "metrics.jsonl").read_text() == metrics
