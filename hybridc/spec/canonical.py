@@ -7,6 +7,7 @@ config (expression syntax, unknown names, stage rules). Problems are collected, 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -145,7 +146,7 @@ def _source(b: _Builder, name: str, node: Mapping) -> Source | None:
         text = str(frm.value).strip()
         if text.startswith("hf:"):
             ref, _, revision = text[3:].partition("@")
-            if not ref or ref.count("/") > 1 or any(c.isspace() for c in ref):
+            if hub_id_problem(ref):
                 b.error(frm.loc, f"invalid Hub id '{text}'", "write hf:<org>/<name>[@revision]")
                 return None
             return Source("hf", ref, revision or None)
@@ -161,6 +162,17 @@ def _source(b: _Builder, name: str, node: Mapping) -> Source | None:
     order = {k: i for i, k in enumerate(COMMON_INIT_KEYS)}
     items.sort(key=lambda kv: (order.get(kv[0], len(order)), kv[0]))
     return Source("init", init=tuple(items))
+
+
+_HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?")
+
+
+def hub_id_problem(ref: str) -> str | None:
+    """Why ``ref`` (after ``hf:``, before ``@revision``) is not a Hub repository id, else None. A path
+    (``/abs``, ``..``, ``~``) is never one: loaders would read it from the disk, past any ``--root``."""
+    if not _HUB_ID.fullmatch(ref) or ".." in ref:
+        return f"'{(ref if len(ref) <= 80 and ref.isprintable() else repr(ref[:77]) + '...')}' is not a Hub id (<org>/<name> or <name>: letters, digits, '.', '_', '-')"
+    return None
 
 
 def _freeze(value: Any) -> Any:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import Diagnostic
-from .canonical import SourceMap
+from .canonical import SourceMap, hub_id_problem
 from .model import BYTES_TOKENIZER, BYTES_VOCAB_SIZE, Ranges, Spec, Split
 from .load import MAX_BYTES
 from .resolve import PathError, ResolvedComponent, show_ref, spec_path
@@ -85,7 +85,9 @@ def tokenizer_vocab(spec: Spec, comps: list[ResolvedComponent], base_dir: Path, 
     if tok == BYTES_TOKENIZER:
         return BYTES_VOCAB_SIZE, []
     if tok.startswith("hf:"):
-        return None, []
+        problem = hub_id_problem(tok[3:].partition("@")[0])
+        return None, ([Diagnostic(loc, f"tokenizer: {problem}", "write hf:<org>/<name>[@revision]; a local "
+                                  "tokenizer is written as a path, without hf:")] if problem else [])
     try:
         path = spec_path(base_dir, tok, root)
     except PathError as err:
@@ -203,6 +205,11 @@ def check_data(spec: Spec, base_dir: Path, smap: SourceMap, vocab: int | None,
             problems.extend(_check_mad(stage.data, spec, loc, vocab, limits))
             continue
         source = stage.data.arg("source")
+        if isinstance(source, str) and source.startswith("hf:"):
+            problem = hub_id_problem(source[3:].partition("@")[0])
+            if problem:
+                problems.append(Diagnostic(loc, f"data: {problem}", "write hf:<org>/<dataset>; a local file or "
+                                           "directory is written as a path, without hf:"))
         if isinstance(source, str) and not source.startswith("hf:"):
             try:
                 data_path = spec_path(base_dir, source, root)
@@ -213,6 +220,13 @@ def check_data(spec: Spec, base_dir: Path, smap: SourceMap, vocab: int | None,
             if missing:
                 problems.append(Diagnostic(loc, f"no such data file '{show_ref(source)}'",
                                            f"paths are relative to the spec file ({base_dir}); use hf:<dataset> for the Hub"))
+            elif data_path is not None and data_path.is_dir() and root is not None:
+                for inside in sorted(data_path.iterdir()):  # text() reads these: each must stay inside the root
+                    try:
+                        spec_path(data_path, inside.name, root)
+                    except PathError as err:
+                        problems.append(Diagnostic(loc, f"data: {inside.name} in '{show_ref(source)}': {err.message}",
+                                                   err.hint))
             elif data_path is not None and data_path.is_file() and data_path.stat().st_size == 0:
                 problems.append(Diagnostic(loc, f"the data file '{show_ref(source)}' is empty",
                                            "point the data at a file with text or records in it"))

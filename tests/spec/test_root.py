@@ -216,3 +216,34 @@ def test_root_must_be_an_existing_directory(tree: Path) -> None:
     assert result.exit_code == 2 and "does not exist" in result.output
     result = run("validate", "--root", path, path)
     assert result.exit_code == 2 and "is a file" in result.output
+
+
+def test_a_data_directory_with_a_file_linked_out_of_the_root_is_refused(tmp_path):
+    root = tmp_path / "root"
+    (root / "data").mkdir(parents=True)
+    (root / "data" / "a.txt").write_text("inside " * 20)
+    (tmp_path / "secret.txt").write_text("outside " * 20)
+    (root / "data" / "b.txt").symlink_to(tmp_path / "secret.txt")
+    text = SMALL.replace('recall(vocab=16, length=16)', 'text(data, block=8)').replace("name: small\n", "name: small\ntokenizer: bytes\n").replace("vocab_size: 64", "vocab_size: 300")
+    path = write_spec(root, text)
+    load_spec(path)  # without a root, allowed
+    with pytest.raises(SpecError) as err:
+        load_spec(path, root=root)
+    assert any("b.txt in 'data'" in d.message and "escapes the root" in d.message for d in err.value.diagnostics)
+
+
+@pytest.mark.parametrize("field, value", [("tokenizer", "hf:/etc"), ("tokenizer", "hf:../x/y"),
+                                          ("data", "text(hf:/abs/path, block=8)"), ("from", "hf:/abs/model")])
+def test_hub_ids_that_are_paths_are_refused(tmp_path, field, value):
+    """A loader given hf:/abs/path reads the disk: no Hub id looks like a path."""
+    text = SMALL.replace("vocab_size: 64", "vocab_size: 300")
+    if field == "tokenizer":
+        text = text.replace("name: small\n", f"name: small\ntokenizer: \"{value}\"\n")
+    elif field == "data":
+        text = text.replace("recall(vocab=16, length=16)", value).replace("name: small\n", "name: small\ntokenizer: bytes\n")
+    else:
+        text = text.replace("init: {family: mamba, hidden_size: 24, layers: 3, vocab_size: 300}", f"from: \"{value}\"")
+    path = write_spec(tmp_path, text)
+    with pytest.raises(SpecError) as err:
+        load_spec(path, root=tmp_path)
+    assert any("Hub id" in d.message for d in err.value.diagnostics), [d.render() for d in err.value.diagnostics]
