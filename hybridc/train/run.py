@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ from .sharding import (average_replicated_grads, full_model, full_optimizer_stat
                        load_sharded_optimizer_state, shard_model)
 
 REWOUND_GROUPS = ("components", "embeddings", "head")
+LOCK_FILE = ".lock"
 
 
 @dataclass(frozen=True)
@@ -66,17 +68,20 @@ class RunResult:
 
 
 class StopSignals:
-    """While a run executes, SIGINT and SIGTERM ask it to stop at the next step boundary (after a
-    checkpoint) instead of killing it; a second signal stops at once. Restores the handlers after."""
+    """While a run trains (``stepping``), SIGINT and SIGTERM ask it to stop at the next step boundary
+    (after a checkpoint) instead of killing it; a second signal stops at once. Outside the training steps
+    (building data, evaluating, saving) there is no step to finish: the first signal stops at once, the
+    last checkpoint standing. Restores the handlers after."""
 
     SIGNALS = ("SIGINT", "SIGTERM")
 
     def __init__(self):
         self.received = False
+        self.stepping = False
         self._previous: dict = {}
 
     def _handle(self, signum, frame) -> None:
-        if self.received:  # the second time: the user means it
+        if self.received or not self.stepping:  # the second time, or nothing to finish: stop now
             raise KeyboardInterrupt
         self.received = True
 
@@ -124,6 +129,7 @@ class Run:
         self.metrics = MetricsLog(self.run_dir / "metrics.jsonl", enabled=self.main)
         self.seed = self.spec.train.seed
         self.spec_digest = spec_digest(lock_data(rs))
+        self._lock = None  # the open RUN/.lock while this process trains the run (main process only)
 
     # ---- set-up -------------------------------------------------------------------------------
     def prepare_directory(self) -> None:
@@ -136,7 +142,7 @@ class Run:
     def _prepare_directory(self) -> None:
         d = self.run_dir
         lock = lock_data(self.rs)
-        if d.exists() and any(d.iterdir()):
+        if d.exists() and any(p.name != LOCK_FILE for p in d.iterdir()):
             if not is_run_directory(d):
                 raise RunError(f"{d} is not empty and holds no hybridc run (no spec.lock.yaml or checkpoints "
                                "written by hybridc)", "choose another output directory with -o; hybridc never "
@@ -154,6 +160,7 @@ class Run:
                                    "resume with the spec the run started with (its spec.yaml), or start a new "
                                    "run with -o")
         d.mkdir(parents=True, exist_ok=True)
+        self.take_lock()  # before anything is written
         (d / "plots").mkdir(exist_ok=True)
         self.compiled.write(d)  # spec.lock.yaml first: it is what marks the directory as a run
         atomic_write_text(d / "spec.yaml", self.rs.text or dump_yaml(spec_to_data(self.spec)))
@@ -303,8 +310,33 @@ class Run:
             self.accelerator.wait_for_everyone()
 
     def execute(self) -> RunResult:
-        with StopSignals() as self.signals:
-            return self._execute()
+        try:
+            with StopSignals() as self.signals:
+                return self._execute()
+        finally:
+            if self._lock is not None:
+                self._lock.close()  # releases the lock
+                self._lock = None
+
+    def take_lock(self) -> None:
+        """Only one hybridc process trains a run directory at a time: an advisory lock on RUN/.lock, held
+        until the run ends (the system drops it if the process dies, even by kill -9)."""
+        import fcntl
+
+        handle = open(self.run_dir / LOCK_FILE, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise RunError(f"{self.run_dir} is being trained by {holder} right now",
+                           "wait for it to finish (or stop it), then --resume") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"hybridc process {os.getpid()}\n")
+        handle.flush()
+        self._lock = handle
 
     def stop_requested(self) -> bool:
         """A SIGINT/SIGTERM arrived in any process (all processes stop at the same step)."""
@@ -364,6 +396,7 @@ class Run:
         after_backward = None
         if is_sharded(model):  # FSDP leaves the (replicated) alphas' gradients to us
             after_backward = lambda: average_replicated_grads(model, self.parallel.reduce, self.parallel.world)  # noqa: E731
+        self.signals.stepping = True
         for result in train_steps(model, stage, steps, start, data, optim, seed=self.seed, device=self.device,
                                   backward=self.accelerator.backward, clip=self.accelerator.clip_grad_norm_,
                                   forward=forward, parallel=self.parallel, autocast=self.accelerator.autocast,
@@ -385,6 +418,7 @@ class Run:
                 raise Interrupted(f"stopped by a signal in stage '{stage.name}' after step {done}; "
                                   f"checkpoint step-{global_step} written",
                                   f"continue with: hybridc train <spec> -o {self.run_dir} --resume")
+        self.signals.stepping = False
         valid = self.log_eval(model, stage, k, global_step, data, "valid")
         self.say(f"stage '{stage.name}': {steps} steps, valid loss {valid['loss']:.4f}"
                  + (f", accuracy {valid['accuracy']:.3f}" if not math.isnan(valid["accuracy"]) else ""))

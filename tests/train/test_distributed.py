@@ -57,7 +57,8 @@ def one_and_two_processes(tmp_path, name, *extra, checkpoint_every):
 def test_two_processes_match_one(tmp_path):
     two, double = one_and_two_processes(tmp_path, "two", checkpoint_every=5)
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == [
-        "checkpoints", "final", "graph.dot", "metrics.jsonl", "plan.json", "plots", "spec.lock.yaml", "spec.yaml"]
+        ".lock", "checkpoints", "final", "graph.dot", "metrics.jsonl", "plan.json", "plots", "spec.lock.yaml",
+        "spec.yaml"]  # .lock: the main process held the run while it trained
     plan = json.loads((tmp_path / "two" / "plan.json").read_text())
     assert plan["processes"] == 2 and plan["stages"][0]["global_batch"] == 8
 

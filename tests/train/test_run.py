@@ -298,3 +298,30 @@ def test_resume_refuses_when_every_checkpoint_is_damaged(tmp_path):
     with pytest.raises(RunError, match="every checkpoint .* is incomplete or damaged"):
         run(tmp_path, text, resume=True)
     assert (tmp_path / "run" / "metrics.jsonl").read_text() == metrics
+
+
+def test_two_processes_never_train_one_run_directory(tmp_path):
+    import fcntl
+
+    text = spec_text(f"- {{name: finetune, data: '{DATA}', steps: 2}}", mixture="fixed([[0.5, 0.5], [0.5, 0.5]])")
+    run(tmp_path, text)
+    metrics = (tmp_path / "run" / "metrics.jsonl").read_text()
+    with open(tmp_path / "run" / ".lock", "a+") as other:  # another process holding the run
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(RunError, match="is being trained by"):
+            run(tmp_path, text, resume=True)
+    assert (tmp_path / "run" / "metrics.jsonl").read_text() == metrics
+    run(tmp_path, text, resume=True)  # once released, resuming works
+
+
+def test_a_signal_outside_the_training_steps_stops_at_once():
+    from hybridc.train.run import StopSignals
+
+    with StopSignals() as signals:
+        with pytest.raises(KeyboardInterrupt):  # building data, evaluating, saving: nothing to finish
+            os.kill(os.getpid(), signal.SIGTERM)
+        signals.stepping = True
+        os.kill(os.getpid(), signal.SIGTERM)  # inside the steps: finish the step, checkpoint, stop
+        assert signals.received
+        with pytest.raises(KeyboardInterrupt):  # a second one means it
+            os.kill(os.getpid(), signal.SIGTERM)
