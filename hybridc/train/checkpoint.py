@@ -75,9 +75,9 @@ def save_checkpoint(run_dir: Path, model: torch.nn.Module, optim_state: dict[str
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{position.global_step}"
     tmp = root / f".tmp-{final.name}-{os.getpid()}"
+    for stale in [*root.glob(".tmp-step-*"), *root.glob(".old-step-*")]:  # left by a crash (one process
+        shutil.rmtree(stale, ignore_errors=True)                           # writes a run: RUN/.lock)
     try:
-        if tmp.exists():
-            shutil.rmtree(tmp)
         tmp.mkdir()
         save_model(model, str(tmp / "model.safetensors"))
         give_umask_mode(tmp / "model.safetensors")
@@ -98,10 +98,12 @@ def save_checkpoint(run_dir: Path, model: torch.nn.Module, optim_state: dict[str
         else:
             tmp.rename(final)
         _fsync(root)
-    except OSError as err:
+    except (OSError, RuntimeError) as err:  # torch.save reports a full disk as RuntimeError ("unexpected pos")
         shutil.rmtree(tmp, ignore_errors=True)
         previous = next((p.name for p in checkpoint_dirs(run_dir) if p != final), None)
-        raise RunError(f"could not write checkpoint {final.name}: {err.strerror or err}",
+        text = str(err).strip()
+        reason = getattr(err, "strerror", None) or (text.splitlines()[0] if text else "I/O error")
+        raise RunError(f"could not write checkpoint {final.name}: {reason}",
                        f"free some disk space; the previous checkpoint ({previous or 'none'}) is intact "
                        "and --resume continues from it") from None
     for old in checkpoint_dirs(run_dir)[keep:]:

@@ -167,6 +167,34 @@ def test_disk_full_while_checkpointing_keeps_the_previous_one(tmp_path, monkeypa
     assert ckpt.read_position(tmp_path / "run" / "checkpoints" / "step-2") is not None
 
 
+def test_a_full_disk_seen_by_torch_save_is_a_clear_error_and_leaves_no_temporary_files(tmp_path, monkeypatch):
+    """torch.save reports a full disk as RuntimeError ("unexpected pos"), not OSError; temporary checkpoint
+    directories of a crash are removed by the next checkpoint."""
+    import hybridc.train.checkpoint as ckpt
+
+    text = spec_text(f"- {{name: finetune, data: '{DATA}', steps: 6}}",
+                     mixture="fixed([[0.5, 0.5], [0.5, 0.5]])").replace("checkpoint_every: 0", "checkpoint_every: 2")
+    real_save = torch.save
+    calls = {"n": 0}
+
+    def full_disk(obj, path, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos 64 vs 0")
+        return real_save(obj, path, *args, **kwargs)
+
+    monkeypatch.setattr(ckpt.torch, "save", full_disk)
+    with pytest.raises(RunError, match="could not write checkpoint step-4: .*unexpected pos"):
+        run(tmp_path, text)
+    root = tmp_path / "run" / "checkpoints"
+    assert sorted(p.name for p in root.iterdir()) == ["step-2"]
+    monkeypatch.setattr(ckpt.torch, "save", real_save)
+    (root / ".tmp-step-4-12345").mkdir()  # as a kill -9 mid-write leaves it
+    (root / ".tmp-step-4-12345" / "model.safetensors").write_bytes(b"x" * 1000)
+    result, _ = run(tmp_path, text, resume=True)
+    assert result.test is not None and not list(root.glob(".tmp-*"))
+
+
 def test_corrupt_checkpoint_falls_back_to_the_previous(tmp_path):
     from hybridc.train.checkpoint import latest_checkpoint
 
