@@ -43,6 +43,7 @@ from .sharding import (average_replicated_grads, full_model, full_optimizer_stat
 
 REWOUND_GROUPS = ("components", "embeddings", "head")
 LOCK_FILE = ".lock"
+FRESH_FILES = ("spec.yaml", "spec.lock.yaml", "plan.json", "graph.dot", "metrics.jsonl", "plots")  # a new run's
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,8 @@ class Run:
         self.seed = self.spec.train.seed
         self.spec_digest = spec_digest(lock_data(rs))
         self._lock = None  # the open RUN/.lock while this process trains the run (main process only)
+        self._fresh = False  # this process started the run in an empty (or new) directory
+        self._created = False  # ... which it created
 
     # ---- set-up -------------------------------------------------------------------------------
     def prepare_directory(self) -> None:
@@ -159,6 +162,8 @@ class Run:
                     raise RunError(f"checkpoint {path.name} in {d} was written for another spec than this one",
                                    "resume with the spec the run started with (its spec.yaml), or start a new "
                                    "run with -o")
+        self._fresh = not (d.exists() and any(p.name != LOCK_FILE for p in d.iterdir()))
+        self._created = not d.exists()
         d.mkdir(parents=True, exist_ok=True)
         self.take_lock()  # before anything is written
         (d / "plots").mkdir(exist_ok=True)
@@ -313,10 +318,29 @@ class Run:
         try:
             with StopSignals() as self.signals:
                 return self._execute()
+        except BaseException:
+            self.forget_if_nothing_trained()
+            raise
         finally:
             if self._lock is not None:
                 self._lock.close()  # releases the lock
                 self._lock = None
+
+    def forget_if_nothing_trained(self) -> None:
+        """A new run that failed before its first checkpoint (bad data, weights that do not load) leaves
+        nothing behind that would block a rerun: the files it wrote are removed (a resumed run's never)."""
+        if not (self.main and self._fresh and self._lock is not None) or checkpoint_dirs(self.run_dir):
+            return  # (only the process that holds the run removes what it wrote)
+        import shutil
+
+        for name in (*FRESH_FILES, LOCK_FILE):
+            path = self.run_dir / name
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            elif path.exists():
+                path.unlink()
+        if self._created and not any(self.run_dir.iterdir()):
+            self.run_dir.rmdir()
 
     def take_lock(self) -> None:
         """Only one hybridc process trains a run directory at a time: an advisory lock on RUN/.lock, held

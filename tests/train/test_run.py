@@ -353,3 +353,17 @@ def test_a_signal_outside_the_training_steps_stops_at_once():
         assert signals.received
         with pytest.raises(KeyboardInterrupt):  # a second one means it
             os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_a_run_that_fails_before_training_leaves_nothing_that_blocks_a_rerun(tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("too short")
+    text = spec_text(f"- {{name: finetune, data: 'text({corpus}, block=16)', steps: 2}}",
+                     mixture="fixed([[0.5, 0.5], [0.5, 0.5]])").replace("name: tiny\n", "name: tiny\ntokenizer: bytes\n")
+    text = text.replace("vocab_size: 32", "vocab_size: 260")
+    with pytest.raises((SpecError, RunError)):
+        run(tmp_path, text)
+    assert not (tmp_path / "run").exists()
+    corpus.write_text("enough text to cut into several blocks of sixteen bytes each, " * 20)
+    result, _ = run(tmp_path, text)  # no --resume needed, nothing in the way
+    assert result.test is not None
