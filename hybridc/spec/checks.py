@@ -7,6 +7,7 @@ simplex, data files that exist, sequences no longer than a component allows.
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -230,6 +231,8 @@ def check_data(spec: Spec, base_dir: Path, smap: SourceMap, vocab: int | None,
             elif data_path is not None and data_path.is_file() and data_path.stat().st_size == 0:
                 problems.append(Diagnostic(loc, f"the data file '{show_ref(source)}' is empty",
                                            "point the data at a file with text or records in it"))
+            elif data_path is not None and data_path.is_file() and stage.data.name == "classify":
+                problems.extend(_check_first_records(stage.data, data_path, spec, loc))
         length = stage.data.arg("block") or stage.data.arg("length")
         for limit, name in limits:
             if isinstance(length, int) and length > limit:
@@ -240,6 +243,59 @@ def check_data(spec: Spec, base_dir: Path, smap: SourceMap, vocab: int | None,
             problems.append(Diagnostic(loc, f"the data uses {data_vocab} tokens but the hybrid's vocabulary has {vocab}",
                                        "lower vocab= or give the components a larger vocab_size"))
     return problems
+
+
+FIRST_RECORDS = 100  # classify(): records read at validate time (the rest are checked as they load)
+FIRST_BYTES = 1 << 20
+
+
+def _check_first_records(data, path: Path, spec: Spec, loc) -> list[Diagnostic]:
+    """The first records of a local classify() file: the text and label fields exist, labels are class
+    numbers of the task (a string label used to surface only at train time)."""
+    import csv
+    import io
+
+    text_field, label_field = str(data.arg("text")), str(data.arg("label"))
+    n = spec.task.num_classes or 0
+    try:
+        with open(path, "rb") as f:
+            head = f.read(FIRST_BYTES).decode("utf-8", errors="replace")
+    except OSError as err:
+        return [Diagnostic(loc, f"cannot read the data file '{show_ref(str(path))}': {err.strerror or err}")]
+    lines = head.splitlines()[: FIRST_RECORDS + 1]
+    if len(head) == FIRST_BYTES and lines:
+        lines = lines[:-1]  # the last line may be cut
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        records = list(csv.DictReader(io.StringIO("\n".join(lines))))
+    elif suffix == ".jsonl":
+        records = []
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError as err:
+                return [Diagnostic(loc, f"line {number} of '{path.name}' is not JSON ({err})",
+                                   "write one JSON object per line: {\"text\": ..., \"label\": 0}")]
+            records.append(record if isinstance(record, dict) else {})
+    else:
+        return []  # the data loader says which files it reads
+    for i, record in enumerate(records[:FIRST_RECORDS], start=1):
+        for field in (text_field, label_field):
+            if field not in record:
+                return [Diagnostic(loc, f"record {i} of '{path.name}' has no '{field}' field",
+                                   f"records need '{text_field}' and '{label_field}' (set text=/label= to other names)")]
+        label = record[label_field]
+        if isinstance(label, str) and suffix == ".csv" and label.strip().lstrip("-").isdigit():
+            label = int(label)
+        if isinstance(label, bool) or not isinstance(label, int):
+            return [Diagnostic(loc, f"record {i} of '{path.name}' has label {label!r}, not a class number",
+                               f"labels are whole numbers 0..{n - 1} for {spec.task}")]
+        if not 0 <= label < n:
+            return [Diagnostic(loc, f"record {i} of '{path.name}' has label {label}, outside 0..{n - 1} for {spec.task}",
+                               f"the task has {n} classes, so labels are 0..{n - 1}")]
+    return []
 
 
 def _check_mad(data, spec: Spec, loc, vocab: int | None, limits) -> list[Diagnostic]:
@@ -256,6 +312,10 @@ def _check_mad(data, spec: Spec, loc, vocab: int | None, limits) -> list[Diagnos
                                 f"not {spec.task}", "compression rebuilds every position from the last state (task: compress)")]
     values = settings(task, preset, {k: data.arg(k) for k in ("vocab", "length", "examples", "noise", "copy", "motif")})
     problems = []
+    if values.get("noise", 0) > 0 and values.get("noise_vocab", 0) < 1:
+        problems.append(Diagnostic(loc, f"mad({task}) has noise={values['noise']:g} but no noise tokens "
+                                        f"(this preset's noise vocabulary is 0)",
+                                   "use mad(noisy-in-context-recall, ...), whose preset has noise tokens, or noise=0"))
     if vocab is not None and values["vocab"] > vocab:
         problems.append(Diagnostic(loc, f"mad({task}) uses {values['vocab']} tokens but the hybrid's vocabulary has {vocab}",
                                    "give the components a larger vocab_size"))
