@@ -144,23 +144,32 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     assert all(torch.isfinite(t).all() for t in state.values())
 
 
-def test_disk_full_while_checkpointing_keeps_the_previous_one(tmp_path, monkeypatch):
+CHECKPOINTED = spec_text(f"- {{name: finetune, data: '{DATA}', steps: 6}}",
+                         mixture="fixed([[0.5, 0.5], [0.5, 0.5]])").replace("checkpoint_every: 0", "checkpoint_every: 2")
+
+
+def _second_save_fails(monkeypatch, error: Exception) -> None:
+    """torch.save in checkpoints raises ``error`` the second time (the first checkpoint is written)."""
     import hybridc.train.checkpoint as ckpt
 
-    text = spec_text(f"- {{name: finetune, data: '{DATA}', steps: 6}}",
-                     mixture="fixed([[0.5, 0.5], [0.5, 0.5]])").replace("checkpoint_every: 0", "checkpoint_every: 2")
     real_save = torch.save
     calls = {"n": 0}
 
-    def flaky_save(obj, path, *args, **kwargs):
+    def save(obj, path, *args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 2:
-            raise OSError(28, "No space left on device")
+            raise error
         return real_save(obj, path, *args, **kwargs)
 
-    monkeypatch.setattr(ckpt.torch, "save", flaky_save)
+    monkeypatch.setattr(ckpt.torch, "save", save)
+
+
+def test_disk_full_while_checkpointing_keeps_the_previous_one(tmp_path, monkeypatch):
+    import hybridc.train.checkpoint as ckpt
+
+    _second_save_fails(monkeypatch, OSError(28, "No space left on device"))
     with pytest.raises(RunError) as info:
-        run(tmp_path, text)
+        run(tmp_path, CHECKPOINTED)
     assert "No space left on device" in str(info.value) and "step-2" in info.value.hint
     dirs = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
     assert dirs == ["step-2"]
@@ -170,28 +179,15 @@ def test_disk_full_while_checkpointing_keeps_the_previous_one(tmp_path, monkeypa
 def test_a_full_disk_seen_by_torch_save_is_a_clear_error_and_leaves_no_temporary_files(tmp_path, monkeypatch):
     """torch.save reports a full disk as RuntimeError ("unexpected pos"), not OSError; temporary checkpoint
     directories of a crash are removed by the next checkpoint."""
-    import hybridc.train.checkpoint as ckpt
-
-    text = spec_text(f"- {{name: finetune, data: '{DATA}', steps: 6}}",
-                     mixture="fixed([[0.5, 0.5], [0.5, 0.5]])").replace("checkpoint_every: 0", "checkpoint_every: 2")
-    real_save = torch.save
-    calls = {"n": 0}
-
-    def full_disk(obj, path, *args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos 64 vs 0")
-        return real_save(obj, path, *args, **kwargs)
-
-    monkeypatch.setattr(ckpt.torch, "save", full_disk)
+    _second_save_fails(monkeypatch, RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos 64 vs 0"))
     with pytest.raises(RunError, match="could not write checkpoint step-4: .*unexpected pos"):
-        run(tmp_path, text)
+        run(tmp_path, CHECKPOINTED)
     root = tmp_path / "run" / "checkpoints"
     assert sorted(p.name for p in root.iterdir()) == ["step-2"]
-    monkeypatch.setattr(ckpt.torch, "save", real_save)
+    monkeypatch.undo()
     (root / ".tmp-step-4-12345").mkdir()  # as a kill -9 mid-write leaves it
     (root / ".tmp-step-4-12345" / "model.safetensors").write_bytes(b"x" * 1000)
-    result, _ = run(tmp_path, text, resume=True)
+    result, _ = run(tmp_path, CHECKPOINTED, resume=True)
     assert result.test is not None and not list(root.glob(".tmp-*"))
 
 
