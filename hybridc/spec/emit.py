@@ -175,18 +175,20 @@ def dump_yaml(data: dict[str, Any], comments: Comments | None = None, header: tu
                 lines.append("")
             emit_comments(p, indent)
             k = scalar(key)
+            # a list item's own trailing comment ("- {name: align, ...}  # note") goes on its first line
+            tail = trailing(p) or (trailing(path) if n == 0 and first_prefix is not None else "")
             if isinstance(item, dict) and not flow:
-                lines.append(f"{prefix}{k}:{trailing(p)}")
+                lines.append(f"{prefix}{k}:{tail}")
                 mapping(item, p, indent + "  ")
             elif isinstance(item, list) and not flow:
-                lines.append(f"{prefix}{k}:{trailing(p)}")
+                lines.append(f"{prefix}{k}:{tail}")
                 for i, entry in enumerate(item):
                     emit_comments(p + (i,), indent + "  ")
                     mapping(entry, p + (i,), indent + "    ", first_prefix=indent + "  - ")
             elif flow:
-                lines.append(f"{prefix}{k}: {_flow(item)}{trailing(p)}")
+                lines.append(f"{prefix}{k}: {_flow(item)}{tail}")
             else:
-                lines.append(f"{prefix}{k}: {scalar(item)}{trailing(p)}")
+                lines.append(f"{prefix}{k}: {scalar(item)}{tail}")
 
     mapping(data, (), "")
     lines.extend(comments.trailer)

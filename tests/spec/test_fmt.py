@@ -126,3 +126,25 @@ def test_fmt_is_idempotent_with_hashes_inside_quoted_escapes(tmp_path, value):
     path.write_text(once)
     assert CliRunner().invoke(main, ["fmt", str(path)]).output == once
     assert once.count("#") == 1  # the one in the file name: no comment made up
+
+
+def test_fmt_keeps_the_comments_of_list_items(tmp_path):
+    """Comments after a stage (flow or block style) used to be dropped by fmt --write."""
+    from hybridc.cli import main
+
+    path = tmp_path / "spec.yaml"
+    path.write_text(textwrap.dedent("""\
+        hybridc: 1
+        name: c
+        components:
+          a: {init: {family: mamba, hidden_size: 8, layers: 1, vocab_size: 8}}
+        train:
+          stages:
+            - {name: align, data: "recall(vocab=8, length=8)", steps: 1}  # the first stage
+            - name: retrain  # the second
+              steps: 2
+        """))
+    once = CliRunner().invoke(main, ["fmt", str(path)]).output
+    assert "    - name: align  # the first stage\n" in once and "    - name: retrain  # the second\n" in once
+    path.write_text(once)
+    assert CliRunner().invoke(main, ["fmt", str(path)]).output == once
