@@ -3,8 +3,10 @@
 ``AutoConfig``, ``AutoModel``, ``AutoModelForCausalLM``, ``AutoModelForSequenceClassification`` and
 ``AutoModelForTokenClassification`` then load a saved hybrid. ``import hybridc`` must stay torch-free
 (``validate``, ``fmt`` and ``diff`` never import torch), so the registration waits for transformers'
-Auto classes: if they are already imported it happens at once, else a one-shot import hook runs it right
-after ``transformers.models.auto.modeling_auto`` has loaded (whatever imported it).
+Auto modules: whichever of them (``configuration_auto``, ``modeling_auto``) is already imported is
+registered with at once; for the others a small import hook registers right after they load, whatever
+imported them. If that happens while ``hybridc.nn.hybrid`` itself is being imported, the module
+registers when it is complete (its last line calls ``register_when_transformers_loads``).
 """
 
 from __future__ import annotations
@@ -12,26 +14,34 @@ from __future__ import annotations
 import importlib.abc
 import sys
 
-TRIGGER = "transformers.models.auto.modeling_auto"
+CONFIG_AUTO = "transformers.models.auto.configuration_auto"
+MODEL_AUTO = "transformers.models.auto.modeling_auto"
+TRIGGERS = (CONFIG_AUTO, MODEL_AUTO)
 AUTO_CLASS_OF_TASK = {"causal-lm": "AutoModelForCausalLM", "classify": "AutoModelForSequenceClassification",
                       "tag": "AutoModelForTokenClassification"}
 
 
 def register() -> None:
-    """Register the hybridc config and model classes with transformers' Auto classes (idempotent)."""
-    from transformers.models.auto import modeling_auto
-    from transformers.models.auto.configuration_auto import AutoConfig
-
+    """Register the hybridc config and model classes with the Auto modules transformers has loaded
+    (idempotent)."""
+    hybrid = sys.modules.get("hybridc.nn.hybrid")
+    if hybrid is not None and not hasattr(hybrid, "TASK_CLASSES"):
+        return  # hybridc.nn.hybrid is being imported: it registers when it is complete
     from .nn.hybrid import TASK_CLASSES, HybridConfig, HybridModel
 
-    AutoConfig.register(HybridConfig.model_type, HybridConfig, exist_ok=True)
-    modeling_auto.AutoModel.register(HybridConfig, HybridModel, exist_ok=True)
-    for task, cls in TASK_CLASSES.items():
-        getattr(modeling_auto, AUTO_CLASS_OF_TASK[task]).register(HybridConfig, cls, exist_ok=True)
+    configs = sys.modules.get(CONFIG_AUTO)
+    if configs is not None and hasattr(configs, "AutoConfig"):  # (a module still being imported lacks it)
+        configs.AutoConfig.register(HybridConfig.model_type, HybridConfig, exist_ok=True)
+    models = sys.modules.get(MODEL_AUTO)
+    names = ("AutoModel", *AUTO_CLASS_OF_TASK.values())
+    if models is not None and all(hasattr(models, n) for n in names):
+        models.AutoModel.register(HybridConfig, HybridModel, exist_ok=True)
+        for task, cls in TASK_CLASSES.items():
+            getattr(models, AUTO_CLASS_OF_TASK[task]).register(HybridConfig, cls, exist_ok=True)
 
 
 class _RegisterAfterLoad(importlib.abc.Loader):
-    """Runs the real loader of the trigger module, then ``register``."""
+    """Runs the real loader of a trigger module, then ``register``."""
 
     def __init__(self, loader: importlib.abc.Loader):
         self.loader = loader
@@ -44,15 +54,18 @@ class _RegisterAfterLoad(importlib.abc.Loader):
         register()
 
 
-class _AutoClassesHook(importlib.abc.MetaPathFinder):
-    """Finds nothing itself: wraps the trigger module's loader, once, then leaves ``sys.meta_path``."""
+class _AutoModulesHook(importlib.abc.MetaPathFinder):
+    """Finds nothing itself: wraps the loaders of the trigger modules; leaves ``sys.meta_path`` once both
+    have loaded."""
 
     def find_spec(self, fullname, path, target=None):
-        if fullname != TRIGGER:
+        if fullname not in TRIGGERS:
             return None
-        if self in sys.meta_path:
+        if all(t in sys.modules or t == fullname for t in TRIGGERS) and self in sys.meta_path:
             sys.meta_path.remove(self)
         for finder in sys.meta_path:
+            if finder is self:
+                continue
             spec = finder.find_spec(fullname, path, target) if hasattr(finder, "find_spec") else None
             if spec is not None:
                 if spec.loader is not None:
@@ -62,7 +75,7 @@ class _AutoClassesHook(importlib.abc.MetaPathFinder):
 
 
 def register_when_transformers_loads() -> None:
-    if TRIGGER in sys.modules:
+    if any(t in sys.modules for t in TRIGGERS):
         register()
-    elif not any(isinstance(f, _AutoClassesHook) for f in sys.meta_path):
-        sys.meta_path.insert(0, _AutoClassesHook())
+    if not all(t in sys.modules for t in TRIGGERS) and not any(isinstance(f, _AutoModulesHook) for f in sys.meta_path):
+        sys.meta_path.insert(0, _AutoModulesHook())

@@ -53,6 +53,16 @@ def test_import_hybridc_is_torch_free_and_registers_once_transformers_loads(tmp_
     after = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
     assert after.returncode == 0, after.stderr
     assert after.stdout.strip() == "HybridForCausalLM"
+    config_only = subprocess.run([sys.executable, "-c", "import hybridc\nfrom transformers import AutoConfig\n"
+                                  f"print(AutoConfig.from_pretrained({str(tmp_path / 'saved')!r}).model_type)"],
+                                 capture_output=True, text=True, env=env, timeout=300)
+    assert config_only.returncode == 0, config_only.stderr
+    assert config_only.stdout.strip() == "hybridc"
+    inner = subprocess.run([sys.executable, "-c", "import hybridc.nn.hybrid\nfrom transformers import AutoModel\n"
+                            f"print(type(AutoModel.from_pretrained({str(tmp_path / 'saved')!r})).__name__)"],
+                           capture_output=True, text=True, env=env, timeout=300)
+    assert inner.returncode == 0, inner.stderr
+    assert inner.stdout.strip() == "HybridModel"
     before = subprocess.run([sys.executable, "-c", "from transformers import AutoModel\nimport hybridc\n"
                              f"print(type(AutoModel.from_pretrained({str(tmp_path / 'saved')!r})).__name__)"],
                             capture_output=True, text=True, env=env, timeout=300)

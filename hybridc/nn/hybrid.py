@@ -27,7 +27,7 @@ from ..errors import CompileError, RunError
 from ..graph.build import build_graph
 from ..graph.discretize import discretize_graph
 from ..graph.model import BlockGraph
-from ..hf_auto import AUTO_CLASS_OF_TASK
+from ..hf_auto import AUTO_CLASS_OF_TASK, register_when_transformers_loads
 from ..io import give_umask_mode
 from ..spec.frontend import ResolvedSpec, lock_data, resolve_from_lock
 from .blocks import ClassifierHead, CompressionHead, MixedBlock, MixedEmbedding, MixedLMHead, SingleBlock
@@ -394,3 +394,6 @@ def lower(rs: ResolvedSpec, selection: list[str] | None = None, *, pretrained: b
     used |= set(graph.node("embed").components) | set(graph.node("head").components)
     models = load_components(rs, [m for m in rs.names if m in used]) if pretrained else {}
     return HybridModel(config, components=models, resolved=rs)
+
+
+register_when_transformers_loads()  # Auto classes loaded while this module was importing learn it now
