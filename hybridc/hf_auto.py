@@ -5,8 +5,8 @@
 (``validate``, ``fmt`` and ``diff`` never import torch), so the registration waits for transformers'
 Auto modules: whichever of them (``configuration_auto``, ``modeling_auto``) is already imported is
 registered with at once; for the others a small import hook registers right after they load, whatever
-imported them. If that happens while ``hybridc.nn.hybrid`` itself is being imported, the module
-registers when it is complete (its last line calls ``register_when_transformers_loads``).
+imported them. What is registered needs no torch: the config class (``hybridc.hf_config``) and stand-ins
+that import the model classes when a model is loaded.
 """
 
 from __future__ import annotations
@@ -22,22 +22,43 @@ AUTO_CLASS_OF_TASK = {"causal-lm": "AutoModelForCausalLM", "classify": "AutoMode
 
 
 def register() -> None:
-    """Register the hybridc config and model classes with the Auto modules transformers has loaded
-    (idempotent)."""
-    hybrid = sys.modules.get("hybridc.nn.hybrid")
-    if hybrid is not None and not hasattr(hybrid, "TASK_CLASSES"):
-        return  # hybridc.nn.hybrid is being imported: it registers when it is complete
-    from .nn.hybrid import TASK_CLASSES, HybridConfig, HybridModel
-
+    """Register hybridc with the Auto modules transformers has loaded completely (idempotent). Nothing
+    here imports torch or hybridc's models: the model classes registered are ``_Deferred`` stand-ins
+    that import ``hybridc.nn.hybrid`` when a model is actually loaded (never inside transformers' own
+    import chain)."""
     configs = sys.modules.get(CONFIG_AUTO)
     if configs is not None and hasattr(configs, "AutoConfig"):  # (a module still being imported lacks it)
+        from .hf_config import HybridConfig
+
         configs.AutoConfig.register(HybridConfig.model_type, HybridConfig, exist_ok=True)
     models = sys.modules.get(MODEL_AUTO)
-    names = ("AutoModel", *AUTO_CLASS_OF_TASK.values())
-    if models is not None and all(hasattr(models, n) for n in names):
-        models.AutoModel.register(HybridConfig, HybridModel, exist_ok=True)
-        for task, cls in TASK_CLASSES.items():
-            getattr(models, AUTO_CLASS_OF_TASK[task]).register(HybridConfig, cls, exist_ok=True)
+    if models is not None and all(hasattr(models, n) for n in ("AutoModel", *AUTO_CLASS_OF_TASK.values())):
+        from .hf_config import HybridConfig
+
+        models.AutoModel.register(HybridConfig, _deferred("HybridModel"), exist_ok=True)
+        for task, auto_name in AUTO_CLASS_OF_TASK.items():
+            getattr(models, auto_name).register(HybridConfig, _deferred(TASK_CLASS_NAMES[task]), exist_ok=True)
+
+
+TASK_CLASS_NAMES = {"causal-lm": "HybridForCausalLM", "classify": "HybridForSequenceClassification",
+                    "tag": "HybridForTokenClassification"}
+
+
+def _deferred(name: str) -> type:
+    """A stand-in for ``hybridc.nn.hybrid.<name>`` with the two class methods the Auto classes call."""
+    from .hf_config import HybridConfig
+
+    def target():
+        from .nn import hybrid
+
+        return getattr(hybrid, name)
+
+    return type(name, (), {
+        "config_class": HybridConfig,
+        "__doc__": f"Loads hybridc.nn.hybrid.{name} (imported on first use).",
+        "from_pretrained": classmethod(lambda cls, *args, **kwargs: target().from_pretrained(*args, **kwargs)),
+        "_from_config": classmethod(lambda cls, config, **kwargs: target()._from_config(config, **kwargs)),
+    })
 
 
 class _RegisterAfterLoad(importlib.abc.Loader):

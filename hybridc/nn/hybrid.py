@@ -12,11 +12,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
-from transformers import PretrainedConfig, PreTrainedModel
+from transformers import PreTrainedModel
 from transformers.generation import GenerationMixin
 from transformers.modeling_outputs import CausalLMOutputWithPast, SequenceClassifierOutput, TokenClassifierOutput
 
@@ -27,9 +26,10 @@ from ..errors import CompileError, RunError
 from ..graph.build import build_graph
 from ..graph.discretize import discretize_graph
 from ..graph.model import BlockGraph
-from ..hf_auto import AUTO_CLASS_OF_TASK, register_when_transformers_loads
+from ..hf_auto import AUTO_CLASS_OF_TASK
+from ..hf_config import HybridConfig
 from ..io import give_umask_mode
-from ..spec.frontend import ResolvedSpec, lock_data, resolve_from_lock
+from ..spec.frontend import ResolvedSpec, lock_data
 from .blocks import ClassifierHead, CompressionHead, MixedBlock, MixedEmbedding, MixedLMHead, SingleBlock
 from .cache import HybridCache
 from .mixture import Mix
@@ -43,24 +43,6 @@ def derived_seed(seed: int, *parts: str) -> int:
     """A seed for one random choice, derived from the spec's seed and a name (stable across runs)."""
     digest = hashlib.sha256(":".join((str(seed), *parts)).encode()).digest()
     return int.from_bytes(digest[:4], "little")
-
-
-class HybridConfig(PretrainedConfig):
-    """Config of a hybrid: the lock (canonical spec + resolved components) and, once discretized,
-    the component each block selected."""
-
-    model_type = "hybridc"
-
-    def __init__(self, lock: dict[str, Any] | None = None, selection: list[str] | None = None, **kwargs):
-        self.lock = lock
-        self.selection = list(selection) if selection is not None else None
-        kwargs.setdefault("tie_word_embeddings", True)  # ties are found per model (shared parameters)
-        super().__init__(**kwargs)
-
-    def resolved(self) -> ResolvedSpec:
-        if self.lock is None:
-            raise CompileError("this HybridConfig holds no spec")
-        return resolve_from_lock(self.lock)
 
 
 def graph_of(rs: ResolvedSpec, selection: list[str] | None) -> BlockGraph:
@@ -336,10 +318,6 @@ class HybridForTokenClassification(HybridModel):
     required_task = "tag"
 
 
-TASK_CLASSES = {cls.required_task: cls for cls in (HybridForCausalLM, HybridForSequenceClassification,
-                                                   HybridForTokenClassification)}
-
-
 def group_of(param_name: str) -> str:
     """The parameter group of a HybridModel parameter name."""
     if param_name.startswith("embed."):
@@ -394,6 +372,3 @@ def lower(rs: ResolvedSpec, selection: list[str] | None = None, *, pretrained: b
     used |= set(graph.node("embed").components) | set(graph.node("head").components)
     models = load_components(rs, [m for m in rs.names if m in used]) if pretrained else {}
     return HybridModel(config, components=models, resolved=rs)
-
-
-register_when_transformers_loads()  # Auto classes loaded while this module was importing learn it now
