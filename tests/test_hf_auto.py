@@ -39,32 +39,25 @@ def test_each_task_loads_through_its_auto_class_and_refuses_the_others(tmp_path,
         assert f"load it with {auto_name}" in refused.value.hint
 
 
-def test_import_hybridc_is_torch_free_and_registers_once_transformers_loads(tmp_path):
-    """In a fresh process: `import hybridc` imports neither torch nor transformers; importing
-    transformers' Auto classes afterwards (or before) is enough for them to know hybridc."""
-    lower(load_spec(write_spec(tmp_path, FRONT))).save_pretrained(tmp_path / "saved")
+def _fresh_python(script: str) -> str:
+    """What a script prints in a new interpreter (it must succeed)."""
     env = {k: v for k, v in os.environ.items() if k != "HYBRIDC_DEBUG"}
-    script = (
-        "import sys, hybridc\n"
-        "assert 'torch' not in sys.modules and 'transformers' not in sys.modules\n"
-        "from transformers import AutoModelForCausalLM\n"
-        f"m = AutoModelForCausalLM.from_pretrained({str(tmp_path / 'saved')!r})\n"
-        "print(type(m).__name__)\n")
-    after = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
-    assert after.returncode == 0, after.stderr
-    assert after.stdout.strip() == "HybridForCausalLM"
-    config_only = subprocess.run([sys.executable, "-c", "import hybridc\nfrom transformers import AutoConfig\n"
-                                  f"print(AutoConfig.from_pretrained({str(tmp_path / 'saved')!r}).model_type)"],
-                                 capture_output=True, text=True, env=env, timeout=300)
-    assert config_only.returncode == 0, config_only.stderr
-    assert config_only.stdout.strip() == "hybridc"
-    inner = subprocess.run([sys.executable, "-c", "import hybridc.nn.hybrid\nfrom transformers import AutoModel\n"
-                            f"print(type(AutoModel.from_pretrained({str(tmp_path / 'saved')!r})).__name__)"],
-                           capture_output=True, text=True, env=env, timeout=300)
-    assert inner.returncode == 0, inner.stderr
-    assert inner.stdout.strip() == "HybridModel"
-    before = subprocess.run([sys.executable, "-c", "from transformers import AutoModel\nimport hybridc\n"
-                             f"print(type(AutoModel.from_pretrained({str(tmp_path / 'saved')!r})).__name__)"],
-                            capture_output=True, text=True, env=env, timeout=300)
-    assert before.returncode == 0, before.stderr
-    assert before.stdout.strip() == "HybridModel"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_import_hybridc_is_torch_free_and_registers_once_transformers_loads(tmp_path):
+    """In fresh processes: `import hybridc` imports neither torch nor transformers; importing transformers'
+    Auto classes afterwards (or before, or after hybridc's own models) is enough for them to know hybridc."""
+    lower(load_spec(write_spec(tmp_path, FRONT))).save_pretrained(tmp_path / "saved")
+    saved = repr(str(tmp_path / "saved"))
+    assert _fresh_python("import sys, hybridc\n"
+                         "assert 'torch' not in sys.modules and 'transformers' not in sys.modules\n"
+                         "from transformers import AutoModelForCausalLM\n"
+                         f"print(type(AutoModelForCausalLM.from_pretrained({saved})).__name__)") == "HybridForCausalLM"
+    assert _fresh_python("import hybridc\nfrom transformers import AutoConfig\n"
+                         f"print(AutoConfig.from_pretrained({saved}).model_type)") == "hybridc"
+    for first in ("import hybridc.nn.hybrid\nfrom transformers import AutoModel",
+                  "from transformers import AutoModel\nimport hybridc"):
+        assert _fresh_python(f"{first}\nprint(type(AutoModel.from_pretrained({saved})).__name__)") == "HybridModel"

@@ -106,45 +106,31 @@ def test_key_order_and_style_never_matter(seed, indent):
     assert fmt(text, keep_comments=False) == fmt(SMALL, keep_comments=False)
 
 
+def fmt_twice(tmp_path, stages: str) -> str:
+    """`hybridc fmt` of a one-component spec with these stage lines; formatting its output again must
+    change nothing. Returns the first output."""
+    from hybridc.cli import main
+
+    path = tmp_path / "spec.yaml"
+    path.write_text("hybridc: 1\nname: c\ncomponents:\n"
+                    "  a: {init: {family: mamba, hidden_size: 8, layers: 1, vocab_size: 8}}\n"
+                    "train:\n  stages:\n" + stages)
+    once = CliRunner().invoke(main, ["fmt", str(path)]).output
+    path.write_text(once)
+    assert CliRunner().invoke(main, ["fmt", str(path)]).output == once
+    return once
+
+
 @pytest.mark.parametrize("value", ['\'text("data/c #x.txt", block=16)\'', '"text(\\"data/c #x.txt\\", block=16)"',
                                    "'text(''data/c #x.txt'', block=16)'"])
 def test_fmt_is_idempotent_with_hashes_inside_quoted_escapes(tmp_path, value):
     """A '#' after an escaped quote (\\" or '') is inside the string, not a comment."""
-    path = tmp_path / "spec.yaml"
-    path.write_text(textwrap.dedent("""\
-        hybridc: 1
-        name: c
-        components:
-          a: {init: {family: mamba, hidden_size: 8, layers: 1, vocab_size: 8}}
-        train:
-          stages:
-            - {name: align, data: DATA, steps: 1}
-        """).replace("DATA", value))
-    from hybridc.cli import main
-
-    once = CliRunner().invoke(main, ["fmt", str(path)]).output
-    path.write_text(once)
-    assert CliRunner().invoke(main, ["fmt", str(path)]).output == once
+    once = fmt_twice(tmp_path, f"    - {{name: align, data: {value}, steps: 1}}\n")
     assert once.count("#") == 1  # the one in the file name: no comment made up
 
 
 def test_fmt_keeps_the_comments_of_list_items(tmp_path):
     """Comments after a stage (flow or block style) used to be dropped by fmt --write."""
-    from hybridc.cli import main
-
-    path = tmp_path / "spec.yaml"
-    path.write_text(textwrap.dedent("""\
-        hybridc: 1
-        name: c
-        components:
-          a: {init: {family: mamba, hidden_size: 8, layers: 1, vocab_size: 8}}
-        train:
-          stages:
-            - {name: align, data: "recall(vocab=8, length=8)", steps: 1}  # the first stage
-            - name: retrain  # the second
-              steps: 2
-        """))
-    once = CliRunner().invoke(main, ["fmt", str(path)]).output
+    once = fmt_twice(tmp_path, '    - {name: align, data: "recall(vocab=8, length=8)", steps: 1}  # the first stage\n'
+                               "    - name: retrain  # the second\n      steps: 2\n")
     assert "    - name: align  # the first stage\n" in once and "    - name: retrain  # the second\n" in once
-    path.write_text(once)
-    assert CliRunner().invoke(main, ["fmt", str(path)]).output == once
