@@ -19,7 +19,7 @@ import torch
 
 from .components.adapters import build_model, load_adapter
 from .components.registry import get_family
-from .data.tokenizer import save_tokenizer
+from .data.tokenizer import save_tokenizer, set_generation_ids
 from .errors import CompileError, RunError
 from .graph.discretize import select
 from .io import atomic_write_text, give_umask_mode
@@ -120,8 +120,7 @@ def export(model: HybridModel, out_dir: Path) -> Exported:
         plain = export_component(small, name)
         tokenizer = small.get_tokenizer()
         if tokenizer is not None:
-            plain.generation_config.pad_token_id = tokenizer.pad_id
-            plain.generation_config.eos_token_id = tokenizer.eos_id
+            set_generation_ids(plain.generation_config, tokenizer)
         plain.save_pretrained(tmp)
         give_umask_mode(*tmp.glob("*.safetensors"))
         if tokenizer is not None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from ..spec.checks import class_label
 from ..spec.resolve import resolve_path
 from .context import Examples, SourceContext
 from .dataset import Split
@@ -70,13 +71,8 @@ def _read(ctx: SourceContext, columns: list[str]) -> Records:
 
 
 def _label(ctx: SourceContext, origin: str, i: int, value: Any, n: int) -> int:
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ctx.error(f"record {i + 1} of {origin} has label {value!r}, not a class number",
-                        f"labels are whole numbers 0..{n - 1} for {ctx.task}")
-    if not 0 <= value < n:
-        raise ctx.error(f"record {i + 1} of {origin} has label {value}, outside 0..{n - 1} for {ctx.task}",
-                        f"the task has {n} classes, so labels are 0..{n - 1}"
-                        + (f"; for more classes write task: classify({value + 1})" if value >= n else ""))
-    return value
+    try:
+        return class_label(value, n, ctx.task)
+    except ValueError as err:
+        what, hint = err.args
+        raise ctx.error(f"record {i + 1} of {origin} {what}", hint) from None

@@ -177,6 +177,16 @@ def byte_tokenizer_as_hf():
                                    model_max_length=1_000_000_000, split_special_tokens=True)
 
 
+def set_generation_ids(generation_config, tokenizer: Tokenizer) -> None:
+    """The pad, eos (and, when the tokenizer has one, bos) ids of ``tokenizer`` in a transformers
+    ``GenerationConfig``, so a saved model generates with its own tokenizer's ids."""
+    generation_config.pad_token_id = tokenizer.pad_id
+    generation_config.eos_token_id = tokenizer.eos_id
+    bos = getattr(tokenizer, "bos_id", None)
+    if bos is not None:
+        generation_config.bos_token_id = bos
+
+
 def save_tokenizer(tokenizer: Tokenizer, directory) -> None:
     """Write ``tokenizer``'s files into a model directory (``AutoTokenizer.from_pretrained`` reads them)."""
     hf = byte_tokenizer_as_hf() if isinstance(tokenizer, ByteTokenizer) else tokenizer.tokenizer

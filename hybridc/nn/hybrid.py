@@ -21,7 +21,7 @@ from transformers.modeling_outputs import CausalLMOutputWithPast, SequenceClassi
 
 from ..components.adapters import build_model, load_adapter, load_pretrained
 from ..components.registry import get_family
-from ..data.tokenizer import Tokenizer, load_tokenizer, save_tokenizer, saved_tokenizer
+from ..data.tokenizer import Tokenizer, load_tokenizer, save_tokenizer, saved_tokenizer, set_generation_ids
 from ..errors import CompileError, RunError
 from ..graph.build import build_graph
 from ..graph.discretize import discretize_graph
@@ -239,9 +239,7 @@ class HybridModel(PreTrainedModel, GenerationMixin):
         is self-contained: ``from_pretrained`` and ``AutoTokenizer.from_pretrained`` need nothing else."""
         tokenizer = self.get_tokenizer()
         if tokenizer is not None:
-            self.generation_config.pad_token_id = tokenizer.pad_id
-            self.generation_config.eos_token_id = tokenizer.eos_id
-            self.generation_config.bos_token_id = getattr(tokenizer, "bos_id", None)
+            set_generation_ids(self.generation_config, tokenizer)
         super().save_pretrained(save_directory, *args, **kwargs)
         if kwargs.get("is_main_process", True):
             give_umask_mode(*Path(save_directory).glob("*.safetensors"))

@@ -7,6 +7,7 @@ simplex, data files that exist, sequences no longer than a component allows.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from pathlib import Path
@@ -287,15 +288,29 @@ def _check_first_records(data, path: Path, spec: Spec, loc) -> list[Diagnostic]:
                 return [Diagnostic(loc, f"record {i} of '{path.name}' has no '{field}' field",
                                    f"records need '{text_field}' and '{label_field}' (set text=/label= to other names)")]
         label = record[label_field]
-        if isinstance(label, str) and suffix == ".csv" and label.strip().lstrip("-").isdigit():
-            label = int(label)
-        if isinstance(label, bool) or not isinstance(label, int):
-            return [Diagnostic(loc, f"record {i} of '{path.name}' has label {label!r}, not a class number",
-                               f"labels are whole numbers 0..{n - 1} for {spec.task}")]
-        if not 0 <= label < n:
-            return [Diagnostic(loc, f"record {i} of '{path.name}' has label {label}, outside 0..{n - 1} for {spec.task}",
-                               f"the task has {n} classes, so labels are 0..{n - 1}")]
+        if isinstance(label, str) and suffix == ".csv":  # the CSV reader gives numbers for numeric columns
+            with contextlib.suppress(ValueError):
+                label = float(label)
+        try:
+            class_label(label, n, spec.task)
+        except ValueError as err:
+            what, hint = err.args
+            return [Diagnostic(loc, f"record {i} of '{path.name}' {what}", hint)]
     return []
+
+
+def class_label(value: Any, n: int, task: Any) -> int:
+    """``value`` as a class number 0..n-1 of ``task`` (a whole float counts); else ValueError(what, hint),
+    ``what`` completing "record i of FILE ...". The classify() loader and validate share it."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"has label {value!r}, not a class number", f"labels are whole numbers 0..{n - 1} for {task}")
+    if not 0 <= value < n:
+        raise ValueError(f"has label {value}, outside 0..{n - 1} for {task}",
+                         f"the task has {n} classes, so labels are 0..{n - 1}"
+                         + (f"; for more classes write task: classify({value + 1})" if value >= n else ""))
+    return value
 
 
 def _check_mad(data, spec: Spec, loc, vocab: int | None, limits) -> list[Diagnostic]:

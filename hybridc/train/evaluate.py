@@ -16,9 +16,9 @@ from .loop import evaluate
 
 def run_eval_batch_size(spec) -> int:
     """The batch a run evaluates its test split with: that of its last stage with data (see ``Run.finish``)."""
-    from .run import eval_batch_size
+    from .run import eval_batch_size, last_data_stage
 
-    stage = next((s for s in reversed(spec.train.stages) if s.data is not None), None)
+    stage = last_data_stage(spec)
     return eval_batch_size(stage) if stage is not None else 8
 
 

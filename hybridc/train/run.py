@@ -466,10 +466,8 @@ class Run:
 
     # ---- the end ------------------------------------------------------------------------------
     def last_data(self, bundles) -> tuple[Stage, DataBundle] | None:
-        for stage in reversed(self.spec.train.stages):
-            if stage.data is not None:
-                return stage, bundles[stage.data]
-        return None
+        stage = last_data_stage(self.spec)
+        return (stage, bundles[stage.data]) if stage is not None else None
 
     def finish(self, model: HybridModel, bundles) -> RunResult:
         final = self.run_dir / "final"
@@ -550,6 +548,11 @@ def same_spec(old_lock: dict, new_lock: dict) -> bool:
     """Two locks hold the same canonical spec, components in the same order (the order is part of the model)."""
     old, new = locked_spec(old_lock), locked_spec(new_lock)
     return old == new and list(old["components"]) == list(new["components"])
+
+
+def last_data_stage(spec) -> Stage | None:
+    """The last stage with data: its test split is the one a run's table reports."""
+    return next((s for s in reversed(spec.train.stages) if s.data is not None), None)
 
 
 def eval_batch_size(stage: Stage) -> int:

@@ -202,3 +202,15 @@ def test_every_printed_line_is_located_even_when_a_message_holds_line_breaks():
 
     rendered = Diagnostic(Location("s.yaml", 3, 4), "cannot read x:\n  line two\nthree", "fix\nit").render()
     assert "\n" not in rendered and rendered == "s.yaml:3:4: error: cannot read x: line two three (hint: fix it)"
+
+
+def test_validate_accepts_the_labels_the_classify_loader_accepts(tmp_path):
+    """Whole floats (1.0) are class numbers for the loader; validate's look at the first records agrees."""
+    (tmp_path / "d.jsonl").write_text('{"text": "a", "label": 1.0}\n{"text": "b", "label": 0}\n')
+    (tmp_path / "d.csv").write_text("text,label\na,1\nb,0.0\n")
+    for name in ("d.jsonl", "d.csv"):
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(HOSTILE_BASE.replace("TOKENIZER", "bytes").replace("HEADS", "4") + "task: classify(2)\n"
+                        + f"train:\n  stages:\n    - {{name: finetune, data: \"classify({name}, block=16)\", steps: 1}}\n")
+        done = _validate_quickly(path)
+        assert done.returncode == 0, done.stderr
