@@ -65,6 +65,8 @@ class SpecError(HybridcError):
             sorted(diagnostics, key=lambda d: (d.location.file, d.location.line, d.location.col))
         )
         super().__init__("\n".join(d.render() for d in self.diagnostics))
+        self.warnings: tuple[Diagnostic, ...] = ()
+        self.partial = None  # the front end's ParsedSpec of the parts without problems, to check further
 
     def render(self) -> str:
         n = len(self.diagnostics)

@@ -67,6 +67,15 @@ class _Builder:
     def __init__(self, file: str):
         self.diags: list[Diagnostic] = []
         self.smap = SourceMap(file)
+        self.broken: set[Path] = set()  # spec paths whose values had errors
+
+    def watch(self, path: Path, build):
+        """``build()``, marking ``path`` broken when it reports a problem."""
+        before = len(self.diags)
+        value = build()
+        if len(self.diags) > before:
+            self.broken.add(path)
+        return value
 
     def error(self, loc: Location, message: str, hint: str | None = None) -> None:
         self.diags.append(Diagnostic(loc, message, hint))
@@ -83,8 +92,13 @@ class _Builder:
             return None
 
 
-def build_spec(root: Mapping, file: str) -> tuple[Spec | None, SourceMap, list[Diagnostic]]:
-    """Canonical spec of a schema-valid tree, its source map and the problems found."""
+def build_spec(root: Mapping, file: str) -> tuple[Spec | None, SourceMap, list[Diagnostic], frozenset[Path]]:
+    """Canonical spec of a schema-valid tree, its source map, the problems found and where they are.
+
+    With problems, the spec holds the parts that built (components with errors left out, a stage that
+    could not be read as a placeholder that trains nothing), so that later checks can still look at the
+    rest; ``broken`` names the spec paths whose values are unknown (checks that read them are skipped).
+    None when not even one component built."""
     b = _Builder(file)
     b.record((), root)
     for key, value in root:
@@ -93,14 +107,15 @@ def build_spec(root: Mapping, file: str) -> tuple[Spec | None, SourceMap, list[D
     # every declared name, also of components with errors (no follow-on "unknown component" errors)
     names = tuple(key.value for key, _ in root.get("components") or ())
     tokenizer = _tokenizer(b, root.get("tokenizer"), names)
-    hybrid = _hybrid(b, root.get("hybrid"), names)
-    task = _task(b, root.get("task"))
+    hybrid = b.watch(("hybrid",), lambda: _hybrid(b, root.get("hybrid"), names))
+    task = b.watch(("task",), lambda: _task(b, root.get("task")))
     train = _train(b, root.get("train"), hybrid)
-    if b.diags or not components:
-        return None, b.smap, b.diags
+    intact = tuple(c for c in components if ("components", c.name) not in b.broken)
+    if not intact:
+        return None, b.smap, b.diags, frozenset(b.broken)
     name = root.get("name")
-    spec = Spec(name=name.value, tokenizer=tokenizer, components=components, hybrid=hybrid, task=task, train=train)
-    return spec, b.smap, b.diags
+    spec = Spec(name=name.value, tokenizer=tokenizer, components=intact, hybrid=hybrid, task=task, train=train)
+    return spec, b.smap, b.diags, frozenset(b.broken)
 
 
 # ---- components ------------------------------------------------------------------------------
@@ -111,10 +126,13 @@ def _components(b: _Builder, node: Mapping | None) -> tuple[Component, ...]:
         b.smap.set(("components", name), key.loc)
         for k, v in value:
             b.record(("components", name, k.value), v)
+        before = len(b.diags)
         source = _source(b, name, value)
         blocks = _blocks(b, name, value.get("blocks"))
         trust = value.get("trust_remote_code")
         vocab = _vocab(b, name, value.get("vocab"), source)
+        if len(b.diags) > before:
+            b.broken.add(("components", name))
         if source is not None and blocks is not None:
             out.append(Component(name, source, blocks, bool(trust.value) if trust is not None else False, vocab))
     return tuple(out)
@@ -477,11 +495,19 @@ def _train(b: _Builder, node: Mapping | None, hybrid: Hybrid) -> Train:
     stages: list[Stage] = []
     names: dict[str, Location] = {}
     data: DataSource | None = None
+    data_known = True  # False after a stage whose data could not be read: the stages after it inherit it
     discretized = False
     for i, item in enumerate(stages_node or ()):
-        stage = _stage(b, i, item, hybrid, data, discretized)
-        if stage is None:
+        before = len(b.diags)
+        stage = _stage(b, i, item, hybrid, data, discretized, data_known)
+        if len(b.diags) > before:
+            b.broken.add(("train", "stages", i))
+        if stage is None:  # kept in place (the stages' positions locate later checks), trains nothing
+            stages.append(Stage(name=str(item.get("name").value), kind="rewind"))
+            data_known = False
             continue
+        if stage.data is None and stage.trains:
+            data_known = False
         if stage.name in names:
             b.error(item.get("name").loc, f"duplicate stage name '{stage.name}'", f"the first is at line {names[stage.name].line}")
         names[stage.name] = item.loc
@@ -496,7 +522,8 @@ def _train(b: _Builder, node: Mapping | None, hybrid: Hybrid) -> Train:
                  baselines=bool(baselines.value) if baselines is not None else False, stages=tuple(stages))
 
 
-def _stage(b: _Builder, i: int, node: Mapping, hybrid: Hybrid, prev_data, discretized: bool) -> Stage | None:
+def _stage(b: _Builder, i: int, node: Mapping, hybrid: Hybrid, prev_data, discretized: bool,
+           data_known: bool = True) -> Stage | None:
     base = ("train", "stages", i)
     b.record(base, node)
     for k, v in node:
@@ -561,10 +588,10 @@ def _stage(b: _Builder, i: int, node: Mapping, hybrid: Hybrid, prev_data, discre
     if data_node is not None:
         parsed = b.parse(data_node, "data source")
         bound = bind_call(b, data_node, parsed, DATA_SOURCES, "data source") if parsed else None
-        values["data"] = DataSource(*bound) if bound else prev_data
+        values["data"] = DataSource(*bound) if bound else None
     else:
         values["data"] = prev_data
-        if prev_data is None:
+        if prev_data is None and data_known:
             b.error(node.get("name").loc, f"stage '{name}' trains but has no data",
                     "add data: text(corpus.txt, block=512), recall(), mad(in-context-recall), ...")
     for key in ("steps", "batch_size", "grad_accum", "lr", "weight_decay", "warmup", "schedule", "grad_clip", "eval_every"):

@@ -189,22 +189,24 @@ def load_programmed(spec: Spec, base_dir: Path, smap: SourceMap,
 
 
 def check_data(spec: Spec, base_dir: Path, smap: SourceMap, vocab: int | None,
-               comps: list[ResolvedComponent], root: Path | None = None) -> list[Diagnostic]:
+               comps: list[ResolvedComponent], root: Path | None = None, task_known: bool = True) -> list[Diagnostic]:
+    """Each stage's data: its source exists (inside ``root``), fits the task, the components' lengths and
+    the vocabulary. ``task_known=False`` (the task had an error) skips what compares against the task."""
     problems = []
     limits = [(c.shape.max_length, c.name) for c in comps if c.shape.max_length is not None]
     for i, stage in enumerate(spec.train.stages):
-        if stage.data is None:
-            continue
+        if stage.data is None or ("train", "stages", i, "data") not in smap.locations:
+            continue  # inherited data is checked where it is written
         loc = smap.at("train", "stages", i, "data")
         sig = DATA_SOURCES[stage.data.name]
-        if spec.task.kind not in sig.tasks:
+        if task_known and spec.task.kind not in sig.tasks:
             problems.append(Diagnostic(loc, f"{stage.data.name}() data is for {' or '.join(sig.tasks)}, but the task is {spec.task}",
                                        "change the task or the data source"))
-        if stage.data.name == "listops" and spec.task.num_classes != 10:
+        if task_known and stage.data.name == "listops" and spec.task.num_classes != 10:
             problems.append(Diagnostic(loc, f"listops() labels are the digits 0-9, but the task is {spec.task}",
                                        "use task: classify(10)"))
         if stage.data.name == "mad":
-            problems.extend(_check_mad(stage.data, spec, loc, vocab, limits))
+            problems.extend(_check_mad(stage.data, spec, loc, vocab, limits, task_known))
             continue
         source = stage.data.arg("source")
         if isinstance(source, str) and source.startswith("hf:"):
@@ -232,13 +234,14 @@ def check_data(spec: Spec, base_dir: Path, smap: SourceMap, vocab: int | None,
             elif data_path is not None and data_path.is_file() and data_path.stat().st_size == 0:
                 problems.append(Diagnostic(loc, f"the data file '{show_ref(source)}' is empty",
                                            "point the data at a file with text or records in it"))
-            elif data_path is not None and data_path.is_file() and stage.data.name == "classify":
+            elif task_known and data_path is not None and data_path.is_file() and stage.data.name == "classify":
                 problems.extend(_check_first_records(stage.data, data_path, spec, loc))
-        length = stage.data.arg("block") or stage.data.arg("length")
+        key = "block" if stage.data.arg("block") else "length"
+        length = stage.data.arg(key)
         for limit, name in limits:
             if isinstance(length, int) and length > limit:
-                problems.append(Diagnostic(loc, f"sequences of {length} tokens are longer than '{name}' allows ({limit})",
-                                           f"use at most {limit} tokens per sequence"))
+                problems.append(Diagnostic(loc, f"sequences of {length} tokens ({key}={length}) are longer than '{name}' "
+                                           f"allows ({limit})", f"set {key}={limit} or less in {stage.data.name}(...)"))
         data_vocab = stage.data.arg("vocab")
         if isinstance(data_vocab, int) and vocab is not None and data_vocab > vocab:
             problems.append(Diagnostic(loc, f"the data uses {data_vocab} tokens but the hybrid's vocabulary has {vocab}",
@@ -313,7 +316,7 @@ def class_label(value: Any, n: int, task: Any) -> int:
     return value
 
 
-def _check_mad(data, spec: Spec, loc, vocab: int | None, limits) -> list[Diagnostic]:
+def _check_mad(data, spec: Spec, loc, vocab: int | None, limits, task_known: bool = True) -> list[Diagnostic]:
     """A MAD source: its preset exists, compression goes with the compress task, sizes fit the hybrid."""
     from .mad_presets import presets, sequence_length, settings
 
@@ -322,7 +325,7 @@ def _check_mad(data, spec: Spec, loc, vocab: int | None, limits) -> list[Diagnos
         return [Diagnostic(loc, f"unknown preset '{preset}' for {task}",
                            (did_you_mean(preset, presets(task)) or "") + f" presets: cpu, mad, mad-<key><value> "
                            f"(e.g. {next(n for n in presets(task) if n.startswith('mad-'))})")]
-    if (task == "compression") != (spec.task.kind == "compress"):
+    if task_known and (task == "compression") != (spec.task.kind == "compress"):
         return [Diagnostic(loc, f"mad({task}) needs task: {'compress' if task == 'compression' else 'causal-lm'}, "
                                 f"not {spec.task}", "compression rebuilds every position from the last state (task: compress)")]
     values = settings(task, preset, {k: data.arg(k) for k in ("vocab", "length", "examples", "noise", "copy", "motif")})

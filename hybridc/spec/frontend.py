@@ -19,7 +19,7 @@ from .canonical import SourceMap, build_spec
 from .load import Document, load_file, parse_text
 from .model import Spec
 from .resolve import ResolvedComponent, resolve_component
-from .schema import check_schema
+from .schema import check_schema, repaired
 from .tree import Mapping
 
 
@@ -30,6 +30,7 @@ class ParsedSpec:
     spec: Spec
     source_map: SourceMap
     document: Document
+    broken: frozenset[tuple] = frozenset()  # set only on the partial spec of a SpecError (``partial``)
 
     @property
     def base_dir(self) -> Path:
@@ -75,14 +76,43 @@ class ResolvedSpec:
 
 
 def parse_document(doc: Document) -> ParsedSpec:
+    """The canonical spec of a document; raises ``SpecError`` with every schema and expression problem.
+
+    A wrong key that nothing else reads (an unknown key, a learning rate) does not stop the expression
+    checks of the rest. The error's ``partial`` is then the spec without the parts that had problems, for
+    the semantic checks to go on with (``check_document``)."""
     problems = check_schema(doc.root)
-    if problems:
+    tree = repaired(doc.root) if problems else doc.root
+    if tree is None:
         raise SpecError(problems)
-    assert isinstance(doc.root, Mapping)
-    spec, smap, problems = build_spec(doc.root, doc.file)
+    assert isinstance(tree, Mapping)
+    spec, smap, more, broken = build_spec(tree, doc.file)
+    problems = problems + more
     if problems or spec is None:
-        raise SpecError(problems or [Diagnostic(smap.at(), "invalid spec")])
+        error = SpecError(problems or [Diagnostic(smap.at(), "invalid spec")])
+        if spec is not None:
+            error.partial = ParsedSpec(spec, smap, doc, broken)
+        raise error
     return ParsedSpec(spec, smap, doc)
+
+
+def check_document(doc: Document, root: str | Path | None = None) -> ResolvedSpec:
+    """``parse_document`` then ``resolve``, reporting every problem of the spec at once: when the text
+    has problems, the semantic checks still run on the parts without them (skipping the checks that
+    read a broken value), and the one ``SpecError`` lists both."""
+    try:
+        parsed = parse_document(doc)
+    except SpecError as err:
+        if err.partial is None:
+            raise
+        more = _semantic_checks(err.partial, root)
+        if not more.problems:
+            raise
+        seen = {(d.location, d.message) for d in err.diagnostics}
+        combined = SpecError(list(err.diagnostics) + [d for d in more.problems if (d.location, d.message) not in seen])
+        combined.warnings = more.tokenizer_warnings
+        raise combined from None
+    return resolve(parsed, root=root)
 
 
 def parse_file(path: str | Path) -> ParsedSpec:
@@ -100,8 +130,53 @@ def resolve(parsed: ParsedSpec, root: str | Path | None = None) -> ResolvedSpec:
     Local paths in the spec are relative to the spec file; with ``root``, each must resolve (after '..'
     and symlinks) inside ``root``, else it is an error.
     """
+    checked = _semantic_checks(parsed, root)
+    if checked.problems:
+        error = SpecError(checked.problems)
+        error.warnings = checked.tokenizer_warnings
+        raise error
+    spec, comps, vocab = parsed.spec, checked.components, checked.vocab
+    width = spec.hybrid.width or max(c.hidden_size for c in comps)
+    if vocab is None:
+        vocab = min(c.shape.vocab_size for c in comps if spec.component(c.name).vocab == "pretrained")
+    comps = vocab_checks.with_hybrid_vocab(spec, comps, vocab, checked.identities)
+    return ResolvedSpec(
+        spec=spec,
+        components=tuple(comps),
+        width=width,
+        vocab_size=vocab,
+        alphas=checked.alphas,
+        context_length=checks.context_length(spec, comps),
+        base_dir=parsed.base_dir,
+        file=parsed.document.file,
+        source_map=parsed.source_map,
+        warnings=tuple(checks.semantic_warnings(spec, parsed.source_map)) + checked.tokenizer_warnings,
+        text=parsed.document.text,
+    )
+
+
+@dataclass(frozen=True)
+class _Checked:
+    problems: list[Diagnostic]
+    tokenizer_warnings: tuple[Diagnostic, ...]
+    components: list[ResolvedComponent]
+    vocab: int | None
+    alphas: Any
+    identities: dict
+
+
+def _semantic_checks(parsed: ParsedSpec, root: str | Path | None) -> _Checked:
+    """Every check that reads component configs and files. On a partial spec (``parsed.broken``), the
+    checks that read a broken value are skipped: their errors would only follow from the first ones."""
     spec, smap, base_dir = parsed.spec, parsed.source_map, parsed.base_dir
     root = Path(root) if root is not None else None
+    broken = parsed.broken  # (partial specs) checks that read a broken value are skipped
+
+    def intact(*paths: tuple) -> bool:
+        return not any(b[: len(p)] == p for b in broken for p in paths)
+
+    names_intact = intact(("components",))
+    tokenizer_intact = names_intact and intact(("tokenizer",), ("hybrid", "embeddings"), ("hybrid", "head"))
     problems: list[Diagnostic] = []
     comps: list[ResolvedComponent] = []
     for component in spec.components:
@@ -109,10 +184,12 @@ def resolve(parsed: ParsedSpec, root: str | Path | None = None) -> ResolvedSpec:
         problems.extend(errs)
         if rc is not None:
             comps.append(rc)
-    vocab, errs = checks.tokenizer_vocab(spec, comps, base_dir, smap, root)
-    problems.extend(errs)
-    tokenizer_errors, tokenizer_warnings, identities = vocab_checks.check_tokenizers(spec, comps, base_dir, smap, root)
-    problems.extend(tokenizer_errors)
+    vocab, tokenizer_warnings, identities = None, [], {}
+    if tokenizer_intact:
+        vocab, errs = checks.tokenizer_vocab(spec, comps, base_dir, smap, root)
+        problems.extend(errs)
+        tokenizer_errors, tokenizer_warnings, identities = vocab_checks.check_tokenizers(spec, comps, base_dir, smap, root)
+        problems.extend(tokenizer_errors)
     alphas = spec.hybrid.mixture.alphas
     if spec.hybrid.mixture.mode == "programmed":
         alphas, errs = checks.load_programmed(spec, base_dir, smap, root)
@@ -120,13 +197,15 @@ def resolve(parsed: ParsedSpec, root: str | Path | None = None) -> ResolvedSpec:
     if comps:
         problems.extend(checks.check_blocks(spec, comps, smap))
         problems.extend(checks.check_width(spec, comps, smap))
-        problems.extend(checks.check_vocab(vocab, spec, comps, smap))
-    if alphas is not None:
+        if tokenizer_intact:
+            problems.extend(checks.check_vocab(vocab, spec, comps, smap))
+    counts = {c.blocks.count for c in spec.components}
+    if alphas is not None and names_intact and len(counts) == 1 and intact(("hybrid", "mixture")):
         path = ("hybrid", "mixture") if spec.hybrid.mixture.mode == "fixed" else ("hybrid", "mixture", "path")
         problems.extend(checks.check_alphas(alphas, spec.num_blocks, spec.component_names, smap, path))
-    problems.extend(checks.check_data(spec, base_dir, smap, vocab, comps, root))
+    problems.extend(checks.check_data(spec, base_dir, smap, vocab, comps, root, task_known=intact(("task",))))
     problems.extend(checks.check_stage_inits(spec, base_dir, smap, root))
-    if vocab is None and any(spec.component(c.name).vocab != "pretrained" for c in comps):
+    if tokenizer_intact and vocab is None and any(spec.component(c.name).vocab != "pretrained" for c in comps):
         known = identities.get("")
         if known is not None:
             vocab = known.size
@@ -134,33 +213,13 @@ def resolve(parsed: ParsedSpec, root: str | Path | None = None) -> ResolvedSpec:
             problems.append(Diagnostic(smap.at("tokenizer"), f"the size of tokenizer '{spec.tokenizer}' is unknown "
                                        "(its files are not available), and every component takes its vocabulary",
                                        "download the tokenizer once, or point tokenizer at a local directory"))
-    if problems:
-        error = SpecError(problems)
-        error.warnings = tuple(tokenizer_warnings)
-        raise error
-    width = spec.hybrid.width or max(c.hidden_size for c in comps)
-    if vocab is None:
-        vocab = min(c.shape.vocab_size for c in comps if spec.component(c.name).vocab == "pretrained")
-    comps = vocab_checks.with_hybrid_vocab(spec, comps, vocab, identities)
-    return ResolvedSpec(
-        spec=spec,
-        components=tuple(comps),
-        width=width,
-        vocab_size=vocab,
-        alphas=alphas,
-        context_length=checks.context_length(spec, comps),
-        base_dir=base_dir,
-        file=parsed.document.file,
-        source_map=smap,
-        warnings=tuple(checks.semantic_warnings(spec, smap)) + tuple(tokenizer_warnings),
-        text=parsed.document.text,
-    )
+    return _Checked(problems, tuple(tokenizer_warnings), comps, vocab, alphas, identities)
 
 
 def load_spec(path: str | Path, root: str | Path | None = None) -> ResolvedSpec:
     """Parse, validate and resolve a spec file (configs only, no weights); with ``root``, every local
     path in it must stay inside ``root``."""
-    return resolve(parse_file(path), root=root)
+    return check_document(load_file(path), root=root)
 
 
 LOCK_VERSION = 2

@@ -163,8 +163,10 @@ def _short(text: str) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _non_finite(node: Node, problems: list[Diagnostic]) -> None:
+def _non_finite(node: Node, problems: list[Diagnostic], path: tuple = (), paths: list | None = None) -> None:
+    """Problems for numbers no spec can mean (.nan, .inf, beyond 2**63); ``paths`` collects where."""
     if isinstance(node, Scalar):
+        before = len(problems)
         if isinstance(node.value, int) and not isinstance(node.value, bool) and abs(node.value) > MAX_INT:
             problems.append(Diagnostic(node.loc, f"the number {_short(node.raw)} is too large", "use an ordinary number"))
         elif isinstance(node.value, float) and not math.isfinite(node.value):
@@ -174,12 +176,14 @@ def _non_finite(node: Node, problems: list[Diagnostic]) -> None:
             else:  # an ordinary-looking number too large for a float (1e999, hundreds of digits)
                 problems.append(Diagnostic(node.loc, f"the number {_short(node.raw)} is too large",
                                            "use an ordinary number"))
+        if paths is not None and len(problems) > before:
+            paths.append(path)
     elif isinstance(node, Mapping):
-        for _, value in node:
-            _non_finite(value, problems)
+        for key, value in node:
+            _non_finite(value, problems, path + (key.value,), paths)
     elif isinstance(node, Sequence):
-        for item in node:
-            _non_finite(item, problems)
+        for i, item in enumerate(node):
+            _non_finite(item, problems, path + (i,), paths)
 
 
 def check_schema(root: Node) -> list[Diagnostic]:
@@ -224,3 +228,62 @@ def _expand_unknown_keys(root: Node, problems: list[Diagnostic]) -> list[Diagnos
             extra.append(Diagnostic(key_node.loc if key_node else node.loc, f"unknown key '{key}' {where}",
                                     did_you_mean(key, allowed) or ("known keys: " + ", ".join(allowed))))
     return out + extra
+
+
+# ---- going on past schema errors ---------------------------------------------------------------
+# Keys that no later check reads (nothing else in the spec depends on their value): when one of them is
+# wrong, the rest of the spec can still be checked with the key left out (its default in its place).
+# "*" is any key or index.
+_LEAVES = (
+    ("train", "seed"), ("train", "checkpoint_every"), ("train", "baselines"),
+    ("hybrid", "width"), ("hybrid", "projector"),
+    *(("train", "stages", "*", key) for key in (
+        "train", "search", "steps", "epochs", "batch_size", "grad_accum", "lr", "weight_decay", "betas", "warmup",
+        "schedule", "grad_clip", "eval_every", "init")),
+)
+
+
+def _leaf_of(path: tuple) -> tuple | None:
+    """The shortest prefix of ``path`` that is a leaf key, else None."""
+    for leaf in _LEAVES:
+        if len(path) >= len(leaf) and all(p == "*" or p == q for p, q in zip(leaf, path)):
+            return path[: len(leaf)]
+    return None
+
+
+def _schema_error_paths(root: Node) -> list[tuple] | None:
+    """The keys to leave out so that the tree fits the schema, or None when leaving keys out cannot fix it
+    (a required key is missing or wrong, a name is invalid, a value others depend on is wrong)."""
+    unknown: list[tuple] = []
+    wrong: list[tuple] = []
+    _non_finite(root, [], (), wrong)
+    for err in _validator().iter_errors(root.to_python()):
+        path = tuple(err.absolute_path)
+        if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+            allowed = err.schema.get("properties", {})
+            unknown.extend(path + (key,) for key in err.instance if key not in allowed)  # nothing reads them
+        else:
+            wrong.append(path)
+    leaves = [_leaf_of(path) for path in wrong]
+    return None if any(leaf is None for leaf in leaves) else unknown + leaves
+
+
+def _without(node: Node, paths: set[tuple], here: tuple = ()) -> Node:
+    if isinstance(node, Mapping):
+        items = tuple((k, _without(v, paths, here + (k.value,))) for k, v in node if here + (k.value,) not in paths)
+        return Mapping(node.loc, items)
+    if isinstance(node, Sequence):
+        return Sequence(node.loc, tuple(_without(v, paths, here + (i,)) for i, v in enumerate(node)))
+    return node
+
+
+def repaired(root: Node) -> Node | None:
+    """The tree with every wrong leaf key left out, when that makes it fit the schema; else None.
+
+    The front end checks the rest of such a spec too, so that one run reports every problem; a wrong
+    key that other checks depend on stops it here instead (their errors would follow from it)."""
+    paths = _schema_error_paths(root)
+    if paths is None:
+        return None
+    tree = _without(root, set(paths))
+    return tree if not check_schema(tree) else None

@@ -1,7 +1,8 @@
 """The bad-spec corpus (tests/bad_specs/): every malformed or wrong spec is a located error, never a crash.
 
 Each ``NN-name.yaml`` has an entry in ``tests/bad_specs/expected.yaml``: the line, column and a fragment of
-the message (and optionally of the hint) of the first error by position, or a list of errors. For every
+the message (and optionally of the hint) of the first error by position, or a list of errors (``exactly:
+true`` in one of them: no other error may be reported). For every
 case ``hybridc validate`` must exit 2, print that ``FILE:LINE:COL: error: ...`` line, print no traceback and
 write nothing; ``hybridc fmt --write`` must leave the file byte-identical. A few cases also go through
 ``hybridc compile`` and through a real ``python -m hybridc`` process.
@@ -72,6 +73,8 @@ def check_errors(output: str, path: str, name: str) -> None:
         match = [g for g in candidates if (int(g["line"]), int(g["col"])) == (exp["line"], exp["col"])
                  and exp["message"] in g["message"] and exp.get("hint", "") in (g["hint"] or "")]
         assert match, f"{name}: expected {exp}, got:\n{output}"
+    if any(exp.get("exactly") for exp in want):  # these and no other errors (none follows from another)
+        assert len(got) == len(want), f"{name}: expected only {want}, got:\n{output}"
 
 
 def test_the_corpus_is_complete() -> None:
@@ -81,7 +84,7 @@ def test_the_corpus_is_complete() -> None:
     assert all(n.isdigit() for n in numbers) and len(set(numbers)) == len(numbers), "NN-short-name.yaml, NN unique"
     for name in CASES:
         for exp in expected(name):
-            assert set(exp) <= {"line", "col", "message", "hint"} and exp["line"] >= 1 and exp["col"] >= 1, name
+            assert set(exp) <= {"line", "col", "message", "hint", "exactly"} and exp["line"] >= 1 and exp["col"] >= 1, name
 
 
 @pytest.mark.parametrize("name", CASES)

@@ -1,6 +1,7 @@
 """Fuzzing the front end: whatever the input, the outcome is a valid spec or a located ``SpecError``.
 
-Three kinds of input, each fed to ``parse_text`` + ``parse_document`` + ``resolve``:
+Three kinds of input, each fed to ``parse_text`` + ``check_document`` (schema, expression and semantic
+checks, the last also on the partial spec left by problems of the first two):
 
 - arbitrary text and bytes (and text over YAML's punctuation, which gets further into the parser);
 - arbitrary YAML trees (dicts, lists, scalars, dumped with ``yaml.safe_dump``), and the valid ``SMALL``
@@ -30,7 +31,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hybridc.errors import SpecError
-from hybridc.spec.frontend import parse_document, parse_string, resolve
+from hybridc.spec.frontend import check_document, parse_document, parse_string
 from hybridc.spec.load import parse_text
 from tests.specs import SMALL
 
@@ -47,8 +48,8 @@ def front_end(text: str | bytes) -> None:
     """Run the front end; fail unless it accepts the spec or raises a SpecError located inside the file."""
     try:
         doc = parse_text(text, file=FILE, path=SPEC_DIR / FILE)
+        check_document(doc)  # also the semantic checks of a partial spec, past text-level problems
         parsed = parse_document(doc)
-        resolve(parsed)
     except SpecError as err:
         lines = len(text.splitlines()) if isinstance(text, str) else text.count(b"\n") + 1
         for d in err.diagnostics:
