@@ -251,7 +251,7 @@ def git_setup(patterns: tuple[str, ...], global_: bool) -> None:
 @click.option("--sharding", type=click.Choice(["ddp", "fsdp"]), default="ddp", show_default=True,
               help="With several processes: ddp = every process holds the whole model; fsdp = weights, gradients "
               "and optimizer state sharded over the processes (PyTorch FSDP2; component layers are the units).")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar or progress lines (stage summaries and results still print).")
 @_ROOT_OPTION
 def train(spec: Path, out_dir: Path | None, resume: bool, max_steps: int | None, device: str, mixed_precision: str,
           scan: str, num_processes: int, sharding: str, quiet: bool, root: Path | None) -> None:

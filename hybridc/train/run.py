@@ -37,7 +37,7 @@ from .checkpoint import (RunPosition, checkpoint_dirs, checkpoint_spec_digest, l
 from .loop import Parallel, StageOptimizers, build_optimizers, evaluate, freeze_for, train_steps
 from .metrics import MetricsLog
 from .plots import plot_alphas, plot_losses
-from .progress import Progress
+from .progress import Progress, log_every
 from .sharding import (average_replicated_grads, full_model, full_optimizer_state, is_sharded,
                        load_sharded_optimizer_state, shard_model)
 
@@ -133,8 +133,14 @@ class Run:
         self._lock = None  # the open RUN/.lock while this process trains the run (main process only)
         self._fresh = False  # this process started the run in an empty (or new) directory
         self._created = False  # ... which it created
+        self.log_every = log_every(os.environ)  # HYBRIDC_LOG_EVERY (checked before anything runs)
 
     # ---- set-up -------------------------------------------------------------------------------
+    def note(self, text: str) -> None:
+        """What the run is doing before its first step (data, weights): said unless --quiet."""
+        if not self.options.quiet:
+            self.say(text)
+
     def prepare_directory(self) -> None:
         try:
             if self.main:
@@ -181,6 +187,8 @@ class Run:
         for i, stage in enumerate(self.spec.train.stages):
             if stage.data is None or stage.data in bundles:
                 continue
+            users = stage_names(self.spec.train.stages, stage.data)
+            self.note(f"preparing data for {users}: {render_data(stage.data)}")
             if tokenizer is None and stage.data.name in ("text", "classify"):
                 tokenizer = load_tokenizer(self.rs)
             location = self.rs.source_map.at("train", "stages", i, "data")
@@ -286,8 +294,10 @@ class Run:
         if found is None:
             if self.options.resume and self.metrics.path.exists():
                 self.metrics.truncate(0)
+            self.note(f"loading components: {describe_components(self.spec)}")
             return self.place(lower(self.rs)), RunPosition(0, 0, 0), None
         path, position = found
+        self.note(f"loading checkpoint {path.name}")
         model = lower(self.rs, selection=position.selection, pretrained=False)
         optim_state = load_checkpoint(path, model)
         self.metrics.truncate(int(position.extra.get("metrics", 0)))
@@ -373,7 +383,7 @@ class Run:
         model, position, optim_state = self.start()
         stages = self.spec.train.stages
         global_step = position.global_step
-        progress = Progress(enabled=not self.options.quiet and self.main)
+        progress = Progress(enabled=not self.options.quiet and self.main, every=self.log_every)
         with progress:
             for k in range(position.stage_index, len(stages)):
                 stage = stages[k]
@@ -431,7 +441,7 @@ class Run:
             self.metrics.write(event="train", stage=stage.name, stage_index=k, step=done, global_step=global_step,
                                kind=result.kind, loss=result.loss, lr=result.lr, alphas=alphas,
                                tokens_per_s=result.tokens / max(result.seconds, 1e-9))
-            progress.update(task, done, loss=result.loss, alphas=alphas)
+            progress.update(task, done, loss=result.loss, alphas=alphas, lr=result.lr)
             if stage.eval_every and done % stage.eval_every == 0 and done < steps:
                 self.log_eval(model, stage, k, global_step, data, "valid")
             here = RunPosition(k, done, global_step, extra={"stage_steps": planned})
@@ -443,6 +453,7 @@ class Run:
                                   f"checkpoint step-{global_step} written",
                                   f"continue with: hybridc train <spec> -o {self.run_dir} --resume")
         self.signals.stepping = False
+        progress.end(task)
         valid = self.log_eval(model, stage, k, global_step, data, "valid")
         self.say(f"stage '{stage.name}': {steps} steps, valid loss {valid['loss']:.4f}"
                  + (f", accuracy {valid['accuracy']:.3f}" if not math.isnan(valid["accuracy"]) else ""))
@@ -475,11 +486,13 @@ class Run:
         last = self.last_data(bundles)
         if last is not None:
             stage, data = last
+            self.note(f"evaluating on the test split ({len(data.test)} sequences)")
             test = evaluate(model, data.test, eval_batch_size(stage), self.device)
             self.metrics.write(event="test", stage=stage.name, global_step=-1, **test)
         if self.parallel.world > 1 and not model.graph.discretized:
             self.check_replicas(model)
         if self.main:
+            self.note(f"saving {final}")
             save_final(model, final, test)
             tok = self.spec.tokenizer
             if model.get_tokenizer() is None and not (tok in self.rs.names and self.spec.component(tok).source.kind == "init"):
@@ -553,6 +566,18 @@ def same_spec(old_lock: dict, new_lock: dict) -> bool:
 def last_data_stage(spec) -> Stage | None:
     """The last stage with data: its test split is the one a run's table reports."""
     return next((s for s in reversed(spec.train.stages) if s.data is not None), None)
+
+
+def stage_names(stages, data: DataSource) -> str:
+    """``stage 'align'`` or ``stages 'align', 'search'``: the stages that train on ``data``."""
+    names = [f"'{s.name}'" for s in stages if s.data == data]
+    return ("stages " if len(names) > 1 else "stage ") + ", ".join(names)
+
+
+def describe_components(spec) -> str:
+    """``neo (hf:EleutherAI/gpt-neo-125m), ssm (new mamba)``: where each component's weights come from."""
+    return ", ".join(f"{c.name} (new {c.source.family})" if c.source.kind == "init" else f"{c.name} ({c.source})"
+                     for c in spec.components)
 
 
 def eval_batch_size(stage: Stage) -> int:

@@ -1,0 +1,146 @@
+"""Fuzzing ``validate`` and ``fmt`` with text-level mutations of the example specs (``specs/*.yaml``).
+
+Each example takes one example spec and applies one to four edits to its text: a character flipped to
+YAML punctuation, a control or other Unicode character, a span deleted or a line repeated, a value
+swapped for one of another type, a huge number, a deeply nested value, a long string, an odd expression.
+Then, in-process, the way the CLI runs them:
+
+- ``validate`` (``check_document``, the offline test Hub in place of the real one) gives a resolved spec
+  or a ``SpecError`` whose every diagnostic is located inside the file, on one line; any other exception
+  (the CLI's exit 70) fails the test;
+- ``fmt`` gives the canonical text or a located ``SpecError``; its output is a fixed point (``fmt`` of it
+  is itself), and whenever the input validated, the output validates to the same spec;
+- no call takes more than 2 s.
+
+Examples per test: a quarter of ``HYBRIDC_FUZZ_EXAMPLES`` (default 200 -> 50, derandomized; the CI's long
+mode sets 2000 and draws 2,000 new ones).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hybridc.errors import SpecError
+from hybridc.spec.frontend import check_document, parse_document
+from hybridc.spec.load import parse_text
+
+SPECS = Path(__file__).resolve().parents[2] / "specs"
+FILES = sorted(p.name for p in SPECS.glob("*.yaml"))
+LONG = int(os.environ.get("HYBRIDC_FUZZ_EXAMPLES", "200"))
+EXAMPLES = max(LONG // 4, 10) if LONG <= 200 else LONG
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=LONG <= 200,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+SECONDS = 2.0
+
+ODD_CHARS = list(":-[]{},&*!|>'\"%@`#?~\\\t\n\r ") + ["\x00", "\x07", "\x1b", "\u00e9", "\u200b", "\u202e", "\ufeff",
+                                                       "\U0001f600", "\u0301", "\ud7ff", "\uffff", "\u2028"]
+VALUES = [
+    "null", "true", "~", "[]", "{}", "[1, 2]", "{a: 1}", "''", "0", "-1", "4.0", "1e-400", "1e999", ".nan", "-.inf",
+    "0x" + "f" * 40, "0o" + "7" * 60, "9" * 400, "1_000", "0..1", "1:4", "yes", "!!str 3", "&a 1", "*a", "|\n  text",
+    "'" + "x" * 5000 + "'", "x" * 20000, "\"\\u0000\"", "\"\\N\"", "-" * 300,
+    "[" * 40 + "]" * 40, "{a: " * 30 + "1" + "}" * 30, "[" * 300 + "]" * 300,
+]
+EXPRESSIONS = [
+    "split(0)", "split(99999999999999999999)", "split(2, 3)", "0..1, 1..", "5..2", "0..6, 6..12, 12..18, 18..24, 24..1000000",
+    "fixed([[nan]])", "fixed([[1e999, 0]])", "fixed([" + "[0.5, 0.5], " * 500 + "])", "programmed(../../../etc/passwd)",
+    "text(/etc/passwd, block=16)", "text(/dev/zero, block=16)", "text(data/corpus.txt, block=0)",
+    "text(data/corpus.txt, block=99999999999)", "recall(vocab=-1)", "mad(in-context-recall, noise=2)",
+    "mad(nope)", "darts(lr=0)", "darts(lr=1e999, alternate=maybe)", "gaea(tau=-1)", "hf:../../x", "hf:/etc",
+    "hf:" + "a/" * 300, "classify(1)", "tag(99999999999999999999)", "f(" * 200 + ")" * 200, "\"" * 9, "(((", "a=b=c",
+]
+
+
+@st.composite
+def mutated(draw) -> tuple[str, str]:
+    """(file name, text): an example spec with one to four text edits."""
+    name = draw(st.sampled_from(FILES))
+    text = (SPECS / name).read_text(encoding="utf-8")
+    for _ in range(draw(st.integers(1, 4))):
+        if not text:
+            break
+        kind = draw(st.sampled_from(["flip", "delete", "repeat-line", "value", "expression", "insert"]))
+        at = draw(st.integers(0, len(text) - 1))
+        if kind == "flip":
+            text = text[:at] + draw(st.sampled_from(ODD_CHARS)) + text[at + 1:]
+        elif kind == "insert":
+            text = text[:at] + draw(st.sampled_from(ODD_CHARS + VALUES)) + text[at:]
+        elif kind == "delete":
+            text = text[:at] + text[at + draw(st.integers(1, 40)):]
+        else:
+            lines = text.split("\n")
+            i = draw(st.integers(0, len(lines) - 1))
+            line = lines[i]
+            if kind == "repeat-line":
+                lines.insert(i, line)
+            elif ":" in line:  # replace what follows a key (or a flow mapping's key) with another value
+                cut = line.index(":") + 1
+                new = draw(st.sampled_from(VALUES if kind == "value" else EXPRESSIONS))
+                if kind == "expression":
+                    new = draw(st.sampled_from([new, f'"{new}"', f"'{new}'"]))
+                lines[i] = line[:cut] + " " + new
+            text = "\n".join(lines)
+    return name, text
+
+
+def timed(call, *args):
+    began = time.perf_counter()
+    try:
+        return call(*args)
+    finally:
+        took = time.perf_counter() - began
+        assert took < SECONDS, f"{call.__name__} took {took:.1f} s"
+
+
+def located(err: SpecError, file: str, text: str) -> None:
+    lines = text.count("\n") + 1
+    for d in err.diagnostics:
+        rendered = d.render()
+        assert d.location.file == file and 1 <= d.location.line <= lines + 1 and d.location.col >= 1, rendered
+        assert "\n" not in rendered and "Traceback" not in rendered, rendered
+
+
+def validate(file: str, text: str):
+    """The resolved spec, or None after checking the SpecError."""
+    try:
+        return timed(check_document, parse_text(text, file=file, path=SPECS / file))
+    except SpecError as err:
+        located(err, file, text)
+        return None
+
+
+def fmt(file: str, text: str) -> str | None:
+    try:
+        return timed(lambda: parse_document(parse_text(text, file=file, path=SPECS / file)).canonical_text())
+    except SpecError as err:
+        located(err, file, text)
+        return None
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_the_example_specs_validate(name: str) -> None:
+    text = (SPECS / name).read_text(encoding="utf-8")
+    assert validate(name, text) is not None
+    canonical = fmt(name, text)
+    assert canonical is not None and fmt(name, canonical) == canonical
+
+
+@FUZZ
+@given(mutated())
+def test_mutated_example_specs(example: tuple[str, str]) -> None:
+    name, text = example
+    resolved = validate(name, text)
+    canonical = fmt(name, text)
+    if canonical is None:
+        assert resolved is None  # fmt refuses only what validate refuses too
+        return
+    assert fmt(name, canonical) == canonical, "fmt is not idempotent"
+    if resolved is not None:
+        again = validate(name, canonical)
+        assert again is not None, "fmt's output of a valid spec does not validate"
+        assert again.spec == resolved.spec
