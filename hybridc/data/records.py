@@ -82,17 +82,41 @@ def read_hub(ref: str, columns: Sequence[str] | None = None) -> Records:
     name, _, revision = ref.partition("@")
     import datasets
 
-    with _quiet():
+    from ..components import hub
+
+    down = hub.unreachable()
+    with _quiet(), _cache_only(down is not None):
         try:
             ds = datasets.load_dataset(name, split="train", revision=revision or None)
             return _records(f"hf:{ref}", ds, columns)
         except Exception as err:
+            if down is not None:
+                raise RunError(f"cannot load dataset hf:{ref}: {down}",
+                               hint=hub.hint("the dataset", "a local .jsonl (or .txt/.csv) file")) from err
             raise RunError(
                 f"cannot load dataset hf:{ref}: {_reason(err)}",
                 hint="datasets from the Hub need the network the first time (then they are cached under "
                      "HF_DATASETS_CACHE); offline, save the data as a local .jsonl (or .txt/.csv) file and "
                      "name that file instead",
             ) from err
+
+
+@contextlib.contextmanager
+def _cache_only(on: bool) -> Iterator[None]:
+    """datasets' offline mode while the Hub does not answer: its cache, else an error at once instead of
+    huggingface_hub's retries. datasets has no per-call switch (only ``datasets.config.HF_HUB_OFFLINE``,
+    read when it loads), so the flag is set for the call and put back."""
+    if not on:
+        yield
+        return
+    import datasets.config
+
+    before = datasets.config.HF_HUB_OFFLINE
+    datasets.config.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        datasets.config.HF_HUB_OFFLINE = before
 
 
 def _records(origin: str, ds: Any, columns: Sequence[str] | None) -> Records:

@@ -135,11 +135,18 @@ def load_tokenizer(rs: "ResolvedSpec") -> Tokenizer | None:
 
 def load_hf_tokenizer(location: str, revision: str | None, *, name: str, what: str | None = None) -> HFTokenizer:
     """``AutoTokenizer.from_pretrained(location, revision=revision)`` wrapped as a ``HFTokenizer``."""
+    from ..components import hub
+
+    cache_only = hub.local_only(location)  # a Hub id while the Hub does not answer: fail at once, no retries
     try:
         from transformers import AutoTokenizer
 
-        hf = AutoTokenizer.from_pretrained(location, revision=revision, trust_remote_code=False)
+        hf = AutoTokenizer.from_pretrained(location, revision=revision, trust_remote_code=False,
+                                           **({"local_files_only": True} if cache_only else {}))
     except Exception as err:  # missing files, network, bad json: all reported the same way
+        down = hub.unreachable() if cache_only else None
+        if down is not None:
+            raise RunError(f"cannot load {what or location}: {down}", hint=hub.hint("the tokenizer")) from err
         raise RunError(
             f"cannot load {what or location}: {type(err).__name__}: {_first_line(err)}",
             hint="the directory (or Hub snapshot) needs tokenizer files (save them with "

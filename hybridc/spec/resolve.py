@@ -15,6 +15,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from ..components import hub
 from ..components.family import Family, Shape
 from ..components.registry import families, family_for_model_type, get_family
 from ..errors import Diagnostic
@@ -63,9 +64,7 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def _hub_config(repo: str, revision: str | None) -> tuple[dict[str, Any], str | None]:
-    from huggingface_hub import hf_hub_download
-
-    path = Path(hf_hub_download(repo_id=repo, filename="config.json", revision=revision))
+    path = hub.download(repo, "config.json", revision)
     commit = path.parent.name if path.parent.parent.name == "snapshots" else None
     return _read_json(path), commit
 
@@ -146,6 +145,9 @@ def resolve_component(
         location = source.ref
         try:
             config, commit = _hub_config(source.ref, source.revision)
+        except hub.HubUnreachable as err:  # said at once, not after huggingface_hub's retries
+            return None, [Diagnostic(loc, f"component '{name}': cannot fetch config.json of hf:{source.ref}: {err}",
+                                     hub.hint("the model"))]
         except Exception as err:  # network, auth, missing repo: all reported the same way
             reason = type(err).__name__
             return None, [Diagnostic(loc, f"component '{name}': cannot fetch config.json of hf:{source.ref} ({reason})",

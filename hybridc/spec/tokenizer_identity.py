@@ -138,11 +138,11 @@ def identity_of_directory(directory: Path) -> TokenizerIdentity | None:
 def identity_on_hub(repo: str, revision: str | None) -> TokenizerIdentity | None:
     """The identity of a Hub repository's tokenizer (files fetched through huggingface_hub's cache, which
     works offline once they were downloaded); None when the repository has (or the cache holds) none."""
-    from huggingface_hub import hf_hub_download
+    from ..components import hub
 
     def fetch(name: str) -> Path | None:
         try:
-            return Path(hf_hub_download(repo_id=repo, filename=name, revision=revision))
+            return hub.download(repo, name, revision)  # the cache only when the Hub does not answer
         except Exception:  # missing file, offline without it, no access: the check cannot be made
             return None
 

@@ -78,16 +78,27 @@ def load_pretrained(family: Family, path_or_id: str | Path, *, revision: str | N
     """``from_pretrained`` for a local save_pretrained dir or a Hub id: safetensors only, no remote
     code, float32. The mode is what transformers returns (eval). Raises ValueError, before any
     weight is read, when the checkpoint's ``model_type`` is not one of the family's."""
+    from .. import hub
+
     cls = model_class(family)
+    # a Hub id while the Hub does not answer: the cache only, failing at once instead of after retries
+    cache_only = {"local_files_only": True} if hub.local_only(path_or_id) else {}
     with quiet_transformers():
-        config_dict, _ = cls.config_class.get_config_dict(str(path_or_id), revision=revision)
-        model_type = config_dict.get("model_type")
-        if model_type not in family.model_types:
-            raise ValueError(f"{path_or_id}: model_type {model_type!r} is not a {family.name} model")
-        return cls.from_pretrained(
-            str(path_or_id),
-            revision=revision,
-            use_safetensors=True,
-            trust_remote_code=trust_remote_code,  # off unless the spec enables it (and the CLI warns)
-            dtype=torch.float32,
-        )
+        try:
+            config_dict, _ = cls.config_class.get_config_dict(str(path_or_id), revision=revision, **cache_only)
+            model_type = config_dict.get("model_type")
+            if model_type not in family.model_types:
+                raise ValueError(f"{path_or_id}: model_type {model_type!r} is not a {family.name} model")
+            return cls.from_pretrained(
+                str(path_or_id),
+                revision=revision,
+                use_safetensors=True,
+                trust_remote_code=trust_remote_code,  # off unless the spec enables it (and the CLI warns)
+                dtype=torch.float32,
+                **cache_only,
+            )
+        except OSError as err:
+            down = hub.unreachable() if cache_only else None
+            if down is None:
+                raise
+            raise ValueError(f"{down}: {hub.hint('the model')}") from err
