@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import shutil
 import subprocess
@@ -11,11 +12,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from .errors import SpecError
+from .errors import HybridcError, SpecError
 from .spec.diff import Change, CostDelta, diff_specs, graph_delta, try_resolve
-from .spec.frontend import ParsedSpec, resolve
+from .spec.frontend import ParsedSpec, parse_document, resolve
 from .spec.load import parse_text
-from .spec.frontend import parse_document
 from .spec.sources import git_root, parse_source
 
 STYLE = {"added": "green", "removed": "red", "changed": "yellow"}
@@ -51,10 +51,102 @@ def _console(color: bool | None) -> Console:
                    soft_wrap=True)
 
 
+def text_diff(old: bytes | None, new: bytes | None, a_label: str, b_label: str) -> list[str]:
+    """A unified diff of two files' bytes, each line without its newline (``None``: no such file, as
+    /dev/null); for a file that is not UTF-8 text, git's one line ``Binary files A and B differ``."""
+    texts = []
+    for data in (old, new):
+        try:
+            text = (data or b"").decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
+        if text is None or "\0" in text:
+            return [] if old == new else [f"Binary files {a_label} and {b_label} differ"]
+        texts.append(text)
+    lines = []
+    for line in difflib.unified_diff(texts[0].splitlines(keepends=True), texts[1].splitlines(keepends=True),
+                                     a_label, b_label, lineterm="\n"):
+        lines.append(line.rstrip("\n").rstrip("\r") if line.endswith("\n") else line)
+        if not line.endswith("\n"):  # as git shows it
+            lines.append("\\ No newline at end of file")
+    return lines
+
+
+def _print_text_diff(lines: list[str], console: Console) -> None:
+    """Plain lines (no markup, tabs and spaces kept), coloured as git colours them on a terminal."""
+    color = console.is_terminal and not console.no_color
+    codes = {"---": "1", "+++": "1", "@@": "36", "-": "31", "+": "32"}
+    for line in lines:
+        code = next((c for prefix, c in codes.items() if line.startswith(prefix)), None) if color else None
+        console.file.write(f"\x1b[{code}m{line}\x1b[0m\n" if code else line + "\n")
+    console.file.flush()
+
+
+def _raw_source(ref: str) -> bytes | None:
+    """The bytes of ``ref`` (a path or git:REV:path) when it can be read, else ``None``: a spec that does
+    not parse is still shown as text; one that cannot be read at all stays an error."""
+    if not ref.startswith("git:"):
+        try:
+            return Path(ref).read_bytes()
+        except (OSError, ValueError):
+            return None
+    rev, _, path = ref[4:].partition(":")
+    root = git_root()
+    if not rev or not path or rev.startswith("-") or root is None:  # parse_source says why
+        return None
+    try:
+        relative = (Path.cwd() / path).resolve().relative_to(root) if not path.startswith("/") else Path(path)
+    except ValueError:
+        return None
+    done = subprocess.run(["git", "show", "--end-of-options", f"{rev}:{relative.as_posix()}"], cwd=root,
+                          capture_output=True, check=False)
+    return done.stdout if done.returncode == 0 else None
+
+
+def _side(ref: str) -> tuple[ParsedSpec | None, bytes | None, SpecError | None]:
+    """``ref`` parsed, or its bytes and why it does not parse; raises when it cannot be read."""
+    try:
+        return parse_source(ref), None, None
+    except SpecError as err:
+        raw = _raw_source(ref)
+        if raw is None:
+            raise
+        return None, raw, err
+
+
+class TextDiffShown(SpecError):
+    """A spec given to ``hybridc diff`` is invalid: its errors, after the text diff that was printed."""
+
+    def render(self) -> str:
+        return super().render() + " (so the text diff is shown instead of the semantic one)"
+
+
 def run_diff(a: str, b: str, *, with_graph: bool = False, fmt: str = "text", color: bool | None = None) -> int:
-    """Print the semantic diff; returns the exit status (0 same, 1 different)."""
-    pa, pb = parse_source(a), parse_source(b)
-    changes, deltas = compare(pa, pb, with_graph)
+    """Print the semantic diff; returns the exit status (0 same, 1 different).
+
+    When either spec is invalid (or with ``--graph``, cannot be resolved), prints a plain text diff of the
+    two files instead and raises the ``SpecError`` (exit 2, the errors rendered by the CLI on stderr)."""
+    (pa, raw_a, err_a), (pb, raw_b, err_b) = _side(a), _side(b)
+    failed = [e for e in (err_a, err_b) if e is not None]
+    if not failed:
+        assert pa is not None and pb is not None
+        try:
+            changes, deltas = compare(pa, pb, with_graph)
+        except SpecError as err:
+            failed = [err]
+    if failed:
+        raw_a = raw_a if raw_a is not None else _raw_source(a)
+        raw_b = raw_b if raw_b is not None else _raw_source(b)
+        lines = text_diff(raw_a, raw_b, a, b)
+        diagnostics = [d for e in failed for d in e.diagnostics]
+        if fmt == "json":
+            print(json.dumps({
+                "a": a, "b": b, "same": raw_a == raw_b, "changes": None, "graph": None, "text_diff": lines,
+                "errors": [{"location": str(d.location), "message": d.message, "hint": d.hint} for d in diagnostics],
+            }, indent=2))
+        else:
+            _print_text_diff(lines or [f"--- {a}", f"+++ {b}", "no text change"], _console(color))
+        raise TextDiffShown(diagnostics)
     if fmt == "json":
         print(json.dumps({
             "a": a, "b": b, "same": not changes and not deltas,
@@ -72,29 +164,69 @@ def _parse_blob(file: str, display: str, base: Path) -> ParsedSpec | None:
     return parse_document(parse_text(Path(file).read_bytes(), file=display, path=base / Path(display).name))
 
 
+def _read_blob(file: str) -> bytes | None:
+    if file == "/dev/null":
+        return None
+    try:
+        return Path(file).read_bytes()
+    except OSError:
+        return None
+
+
 def run_git_driver(args: tuple[str, ...], *, with_graph: bool = False, color: bool | None = None) -> None:
-    """git's external diff interface: path old-file old-hex old-mode new-file new-hex new-mode [...]."""
+    """git's external diff interface: path old-file old-hex old-mode new-file new-hex new-mode [new-path
+    rename-info]. Always exits 0 (git stops at a driver that fails): when a side is not a valid spec, the
+    output is a plain unified diff of the two files, preceded by one ``# hybridc: ...`` line per error
+    (in the output, not on stderr: ``git diff`` and ``git log -p`` page only what the driver prints)."""
+    console = _console(color)
+    if len(args) == 1:  # git passes only the path of an unmerged file
+        console.print(f"[bold]{escape(f'hybridc diff {args[0]}')}[/bold]\n* unmerged path (resolve the conflict first)")
+        return
     if len(args) < 7:
         raise SystemExit("hybridc diff --git-driver expects the 7 arguments git passes")
     path, old, new = args[0], args[1], args[4]
+    new_path = args[7] if len(args) >= 9 else path  # a rename: git adds the new path and the similarity
     root = git_root() or Path.cwd()
-    base = (root / path).parent
-    console = _console(color)
-    header = f"hybridc diff a/{path} b/{path}"
-    try:
-        pa, pb = _parse_blob(old, f"a/{path}", base), _parse_blob(new, f"b/{path}", base)
-    except SpecError as err:
-        console.print(f"[bold]{escape(header)}[/bold]\n{escape(err.render())}")
-        return
-    if pa is None or pb is None:
+    a_label, b_label = f"a/{path}", f"b/{new_path}"
+    header = f"hybridc diff {a_label} {b_label}"
+    notes: list[str] = []
+    pa = pb = None
+    for side, file, label in (("old", old, a_label), ("new", new, b_label)):
+        try:
+            parsed = _parse_blob(file, label, (root / (path if side == "old" else new_path)).parent)
+        except (HybridcError, OSError) as err:
+            notes += [f"# hybridc: {side} spec is invalid: {line}" for line in _error_lines(err)]
+            continue
+        if side == "old":
+            pa = parsed
+        else:
+            pb = parsed
+    if not notes and (pa is None or pb is None):
         console.print(f"[bold]{escape(header)}[/bold]\n{'new' if pa is None else 'deleted'} spec file")
         return
-    try:
-        changes, deltas = compare(pa, pb, with_graph)
-    except SpecError as err:
-        console.print(f"[bold]{escape(header)}[/bold]\n{escape(err.render())}")
-        return
-    render_text(changes, deltas, console, header=header)
+    if not notes:
+        assert pa is not None and pb is not None
+        try:
+            changes, deltas = compare(pa, pb, with_graph)
+        except HybridcError as err:
+            notes += [f"# hybridc: cannot compare the specs: {line}" for line in _error_lines(err)]
+        else:
+            render_text(changes, deltas, console, header=header)
+            return
+    console.print(f"[bold]{escape(header)}[/bold]")
+    lines = text_diff(_read_blob(old), _read_blob(new), "/dev/null" if old == "/dev/null" else a_label,
+                      "/dev/null" if new == "/dev/null" else b_label)
+    if not lines:
+        notes.append("# hybridc: no text change")
+    elif not lines[0].startswith("Binary files "):
+        notes.append("# hybridc: showing a text diff")
+    _print_text_diff(notes + lines, console)
+
+
+def _error_lines(err: Exception) -> list[str]:
+    if isinstance(err, SpecError):
+        return [d.render() for d in err.diagnostics]
+    return [" ".join((err.render() if isinstance(err, HybridcError) else f"error: {err}").split())]
 
 
 def _hybridc_command() -> str:
