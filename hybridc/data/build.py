@@ -10,6 +10,7 @@ and the seed.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from ..errors import Location
@@ -52,7 +53,7 @@ def build_data(source: DataSource, *, task: Task, tokenizer: Tokenizer | None, s
     ctx = SourceContext(canonical_source(source), task, tokenizer, int(seed), Path(base_dir), location)
     examples = BUILDERS[source.name](ctx)
     if isinstance(examples, DataBundle):  # the source makes its own splits (MAD: train/test differ)
-        return examples
+        return replace(examples, source=str(ctx.source))
     full = examples.data
     if len(full) < MIN_EXAMPLES:
         raise ctx.error(f"{ctx.short} gives only {len(full)} {examples.unit}, fewer than {MIN_EXAMPLES}",
@@ -61,4 +62,4 @@ def build_data(source: DataSource, *, task: Task, tokenizer: Tokenizer | None, s
                         generator(ctx.seed, "split", ctx.source))
     train, valid, test = full.select(idx.train), full.select(idx.valid), full.select(idx.test)
     description = (f"{ctx.short}: {len(train)} train / {len(valid)} valid / {len(test)} test {examples.unit}")
-    return DataBundle(train, valid, test, full.max_token_id(), description)
+    return DataBundle(train, valid, test, full.max_token_id(), description, str(ctx.source))

@@ -77,6 +77,19 @@ class DataBundle:
     test: Split
     max_token_id: int
     description: str
+    source: str = ""  # the canonical source text: with the seed, it fixes the search split
 
     def splits(self) -> dict[str, Split]:
         return {"train": self.train, "valid": self.valid, "test": self.test}
+
+    def search_split(self, fraction: float, seed: int) -> tuple[Split, Split]:
+        """(weights, search): the training split cut in two for an alternating search, a pure function of
+        (seed, source, fraction). The alpha steps read ``search`` only, the weight steps the rest; valid and
+        test are never touched. ``fraction`` 0 gives (train, train): the alpha steps then read the training
+        stream (batches the weight steps do not take). Raises ValueError when a part would be empty."""
+        from .sampling import generator, search_indices
+
+        if fraction == 0:
+            return self.train, self.train
+        weights, search = search_indices(len(self.train), fraction, generator(seed, "search", self.source))
+        return self.train.select(weights), self.train.select(search)

@@ -99,3 +99,15 @@ def batch_indices(n: int, batch_size: int, step: int, *, seed: int, stream: str)
         hi = min(stop - epoch * n, n)
         parts.append(perm[lo:hi])
     return torch.cat(parts)
+
+
+def search_indices(n: int, fraction: float, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """(weights, search): a random partition of ``n`` training examples, ``round(n * fraction)`` (at least 1
+    when the fraction is > 0) held out for the alpha steps of an alternating search; both sorted (k,) long.
+    Raises ValueError when either part would be empty."""
+    k = max(int(round(n * fraction)), 1) if fraction > 0 else 0
+    if k == 0 or k >= n:
+        raise ValueError(f"{n} training example{'s' * (n != 1)} cannot give a search split of {fraction:g} and "
+                         "still train the weights")
+    order = torch.randperm(n, generator=g)
+    return order[k:].sort().values, order[:k].sort().values

@@ -122,16 +122,20 @@ def sweep(spec: Path, grid: str, search_run: Path | None, programmed: Path | Non
               help="The new spec (default <spec>.programmed.yaml beside SPEC).")
 def program(spec: Path, results_path: Path, tasks: str | None, out: Path | None) -> None:
     """Write a new spec whose mixture is programmed from MAD proxy searches."""
-    from ..spec.frontend import parse_file, resolve
-    from .program import write_programmed
+    from .program import load_for_programming, programmed_check, write_programmed, zero_reasons
 
-    parsed = parse_file(spec)
-    rs = resolve(parsed)
+    loaded = load_for_programming(spec)
+    for w in loaded.rs.warnings:
+        click.echo(w.render(), err=True)
     results = json.loads(results_path.read_text())
     chosen = [t.strip() for t in tasks.split(",")] if tasks else None
     target = out or spec.with_name(spec.stem + ".programmed.yaml")
-    new_spec, alphas = write_programmed(parsed, rs, results, target, chosen)
+    new_spec, alphas = write_programmed(loaded.parsed, loaded.rs, results, target, chosen)
     click.echo(f"wrote {new_spec} (mixture: programmed({alphas.name})) and {alphas}")
+    for name, why in zero_reasons(loaded.rs).items():
+        click.echo(f"'{name}' has weight 0 in every block: it {why} (the rows are renormalised over the others)")
+    for line in programmed_check(new_spec):
+        click.echo(line, err=True)
     click.echo(f"compare: hybridc diff {spec} {new_spec}")
 
 

@@ -3,18 +3,20 @@
 For every task the spec's components become small from-scratch proxies (same families; ``init:``
 components keep their config, pretrained ones get a small proxy size), joined the same way over the
 same number of blocks, and searched on the task; each component alone trains with the same budget.
-For each model the learning rate with the best validation accuracy is kept (``--lrs``; validation only,
-never test), and its test accuracy (macro average over classes, as MAD reports) goes into the table,
-``mad-results.json`` (with the searched alphas per task and block, which ``hybridc program`` reads) and
-a PNG.
+Accuracy here is MAD's macro accuracy (``macro_accuracy``: torchmetrics' macro ``MulticlassAccuracy``
+over the classes that are a target or predicted, see ``train.loop.MacroAccuracy``). For each model the
+learning rate with the best validation accuracy is kept (``--lrs``; validation only, never test), and
+its test accuracy goes into the table, ``mad-results.json`` (with the searched alphas per task and
+block, which ``hybridc program`` reads) and a PNG.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..spec.frontend import ResolvedSpec
 from ..spec.mad_presets import TASKS, sequence_length, settings

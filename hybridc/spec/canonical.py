@@ -36,6 +36,20 @@ from .signatures import DATA_SOURCES, SEARCH_ALGORITHMS, Signature
 from .tree import Mapping, Node, Scalar, Sequence
 
 COMMON_INIT_KEYS = ("family", "hidden_size", "layers", "heads", "vocab_size", "max_length")
+# Names a component cannot take: the hybrid keeps its components' parts in torch ``nn.ModuleDict``s keyed by
+# component name, and a module cannot have a child named like one of its attributes (tests check this list
+# against torch's, with transformers imported: it adds smart_apply). Names starting with '_' are refused too
+# (torch's private attributes).
+MODULE_ATTRIBUTES = frozenset("""
+    T_destination add_module apply bfloat16 buffers call_super_init children clear compile cpu cuda double
+    dump_patches eval extra_repr float forward get_buffer get_extra_state get_parameter get_submodule half ipu
+    items keys load_state_dict modules mtia named_buffers named_children named_modules named_parameters
+    parameters pop register_backward_hook register_buffer register_forward_hook register_forward_pre_hook
+    register_full_backward_hook register_full_backward_pre_hook register_load_state_dict_post_hook
+    register_load_state_dict_pre_hook register_module register_parameter register_state_dict_post_hook
+    register_state_dict_pre_hook requires_grad_ set_extra_state set_submodule share_memory state_dict to
+    smart_apply to_empty train training type update values xpu zero_grad
+""".split())
 _STAGE_DEFAULT = Stage(name="", kind="align")
 
 Path = tuple[Any, ...]
@@ -127,6 +141,9 @@ def _components(b: _Builder, node: Mapping | None) -> tuple[Component, ...]:
         for k, v in value:
             b.record(("components", name, k.value), v)
         before = len(b.diags)
+        if name in MODULE_ATTRIBUTES or name.startswith("_"):
+            b.error(key.loc, f"'{name}' cannot name a component: PyTorch modules use that name themselves",
+                    f"rename it, e.g. '{name.strip('_') or 'c'}_model'")
         source = _source(b, name, value)
         blocks = _blocks(b, name, value.get("blocks"))
         trust = value.get("trust_remote_code")
@@ -578,7 +595,13 @@ def _stage(b: _Builder, i: int, node: Mapping, hybrid: Hybrid, prev_data, discre
             bound = bind_call(b, search_node, parsed, SEARCH_ALGORITHMS, "search algorithm") if parsed else None
             if bound is not None:
                 args = dict(bound[1])
-                values["search"] = Search(bound[0], lr=args["lr"], alternate=args["alternate"], tau=args.get("tau"))
+                given = [key for key, _, _ in parsed.kwargs]
+                if "heldout" in given and not args["alternate"]:
+                    offset = next(o for key, _, o in parsed.kwargs if key == "heldout")
+                    b.error(search_node.loc_at(offset), "heldout= has no effect without alternate=true (a joint search "
+                            "updates weights and alphas on the same training batch)", "add alternate=true, or remove heldout=")
+                values["search"] = Search(bound[0], lr=args["lr"], alternate=args["alternate"], tau=args.get("tau"),
+                                          heldout=args["heldout"])
         else:
             values["search"] = Search("darts", lr=0.01, alternate=False)
     elif node.get("search") is not None:

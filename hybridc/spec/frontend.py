@@ -200,10 +200,15 @@ def _semantic_checks(parsed: ParsedSpec, root: str | Path | None) -> _Checked:
         if tokenizer_intact:
             problems.extend(checks.check_vocab(vocab, spec, comps, smap))
     counts = {c.blocks.count for c in spec.components}
+    unused: set[str] = set()  # weight 0 in every block of fixed alphas: never run, so their limits do not apply
     if alphas is not None and names_intact and len(counts) == 1 and intact(("hybrid", "mixture")):
         path = ("hybrid", "mixture") if spec.hybrid.mixture.mode == "fixed" else ("hybrid", "mixture", "path")
-        problems.extend(checks.check_alphas(alphas, spec.num_blocks, spec.component_names, smap, path))
-    problems.extend(checks.check_data(spec, base_dir, smap, vocab, comps, root, task_known=intact(("task",))))
+        alpha_problems = checks.check_alphas(alphas, spec.num_blocks, spec.component_names, smap, path)
+        problems.extend(alpha_problems)
+        if not alpha_problems and not spec.train.baselines:  # a baseline trains each component alone
+            unused = {n for i, n in enumerate(spec.component_names) if all(row[i] == 0 for row in alphas)}
+    problems.extend(checks.check_data(spec, base_dir, smap, vocab, [c for c in comps if c.name not in unused], root,
+                                      task_known=intact(("task",))))
     problems.extend(checks.check_stage_inits(spec, base_dir, smap, root))
     if tokenizer_intact and vocab is None and any(spec.component(c.name).vocab != "pretrained" for c in comps):
         known = identities.get("")

@@ -177,11 +177,14 @@ class Search:
     lr: float = 0.01
     alternate: bool = False
     tau: float | None = None  # dash only: Gumbel-softmax temperature
+    heldout: float = 0.1  # alternate only: fraction of the training split the alpha steps read (the search split)
 
     def __str__(self) -> str:
         from .expr import render_value
 
         args = [f"lr={render_value(self.lr)}", f"alternate={render_value(self.alternate)}"]
+        if self.alternate:
+            args.append(f"heldout={render_value(self.heldout)}")
         if self.tau is not None:
             args.append(f"tau={render_value(self.tau)}")
         return f"{self.algorithm}({', '.join(args)})"

@@ -22,6 +22,7 @@ from ..data import DataBundle, Split, batch_indices
 from ..errors import RunError
 from ..nn.hybrid import IGNORE_INDEX, HybridModel, derived_seed
 from ..spec.model import Stage
+from .nonfinite import describe_parameters, nonfinite_parameters, where_nonfinite
 from .search import AlphaSearch
 
 WEIGHT_GROUPS = ("components", "projectors", "embeddings", "head")
@@ -69,6 +70,33 @@ class StageOptimizers:
             self.search.load_state_dict(state["search"])
 
 
+def alternating_splits(stage: Stage, data: DataBundle, seed: int) -> tuple[Split, Split]:
+    """(weights, search) of an alternating search stage: the training split without and with the search
+    split its alpha steps read (``DataBundle.search_split``); the validation split is never among them."""
+    try:
+        return data.search_split(stage.search.heldout, seed)
+    except ValueError as err:
+        raise RunError(f"stage '{stage.name}': {err}",
+                       f"use more data, or a larger heldout= in {stage.search} (0: the alpha steps read the "
+                       "training stream)") from None
+
+
+def split_roles(stage: Stage, data: DataBundle, seed: int) -> dict[str, Any]:
+    """Which split each kind of step of ``stage`` reads, with sizes in sequences (the run's metrics and
+    the plan record it): ``{"weights": "train", ...}``, or for an alternating search ``{"weights": "train
+    without search", "alphas": "search", "search_sequences": k, ...}``."""
+    if stage.search is None:
+        return {"weights": "train", "train_sequences": len(data.train)}
+    if not stage.search.alternate:
+        return {"weights and alphas": "train", "train_sequences": len(data.train)}
+    if stage.search.heldout == 0:
+        return {"weights": "train", "alphas": "train (the batches between the weight steps')",
+                "train_sequences": len(data.train)}
+    weights, search = alternating_splits(stage, data, seed)
+    return {"weights": "train without search", "alphas": "search", "train_sequences": len(weights),
+            "search_sequences": len(search)}
+
+
 def weight_steps(stage: Stage, steps: int) -> int:
     """Optimizer steps the weights take (half of them in alternating search)."""
     if stage.search is not None and stage.search.alternate:
@@ -106,19 +134,68 @@ def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch
     return {k: v.to(device) for k, v in batch.items()}
 
 
+class MacroAccuracy:
+    """MAD's accuracy: torchmetrics' ``MulticlassAccuracy(average="macro", ignore_index=-100)`` as MAD-Lab
+    (``mad/metrics.py``) uses it, accumulated over every update (the metric's ``compute()``).
+
+    Per class c, over the scored positions seen: tp = predicted c where the target is c, fn = target c
+    predicted otherwise, fp = predicted c where the target is another class. The score is the mean of
+    the recall tp / (tp + fn) over the classes with tp + fp + fn > 0: every class that is a target *or*
+    is predicted, so a class that is only ever predicted scores 0 and counts (torchmetrics >= 1.0,
+    ``_adjust_weights_safe_divide``; 0.11 averaged over all ``num_classes``). Positions whose target is
+    ``ignore_index`` are dropped by the caller and are neither targets nor predictions. NaN when nothing
+    was scored (torchmetrics would say 0).
+    """
+
+    def __init__(self) -> None:
+        self.tp = torch.zeros(0, dtype=torch.long)  # (C,) per class: tp
+        self.support = torch.zeros(0, dtype=torch.long)  # (C,) tp + fn: scored positions with that target
+        self.predicted = torch.zeros(0, dtype=torch.long)  # (C,) tp + fp: scored positions predicted so
+
+    def update(self, preds: torch.Tensor, targets: torch.Tensor) -> None:
+        """``preds``, ``targets``: (n,) long class ids at the scored positions only."""
+        preds, targets = preds.reshape(-1).long().cpu(), targets.reshape(-1).long().cpu()
+        if preds.shape != targets.shape:
+            raise ValueError(f"preds {tuple(preds.shape)} and targets {tuple(targets.shape)} differ")
+        if not len(targets):
+            return
+        if int(min(preds.min(), targets.min())) < 0:
+            raise ValueError("class ids must be >= 0 (drop ignore_index positions first)")
+        size = max(len(self.tp), int(max(preds.max(), targets.max())) + 1)
+        counts = [torch.bincount(x, minlength=size) for x in (targets[preds == targets], targets, preds)]
+        self.tp, self.support, self.predicted = (
+            torch.nn.functional.pad(old, (0, size - len(old))) + new
+            for old, new in zip((self.tp, self.support, self.predicted), counts))
+
+    def compute(self) -> float:
+        counted = (self.support + self.predicted) > 0  # tp + fp + fn > 0
+        if not counted.any():
+            return float("nan")
+        recall = self.tp.double() / self.support.clamp(min=1).double()  # 0 where tp + fn == 0
+        return float(recall[counted].sum() / counted.sum())
+
+
 @torch.no_grad()
 def evaluate(model: HybridModel, split: Split, batch_size: int, device: torch.device,
              max_batches: int | None = None, task: str | None = None) -> dict[str, float]:
-    """Mean loss per scored target, accuracy (micro) and macro accuracy (mean over the target classes
-    present of each class's accuracy, as MAD reports it) on a split, in order. ``model`` is a hybrid or
-    a plain transformers model of ``task`` (default: the hybrid's)."""
+    """Mean loss per scored target, accuracy and macro accuracy on a split, in order. ``model`` is a
+    hybrid or a plain transformers model of ``task`` (default: the hybrid's).
+
+    Scored positions are those whose label is not ``IGNORE_INDEX``, after causal-lm's shift by one.
+    ``accuracy`` is micro: the fraction of scored targets predicted right (argmax). ``macro_accuracy``
+    is MAD's metric (``MacroAccuracy``: torchmetrics' macro ``MulticlassAccuracy``, the mean recall over
+    the classes that are a target or predicted), accumulated over the whole split, so it does not
+    depend on ``batch_size``. MAD-Lab logs the metric per batch and reports the mean of the batches'
+    values weighted by their number of sequences (Lightning's ``on_epoch`` mean of the tensor
+    ``forward`` returns), which depends on its test batch size (its training batch size); the two agree
+    when one batch holds the split and are close when every batch holds each class many times.
+    """
     was_training = model.training
     model.eval()
     total_loss = 0.0
     total_correct = 0
     total = 0
-    per_class_correct: dict[int, int] = {}
-    per_class_total: dict[int, int] = {}
+    macro = MacroAccuracy()
     causal = split.labels.dim() == 2 and (task or model.graph.task) == "causal-lm"
     n = len(split)
     for b, start in enumerate(range(0, n, batch_size)):
@@ -135,21 +212,15 @@ def evaluate(model: HybridModel, split: Split, batch_size: int, device: torch.de
         if keep.any():
             total_loss += torch.nn.functional.cross_entropy(flat_logits[keep], flat_labels[keep], reduction="sum").item()
             targets = flat_labels[keep]
-            hits = flat_logits[keep].argmax(-1) == targets
-            total_correct += int(hits.sum())
+            preds = flat_logits[keep].argmax(-1)
+            total_correct += int((preds == targets).sum())
             total += int(keep.sum())
-            classes, counts = targets.unique(return_counts=True)
-            for c, count in zip(classes.tolist(), counts.tolist()):
-                per_class_total[c] = per_class_total.get(c, 0) + count
-            classes, counts = targets[hits].unique(return_counts=True)
-            for c, count in zip(classes.tolist(), counts.tolist()):
-                per_class_correct[c] = per_class_correct.get(c, 0) + count
+            macro.update(preds, targets)
     model.train(was_training)
     if total == 0:
         return {"loss": float("nan"), "accuracy": float("nan"), "macro_accuracy": float("nan"), "targets": 0}
     loss = total_loss / total
-    macro = sum(per_class_correct.get(c, 0) / count for c, count in per_class_total.items()) / len(per_class_total)
-    out = {"loss": loss, "accuracy": total_correct / total, "macro_accuracy": macro, "targets": total}
+    out = {"loss": loss, "accuracy": total_correct / total, "macro_accuracy": macro.compute(), "targets": total}
     if causal:
         out["perplexity"] = math.exp(min(loss, 50.0))
     return out
@@ -157,13 +228,7 @@ def evaluate(model: HybridModel, split: Split, batch_size: int, device: torch.de
 
 def nonfinite_groups(model: HybridModel) -> list[str]:
     """Parameter groups holding a non-finite gradient or value."""
-    bad = []
-    for group, params in model.param_groups().items():
-        for _, p in params:
-            if not torch.isfinite(p).all() or (p.grad is not None and not torch.isfinite(p.grad).all()):
-                bad.append(group)
-                break
-    return bad
+    return list(nonfinite_parameters(model))
 
 
 @dataclass(frozen=True)
@@ -191,10 +256,11 @@ def loss_terms(logits: torch.Tensor, labels: torch.Tensor, task: str) -> tuple[t
 
 
 def _micro_step(model, forward, stage: Stage, step: int, micro: int, split: Split, stream: str, seed: int,
-                device: torch.device, task: str, parallel: Parallel, autocast, backward) -> tuple[float, int]:
+                device: torch.device, task: str, parallel: Parallel, autocast, backward,
+                position: int | None = None) -> tuple[float, int]:
     """Forward and backward of one micro-batch (this process's share); returns the global mean loss
-    and the global number of scored targets."""
-    index = step * stage.grad_accum + micro
+    and the global number of scored targets. ``position``: which batch of ``stream`` (default ``step``)."""
+    index = (step if position is None else position) * stage.grad_accum + micro
     idx = batch_indices(len(split), stage.batch_size * parallel.world, index, seed=seed, stream=stream)
     batch = _to(split.batch(parallel.local(idx)), device)
     torch.manual_seed(derived_seed(seed, stage.name, str(step), str(micro)))
@@ -205,9 +271,13 @@ def _micro_step(model, forward, stage: Stage, step: int, micro: int, split: Spli
     loss = local_sum / count.clamp(min=1) * parallel.world / stage.grad_accum
     mean = (parallel.reduce(local_sum.detach()) / count.clamp(min=1)).item()
     if not math.isfinite(mean):
-        bad = nonfinite_groups(model)
-        raise RunError(f"stage '{stage.name}' step {step + 1}: the loss is {mean}"
-                       + (f" (non-finite values in: {', '.join(bad)})" if bad else ""),
+        def again() -> None:  # the same micro-batch (and dropout) once more, to find where it went non-finite
+            torch.manual_seed(derived_seed(seed, stage.name, str(step), str(micro)))
+            with autocast():
+                model(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask"))
+
+        raise RunError(f"stage '{stage.name}' step {step + 1}: the loss is {mean} "
+                       f"({where_nonfinite(model, again, parallel.world)})",
                        "lower the learning rate or add warm-up; the last good checkpoint is kept")
     backward(loss)
     return mean, int(count.item())
@@ -237,10 +307,17 @@ def train_steps(model: HybridModel, stage: Stage, steps: int, start: int, data: 
     its summed cross-entropy over the global number of scored targets (times ``world``, which the gradient
     averaging divides out), so any process count computes the same update as one process would.
     ``after_backward`` runs once per step after the micro-batches' backward passes, before any update.
+    Batches come from the training split; in an alternating search the even steps update the weights on
+    the training split without the search split, the odd steps the alphas on the search split
+    (``split_roles``). The validation split is only ever evaluated.
     """
     forward = forward or model
     search = optim.search
     alternate = search is not None and search.alternate
+    if alternate:
+        heldout = stage.search.heldout
+        weights_split, search_split = alternating_splits(stage, data, seed)
+        splits = {"weights": weights_split, "alphas": search_split}
     if search is not None:
         search.begin()
     model.train()
@@ -249,10 +326,12 @@ def train_steps(model: HybridModel, stage: Stage, steps: int, start: int, data: 
         for step in range(start, steps):
             began = time.perf_counter()
             kind = "joint" if search is not None and not alternate else "weights"
+            split, stream, position = data.train, f"{stage.name}/train", step
             if alternate:
                 kind = "weights" if step % 2 == 0 else "alphas"
-            split = data.valid if kind == "alphas" else data.train
-            stream = f"{stage.name}/{'heldout' if kind == 'alphas' else 'train'}"
+                split = splits[kind]
+                if heldout:  # two streams, each read in order; else one stream, shared batch by batch
+                    stream, position = f"{stage.name}/{'search' if kind == 'alphas' else 'train'}", step // 2
             if optim.weights is not None:
                 optim.weights.zero_grad(set_to_none=True)
             if search is not None:
@@ -264,7 +343,7 @@ def train_steps(model: HybridModel, stage: Stage, steps: int, start: int, data: 
             for micro in range(stage.grad_accum):
                 try:
                     mean, count = _micro_step(model, forward, stage, step, micro, split, stream, seed, device, task,
-                                              parallel, autocast, backward)
+                                              parallel, autocast, backward, position)
                 except torch.OutOfMemoryError:
                     raise RunError(f"stage '{stage.name}' step {step + 1}: out of memory with batch_size {stage.batch_size}",
                                    f"lower batch_size and raise grad_accum (e.g. batch_size: {max(1, stage.batch_size // 2)}, "
@@ -276,9 +355,9 @@ def train_steps(model: HybridModel, stage: Stage, steps: int, start: int, data: 
             if kind != "alphas" and optim.weights is not None:
                 if stage.grad_clip is not None:
                     clip([p for g in optim.weights.param_groups for p in g["params"]], stage.grad_clip)
-                bad = nonfinite_groups(model)
+                bad = nonfinite_parameters(model)
                 if bad:
-                    raise RunError(f"stage '{stage.name}' step {step + 1}: non-finite gradients in {', '.join(bad)}",
+                    raise RunError(f"stage '{stage.name}' step {step + 1}: {describe_parameters(bad)}",
                                    "lower the learning rate or clip gradients (grad_clip); the last good checkpoint is kept")
                 optim.weights.step()
                 optim.scheduler.step()

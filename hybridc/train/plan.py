@@ -46,6 +46,8 @@ class SearchPlan:
     alternate: bool
     tau: float | None
     optimizer: str  # adam (darts/dash) | exponentiated-gradient (gaea)
+    heldout: float | None = None  # alternate: the fraction of the training split in the search split
+    alpha_data: str = "train"  # the split the alpha steps read: search | train
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,9 @@ def _stage_plan(stage: Stage, graph: BlockGraph | None, discretized: bool, proce
     if stage.search is not None:
         s = stage.search
         search = SearchPlan(s.algorithm, s.lr, s.alternate, s.tau,
-                            "exponentiated-gradient" if s.algorithm == "gaea" else "adam")
+                            "exponentiated-gradient" if s.algorithm == "gaea" else "adam",
+                            heldout=s.heldout if s.alternate else None,
+                            alpha_data="search" if s.alternate and s.heldout > 0 else "train")
     trains = stage.trains
     return StagePlan(
         name=stage.name,

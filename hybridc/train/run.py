@@ -34,7 +34,7 @@ from ..spec.model import DataSource, Stage
 from ..spec.resolve import resolve_path
 from .checkpoint import (RunPosition, checkpoint_dirs, checkpoint_spec_digest, latest_checkpoint, load_checkpoint,
                          save_checkpoint)
-from .loop import Parallel, StageOptimizers, build_optimizers, evaluate, freeze_for, train_steps
+from .loop import Parallel, StageOptimizers, build_optimizers, evaluate, freeze_for, split_roles, train_steps
 from .metrics import MetricsLog
 from .plots import plot_alphas, plot_losses
 from .progress import Progress, log_every
@@ -423,7 +423,8 @@ class Run:
         if start == 0:
             self.metrics.write(event="stage", stage=stage.name, stage_index=k, kind=stage.kind, global_step=global_step,
                                steps=steps, epochs=stage.epochs, train=list(stage.train), data=render_data(stage.data),
-                               components=list(self.rs.names))  # the column order of the alphas below
+                               components=list(self.rs.names),  # the column order of the alphas below
+                               splits=split_roles(stage, data, self.seed))
         every = self.spec.train.checkpoint_every
         task = progress.stage(f"{k + 1}/{len(self.spec.train.stages)} {stage.name}", total=steps, completed=start)
         discretized = model.graph.discretized

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from hybridc.components.adapters import build_model, load_adapter
 from hybridc.components.registry import get_family
 from hybridc.data.tokenizer import ByteTokenizer
+from hybridc.spec.canonical import MODULE_ATTRIBUTES
 from hybridc.nn.hybrid import HybridModel, lower
 from hybridc.spec import load_spec
 from tests.conftest import SAMPLE_TEXT
@@ -27,7 +28,8 @@ from tests.strategies import FAMILIES, PROJECTORS, simplex_row
 from tests.tiny_models import tiny_config
 
 BYTES_VOCAB = 260  # >= the byte tokenizer's 259
-RESERVED = {"mix", "bytes", "all", "none"}
+# the spec's and YAML's words, and names torch keeps (refused by validate)
+RESERVED = {"mix", "bytes", "all", "none", "null", "true", "false"} | MODULE_ATTRIBUTES
 
 names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=1, max_size=5).filter(lambda n: n not in RESERVED)
 

@@ -88,21 +88,67 @@ def test_gaea_update_follows_the_reference_rule():
     assert torch.allclose(out, expected / expected.sum())
 
 
-def test_alternating_search_takes_alpha_steps_on_held_out_batches(tmp_path, monkeypatch):
-    import hybridc.train.loop as loop
+def rows(split) -> set[bytes]:
+    return {r.numpy().tobytes() for r in split.input_ids}
 
+
+def seen_by_kind(model, stage, data, steps) -> dict[str, set[bytes]]:
+    """The input rows each kind of step (weights / alphas) fed to the model."""
+    seen: dict[str, set[bytes]] = {"weights": set(), "alphas": set()}
+    step = {"i": 0}
+    original = model.forward
+
+    def spy(*args, **kwargs):
+        kind = "weights" if step["i"] % 2 == 0 else "alphas"
+        seen[kind] |= {r.numpy().tobytes() for r in kwargs["input_ids"]}
+        return original(*args, **kwargs)
+
+    model.forward = spy
+    optim = build_optimizers(model, stage, steps)
+    for _ in train_steps(model, stage, steps, 0, data, optim, seed=0, device=torch.device("cpu"),
+                         backward=lambda loss: loss.backward(), clip=torch.nn.utils.clip_grad_norm_):
+        step["i"] += 1
+    return seen
+
+
+def test_the_search_split_is_part_of_train_disjoint_from_valid_and_test(tmp_path):
     rs, stage, data = stage_setup(tmp_path, f"- {{name: search, search: 'darts(alternate=true)', data: '{DATA}', steps: 4}}")
-    seen = []
-    original = loop.batch_indices
+    assert stage.search.heldout == 0.1  # the default
+    weights, search = data.search_split(0.1, seed=0)
+    train, valid, test = rows(data.train), rows(data.valid), rows(data.test)
+    assert len(search) == round(0.1 * len(data.train)) and len(weights) + len(search) == len(data.train)
+    assert rows(weights) | rows(search) == train and not rows(weights) & rows(search)
+    assert not rows(search) & (valid | test)
+    again = data.search_split(0.1, seed=0)[1]
+    assert torch.equal(again.input_ids, search.input_ids)  # a pure function of (seed, source)
+    assert not torch.equal(data.search_split(0.1, seed=1)[1].input_ids, search.input_ids)
 
-    def spy(n, batch_size, step, *, seed, stream):
-        seen.append((stream, n))
-        return original(n, batch_size, step, seed=seed, stream=stream)
 
-    monkeypatch.setattr(loop, "batch_indices", spy)
-    take_steps(lower(rs), stage, data, 4)
-    assert seen == [("search/train", len(data.train)), ("search/heldout", len(data.valid))] * 2
-    assert len(data.valid) != len(data.train)
+def test_alternating_alpha_steps_read_the_search_split_and_never_valid(tmp_path):
+    rs, stage, data = stage_setup(tmp_path, f"- {{name: search, search: 'darts(alternate=true, heldout=0.2)', data: '{DATA}', "
+                                            "steps: 40, batch_size: 4}")
+    weights, search = data.search_split(0.2, seed=0)
+    seen = seen_by_kind(lower(rs), stage, data, 40)
+    assert seen["alphas"] and seen["alphas"] <= rows(search)
+    assert seen["weights"] and seen["weights"] <= rows(weights)
+    assert not (seen["alphas"] | seen["weights"]) & (rows(data.valid) | rows(data.test))
+    assert seen["alphas"] == rows(search)  # 20 alpha steps x 4 sequences cover the search split
+
+
+def test_heldout_0_alternates_over_the_training_stream(tmp_path):
+    rs, stage, data = stage_setup(tmp_path, f"- {{name: search, search: 'darts(alternate=true, heldout=0)', data: '{DATA}', "
+                                            "steps: 6, batch_size: 4}")
+    seen = seen_by_kind(lower(rs), stage, data, 6)
+    assert seen["alphas"] <= rows(data.train) and seen["weights"] <= rows(data.train)
+    assert not seen["alphas"] & seen["weights"]  # consecutive batches of one epoch: different sequences
+    assert not seen["alphas"] & rows(data.valid)
+
+
+def test_heldout_needs_alternate(tmp_path):
+    from hybridc.errors import SpecError
+
+    with pytest.raises(SpecError, match="heldout= has no effect without alternate=true"):
+        stage_setup(tmp_path, f"- {{name: search, search: 'darts(heldout=0.2)', data: '{DATA}', steps: 4}}")
 
 
 def test_every_stage_kind_runs_and_discretize_prunes(tmp_path):
