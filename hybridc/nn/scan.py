@@ -268,6 +268,154 @@ def _unchunk(x: torch.Tensor, T: int) -> torch.Tensor:
     return x.view(b, K * L, c)[:, :T].transpose(1, 2)
 
 
+def channel_parts(d: int, workers: int, min_width: int = 64) -> list[slice]:
+    """Slices of the d channels, one per worker (at most ``workers``, each at least ``min_width`` wide)."""
+    n = max(1, min(workers, d // min_width))
+    bounds = [round(i * d / n) for i in range(n + 1)]
+    return [slice(bounds[i], bounds[i + 1]) for i in range(n)]
+
+
+def run_parts(work, parts: list[slice]) -> list:
+    """``[work(part) for part in parts]``, one thread per part, each running its ops on one intra-op thread.
+
+    The scan is thousands of small ops per call. Run as intra-op parallel regions, each op is a barrier
+    for every thread: on a machine with other work, a thread the system sets aside stalls the others at
+    every op (a Mamba step ran 24x slower than an attention step beside two busy processes). Channels are
+    independent in the recurrence, so each thread takes a slice of them and the threads meet once, at the
+    end. (torch's thread count is process-wide: it is 1 while the parts run and restored after.)
+    """
+    if len(parts) == 1:
+        return [work(parts[0])]
+    import threading
+
+    threads = torch.get_num_threads()
+    results: list = [None] * len(parts)
+    errors: list[BaseException] = []
+    grad = torch.is_grad_enabled()  # thread-local states a new thread does not inherit
+    autocast = torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")
+
+    def run(i: int) -> None:
+        try:
+            torch.set_num_threads(1)
+            with torch.set_grad_enabled(grad), torch.autocast("cpu", dtype=autocast[1], enabled=autocast[0]):
+                results[i] = work(parts[i])
+        except BaseException as err:  # re-raised in the calling thread
+            errors.append(err)
+
+    helpers = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(1, len(parts))]
+    try:
+        for t in helpers:
+            t.start()
+        run(0)
+        for t in helpers:
+            t.join()
+    finally:
+        torch.set_num_threads(threads)
+    if errors:
+        raise errors[0]
+    return results
+
+
+def scan_workers() -> int:
+    """Threads the chunked scan splits its channels over: torch's intra-op thread count."""
+    return torch.get_num_threads()
+
+
+def _forward_part(dt_c, u_c, B_c, C_c, A2, y, h_start, L: int, G: int):
+    """The forward recurrence over one slice of channels (every argument is that slice's view): fills
+    ``y`` (b, K, L, d) and ``h_start`` (b, K, N, d; [:, 0] given); returns the last state (b, N, d)."""
+    b, K, _, d = dt_c.shape
+    N = A2.shape[0]
+    dtu = dt_c * u_c
+    width = min(G, K)
+    a_buf = dt_c.new_empty(L, b, width, N, d)  # the tile's per-step decays
+    h_buf = dt_c.new_empty(b, width, N, d)
+    decay_buf = torch.empty_like(h_buf)  # product of each chunk's decays
+    y_buf = dt_c.new_empty(L, b, width, 1, d)
+    for k0 in range(0, K, G):
+        k1 = min(K, k0 + G)
+        n = k1 - k0
+        a, h, decay, y_tile = a_buf[:, :, :n], h_buf[:, :n], decay_buf[:, :n], y_buf[:, :, :n]
+        torch.mul(dt_c[:, k0:k1].permute(2, 0, 1, 3)[..., None, :], A2, out=a).exp2_()
+        if n > 1:
+            # 1. each chunk's scan from a zero state: its end state, and its total decay
+            torch.mul(B_c[:, k0:k1, 0, :, None], dtu[:, k0:k1, 0, None, :], out=h)
+            decay.copy_(a[0])
+            for l in range(1, L):
+                h.mul_(a[l]).addcmul_(B_c[:, k0:k1, l, :, None], dtu[:, k0:k1, l, None, :])
+                decay.mul_(a[l])
+            # 2. start states: end = local end + decay * start
+            for j in range(k0 + 1, k1):
+                torch.addcmul(h[:, j - 1 - k0], decay[:, j - 1 - k0], h_start[:, j - 1], out=h_start[:, j])
+        # 3. each chunk's exact scan from its true start state
+        h.copy_(h_start[:, k0:k1])
+        for l in range(L):
+            h.mul_(a[l]).addcmul_(B_c[:, k0:k1, l, :, None], dtu[:, k0:k1, l, None, :])
+            torch.matmul(C_c[:, k0:k1, l, None, :], h, out=y_tile[l])
+        y[:, k0:k1].copy_(y_tile[:, :, :, 0].permute(1, 2, 0, 3))
+        if k1 < K:
+            h_start[:, k1].copy_(h[:, n - 1])
+    return h[:, n - 1].clone()
+
+
+def _backward_part(dt_c, u_c, B_c, C_c, At, gy_c, h_start, g_dtu, g_dt_decay, L: int, G: int):
+    """The backward pass over one slice of channels (views of that slice): fills ``g_dtu`` and
+    ``g_dt_decay`` (b, K, L, d); returns (dL/dA^T (N, d), this slice's share of dL/dB and dL/dC
+    (b, K, L, N) each, dL/d(state before the first token) (b, N, d))."""
+    b, K, _, d = dt_c.shape
+    N = At.shape[0]
+    A2 = At * _LOG2E
+    dtu = dt_c * u_c
+    g_B = B_c.new_empty(b, K, L, N)
+    g_C = torch.empty_like(g_B)
+    width = min(G, K)
+    a_buf = dt_c.new_empty(L, b, width, N, d)
+    h_buf = torch.empty_like(a_buf)
+    g_buf = dt_c.new_empty(b, width, N, d)
+    w_buf = torch.empty_like(g_buf)
+    p_buf = torch.empty_like(g_buf)  # products about to be summed (no allocation per step)
+    g_dtu_buf = dt_c.new_empty(L, b, width, 1, d)
+    g_At = dt_c.new_zeros(b, width, N, d)  # dL/dA (transposed), summed over steps
+    carry = dt_c.new_zeros(b, N, d)  # dL/d(state at the tile's end) from later tiles
+    for k0 in reversed(range(0, K, G)):
+        k1 = min(K, k0 + G)
+        n = k1 - k0
+        a, hs, g, scratch, prod = a_buf[:, :, :n], h_buf[:, :, :n], g_buf[:, :n], w_buf[:, :n], p_buf[:, :n]
+        g_dtu_tile = g_dtu_buf[:, :, :n]
+        torch.mul(dt_c[:, k0:k1].permute(2, 0, 1, 3)[..., None, :], A2, out=a).exp2_()
+        g[:, n - 1].copy_(carry)
+        if n > 1:
+            # 1. each chunk's gradient into its start state from its own outputs (scratch), and
+            #    its total decay (prod)
+            torch.mul(C_c[:, k0:k1, L - 1, :, None], gy_c[:, k0:k1, L - 1, None, :], out=scratch)
+            prod.copy_(a[L - 1])
+            for l in reversed(range(L - 1)):
+                scratch.mul_(a[l + 1]).addcmul_(C_c[:, k0:k1, l, :, None], gy_c[:, k0:k1, l, None, :])
+                prod.mul_(a[l])
+            scratch.mul_(a[0])
+            # 2. g[:, j] = dL/d(state at chunk j's end) from later chunks
+            for j in reversed(range(1, n)):
+                torch.addcmul(scratch[:, j], prod[:, j], g[:, j], out=g[:, j - 1])
+        # 3. the tile's states again (and dL/dC)
+        h = h_start[:, k0:k1]
+        for l in range(L):
+            torch.mul(a[l], h, out=hs[l]).addcmul_(B_c[:, k0:k1, l, :, None], dtu[:, k0:k1, l, None, :])
+            h = hs[l]
+            torch.sum(torch.mul(h, gy_c[:, k0:k1, l, None, :], out=prod), dim=-1, out=g_C[:, k0:k1, l])
+        # 4. backwards through the steps
+        for l in reversed(range(L)):
+            g.addcmul_(C_c[:, k0:k1, l, :, None], gy_c[:, k0:k1, l, None, :])  # dL/dh_l
+            torch.sum(torch.mul(g, dtu[:, k0:k1, l, None, :], out=prod), dim=-1, out=g_B[:, k0:k1, l])
+            torch.matmul(B_c[:, k0:k1, l, None, :], g, out=g_dtu_tile[l])
+            g.mul_(a[l])  # dL/dh_{l-1} through h_l
+            g_w = torch.mul(g, hs[l - 1] if l > 0 else h_start[:, k0:k1], out=scratch)  # dL/d(dt_l A)
+            torch.sum(torch.mul(g_w, At, out=prod), dim=-2, out=g_dt_decay[:, k0:k1, l])
+            g_At[:, :n].addcmul_(g_w, dt_c[:, k0:k1, l, None, :])
+        g_dtu[:, k0:k1].copy_(g_dtu_tile[:, :, :, 0].permute(1, 2, 0, 3))
+        carry.copy_(g[:, 0])  # dL/d(state before the tile)
+    return g_At.sum((0, 1)), g_B, g_C, carry
+
+
 class _ChunkedScan(torch.autograd.Function):
     """y = C . h for h_t = exp(dt_t A) h_{t-1} + dt_t u_t B_t; hand-written backward.
 
@@ -280,7 +428,8 @@ class _ChunkedScan(torch.autograd.Function):
     gradient) from tile to tile. Within a tile, every loop step is one batched op over its chunks:
     a first pass finds each chunk's end state from a zero start, a short pass over the chunks turns
     those into true start states, and a second pass runs the exact recurrence from them. A tile of
-    one chunk (G = 1) skips the first pass: the scan is then plainly sequential.
+    one chunk (G = 1) skips the first pass: the scan is then plainly sequential. The channels are cut
+    into one slice per thread (``run_parts``): each thread runs the whole recurrence on its slice.
     """
 
     @staticmethod
@@ -290,44 +439,18 @@ class _ChunkedScan(torch.autograd.Function):
         K = -(-T // L)
         dt_c, u_c, B_c, C_c = (_chunked_view(x, L, K) for x in (dt, u, B, C))  # (b, K, L, d|N)
         A2 = (A * _LOG2E).t().contiguous()  # (N, d): exp2(dt * A2) = exp(dt * A)
-        dtu = dt_c * u_c
         y = u.new_empty(b, K, L, d)
         h_start = u.new_empty(b, K, N, d)  # state before each chunk
-        width = min(G, K)
-        a_buf = u.new_empty(L, b, width, N, d)  # the tile's per-step decays
-        h_buf = u.new_empty(b, width, N, d)
-        decay_buf = torch.empty_like(h_buf)  # product of each chunk's decays
-        y_buf = u.new_empty(L, b, width, 1, d)
         if h0 is None:
             h_start[:, 0].zero_()
         else:
             h_start[:, 0].copy_(h0.transpose(1, 2))
-        for k0 in range(0, K, G):
-            k1 = min(K, k0 + G)
-            n = k1 - k0
-            a, h, decay, y_tile = a_buf[:, :, :n], h_buf[:, :n], decay_buf[:, :n], y_buf[:, :, :n]
-            torch.mul(dt_c[:, k0:k1].permute(2, 0, 1, 3)[..., None, :], A2, out=a).exp2_()
-            if n > 1:
-                # 1. each chunk's scan from a zero state: its end state, and its total decay
-                torch.mul(B_c[:, k0:k1, 0, :, None], dtu[:, k0:k1, 0, None, :], out=h)
-                decay.copy_(a[0])
-                for l in range(1, L):
-                    h.mul_(a[l]).addcmul_(B_c[:, k0:k1, l, :, None], dtu[:, k0:k1, l, None, :])
-                    decay.mul_(a[l])
-                # 2. start states: end = local end + decay * start
-                for j in range(k0 + 1, k1):
-                    torch.addcmul(h[:, j - 1 - k0], decay[:, j - 1 - k0], h_start[:, j - 1], out=h_start[:, j])
-            # 3. each chunk's exact scan from its true start state
-            h.copy_(h_start[:, k0:k1])
-            for l in range(L):
-                h.mul_(a[l]).addcmul_(B_c[:, k0:k1, l, :, None], dtu[:, k0:k1, l, None, :])
-                torch.matmul(C_c[:, k0:k1, l, None, :], h, out=y_tile[l])
-            y[:, k0:k1].copy_(y_tile[:, :, :, 0].permute(1, 2, 0, 3))
-            if k1 < K:
-                h_start[:, k1].copy_(h[:, n - 1])
+        parts = channel_parts(d, scan_workers())
+        lasts = run_parts(lambda c: _forward_part(dt_c[..., c], u_c[..., c], B_c, C_c, A2[:, c], y[..., c],
+                                                  h_start[..., c], L, G), parts)
         ctx.save_for_backward(dt_c, u_c, B_c, C_c, A, h_start)
         ctx.shape = (T, L, G)
-        last = h[:, n - 1].transpose(1, 2).contiguous()  # (b, d, N): padding tokens carried the state unchanged
+        last = torch.cat(lasts, dim=-1).transpose(1, 2).contiguous()  # (b, d, N): padding carried the state
         ctx.mark_non_differentiable(last)
         return _unchunk(y, T), last
 
@@ -338,64 +461,24 @@ class _ChunkedScan(torch.autograd.Function):
         T, L, G = ctx.shape
         b, K, N, d = h_start.shape
         At = A.t().contiguous()  # (N, d)
-        A2 = At * _LOG2E
         gy_c = _chunked_view(gy.to(dt_c.dtype), L, K)  # (b, K, L, d)
-        dtu = dt_c * u_c
         g_dtu = dt_c.new_empty(b, K, L, d)  # dL/d(dt u)
         g_dt_decay = torch.empty_like(g_dtu)  # dL/d dt through the decays
-        g_B = B_c.new_empty(b, K, L, N)
-        g_C = torch.empty_like(g_B)
-        width = min(G, K)
-        a_buf = dt_c.new_empty(L, b, width, N, d)
-        h_buf = torch.empty_like(a_buf)
-        g_buf = dt_c.new_empty(b, width, N, d)
-        w_buf = torch.empty_like(g_buf)
-        p_buf = torch.empty_like(g_buf)  # products about to be summed (no allocation per step)
-        g_dtu_buf = dt_c.new_empty(L, b, width, 1, d)
-        g_At = dt_c.new_zeros(b, width, N, d)  # dL/dA (transposed), summed over steps
-        carry = dt_c.new_zeros(b, N, d)  # dL/d(state at the tile's end) from later tiles
-        for k0 in reversed(range(0, K, G)):
-            k1 = min(K, k0 + G)
-            n = k1 - k0
-            a, hs, g, scratch, prod = a_buf[:, :, :n], h_buf[:, :, :n], g_buf[:, :n], w_buf[:, :n], p_buf[:, :n]
-            g_dtu_tile = g_dtu_buf[:, :, :n]
-            torch.mul(dt_c[:, k0:k1].permute(2, 0, 1, 3)[..., None, :], A2, out=a).exp2_()
-            g[:, n - 1].copy_(carry)
-            if n > 1:
-                # 1. each chunk's gradient into its start state from its own outputs (scratch), and
-                #    its total decay (prod)
-                torch.mul(C_c[:, k0:k1, L - 1, :, None], gy_c[:, k0:k1, L - 1, None, :], out=scratch)
-                prod.copy_(a[L - 1])
-                for l in reversed(range(L - 1)):
-                    scratch.mul_(a[l + 1]).addcmul_(C_c[:, k0:k1, l, :, None], gy_c[:, k0:k1, l, None, :])
-                    prod.mul_(a[l])
-                scratch.mul_(a[0])
-                # 2. g[:, j] = dL/d(state at chunk j's end) from later chunks
-                for j in reversed(range(1, n)):
-                    torch.addcmul(scratch[:, j], prod[:, j], g[:, j], out=g[:, j - 1])
-            # 3. the tile's states again (and dL/dC)
-            h = h_start[:, k0:k1]
-            for l in range(L):
-                torch.mul(a[l], h, out=hs[l]).addcmul_(B_c[:, k0:k1, l, :, None], dtu[:, k0:k1, l, None, :])
-                h = hs[l]
-                torch.sum(torch.mul(h, gy_c[:, k0:k1, l, None, :], out=prod), dim=-1, out=g_C[:, k0:k1, l])
-            # 4. backwards through the steps
-            for l in reversed(range(L)):
-                g.addcmul_(C_c[:, k0:k1, l, :, None], gy_c[:, k0:k1, l, None, :])  # dL/dh_l
-                torch.sum(torch.mul(g, dtu[:, k0:k1, l, None, :], out=prod), dim=-1, out=g_B[:, k0:k1, l])
-                torch.matmul(B_c[:, k0:k1, l, None, :], g, out=g_dtu_tile[l])
-                g.mul_(a[l])  # dL/dh_{l-1} through h_l
-                g_w = torch.mul(g, hs[l - 1] if l > 0 else h_start[:, k0:k1], out=scratch)  # dL/d(dt_l A)
-                torch.sum(torch.mul(g_w, At, out=prod), dim=-2, out=g_dt_decay[:, k0:k1, l])
-                g_At[:, :n].addcmul_(g_w, dt_c[:, k0:k1, l, None, :])
-            g_dtu[:, k0:k1].copy_(g_dtu_tile[:, :, :, 0].permute(1, 2, 0, 3))
-            carry.copy_(g[:, 0])  # dL/d(state before the tile)
+        parts = channel_parts(d, scan_workers())
+        results = run_parts(lambda c: _backward_part(dt_c[..., c], u_c[..., c], B_c, C_c, At[:, c], gy_c[..., c],
+                                                     h_start[..., c], g_dtu[..., c], g_dt_decay[..., c], L, G), parts)
+        g_At = torch.cat([r[0] for r in results], dim=-1)  # (N, d)
+        g_B, g_C = results[0][1], results[0][2]
+        for r in results[1:]:
+            g_B.add_(r[1])
+            g_C.add_(r[2])
+        carry = torch.cat([r[3] for r in results], dim=-1)  # (b, N, d)
         g_dt = g_dt_decay.addcmul_(g_dtu, u_c)
         g_u = g_dtu.mul_(dt_c)
         return (
             _unchunk(g_u, T),
             _unchunk(g_dt, T),
-            g_At.sum((0, 1)).t(),
+            g_At.t(),
             _unchunk(g_B, T),
             _unchunk(g_C, T),
             None,

@@ -595,9 +595,9 @@ def _stage(b: _Builder, i: int, node: Mapping, hybrid: Hybrid, prev_data, discre
             bound = bind_call(b, search_node, parsed, SEARCH_ALGORITHMS, "search algorithm") if parsed else None
             if bound is not None:
                 args = dict(bound[1])
-                given = [key for key, _, _ in parsed.kwargs]
-                if "heldout" in given and not args["alternate"]:
-                    offset = next(o for key, _, o in parsed.kwargs if key == "heldout")
+                kwargs = parsed.kwargs if isinstance(parsed, E.Call) else ()  # (a bare 'darts' is a word)
+                if "heldout" in [key for key, _, _ in kwargs] and not args["alternate"]:
+                    offset = next(o for key, _, o in kwargs if key == "heldout")
                     b.error(search_node.loc_at(offset), "heldout= has no effect without alternate=true (a joint search "
                             "updates weights and alphas on the same training batch)", "add alternate=true, or remove heldout=")
                 values["search"] = Search(bound[0], lr=args["lr"], alternate=args["alternate"], tau=args.get("tau"),

@@ -149,6 +149,8 @@ def test_heldout_needs_alternate(tmp_path):
 
     with pytest.raises(SpecError, match="heldout= has no effect without alternate=true"):
         stage_setup(tmp_path, f"- {{name: search, search: 'darts(heldout=0.2)', data: '{DATA}', steps: 4}}")
+    _, stage, _ = stage_setup(tmp_path, f"- {{name: search, search: darts, data: '{DATA}', steps: 4}}")  # a bare word
+    assert str(stage.search) == "darts(lr=0.01, alternate=false)"
 
 
 def test_every_stage_kind_runs_and_discretize_prunes(tmp_path):
