@@ -1,7 +1,6 @@
 """Training steps on a shared machine: Mamba-130M against GPT-Neo-125M beside busy processes.
 
-    python benchmarks/contention.py [--length 512] [--busy 0 1 2 4] [--rounds 3] [--old-rounds 1]
-                                    [--write benchmarks/README.md]
+    python benchmarks/contention.py [--length 512] [--busy 0 1 2 4] [--rounds 3] [--write benchmarks/README.md]
 
 Both components are built by hybridc at the paper's shapes with random weights (GPT-Neo-125M: 12 layers,
 width 768, 12 heads, local/global attention; Mamba-130M: 24 layers, width 768, state 16, expand 2), inside
@@ -13,10 +12,9 @@ subnormals kept or flushed to zero (``torch.set_flush_denormal``), the two steps
 ``--rounds`` rounds after a warm-up step each; the table shows medians and each model's slowdown against
 its own quiet time (0 busy, same flush setting), and their ratio (Mamba's slowdown / GPT-Neo's).
 
-``scan threads``: ``channels`` is hybridc's scan as it runs (the channels cut into one slice per thread,
-the threads meet once per call); ``per-op`` runs the same scan with one slice, its thousands of small
-ops each an intra-op parallel region over torch's threads, as hybridc did before (``--old-rounds``
-rounds, at 0 and 2 busy processes only: it is slow under load).
+``threads``: ``fixed`` keeps torch's default count (one per core) whatever the load; ``chosen`` is what
+``hybridc train`` does at each stage start (``hybridc.train.threads.choose_threads``: one thread per core
+the other processes leave free).
 """
 
 from __future__ import annotations
@@ -106,56 +104,57 @@ def main() -> None:
     parser.add_argument("--length", type=int, default=512)
     parser.add_argument("--busy", type=int, nargs="+", default=[0, 1, 2, 4])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--old-rounds", type=int, default=1)
     parser.add_argument("--write", type=Path, help="replace this script's section of a markdown file")
     args = parser.parse_args()
 
     import torch
 
-    import hybridc.nn.scan as scan
+    from hybridc.train.threads import choose_threads
 
-    channels = scan.scan_workers
     steps = build(args.length)
-    threads = torch.get_num_threads()
-    rows = []  # (scan threads, flush, busy, neo, mamba)
-    plan = [("channels", ftz, k, args.rounds) for ftz in (False, True) for k in args.busy]
-    plan += [("per-op", False, k, args.old_rounds) for k in (0, 2) if args.old_rounds > 0]
-    for mode, ftz, k, rounds in plan:
-        scan.scan_workers = channels if mode == "channels" else (lambda: 1)
+    default = torch.get_num_threads()
+    rows = []  # (threads policy, flush, busy, neo, mamba, spreads, load, threads)
+    plan = [("fixed", False, k, args.rounds) for k in args.busy if k in (0, 2)]
+    plan += [("chosen", ftz, k, args.rounds) for ftz in (False, True) for k in (args.busy if not ftz else [0, 2])]
+    for policy, ftz, k, rounds in plan:
         torch.set_flush_denormal(ftz)
         hogs = [mp.Process(target=busy_loop, daemon=True) for _ in range(k)]
         for p in hogs:
             p.start()
         try:
             time.sleep(0.5)
+            threads = choose_threads(default, env={})[0] if policy == "chosen" else default
+            torch.set_num_threads(threads)
             times = measure(steps, rounds)
         finally:
             for p in hogs:
                 p.terminate()
             for p in hogs:
                 p.join()
-        row = (mode, ftz, k, statistics.median(times["neo"]), statistics.median(times["mamba"]),
-               max(times["neo"]) / min(times["neo"]), max(times["mamba"]) / min(times["mamba"]), os.getloadavg()[0])
+            torch.set_num_threads(default)
+        row = (policy, ftz, k, statistics.median(times["neo"]), statistics.median(times["mamba"]),
+               max(times["neo"]) / min(times["neo"]), max(times["mamba"]) / min(times["mamba"]), os.getloadavg()[0],
+               threads)
         rows.append(row)
-        print(f"{mode:8s} ftz={ftz!s:5s} busy={k}: neo {row[3]:.2f} s, mamba {row[4]:.2f} s "
+        print(f"{policy:6s} ftz={ftz!s:5s} busy={k} threads={threads}: neo {row[3]:.2f} s, mamba {row[4]:.2f} s "
               f"(spread {row[5]:.2f}x / {row[6]:.2f}x, load {row[7]:.1f})", flush=True)
-    scan.scan_workers = channels
     torch.set_flush_denormal(False)
 
-    quiet = {(m, f): (neo, mamba) for m, f, k, neo, mamba, *_ in rows if k == 0}
-    lines = ["| scan threads | subnormals | busy processes | GPT-Neo-125M step | Mamba-130M step | Mamba / GPT-Neo "
-             "| GPT-Neo slowdown | Mamba slowdown | ratio of slowdowns |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for mode, ftz, k, neo, mamba, *_ in rows:
-        q_neo, q_mamba = quiet[(mode, ftz)]
+    quiet = {f: (neo, mamba) for m, f, k, neo, mamba, *_ in rows if k == 0 and m == "fixed"}
+    quiet.setdefault(True, next((r[3], r[4]) for r in rows if r[2] == 0 and r[1]))
+    lines = ["| threads | subnormals | busy processes | torch threads | GPT-Neo-125M step | Mamba-130M step "
+             "| Mamba / GPT-Neo | GPT-Neo slowdown | Mamba slowdown | ratio of slowdowns |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for policy, ftz, k, neo, mamba, _, _, _, threads in rows:
+        q_neo, q_mamba = quiet[ftz]  # against the quiet machine with torch's default threads
         slow_neo, slow_mamba = neo / q_neo, mamba / q_mamba
-        lines.append(f"| {mode} | {'flushed' if ftz else 'kept'} | {k} | {neo:.2f} s | {mamba:.2f} s | {mamba / neo:.2f} "
-                     f"| {slow_neo:.2f}x | {slow_mamba:.2f}x | {slow_mamba / slow_neo:.2f} |")
+        lines.append(f"| {policy} | {'flushed' if ftz else 'kept'} | {k} | {threads} | {neo:.2f} s | {mamba:.2f} s "
+                     f"| {mamba / neo:.2f} | {slow_neo:.2f}x | {slow_mamba:.2f}x | {slow_mamba / slow_neo:.2f} |")
     body = textwrap.dedent(f"""\
         Measured with `python benchmarks/contention.py --length {args.length} --busy {' '.join(map(str, args.busy))} \\
-        --rounds {args.rounds} --old-rounds {args.old_rounds}` on {platform.machine()}, {os.cpu_count()} cores,
-        Python {platform.python_version()}, torch {torch.__version__}, {threads} torch threads (the default);
-        T = {args.length}, batch 1, medians over interleaved rounds.
+        --rounds {args.rounds}` on {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()},
+        torch {torch.__version__}, {default} torch threads by default; T = {args.length}, batch 1, medians over
+        interleaved rounds after a warm-up step; slowdowns against the quiet machine with the default threads.
 
         """) + "\n".join(lines) + "\n"
     print(body)

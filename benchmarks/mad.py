@@ -53,7 +53,7 @@ def main() -> None:
         lines.append(f"| {task} | {test['hybrid']:.3f} | {test['attn']:.3f} | {test['ssm']:.3f} | "
                      f"{100 * (test['hybrid'] - best):+.1f} points | {alphas} |")
     text = "\n".join(lines) + (
-        f"\n\nTest accuracy (macro average over target classes) at each model's best validation learning rate of "
+        f"\n\nTest accuracy (MAD's macro average over the classes that are a target or predicted) at each model's best validation learning rate of "
         f"{args.lrs}; {args.steps} steps of batch {args.batch_size}, cpu preset. Target: the hybrid within 2 points "
         f"of the better component, or above it.\n\n"
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "

@@ -5,6 +5,13 @@ from __future__ import annotations
 # Importing tests.hub first points huggingface_hub at an offline stand-in for the Hub.
 from tests.hub import HUB_CACHE, put_in_hub  # noqa: F401  (isort: skip)
 
+import os  # noqa: E402
+
+# Training in tests runs on a fixed thread count, not one chosen from the machine's load (runs that are
+# compared bit for bit must not differ in their threads); tests/train/test_threads.py checks the choice.
+os.environ.setdefault("HYBRIDC_THREADS", str(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                                             else os.cpu_count() or 1))
+
 from collections.abc import Callable
 from pathlib import Path
 

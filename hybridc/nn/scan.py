@@ -48,7 +48,7 @@ import torch
 import torch.nn.functional as F
 
 BACKENDS = ("auto", "chunked", "reference", "cuda")
-DEFAULT_MAX_TILE_ELEMENTS = 1 << 22  # 16 MiB per float32 tile buffer (measured best on 2 cores)
+DEFAULT_MAX_TILE_ELEMENTS = 1 << 20  # 4 MiB per float32 tile buffer: cache-sized (best on 2 cores at widths 256-1536)
 _LOG2E = 1.4426950408889634  # exp(x) = exp2(x * log2(e)); exp2 is about twice as fast on CPU
 
 
@@ -268,62 +268,9 @@ def _unchunk(x: torch.Tensor, T: int) -> torch.Tensor:
     return x.view(b, K * L, c)[:, :T].transpose(1, 2)
 
 
-def channel_parts(d: int, workers: int, min_width: int = 64) -> list[slice]:
-    """Slices of the d channels, one per worker (at most ``workers``, each at least ``min_width`` wide)."""
-    n = max(1, min(workers, d // min_width))
-    bounds = [round(i * d / n) for i in range(n + 1)]
-    return [slice(bounds[i], bounds[i + 1]) for i in range(n)]
-
-
-def run_parts(work, parts: list[slice]) -> list:
-    """``[work(part) for part in parts]``, one thread per part, each running its ops on one intra-op thread.
-
-    The scan is thousands of small ops per call. Run as intra-op parallel regions, each op is a barrier
-    for every thread: on a machine with other work, a thread the system sets aside stalls the others at
-    every op (a Mamba step ran 24x slower than an attention step beside two busy processes). Channels are
-    independent in the recurrence, so each thread takes a slice of them and the threads meet once, at the
-    end. (torch's thread count is process-wide: it is 1 while the parts run and restored after.)
-    """
-    if len(parts) == 1:
-        return [work(parts[0])]
-    import threading
-
-    threads = torch.get_num_threads()
-    results: list = [None] * len(parts)
-    errors: list[BaseException] = []
-    grad = torch.is_grad_enabled()  # thread-local states a new thread does not inherit
-    autocast = torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")
-
-    def run(i: int) -> None:
-        try:
-            torch.set_num_threads(1)
-            with torch.set_grad_enabled(grad), torch.autocast("cpu", dtype=autocast[1], enabled=autocast[0]):
-                results[i] = work(parts[i])
-        except BaseException as err:  # re-raised in the calling thread
-            errors.append(err)
-
-    helpers = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(1, len(parts))]
-    try:
-        for t in helpers:
-            t.start()
-        run(0)
-        for t in helpers:
-            t.join()
-    finally:
-        torch.set_num_threads(threads)
-    if errors:
-        raise errors[0]
-    return results
-
-
-def scan_workers() -> int:
-    """Threads the chunked scan splits its channels over: torch's intra-op thread count."""
-    return torch.get_num_threads()
-
-
-def _forward_part(dt_c, u_c, B_c, C_c, A2, y, h_start, L: int, G: int):
-    """The forward recurrence over one slice of channels (every argument is that slice's view): fills
-    ``y`` (b, K, L, d) and ``h_start`` (b, K, N, d; [:, 0] given); returns the last state (b, N, d)."""
+def _scan_forward(dt_c, u_c, B_c, C_c, A2, y, h_start, L: int, G: int):
+    """The forward recurrence: fills ``y`` (b, K, L, d) and ``h_start`` (b, K, N, d; [:, 0] given);
+    returns the last state (b, N, d)."""
     b, K, _, d = dt_c.shape
     N = A2.shape[0]
     dtu = dt_c * u_c
@@ -358,10 +305,9 @@ def _forward_part(dt_c, u_c, B_c, C_c, A2, y, h_start, L: int, G: int):
     return h[:, n - 1].clone()
 
 
-def _backward_part(dt_c, u_c, B_c, C_c, At, gy_c, h_start, g_dtu, g_dt_decay, L: int, G: int):
-    """The backward pass over one slice of channels (views of that slice): fills ``g_dtu`` and
-    ``g_dt_decay`` (b, K, L, d); returns (dL/dA^T (N, d), this slice's share of dL/dB and dL/dC
-    (b, K, L, N) each, dL/d(state before the first token) (b, N, d))."""
+def _scan_backward(dt_c, u_c, B_c, C_c, At, gy_c, h_start, g_dtu, g_dt_decay, L: int, G: int):
+    """The backward recurrence: fills ``g_dtu`` and ``g_dt_decay`` (b, K, L, d); returns (dL/dA^T (N, d),
+    dL/dB and dL/dC (b, K, L, N), dL/d(state before the first token) (b, N, d))."""
     b, K, _, d = dt_c.shape
     N = At.shape[0]
     A2 = At * _LOG2E
@@ -375,13 +321,15 @@ def _backward_part(dt_c, u_c, B_c, C_c, At, gy_c, h_start, g_dtu, g_dt_decay, L:
     w_buf = torch.empty_like(g_buf)
     p_buf = torch.empty_like(g_buf)  # products about to be summed (no allocation per step)
     g_dtu_buf = dt_c.new_empty(L, b, width, 1, d)
+    g_B_buf = dt_c.new_empty(L, b, width, N, 1)  # sums over the channels as mat-vec products
+    g_C_buf = torch.empty_like(g_B_buf)
     g_At = dt_c.new_zeros(b, width, N, d)  # dL/dA (transposed), summed over steps
     carry = dt_c.new_zeros(b, N, d)  # dL/d(state at the tile's end) from later tiles
     for k0 in reversed(range(0, K, G)):
         k1 = min(K, k0 + G)
         n = k1 - k0
         a, hs, g, scratch, prod = a_buf[:, :, :n], h_buf[:, :, :n], g_buf[:, :n], w_buf[:, :n], p_buf[:, :n]
-        g_dtu_tile = g_dtu_buf[:, :, :n]
+        g_dtu_tile, g_B_tile, g_C_tile = g_dtu_buf[:, :, :n], g_B_buf[:, :, :n], g_C_buf[:, :, :n]
         torch.mul(dt_c[:, k0:k1].permute(2, 0, 1, 3)[..., None, :], A2, out=a).exp2_()
         g[:, n - 1].copy_(carry)
         if n > 1:
@@ -401,17 +349,19 @@ def _backward_part(dt_c, u_c, B_c, C_c, At, gy_c, h_start, g_dtu, g_dt_decay, L:
         for l in range(L):
             torch.mul(a[l], h, out=hs[l]).addcmul_(B_c[:, k0:k1, l, :, None], dtu[:, k0:k1, l, None, :])
             h = hs[l]
-            torch.sum(torch.mul(h, gy_c[:, k0:k1, l, None, :], out=prod), dim=-1, out=g_C[:, k0:k1, l])
+            torch.matmul(h, gy_c[:, k0:k1, l, :, None], out=g_C_tile[l])
         # 4. backwards through the steps
         for l in reversed(range(L)):
             g.addcmul_(C_c[:, k0:k1, l, :, None], gy_c[:, k0:k1, l, None, :])  # dL/dh_l
-            torch.sum(torch.mul(g, dtu[:, k0:k1, l, None, :], out=prod), dim=-1, out=g_B[:, k0:k1, l])
+            torch.matmul(g, dtu[:, k0:k1, l, :, None], out=g_B_tile[l])
             torch.matmul(B_c[:, k0:k1, l, None, :], g, out=g_dtu_tile[l])
             g.mul_(a[l])  # dL/dh_{l-1} through h_l
             g_w = torch.mul(g, hs[l - 1] if l > 0 else h_start[:, k0:k1], out=scratch)  # dL/d(dt_l A)
             torch.sum(torch.mul(g_w, At, out=prod), dim=-2, out=g_dt_decay[:, k0:k1, l])
             g_At[:, :n].addcmul_(g_w, dt_c[:, k0:k1, l, None, :])
         g_dtu[:, k0:k1].copy_(g_dtu_tile[:, :, :, 0].permute(1, 2, 0, 3))
+        g_B[:, k0:k1].copy_(g_B_tile[..., 0].permute(1, 2, 0, 3))
+        g_C[:, k0:k1].copy_(g_C_tile[..., 0].permute(1, 2, 0, 3))
         carry.copy_(g[:, 0])  # dL/d(state before the tile)
     return g_At.sum((0, 1)), g_B, g_C, carry
 
@@ -428,8 +378,7 @@ class _ChunkedScan(torch.autograd.Function):
     gradient) from tile to tile. Within a tile, every loop step is one batched op over its chunks:
     a first pass finds each chunk's end state from a zero start, a short pass over the chunks turns
     those into true start states, and a second pass runs the exact recurrence from them. A tile of
-    one chunk (G = 1) skips the first pass: the scan is then plainly sequential. The channels are cut
-    into one slice per thread (``run_parts``): each thread runs the whole recurrence on its slice.
+    one chunk (G = 1) skips the first pass: the scan is then plainly sequential.
     """
 
     @staticmethod
@@ -445,12 +394,10 @@ class _ChunkedScan(torch.autograd.Function):
             h_start[:, 0].zero_()
         else:
             h_start[:, 0].copy_(h0.transpose(1, 2))
-        parts = channel_parts(d, scan_workers())
-        lasts = run_parts(lambda c: _forward_part(dt_c[..., c], u_c[..., c], B_c, C_c, A2[:, c], y[..., c],
-                                                  h_start[..., c], L, G), parts)
+        last = _scan_forward(dt_c, u_c, B_c, C_c, A2, y, h_start, L, G)
         ctx.save_for_backward(dt_c, u_c, B_c, C_c, A, h_start)
         ctx.shape = (T, L, G)
-        last = torch.cat(lasts, dim=-1).transpose(1, 2).contiguous()  # (b, d, N): padding carried the state
+        last = last.transpose(1, 2).contiguous()  # (b, d, N): padding tokens carried the state unchanged
         ctx.mark_non_differentiable(last)
         return _unchunk(y, T), last
 
@@ -464,15 +411,7 @@ class _ChunkedScan(torch.autograd.Function):
         gy_c = _chunked_view(gy.to(dt_c.dtype), L, K)  # (b, K, L, d)
         g_dtu = dt_c.new_empty(b, K, L, d)  # dL/d(dt u)
         g_dt_decay = torch.empty_like(g_dtu)  # dL/d dt through the decays
-        parts = channel_parts(d, scan_workers())
-        results = run_parts(lambda c: _backward_part(dt_c[..., c], u_c[..., c], B_c, C_c, At[:, c], gy_c[..., c],
-                                                     h_start[..., c], g_dtu[..., c], g_dt_decay[..., c], L, G), parts)
-        g_At = torch.cat([r[0] for r in results], dim=-1)  # (N, d)
-        g_B, g_C = results[0][1], results[0][2]
-        for r in results[1:]:
-            g_B.add_(r[1])
-            g_C.add_(r[2])
-        carry = torch.cat([r[3] for r in results], dim=-1)  # (b, N, d)
+        g_At, g_B, g_C, carry = _scan_backward(dt_c, u_c, B_c, C_c, At, gy_c, h_start, g_dtu, g_dt_decay, L, G)
         g_dt = g_dt_decay.addcmul_(g_dtu, u_c)
         g_u = g_dtu.mul_(dt_c)
         return (

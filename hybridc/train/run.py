@@ -38,6 +38,7 @@ from .loop import Parallel, StageOptimizers, build_optimizers, evaluate, freeze_
 from .metrics import MetricsLog
 from .plots import plot_alphas, plot_losses
 from .progress import Progress, log_every
+from .threads import choose_threads, fixed_threads
 from .sharding import (average_replicated_grads, full_model, full_optimizer_state, is_sharded,
                        load_sharded_optimizer_state, shard_model)
 
@@ -134,6 +135,8 @@ class Run:
         self._fresh = False  # this process started the run in an empty (or new) directory
         self._created = False  # ... which it created
         self.log_every = log_every(os.environ)  # HYBRIDC_LOG_EVERY (checked before anything runs)
+        self.base_threads = torch.get_num_threads()
+        fixed_threads(os.environ)  # HYBRIDC_THREADS / OMP_NUM_THREADS checked before anything runs
 
     # ---- set-up -------------------------------------------------------------------------------
     def note(self, text: str) -> None:
@@ -332,6 +335,7 @@ class Run:
             self.forget_if_nothing_trained()
             raise
         finally:
+            torch.set_num_threads(self.base_threads)  # (stages may have run on fewer)
             if self._lock is not None:
                 self._lock.close()  # releases the lock
                 self._lock = None
@@ -401,15 +405,18 @@ class Run:
                     resumed = k == position.stage_index and start > 0
                     model, global_step = self.train_stage(model, k, stage, start, global_step, bundles[stage.data],
                                                           optim_state if k == position.stage_index else None,
-                                                          progress, position.extra.get("stage_steps") if resumed else None)
+                                                          progress, position.extra.get("stage_steps") if resumed else None,
+                                                          position.extra.get("threads") if resumed else None)
                 optim_state = None
                 self.checkpoint(model, None, RunPosition(k + 1, 0, global_step))
         return self.finish(model, bundles)
 
     def train_stage(self, model: HybridModel, k: int, stage: Stage, start: int, global_step: int, data: DataBundle,
-                    optim_state: dict | None, progress: Progress, planned: int | None = None) -> tuple[HybridModel, int]:
+                    optim_state: dict | None, progress: Progress, planned: int | None = None,
+                    threads: int | None = None) -> tuple[HybridModel, int]:
         """Train one stage; returns the model (a new, unsharded one after an FSDP stage) and the global step.
-        ``planned``: the stage's uncapped step count recorded in the checkpoint it resumes from."""
+        ``planned`` and ``threads``: the stage's uncapped step count and thread count recorded in the
+        checkpoint it resumes from (a resumed stage runs on the threads it started on: bit-identical)."""
         planned = planned if planned is not None else self.planned_steps(stage, data)
         steps = self.steps_of(stage, data, planned)
         freeze_for(model, stage)
@@ -420,11 +427,12 @@ class Run:
                 load_sharded_optimizer_state(model, optim.weights, optim_state["weights"])
                 optim_state = {**optim_state, "weights": None}
             optim.load_state_dict(optim_state)
+        threads = self.set_threads(stage, threads)
         if start == 0:
             self.metrics.write(event="stage", stage=stage.name, stage_index=k, kind=stage.kind, global_step=global_step,
                                steps=steps, epochs=stage.epochs, train=list(stage.train), data=render_data(stage.data),
                                components=list(self.rs.names),  # the column order of the alphas below
-                               splits=split_roles(stage, data, self.seed))
+                               splits=split_roles(stage, data, self.seed), threads=threads)
         every = self.spec.train.checkpoint_every
         task = progress.stage(f"{k + 1}/{len(self.spec.train.stages)} {stage.name}", total=steps, completed=start)
         discretized = model.graph.discretized
@@ -445,7 +453,7 @@ class Run:
             progress.update(task, done, loss=result.loss, alphas=alphas, lr=result.lr)
             if stage.eval_every and done % stage.eval_every == 0 and done < steps:
                 self.log_eval(model, stage, k, global_step, data, "valid")
-            here = RunPosition(k, done, global_step, extra={"stage_steps": planned})
+            here = RunPosition(k, done, global_step, extra={"stage_steps": planned, "threads": threads})
             if every and global_step % every == 0 and done < steps:
                 self.checkpoint(model, optim, here)
             if self.stop_requested():
@@ -462,6 +470,19 @@ class Run:
         if is_sharded(model):
             model = self.unshard(model)
         return model, global_step
+
+    def set_threads(self, stage: Stage, recorded: int | None = None) -> int:
+        """torch's thread count for this stage (``threads.choose_threads``: fewer beside busy processes),
+        or the ``recorded`` one of the stage being resumed; returns it."""
+        if recorded is not None:
+            threads, why = int(recorded), "as when the stage started"
+        else:
+            threads, why = choose_threads(self.base_threads)
+        if threads != torch.get_num_threads():
+            torch.set_num_threads(threads)
+        if threads != self.base_threads:
+            self.note(f"stage '{stage.name}': {threads} thread{'s' * (threads != 1)} ({why}; HYBRIDC_THREADS=N fixes it)")
+        return threads
 
     def log_eval(self, model, stage: Stage, k: int, global_step: int, data: DataBundle, split: str) -> dict:
         result = evaluate(model, getattr(data, split), eval_batch_size(stage), self.device,
