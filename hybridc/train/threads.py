@@ -2,8 +2,8 @@
 
 torch's threads meet at a barrier after every parallel op. When other processes keep the cores busy, the
 system sets one of them aside now and then and the others wait for it at every op: a step of many small
-ops (Mamba's scan, 24 layers) slowed 5-9x beside two busy processes on 2 cores, an attention step 3-5x,
-where one thread per free core slowed both by the share of the cores they lost (about 2.6x)
+ops (Mamba's scan, 24 layers) slowed 4.9-8x beside two busy processes on 2 cores, an attention step
+3-5x, where one thread per free core slowed both by about the share of the cores they lost (2.2x)
 (``benchmarks/contention.py``). So each stage starts on ``cores - others`` threads (at least one, at most
 torch's default), ``others`` being the processes running right then (``/proc/loadavg``, sampled a few
 times). ``HYBRIDC_THREADS=N`` fixes the count (the check is then skipped), as does torch's own
