@@ -1,6 +1,7 @@
 """Training steps at the paper's shapes: time and peak memory per step as T grows.
 
     python benchmarks/scale.py [--lengths 512 1024 2048] [--rounds 2] [--write benchmarks/README.md]
+                               [--plot docs/scale.png]
 
 Models, built by hybridc with random weights at the shapes of the paper's components: GPT-Neo-125M
 (12 layers, width 768, 12 heads, local/global attention), Mamba-130M (24 layers, width 768, state 16),
@@ -90,11 +91,40 @@ def worker(model: str, length: int) -> None:
     print(json.dumps({"seconds": seconds, "peak_mib": (rss_kib("VmHWM") - before) / 1024}))
 
 
+def plot(path: Path, lengths: list[int], seconds: dict[str, list[float]]) -> None:
+    """Step time against T on log-log axes, one line per model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = {"neo": "GPT-Neo-125M", "mamba": "Mamba-130M", "hybrid": "hybrid (both, 2 blocks, searched)"}
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for model, values in seconds.items():
+        ax.loglog(lengths, values, marker="o", label=labels[model])
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    ax.set_xticks(lengths, [str(t) for t in lengths])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.yaxis.set_major_formatter(ScalarFormatter())
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("sequence length T (tokens)")
+    ax.set_ylabel("training step (s), batch 1")
+    ax.set_title("Training-step time at the paper's shapes (2 CPU cores)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lengths", type=int, nargs="+", default=[512, 1024, 2048])
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--write", type=Path)
+    parser.add_argument("--plot", type=Path, help="a log-log plot of step time against T")
     parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -139,6 +169,8 @@ def main() -> None:
 
         """) + "\n".join(lines) + "\n"
     print(body)
+    if args.plot:
+        plot(args.plot, args.lengths, {m: [med(m, t, "seconds") for t in args.lengths] for m in MODELS})
     if args.write:
         write_section(args.write, "scale", "At the paper's shapes (GPT-Neo-125M, Mamba-130M, their hybrid)", body)
 
