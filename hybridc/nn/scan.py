@@ -302,7 +302,7 @@ def _scan_forward(dt_c, u_c, B_c, C_c, A2, y, h_start, L: int, G: int):
         y[:, k0:k1].copy_(y_tile[:, :, :, 0].permute(1, 2, 0, 3))
         if k1 < K:
             h_start[:, k1].copy_(h[:, n - 1])
-    return h[:, n - 1].clone()
+    return h[:, n - 1]  # a view of a tile buffer: the caller copies it out
 
 
 def _scan_backward(dt_c, u_c, B_c, C_c, At, gy_c, h_start, g_dtu, g_dt_decay, L: int, G: int):
