@@ -243,9 +243,10 @@ def git_setup(patterns: tuple[str, ...], global_: bool) -> None:
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--mixed-precision", type=click.Choice(["no", "bf16", "fp16"]), default="no", show_default=True,
               help="Autocast through Accelerate (fp16 needs a GPU).")
-@click.option("--scan", type=click.Choice(["auto", "chunked", "reference", "transformers"]), default="auto",
+@click.option("--scan", type=click.Choice(["auto", "fused", "chunked", "reference", "transformers"]), default="auto",
               show_default=True, help="Mamba selective scan: auto = mamba-ssm kernels on a GPU when installed, else "
-              "the chunked CPU scan; reference = the token loop; transformers = transformers' own path.")
+              "the fused CPU scan (built with the C compiler on first use), else the chunked one; fused / chunked = "
+              "that CPU scan; reference = the token loop; transformers = transformers' own path.")
 @click.option("--num-processes", type=click.IntRange(min=1), default=1, show_default=True,
               help="Data-parallel processes on this machine (launched with torchrun; gloo on CPU).")
 @click.option("--sharding", type=click.Choice(["ddp", "fsdp"]), default="ddp", show_default=True,

@@ -282,7 +282,8 @@ class HybridModel(PreTrainedModel, GenerationMixin):
 
     def set_scan_backend(self, backend: str) -> None:
         """The selective-scan backend of every Mamba segment: auto (fused CUDA kernels when installed and on
-        a GPU, else the chunked CPU scan), chunked, reference (the token loop) or transformers."""
+        a GPU, else the fused CPU scan when it builds, else the chunked one), fused, chunked, reference (the
+        token loop) or transformers."""
         for module in self.modules():
             if hasattr(module, "scan_backend"):
                 module.scan_backend = backend

@@ -54,7 +54,7 @@ class TrainOptions:
     max_steps: int | None = None
     device: str = "cpu"
     mixed_precision: str = "no"  # no | bf16 | fp16 (Accelerate's autocast)
-    scan: str = "auto"  # Mamba selective-scan backend: auto | chunked | reference | transformers
+    scan: str = "auto"  # Mamba selective-scan backend: auto | fused | chunked | reference | transformers
     sharding: str = "ddp"  # with several processes: ddp | fsdp (see sharding.py)
     quiet: bool = False
     eval_batches: int = 16  # validation batches per evaluation (the test split is always evaluated whole)

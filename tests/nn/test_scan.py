@@ -1,4 +1,4 @@
-"""The selective scan: the chunked backend computes what transformers' CPU scan computes.
+"""The selective scan: the chunked and fused backends compute what transformers' CPU scan computes.
 
 Shapes: b batch, d channels, T tokens, N state size. Differences are measured relative to the
 reference's scale (``scaled_diff``): float32 carries ~7 significant digits, and outputs and
@@ -7,6 +7,8 @@ gradients here reach magnitudes in the hundreds.
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -14,8 +16,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from transformers.models.mamba.modeling_mamba import mamba_selective_scan
 
+from hybridc.nn import fused_scan
+from hybridc.nn.fused_scan import FusedScan
 from hybridc.nn.scan import chunked_scan, plan_chunks, selective_scan
 
+CPU_BACKENDS = ["chunked", "fused"]
 TOL = 1e-5  # float32, relative to the reference's largest magnitude (absolute below 1)
 
 
@@ -67,9 +72,9 @@ def scaled_diff(a: torch.Tensor, ref: torch.Tensor) -> float:
     return ((a - ref).abs().max() / ref.abs().max().clamp(min=1)).item()
 
 
-def assert_match(inputs: dict[str, torch.Tensor], tol: float = TOL, **kwargs) -> None:
+def assert_match(inputs: dict[str, torch.Tensor], tol: float = TOL, backend: str = "chunked", **kwargs) -> None:
     ref = scan_and_grads(inputs, "reference", **kwargs)
-    out = scan_and_grads(inputs, "chunked", **kwargs)
+    out = scan_and_grads(inputs, backend, **kwargs)
     for name in ref:
         assert scaled_diff(out[name], ref[name]) <= tol, name
 
@@ -137,13 +142,87 @@ def test_chunked_exact_on_extreme_decays(delta_scale: float, delta_shift: float,
     inputs = make_inputs(2, 8, 53, 6, seed=7, delta_scale=delta_scale, delta_shift=delta_shift, a_scale=a_scale)
     assert_match(inputs, chunk_size=8)
     assert_match(inputs, chunk_size=8, max_tile_elements=2000)
+    assert_match(inputs, backend="fused")
 
 
-def test_chunked_without_softplus_bias_d_or_z() -> None:
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_without_softplus_bias_d_or_z(backend: str) -> None:
     inputs = make_inputs(2, 4, 29, 3, seed=11)
     inputs["delta"] = inputs["delta"].detach().abs().requires_grad_()
     bare = {k: inputs[k] for k in ("u", "delta", "A", "B", "C")}
-    assert_match(bare, softplus=False, chunk_size=6)
+    assert_match(bare, softplus=False, chunk_size=6, backend=backend)
+
+
+# ---- fused == reference ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("T", [1, 15, 16, 17, 37, 64, 100])  # around the kernel's 16-token chunks
+@pytest.mark.parametrize("d", [1, 63, 64, 65, 130])  # around its 64-channel groups
+def test_fused_matches_reference(T: int, d: int) -> None:
+    inputs = make_inputs(2, d, T, 5, seed=T * 1000 + d, delta_scale=3.0)
+    assert_match(inputs, backend="fused")
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(b=st.integers(1, 3), d=st.integers(1, 140), N=st.integers(1, 20), T=st.integers(1, 70),
+       seed=st.integers(0, 2**16))
+def test_fused_matches_reference_on_any_shape(b: int, d: int, N: int, T: int, seed: int) -> None:
+    inputs = make_inputs(b, d, T, N, seed=seed, delta_scale=3.0)
+    assert_match(inputs, backend="fused")
+
+
+def test_fused_results_do_not_depend_on_the_thread_count() -> None:
+    """Bit for bit: every output and gradient at 1 and at 2 threads (sums across channel groups are
+    added in a fixed order)."""
+    inputs = make_inputs(2, 200, 40, 6, seed=12)
+    before = torch.get_num_threads()
+    runs = []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            runs.append(scan_and_grads(inputs, "fused"))
+    finally:
+        torch.set_num_threads(before)
+    for name in runs[0]:
+        assert torch.equal(runs[0][name], runs[1][name]), name
+
+
+def test_fused_kernel_builds_where_there_is_a_compiler() -> None:
+    """CI and the README's machines have a C compiler: there the kernel must build, not silently fall back."""
+    assert shutil.which("cc") or shutil.which("gcc")
+    assert fused_scan.available(), fused_scan.unavailable_reason()
+    assert fused_scan.unavailable_reason() is None
+
+
+def test_without_a_working_compiler_auto_falls_back_to_chunked(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("HYBRIDC_KERNEL_CACHE", str(tmp_path))
+    monkeypatch.setenv("CC", "false")
+    kernel = fused_scan._Kernel()
+    assert kernel.get() is None and "compiling scan_kernel.c" in kernel.reason
+    assert list(tmp_path.iterdir()) == []  # no half-written library left behind
+    monkeypatch.setattr(fused_scan, "_KERNEL", kernel)
+    inputs = {k: v.detach() for k, v in make_inputs(1, 3, 17, 2).items()}
+    auto = selective_scan(**inputs, delta_softplus=True)
+    assert torch.equal(auto, selective_scan(**inputs, delta_softplus=True, backend="chunked"))
+    with pytest.raises(RuntimeError, match="not available here: compiling"):
+        selective_scan(**inputs, backend="fused")
+
+
+def test_the_kernel_can_be_turned_off(monkeypatch) -> None:
+    monkeypatch.setenv("HYBRIDC_FUSED_SCAN", "0")
+    assert not fused_scan.available() and "HYBRIDC_FUSED_SCAN=0" in fused_scan.unavailable_reason()
+    inputs = {k: v.detach() for k, v in make_inputs(1, 3, 17, 2).items()}
+    assert torch.equal(selective_scan(**inputs, delta_softplus=True),
+                       selective_scan(**inputs, delta_softplus=True, backend="chunked"))
+
+
+def test_the_built_kernel_is_kept_and_reused(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("HYBRIDC_KERNEL_CACHE", str(tmp_path))
+    first = fused_scan.build()
+    assert first.parent == tmp_path and first.exists()
+    stamp = first.stat().st_mtime_ns
+    assert fused_scan.build() == first and first.stat().st_mtime_ns == stamp
+    assert [p.name for p in tmp_path.iterdir()] == [first.name]
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -163,11 +242,12 @@ def test_chunked_matches_reference_on_any_shape(
     assert_match(inputs, chunk_size=chunk_size, max_tile_elements=max_tile_elements)
 
 
-def test_chunked_float64_matches_the_math() -> None:
-    """In float64 the chunked scan agrees with a float64 loop to rounding (the reference itself
-    casts B and u to float32, so it can't serve as the float64 oracle)."""
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_float64_matches_the_math(backend: str) -> None:
+    """In float64 the chunked and fused scans agree with a float64 loop to rounding (the reference
+    itself casts B and u to float32, so it can't serve as the float64 oracle)."""
     inputs = make_inputs(2, 5, 45, 4, seed=5, dtype=torch.float64, delta_scale=4.0, a_scale=10.0)
-    y = selective_scan(**inputs, delta_softplus=True, backend="chunked", chunk_size=7)
+    y = selective_scan(**inputs, delta_softplus=True, backend=backend, chunk_size=7)
     expected = loop_float64(**inputs)
     assert (y - expected).abs().max().item() <= 1e-12 * expected.abs().max().item()
 
@@ -183,38 +263,54 @@ def test_chunked_gradcheck_float64() -> None:
     assert torch.autograd.gradcheck(lambda *a: chunked_scan(*a, chunk_size=3, max_tile_elements=30), args)
 
 
+def test_fused_gradcheck_float64() -> None:
+    """Across chunk (16 tokens) and channel-group (64) boundaries, with an initial state."""
+    g = torch.Generator().manual_seed(0)
+    b, d, T, N = 2, 66, 35, 2
+    shapes = [(b, d, T), (b, d, T), (b, N, T), (b, N, T)]
+    u, dt, B, C = (torch.randn(*s, generator=g, dtype=torch.float64) for s in shapes)
+    dt = dt.abs() + 0.1
+    A = -torch.rand(d, N, generator=g, dtype=torch.float64)
+    h0 = torch.randn(b, d, N, generator=g, dtype=torch.float64)
+    args = [t.requires_grad_() for t in (u, dt, A, B, C, h0)]
+    assert torch.autograd.gradcheck(lambda *a: FusedScan.apply(*a, True)[0], args)
+
+
 # ---- dtypes, layouts, backends ---------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_half_precision_dtypes_follow_the_reference(dtype: torch.dtype) -> None:
+def test_half_precision_dtypes_follow_the_reference(dtype: torch.dtype, backend: str) -> None:
     """Same output dtype as the reference; values close (the reference rounds its state to the
     input dtype at every token, the chunked scan keeps it in float32)."""
     inputs = make_inputs(2, 4, 21, 3, seed=2, dtype=dtype)
     inputs["A"] = inputs["A"].detach().float().requires_grad_()
     inputs["D"] = inputs["D"].detach().float().requires_grad_()
     ref = selective_scan(**inputs, delta_softplus=True, backend="reference")
-    out = selective_scan(**inputs, delta_softplus=True, backend="chunked")
+    out = selective_scan(**inputs, delta_softplus=True, backend=backend)
     assert out.dtype == ref.dtype
     exact = loop_float64(**inputs)
     assert (out.double() - exact).abs().max() <= (ref.double() - exact).abs().max() + 1e-3
 
 
-def test_layout_does_not_matter() -> None:
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_layout_does_not_matter(backend: str) -> None:
     """Token-major views (what the Mamba mixer passes) give the same result as contiguous inputs
     (to rounding: elementwise kernels may take vectorised or scalar paths by layout)."""
     inputs = make_inputs(2, 6, 33, 4, seed=4)
     token_major = {k: v.detach().transpose(1, 2).contiguous().transpose(1, 2) if v.dim() == 3 else v.detach()
                    for k, v in inputs.items()}
-    a = selective_scan(**{k: v.detach() for k, v in inputs.items()}, delta_softplus=True, backend="chunked")
-    b = selective_scan(**token_major, delta_softplus=True, backend="chunked")
+    a = selective_scan(**{k: v.detach() for k, v in inputs.items()}, delta_softplus=True, backend=backend)
+    b = selective_scan(**token_major, delta_softplus=True, backend=backend)
     assert scaled_diff(b, a) <= 1e-6
 
 
-def test_auto_is_chunked_on_cpu() -> None:
+def test_auto_is_fused_on_cpu() -> None:
     inputs = {k: v.detach() for k, v in make_inputs(1, 3, 17, 2).items()}
     auto = selective_scan(**inputs, delta_softplus=True)
-    assert torch.equal(auto, selective_scan(**inputs, delta_softplus=True, backend="chunked"))
+    assert torch.equal(auto, selective_scan(**inputs, delta_softplus=True, backend="fused"))
+    assert not torch.equal(auto, selective_scan(**inputs, delta_softplus=True, backend="chunked"))
 
 
 def test_cuda_backend_needs_mamba_ssm_and_cuda() -> None:
@@ -236,16 +332,17 @@ def test_bad_arguments_rejected() -> None:
 # ---- structure: causality, memory ------------------------------------------------------------------
 
 
-def test_chunked_is_causal_exactly() -> None:
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_causal_exactly(backend: str) -> None:
     """Changing token t changes no output before t, bit for bit (within a chunk too)."""
     inputs = {k: v.detach() for k, v in make_inputs(2, 4, 40, 3, seed=9).items()}
-    y = selective_scan(**inputs, delta_softplus=True, chunk_size=8)
+    y = selective_scan(**inputs, delta_softplus=True, chunk_size=8, backend=backend)
     for t in (0, 13, 39):
         changed = dict(inputs)
         for name in ("u", "delta", "B", "C", "z"):
             changed[name] = inputs[name].clone()
             changed[name][..., t] += 1.0
-        y2 = selective_scan(**changed, delta_softplus=True, chunk_size=8)
+        y2 = selective_scan(**changed, delta_softplus=True, chunk_size=8, backend=backend)
         assert torch.equal(y[..., :t], y2[..., :t])
         assert not torch.equal(y[..., t:], y2[..., t:])
 
@@ -275,6 +372,16 @@ def test_chunked_saves_one_state_per_chunk_not_per_token() -> None:
     assert chunked <= 3 * per_token + 2 * b * d * N * (T // L) + 2 * d * N
     assert reference >= b * d * T * N
     assert chunked * 4 < reference
+
+
+def test_fused_saves_its_inputs_and_one_state_per_16_tokens() -> None:
+    b, d, T, N = 2, 8, 64, 16
+    inputs = make_inputs(b, d, T, N)
+    per_token = b * T * (4 * d + 2 * N)
+    fused = saved_elements(lambda: selective_scan(**inputs, delta_softplus=True, backend="fused"))
+    assert fused <= 3 * per_token + b * d * N * (T // 16) + 2 * d * N
+    with torch.no_grad():  # nothing is kept for a backward that will not come
+        assert saved_elements(lambda: selective_scan(**inputs, delta_softplus=True, backend="fused")) == 0
 
 
 def test_empty_sequence() -> None:
@@ -308,7 +415,7 @@ def test_reference_last_state_is_transformers() -> None:
     max_tile_elements=st.sampled_from([1, 300, 5000, 1 << 23]),
     seed=st.integers(0, 2**16),
 )
-def test_chunked_last_state_matches_reference(
+def test_chunked_and_fused_last_state_match_reference(
     b: int, d: int, N: int, T: int, chunk_size: int | None, max_tile_elements: int, seed: int
 ) -> None:
     inputs = {k: v.detach() for k, v in make_inputs(b, d, T, N, seed=seed, delta_scale=3.0).items()}
@@ -319,6 +426,9 @@ def test_chunked_last_state_matches_reference(
     assert scaled_diff(last, ref) <= TOL
     assert torch.equal(y, selective_scan(**inputs, delta_softplus=True, backend="chunked", chunk_size=chunk_size,
                                          max_tile_elements=max_tile_elements))
+    y_f, last_f = selective_scan(**inputs, delta_softplus=True, backend="fused", return_last_state=True)
+    assert last_f.shape == (b, d, N) and last_f.dtype == torch.float32
+    assert scaled_diff(last_f, ref) <= TOL and scaled_diff(y_f, y_ref) <= TOL
 
 
 def test_last_state_carries_no_gradient_and_the_output_still_does() -> None:
@@ -331,7 +441,7 @@ def test_last_state_carries_no_gradient_and_the_output_still_does() -> None:
 
 def test_empty_sequence_last_state_is_zero() -> None:
     inputs = {k: v.detach() for k, v in make_inputs(2, 3, 0, 2).items()}
-    for backend in ("chunked", "reference"):
+    for backend in ("chunked", "fused", "reference"):
         y, last = selective_scan(**inputs, delta_softplus=True, backend=backend, return_last_state=True)
         assert y.shape == (2, 3, 0) and torch.equal(last, torch.zeros(2, 3, 2))
 
@@ -363,18 +473,19 @@ def test_a_scan_in_two_pieces_equals_the_whole(
                    max_tile_elements=max_tile_elements)
     y, last = selective_scan(**inputs, backend="reference", **options)
     first, second = pieces_of(inputs, cut)
-    for backend in ("reference", "chunked"):
+    for backend in ("reference", "chunked", "fused"):
         y1, h = selective_scan(**first, backend=backend, **options)
         y2, end = selective_scan(**second, backend=backend, initial_state=h, **options)
         assert scaled_diff(torch.cat([y1, y2], -1), y) <= TOL, backend
         assert scaled_diff(end, last) <= TOL, backend
 
 
-def test_initial_state_gradients_match_the_reference() -> None:
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_initial_state_gradients_match_the_reference(backend: str) -> None:
     inputs = make_inputs(2, 4, 23, 3, seed=9, delta_scale=2.0)
     inputs["initial_state"] = torch.randn(2, 4, 3, generator=torch.Generator().manual_seed(2)).requires_grad_()
     ref = scan_and_grads(inputs, "reference")
-    out = scan_and_grads(inputs, "chunked", chunk_size=5, max_tile_elements=300)
+    out = scan_and_grads(inputs, backend, chunk_size=5, max_tile_elements=300)
     for name in ref:
         assert scaled_diff(out[name], ref[name]) <= TOL, name
     assert ref["initial_state"].abs().max() > 0
@@ -391,6 +502,7 @@ def test_initial_state_is_checked_and_not_for_mamba_ssm() -> None:
 # ---- inputs built to underflow; the scan's thread count ------------------------------------------
 
 
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize(
     "delta_scale, delta_shift, a_scale",
@@ -401,13 +513,14 @@ def test_initial_state_is_checked_and_not_for_mamba_ssm() -> None:
     ],
 )
 def test_the_scan_matches_the_reference_within_1e_6_on_underflowing_inputs(threads: int, delta_scale: float,
-                                                                           delta_shift: float, a_scale: float) -> None:
+                                                                           delta_shift: float, a_scale: float,
+                                                                           backend: str) -> None:
     inputs = make_inputs(2, 200, 45, 6, seed=3, delta_scale=delta_scale, delta_shift=delta_shift, a_scale=a_scale)
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         ref = scan_and_grads(inputs, "reference")
-        out = scan_and_grads(inputs, "chunked", chunk_size=5, max_tile_elements=200 * 6 * 2 * 20)
+        out = scan_and_grads(inputs, backend, chunk_size=5, max_tile_elements=200 * 6 * 2 * 20)
     finally:
         torch.set_num_threads(before)
     for name in ref:

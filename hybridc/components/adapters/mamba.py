@@ -1,8 +1,8 @@
 """Mamba adapter: ``backbone.embeddings/layers/norm_f`` and ``lm_head`` (tied by default).
 
 Segments run each block through ``mamba_fast.block_forward`` with a selectable scan backend
-(``scan_backend``): "auto" (default: mamba-ssm's kernel on CUDA when it imports, else our chunked
-CPU scan), "chunked", "reference", "cuda", or "transformers" (call the block itself: transformers'
+(``scan_backend``): "auto" (default: mamba-ssm's kernel on CUDA when it imports, else our fused CPU
+scan when it builds, else our chunked one), "fused", "chunked", "reference", "cuda", or "transformers" (call the block itself: transformers'
 own path, whose CPU scan is a token loop with a backward quadratic in T).
 
 With a cache (a ``StepContext`` whose ``cache`` is set), a forward of several tokens runs the segment's

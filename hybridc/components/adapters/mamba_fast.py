@@ -27,7 +27,7 @@ from transformers.models.mamba.modeling_mamba import apply_mask_to_padding_state
 
 from ...nn.scan import selective_scan
 
-SCAN_BACKENDS = ("auto", "chunked", "reference", "cuda", "transformers")
+SCAN_BACKENDS = ("auto", "fused", "chunked", "reference", "cuda", "transformers")
 
 
 def check_scan_backend(backend: str) -> str:
