@@ -1,16 +1,32 @@
-"""Training steps at the paper's shapes: time and peak memory per step as T grows.
+"""Training steps at the paper's shapes: time and peak memory per step as T grows, and where a hybrid's
+step goes.
 
-    python benchmarks/scale.py [--lengths 512 1024 2048] [--rounds 2] [--write benchmarks/README.md]
-                               [--plot docs/scale.png]
+    python benchmarks/scale.py [--pair 130m|400m|extra] [--lengths 512 1024 2048] [--rounds 2]
+                               [--write benchmarks/README.md] [--plot docs/scale.png]
 
-Models, built by hybridc with random weights at the shapes of the paper's components: GPT-Neo-125M
-(12 layers, width 768, 12 heads, local/global attention), Mamba-130M (24 layers, width 768, state 16),
-and their hybrid (each cut into 2 blocks, linear projectors, searched mixture: both run in every block).
-A step is forward + backward + AdamW on a causal-LM loss, batch 1. Each (model, T) runs in a fresh process
-that builds the model, takes a warm-up step and one timed step, and reports the peak resident memory the
-steps added (VmHWM after minus VmRSS before); rounds are interleaved over every (model, T), and the table
-shows medians. ``hybrid / (neo + mamba)`` compares the hybrid's step with the sum of its components' steps
-(the projectors are about 4% of its FLOPs).
+Models, built by hybridc with random weights at the shapes of the paper's components (``SHAPES``):
+GPT-Neo-125M (12 layers, width 768, 12 heads, local/global attention), Mamba-130M (24 layers, width 768,
+state 16), Pythia-160M (12 layers, width 768) and -410M (24 layers, width 1024, 16 heads), Mamba-370M (48
+layers, width 1024) and Mamba2-130M (24 layers, width 768, state 128, 24 heads of 64, one group; vocabulary
+50304 to cover its partner Pythia's tokenizer, not 50288; Mamba-370M likewise 50304, not 50280). A pair
+(``--pair``: 130m = GPT-Neo-125M + Mamba-130M, 400m = Pythia-410M + Mamba-370M, the paper's hybrids;
+extra = Pythia-160M + Mamba2-130M, timed alone only) is cut into 2 blocks each and joined by linear
+projectors with a searched mixture (both run in every block).
+
+Variants: each component alone (its embedding -> its segments -> its head: the modules the hybrid holds,
+so Mamba runs the same scan), the hybrid, the hybrid's projectors alone (forward + backward on an input
+that requires grad, as inside a network) and both components' embeddings and heads alone (on hidden
+states that require grad). A step is forward + backward + AdamW on a causal-LM loss, batch 1. Each
+(variant, T) runs in a fresh process that builds the model, takes a warm-up step and one timed step, and
+reports the peak resident memory the steps added (VmHWM after minus VmRSS before); rounds are interleaved
+over every (variant, T), and tables show medians with the rounds' range.
+
+Breakdown of the hybrid's step: the components' layers (each alone minus its embedding and head, taken
+as half of both components' embeddings and heads, which are timed together), the
+embeddings and heads, the projectors, and the rest (the hybrid minus all of those: the mixture's glue,
+what the segments cost together beyond alone). ``hybrid / (a + b + projectors)`` is the issue's ratio.
+The largest batch is an estimate: 24 GiB less the weights, gradients and AdamW's two moments (16 bytes
+per parameter) divided by what one sequence adds at batch 1 (its peak less those), rounded down.
 """
 
 from __future__ import annotations
@@ -31,16 +47,37 @@ from pathlib import Path
 from report import write_section
 
 ROOT = Path(__file__).resolve().parents[1]
-MODELS = ("neo", "mamba", "hybrid")
-SPEC = """\
-hybridc: 1
-name: scale
-components:
-  neo: {{init: {{family: gpt-neo, hidden_size: 768, layers: 12, heads: 12, vocab_size: 50257, max_length: {length}}},
-         blocks: split(2)}}
-  mamba: {{init: {{family: mamba, hidden_size: 768, layers: 24, vocab_size: 50280}}, blocks: split(2)}}
-hybrid: {{projector: linear, mixture: search}}
-"""
+SHAPES = {
+    "neo": ("GPT-Neo-125M", "{{family: gpt-neo, hidden_size: 768, layers: 12, heads: 12, vocab_size: 50257, "
+                            "max_length: {length}}}"),
+    "mamba": ("Mamba-130M", "{{family: mamba, hidden_size: 768, layers: 24, vocab_size: 50280}}"),
+    "pythia160": ("Pythia-160M", "{{family: gpt-neox, hidden_size: 768, layers: 12, heads: 12, vocab_size: 50304, "
+                                 "max_length: {length}}}"),
+    "pythia410": ("Pythia-410M", "{{family: gpt-neox, hidden_size: 1024, layers: 24, heads: 16, vocab_size: 50304, "
+                                 "max_length: {length}}}"),
+    "mamba370": ("Mamba-370M", "{{family: mamba, hidden_size: 1024, layers: 48, vocab_size: 50304}}"),
+    "mamba2": ("Mamba2-130M", "{{family: mamba2, hidden_size: 768, layers: 24, vocab_size: 50304, state_size: 128, "
+                              "heads: 24, n_groups: 1}}"),
+}
+PAIRS = {"130m": ("neo", "mamba"), "400m": ("pythia410", "mamba370"), "extra": ("pythia160", "mamba2")}
+MEMORY_GIB = 24
+
+
+def spec_text(pair: str, length: int) -> str:
+    a, b = PAIRS[pair]
+    return textwrap.dedent(f"""\
+        hybridc: 1
+        name: scale
+        components:
+          {a}: {{init: {SHAPES[a][1].format(length=length)}, blocks: split(2)}}
+          {b}: {{init: {SHAPES[b][1].format(length=length)}, blocks: split(2)}}
+        hybrid: {{projector: linear, mixture: search}}
+        """).replace("{{", "{").replace("}}", "}")
+
+
+def variants(pair: str) -> list[str]:
+    a, b = PAIRS[pair]
+    return [a, b] if pair == "extra" else [a, b, "projectors", "heads", "hybrid"]
 
 
 def rss_kib(field: str) -> int:
@@ -50,8 +87,8 @@ def rss_kib(field: str) -> int:
     return 0
 
 
-def worker(model: str, length: int) -> None:
-    """One timed step of ``model`` at ``length`` in this process; prints JSON."""
+def worker(pair: str, variant: str, length: int) -> None:
+    """One timed step of ``variant`` of ``pair`` at ``length`` in this process; prints JSON."""
     sys.path.insert(0, str(ROOT))
     import torch
 
@@ -59,36 +96,61 @@ def worker(model: str, length: int) -> None:
     from hybridc.spec import load_spec
 
     tmp = Path(tempfile.mkdtemp(prefix="hybridc-scale-"))
-    (tmp / "spec.yaml").write_text(SPEC.format(length=length))
+    (tmp / "spec.yaml").write_text(spec_text(pair, length))
     hybrid = lower(load_spec(tmp / "spec.yaml")).train()
+    names = PAIRS[pair]
     ids = torch.randint(0, 50257, (1, length), generator=torch.Generator().manual_seed(0))
-    if model == "hybrid":
-        params, forward = list(hybrid.parameters()), lambda: hybrid(ids).logits
-    else:
-        embed, head = hybrid.embed.sources[model], hybrid.head.heads[model]
-        segments = [block.segments[model] for block in hybrid.blocks]
-        params = list(torch.nn.ModuleList([embed, *segments, head]).parameters())
 
-        def forward():
+    def lm_loss(logits):
+        return torch.nn.functional.cross_entropy(logits[0, :-1], ids[0, 1:])
+
+    def hidden(width):  # hidden states as inside a network: they require grad
+        return torch.randn(1, length, width, generator=torch.Generator().manual_seed(1), requires_grad=True)
+
+    if variant == "hybrid":
+        modules, loss = [hybrid], lambda: lm_loss(hybrid(ids).logits)
+    elif variant == "projectors":
+        modules = [p for block in hybrid.blocks for side in (block.in_proj, block.out_proj) for p in side.values()]
+
+        def loss():
+            h = hidden(hybrid.blocks[0].in_proj[names[0]].d_in)
+            return sum(block.out_proj[n](block.in_proj[n](h)).square().mean() for block in hybrid.blocks for n in names)
+    elif variant == "heads":
+        modules = [m for n in names for m in (hybrid.embed.sources[n], hybrid.head.heads[n])]
+
+        def loss():
+            total = 0
+            for n in names:
+                width = hybrid.embed.sources[n](ids[:, :1]).shape[-1]
+                h = hybrid.embed.sources[n](ids) + hidden(width)
+                total = total + lm_loss(hybrid.head.heads[n](h))
+            return total
+    else:
+        embed, head = hybrid.embed.sources[variant], hybrid.head.heads[variant]
+        segments = [block.segments[variant] for block in hybrid.blocks]
+        modules = [embed, *segments, head]
+
+        def loss():
             h = embed(ids)
             for segment in segments:
                 h = segment(h)
-            return head(h)
+            return lm_loss(head(h))
 
+    params = list({id(p): p for m in modules for p in m.parameters()}.values())
     opt = torch.optim.AdamW(params, lr=1e-4)
 
     def step() -> float:
         began = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        logits = forward()
-        torch.nn.functional.cross_entropy(logits[0, :-1], ids[0, 1:]).backward()
+        loss().backward()
         opt.step()
         return time.perf_counter() - began
 
     before = rss_kib("VmRSS")
     step()
     seconds = step()
-    print(json.dumps({"seconds": seconds, "peak_mib": (rss_kib("VmHWM") - before) / 1024}))
+    print(json.dumps({"seconds": seconds, "peak_mib": (rss_kib("VmHWM") - before) / 1024,
+                      "params": sum(p.numel() for p in params), "threads": torch.get_num_threads()}))
 
 
 def plot(path: Path, lengths: list[int], seconds: dict[str, list[float]]) -> None:
@@ -97,13 +159,11 @@ def plot(path: Path, lengths: list[int], seconds: dict[str, list[float]]) -> Non
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    labels = {"neo": "GPT-Neo-125M", "mamba": "Mamba-130M", "hybrid": "hybrid (both, 2 blocks, searched)"}
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for model, values in seconds.items():
-        ax.loglog(lengths, values, marker="o", label=labels[model])
     from matplotlib.ticker import NullFormatter, ScalarFormatter
 
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, values in seconds.items():
+        ax.loglog(lengths, values, marker="o", label=label)
     ax.set_xticks(lengths, [str(t) for t in lengths])
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.yaxis.set_major_formatter(ScalarFormatter())
@@ -112,67 +172,127 @@ def plot(path: Path, lengths: list[int], seconds: dict[str, list[float]]) -> Non
     ax.set_ylabel("training step (s), batch 1")
     ax.set_title("Training-step time at the paper's shapes (2 CPU cores)")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize="small")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
+def label(pair: str, variant: str) -> str:
+    if variant in SHAPES:
+        return SHAPES[variant][0]
+    a, b = (SHAPES[n][0] for n in PAIRS[pair])
+    return {"hybrid": f"hybrid ({a} + {b}, 2 blocks, searched)", "projectors": "its projectors alone",
+            "heads": "both embeddings and heads alone"}[variant]
+
+
+def report(pair: str, lengths: list[int], rounds: int, results: dict, load: list[float]) -> str:
+    """The Markdown section: steps, memory, breakdown and ratios."""
+    import torch
+
+    a, b = PAIRS[pair]
+    names = variants(pair)
+
+    def med(v, t, key="seconds"):
+        return statistics.median(x[key] for x in results[(v, t)])
+
+    def spread(v, t):
+        xs = [x["seconds"] for x in results[(v, t)]]
+        return f"{med(v, t):.2f} s" + (f" ({min(xs):.2f}-{max(xs):.2f})" if len(xs) > 1 else "")
+
+    lines = ["| T | " + " | ".join(label(pair, v) for v in names) + f" | {SHAPES[b][0]} / {SHAPES[a][0]} |",
+             "|---:|" + "---:|" * (len(names) + 1)]
+    for t in lengths:
+        lines.append(f"| {t} | " + " | ".join(spread(v, t) for v in names) + f" | {med(b, t) / med(a, t):.2f} |")
+    ratios = {t: [results[(b, t)][r]["seconds"] / results[(a, t)][r]["seconds"] for r in range(rounds)] for t in lengths}
+    lines += ["", f"{SHAPES[b][0]} / {SHAPES[a][0]} per round: "
+              + "; ".join(f"T = {t}: " + ", ".join(f"{x:.2f}" for x in ratios[t]) for t in lengths) + "."]
+    lines += ["", "Peak memory added by a step (MiB) and the largest batch that fits "
+              f"{MEMORY_GIB} GiB (estimated, see the script's doc):", "",
+              "| T | " + " | ".join(label(pair, v) for v in names if v not in ("projectors", "heads"))
+              + (" | hybrid / (sum of components) |" if "hybrid" in names else " |"),
+              "|---:|" + "---|" * len([v for v in names if v not in ("projectors", "heads")])
+              + ("---:|" if "hybrid" in names else "")]
+    for t in lengths:
+        cells = []
+        for v in names:
+            if v in ("projectors", "heads"):
+                continue
+            peak, params = med(v, t, "peak_mib"), results[(v, t)][0]["params"]
+            static = 16 * params / 2**20
+            batch = max(0, int((MEMORY_GIB * 1024 - static) // max(1.0, peak - static)))
+            cells.append(f"{peak:.0f} (batch <= {batch})")
+        row = f"| {t} | " + " | ".join(cells)
+        if "hybrid" in names:
+            row += f" | {med('hybrid', t, 'peak_mib') / (med(a, t, 'peak_mib') + med(b, t, 'peak_mib')):.2f}"
+        lines.append(row + " |")
+    if "hybrid" in names:
+        lines += ["", "Where the hybrid's step goes (medians, seconds and share of the hybrid's step):", "",
+                  f"| T | {SHAPES[a][0]} layers | {SHAPES[b][0]} layers | embeddings + heads | projectors | rest (glue) "
+                  "| hybrid | hybrid / (a + b + projectors), per round |", "|---:|---:|---:|---:|---:|---:|---:|---|"]
+        for t in lengths:
+            hyb, heads, proj = med("hybrid", t), med("heads", t), med("projectors", t)
+            half = heads / 2  # each component's own embedding and head, about half of both
+            la, lb = med(a, t) - half, med(b, t) - half
+            rest = hyb - la - lb - heads - proj
+            per_round = [results[("hybrid", t)][r]["seconds"] / (results[(a, t)][r]["seconds"]
+                         + results[(b, t)][r]["seconds"] + results[("projectors", t)][r]["seconds"]) for r in range(rounds)]
+            cells = [f"{x:.2f} ({100 * x / hyb:.0f}%)" for x in (la, lb, heads, proj, rest)]
+            lines.append(f"| {t} | " + " | ".join(cells) + f" | {hyb:.2f} | **{statistics.median(per_round):.2f}** ("
+                         + ", ".join(f"{x:.2f}" for x in per_round) + ") |")
+    if len(lengths) > 1:
+        first, last = lengths[0], lengths[-1]
+        shown = [v for v in names if v not in ("projectors", "heads")]
+        slopes = {v: math.log(med(v, last) / med(v, first)) / math.log(last / first) for v in shown}
+        lines += ["", f"Growth with T (log-log slope of step time, T = {first}..{last}): "
+                  + ", ".join(f"{label(pair, v)} {s:.2f}" for v, s in slopes.items()) + "."]
+    threads = sorted({x["threads"] for xs in results.values() for x in xs})
+    return textwrap.dedent(f"""\
+        Measured with `python benchmarks/scale.py --pair {pair} --lengths {' '.join(map(str, lengths))} --rounds {rounds}`
+        on {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, torch {torch.__version__},
+        {', '.join(map(str, threads))} torch threads; batch 1, medians over {rounds} interleaved rounds (range in
+        brackets; one timed step after a warm-up, a fresh process per variant and T). Load average at start / end:
+        {load[0]:.2f} / {load[1]:.2f}.
+
+        """) + "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pair", choices=sorted(PAIRS), default="130m")
     parser.add_argument("--lengths", type=int, nargs="+", default=[512, 1024, 2048])
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--write", type=Path)
     parser.add_argument("--plot", type=Path, help="a log-log plot of step time against T")
-    parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        worker(args.worker[0], int(args.worker[1]))
+        worker(args.worker[0], args.worker[1], int(args.worker[2]))
         return
     results: dict[tuple[str, int], list[dict]] = {}
     load = [os.getloadavg()[0]]
     for r in range(args.rounds):
         for length in args.lengths:
-            for model in MODELS:
-                done = subprocess.run([sys.executable, __file__, "--worker", model, str(length)], capture_output=True,
-                                      text=True, cwd=ROOT, check=True)
+            for variant in variants(args.pair):
+                done = subprocess.run([sys.executable, __file__, "--worker", args.pair, variant, str(length)],
+                                      capture_output=True, text=True, cwd=ROOT)
+                if done.returncode != 0:
+                    sys.exit(f"{variant} at T = {length} failed:\n{done.stderr[-3000:]}")
                 out = json.loads(done.stdout.strip().splitlines()[-1])
-                results.setdefault((model, length), []).append(out)
-                print(f"round {r + 1}: {model} T={length}: {out['seconds']:.2f} s, {out['peak_mib']:.0f} MiB", flush=True)
+                results.setdefault((variant, length), []).append(out)
+                print(f"round {r + 1}: {variant} T={length}: {out['seconds']:.2f} s, {out['peak_mib']:.0f} MiB", flush=True)
     load.append(os.getloadavg()[0])
-
-    def med(model: str, length: int, key: str) -> float:
-        return statistics.median(x[key] for x in results[(model, length)])
-
-    lines = ["| T | GPT-Neo-125M | Mamba-130M | Mamba / GPT-Neo | hybrid | hybrid / (neo + mamba) "
-             "| peak MiB neo / mamba / hybrid | hybrid peak / (neo + mamba) |",
-             "|---:|---:|---:|---:|---:|---:|---|---:|"]
-    for length in args.lengths:
-        neo, mamba, hyb = (med(m, length, "seconds") for m in MODELS)
-        pn, pm, ph = (med(m, length, "peak_mib") for m in MODELS)
-        lines.append(f"| {length} | {neo:.2f} s | {mamba:.2f} s | {mamba / neo:.2f} | {hyb:.2f} s | {hyb / (neo + mamba):.2f} "
-                     f"| {pn:.0f} / {pm:.0f} / {ph:.0f} | {ph / (pn + pm):.2f} |")
-    if len(args.lengths) > 1:
-        first, last = args.lengths[0], args.lengths[-1]
-        slopes = {m: math.log(med(m, last, "seconds") / med(m, first, "seconds")) / math.log(last / first) for m in MODELS}
-        lines.append("")
-        lines.append("Growth with T (log-log slope of step time, T = {}..{}): ".format(first, last)
-                     + ", ".join(f"{m} {s:.2f}" for m, s in slopes.items()) + ".")
-    import torch
-
-    body = textwrap.dedent(f"""\
-        Measured with `python benchmarks/scale.py --lengths {' '.join(map(str, args.lengths))} --rounds {args.rounds}`
-        on {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, torch {torch.__version__},
-        {torch.get_num_threads()} torch threads; batch 1, medians over {args.rounds} interleaved rounds (one timed
-        step after a warm-up, a fresh process per model and T). Load average at start / end: {load[0]:.2f} / {load[1]:.2f}.
-
-        """) + "\n".join(lines) + "\n"
+    body = report(args.pair, args.lengths, args.rounds, results, load)
     print(body)
     if args.plot:
-        plot(args.plot, args.lengths, {m: [med(m, t, "seconds") for t in args.lengths] for m in MODELS})
+        shown = [v for v in variants(args.pair) if v not in ("projectors", "heads")]
+        plot(args.plot, args.lengths, {label(args.pair, v): [statistics.median(x["seconds"] for x in results[(v, t)])
+                                                             for t in args.lengths] for v in shown})
     if args.write:
-        write_section(args.write, "scale", "At the paper's shapes (GPT-Neo-125M, Mamba-130M, their hybrid)", body)
+        a, b = (SHAPES[n][0] for n in PAIRS[args.pair])
+        title = f"{a} and {b}" + ("" if args.pair == "extra" else ", and their hybrid")
+        write_section(args.write, f"scale-{args.pair}", f"At the paper's shapes: {title}", body)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ Backends:
   memory is the inputs plus one state per 16 tokens. CPU tensors only.
 - ``"cuda"``: mamba-ssm's fused kernel (``selective_scan_fn``); needs ``mamba_ssm`` and CUDA tensors.
 - ``"auto"``: ``"cuda"`` when mamba-ssm imports and the input is on a CUDA device; else ``"fused"``
-  when the kernel builds here (``fused_scan.available()``), else ``"chunked"``.
+  when the kernels build here (``kernels.available()``), else ``"chunked"``.
 
 Dtypes: the reference keeps the state in float32 (or wider), casts it to the input dtype before the
 contraction with C, then adds ``D * u`` and gates with the dtypes it is given. The chunked backend
@@ -51,7 +51,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from . import fused_scan
+from . import fused_scan, kernels
 
 BACKENDS = ("auto", "fused", "chunked", "reference", "cuda")
 DEFAULT_MAX_TILE_ELEMENTS = 1 << 20  # 4 MiB per float32 tile buffer: cache-sized (best on 2 cores at widths 256-1536)
@@ -128,7 +128,7 @@ def resolve_backend(backend: str, u: torch.Tensor) -> str:
     if backend == "auto":
         if u.is_cuda:
             return "cuda" if _mamba_ssm_scan() is not None else "chunked"
-        return "fused" if fused_scan.available() else "chunked"
+        return "fused" if kernels.available() else "chunked"
     return backend
 
 

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from transformers.models.mamba.modeling_mamba import mamba_selective_scan
 
-from hybridc.nn import fused_scan
+from hybridc.nn import kernels
 from hybridc.nn.fused_scan import FusedScan
 from hybridc.nn.scan import chunked_scan, plan_chunks, selective_scan
 
@@ -190,17 +190,17 @@ def test_fused_results_do_not_depend_on_the_thread_count() -> None:
 def test_fused_kernel_builds_where_there_is_a_compiler() -> None:
     """CI and the README's machines have a C compiler: there the kernel must build, not silently fall back."""
     assert shutil.which("cc") or shutil.which("gcc")
-    assert fused_scan.available(), fused_scan.unavailable_reason()
-    assert fused_scan.unavailable_reason() is None
+    assert kernels.available(), kernels.unavailable_reason()
+    assert kernels.unavailable_reason() is None
 
 
 def test_without_a_working_compiler_auto_falls_back_to_chunked(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("HYBRIDC_KERNEL_CACHE", str(tmp_path))
     monkeypatch.setenv("CC", "false")
-    kernel = fused_scan._Kernel()
-    assert kernel.get() is None and "compiling scan_kernel.c" in kernel.reason
+    library = kernels._Library()
+    assert library.get() is None and "compiling mamba_kernels.c" in library.reason
     assert list(tmp_path.iterdir()) == []  # no half-written library left behind
-    monkeypatch.setattr(fused_scan, "_KERNEL", kernel)
+    monkeypatch.setattr(kernels, "_LIBRARY", library)
     inputs = {k: v.detach() for k, v in make_inputs(1, 3, 17, 2).items()}
     auto = selective_scan(**inputs, delta_softplus=True)
     assert torch.equal(auto, selective_scan(**inputs, delta_softplus=True, backend="chunked"))
@@ -210,7 +210,7 @@ def test_without_a_working_compiler_auto_falls_back_to_chunked(tmp_path, monkeyp
 
 def test_the_kernel_can_be_turned_off(monkeypatch) -> None:
     monkeypatch.setenv("HYBRIDC_FUSED_SCAN", "0")
-    assert not fused_scan.available() and "HYBRIDC_FUSED_SCAN=0" in fused_scan.unavailable_reason()
+    assert not kernels.available() and "HYBRIDC_FUSED_SCAN=0" in kernels.unavailable_reason()
     inputs = {k: v.detach() for k, v in make_inputs(1, 3, 17, 2).items()}
     assert torch.equal(selective_scan(**inputs, delta_softplus=True),
                        selective_scan(**inputs, delta_softplus=True, backend="chunked"))
@@ -218,10 +218,10 @@ def test_the_kernel_can_be_turned_off(monkeypatch) -> None:
 
 def test_the_built_kernel_is_kept_and_reused(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("HYBRIDC_KERNEL_CACHE", str(tmp_path))
-    first = fused_scan.build()
+    first = kernels.build()
     assert first.parent == tmp_path and first.exists()
     stamp = first.stat().st_mtime_ns
-    assert fused_scan.build() == first and first.stat().st_mtime_ns == stamp
+    assert kernels.build() == first and first.stat().st_mtime_ns == stamp
     assert [p.name for p in tmp_path.iterdir()] == [first.name]
 
 

@@ -3,7 +3,8 @@
 transformers' Mamba without mamba-ssm runs the selective scan as a Python loop over tokens whose
 backward is quadratic in T. ``block_forward`` computes what ``MambaBlock.forward`` computes for a
 full sequence (no generation cache) -- RMSNorm, the residual (float32 when ``residual_in_fp32``),
-in_proj, the causal depthwise conv1d + activation, the padding-mask multiplications, x_proj,
+in_proj, the causal depthwise conv1d + activation (``hybridc.nn.fused_conv``, token-major, when the scan
+backend is "fused"), the padding-mask multiplications, x_proj,
 dt_proj, the scan with D and the silu(gate), out_proj -- from the block's own ``Parameter``
 objects, and hands the scan to ``hybridc.nn.scan.selective_scan`` with a chosen backend.
 
@@ -25,7 +26,8 @@ from torch import nn
 from transformers.cache_utils import Cache
 from transformers.models.mamba.modeling_mamba import apply_mask_to_padding_states, causal_conv1d_fn
 
-from ...nn.scan import selective_scan
+from ...nn import fused_conv
+from ...nn.scan import resolve_backend, selective_scan
 
 SCAN_BACKENDS = ("auto", "fused", "chunked", "reference", "cuda", "transformers")
 
@@ -89,9 +91,14 @@ def mixer_forward(
         # keeps the last conv_kernel_size inputs; returns the stored ones followed by x (at a prefill: x,
         # left-padded when shorter than the kernel)
         x = cache.update_conv_state(x, mixer.layer_idx, conv_kernel_size=mixer.conv_kernel_size)
-    x = causal_conv1d_fn(x, mixer.conv1d.weight.squeeze(1), mixer.conv1d.bias, activation=mixer.activation)
-    x = x[..., x.shape[-1] - length:]  # (B, I, T)
-    x = apply_mask_to_padding_states(x.transpose(1, 2), attention_mask).contiguous()  # (B, T, I)
+    weight = mixer.conv1d.weight.squeeze(1)  # (I, K)
+    if cache is None and resolve_backend(backend, x) == "fused" and fused_conv.supports(x, weight, mixer.activation):
+        x = fused_conv.causal_conv1d_silu(x.transpose(1, 2), weight, mixer.conv1d.bias)  # (B, T, I), no copies
+        x = apply_mask_to_padding_states(x, attention_mask)
+    else:
+        x = causal_conv1d_fn(x, weight, mixer.conv1d.bias, activation=mixer.activation)
+        x = x[..., x.shape[-1] - length:]  # (B, I, T)
+        x = apply_mask_to_padding_states(x.transpose(1, 2), attention_mask).contiguous()  # (B, T, I)
     time_step, B, C = torch.split(
         mixer.x_proj(x), [mixer.time_step_rank, mixer.ssm_state_size, mixer.ssm_state_size], dim=-1
     )

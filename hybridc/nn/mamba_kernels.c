@@ -1,5 +1,6 @@
-/* Mamba's selective scan on the CPU: one fused pass per direction (hybridc.nn.fused_scan builds
- * and loads this file; see that module for the math and the layouts).
+/* Mamba's CPU kernels, built and loaded by hybridc.nn.kernels: the selective scan, one fused pass per
+ * direction (hybridc.nn.fused_scan: the math and the layouts), and the causal depthwise conv1d with its
+ * SiLU (hybridc.nn.fused_conv, at the end of this file).
  *
  *   h_t = exp(dt_t * A) * h_{t-1} + dt_t * u_t * B_t      (per channel c and state n)
  *   y_t = sum_n C_t[n] * h_t[n]
@@ -171,3 +172,93 @@ int scan_bwd_##SUFFIX(int64_t b, int64_t T, int64_t d, int64_t N, int64_t L,    
 
 DEFINE_SCAN(float, f32, exp2_f32)
 DEFINE_SCAN(double, f64, exp2_f64)
+
+/* Mamba's causal depthwise conv1d and its SiLU, token-major (hybridc.nn.fused_conv):
+ *
+ *   pre[b, t, c] = bias[c] + sum_k wt[k, c] * x[b, t - K + 1 + k, c]   (x = 0 before the first token)
+ *   y = silu(pre) = pre / (1 + exp(-pre))
+ *
+ * x (b, T, .) has rows xs elements apart (a slice of a wider tensor: the mixer's in_proj output), wt is
+ * the (K, d) transposed kernel; y, gy, g_x are (b, T, d). The backward recomputes pre and writes the
+ * kernel's and bias's gradients per batch row, g_wt (b, K, d) and g_bias (b, d), for the caller to add.
+ * K is at most MAX_CONV_KERNEL (the backward returns 2 otherwise; Mamba's is 4).
+ */
+#define MAX_CONV_KERNEL 16
+int conv_max_kernel(void) { return MAX_CONV_KERNEL; }
+
+#define DEFINE_CONV(T_, SUFFIX, EXPNEG)                                                                   \
+int conv_fwd_##SUFFIX(int64_t b, int64_t T, int64_t d, int64_t K, int64_t xs, const T_ *x,               \
+                      const T_ *wt, const T_ *bias, T_ *y, int nthreads) {                               \
+    const int64_t groups = (d + W - 1) / W;                                                               \
+    _Pragma("omp parallel for schedule(static) num_threads(nthreads)")                                    \
+    for (int64_t item = 0; item < b * groups; item++) {                                                   \
+        const int64_t bi = item / groups, c0 = (item % groups) * W;                                       \
+        const int64_t cw = d - c0 < W ? d - c0 : W;                                                       \
+        for (int64_t t = 0; t < T; t++) {                                                                 \
+            T_ acc[W];                                                                                    \
+            for (int64_t c = 0; c < cw; c++) acc[c] = bias ? bias[c0 + c] : 0;                            \
+            for (int64_t k = 0; k < K; k++) {                                                             \
+                const int64_t tt = t - K + 1 + k;                                                         \
+                if (tt < 0) continue;                                                                     \
+                const T_ *xr = x + (bi * T + tt) * xs + c0, *wk = wt + k * d + c0;                        \
+                for (int64_t c = 0; c < cw; c++) acc[c] += wk[c] * xr[c];                                 \
+            }                                                                                             \
+            T_ *yr = y + (bi * T + t) * d + c0;                                                           \
+            for (int64_t c = 0; c < cw; c++) yr[c] = acc[c] / (1 + EXPNEG(acc[c]));                       \
+        }                                                                                                 \
+    }                                                                                                     \
+    return 0;                                                                                             \
+}                                                                                                         \
+                                                                                                          \
+int conv_bwd_##SUFFIX(int64_t b, int64_t T, int64_t d, int64_t K, int64_t xs, const T_ *x,               \
+                      const T_ *wt, const T_ *bias, const T_ *gy, T_ *g_x, T_ *g_wt, T_ *g_bias,         \
+                      int nthreads) {                                                                     \
+    const int64_t groups = (d + W - 1) / W;                                                               \
+    if (K > MAX_CONV_KERNEL) return 2;                                                                    \
+    _Pragma("omp parallel for schedule(static) num_threads(nthreads)")                                    \
+    for (int64_t item = 0; item < b * groups; item++) {                                                   \
+        const int64_t bi = item / groups, c0 = (item % groups) * W;                                       \
+        const int64_t cw = d - c0 < W ? d - c0 : W;                                                       \
+        T_ gw[MAX_CONV_KERNEL * W], gb[W];                                                                \
+        for (int64_t i = 0; i < K * W; i++) gw[i] = 0;                                                    \
+        for (int64_t c = 0; c < W; c++) gb[c] = 0;                                                        \
+        for (int64_t t = 0; t < T; t++)                                                                   \
+            memset(g_x + (bi * T + t) * d + c0, 0, (size_t)cw * sizeof(T_));                              \
+        for (int64_t t = T - 1; t >= 0; t--) {                                                            \
+            T_ pre[W], g[W];                                                                              \
+            for (int64_t c = 0; c < cw; c++) pre[c] = bias ? bias[c0 + c] : 0;                            \
+            for (int64_t k = 0; k < K; k++) {                                                             \
+                const int64_t tt = t - K + 1 + k;                                                         \
+                if (tt < 0) continue;                                                                     \
+                const T_ *xr = x + (bi * T + tt) * xs + c0, *wk = wt + k * d + c0;                        \
+                for (int64_t c = 0; c < cw; c++) pre[c] += wk[c] * xr[c];                                 \
+            }                                                                                             \
+            const T_ *gyr = gy + (bi * T + t) * d + c0;                                                   \
+            for (int64_t c = 0; c < cw; c++) {                                                            \
+                const T_ s = 1 / (1 + EXPNEG(pre[c]));                                                    \
+                g[c] = gyr[c] * s * (1 + pre[c] * (1 - s));                                               \
+                gb[c] += g[c];                                                                            \
+            }                                                                                             \
+            for (int64_t k = 0; k < K; k++) {                                                             \
+                const int64_t tt = t - K + 1 + k;                                                         \
+                if (tt < 0) continue;                                                                     \
+                const T_ *xr = x + (bi * T + tt) * xs + c0, *wk = wt + k * d + c0;                        \
+                T_ *gxr = g_x + (bi * T + tt) * d + c0, *gwk = gw + k * W;                                \
+                for (int64_t c = 0; c < cw; c++) {                                                        \
+                    gxr[c] += wk[c] * g[c];                                                               \
+                    gwk[c] += xr[c] * g[c];                                                               \
+                }                                                                                         \
+            }                                                                                             \
+        }                                                                                                 \
+        for (int64_t k = 0; k < K; k++)                                                                   \
+            memcpy(g_wt + (bi * K + k) * d + c0, gw + k * W, (size_t)cw * sizeof(T_));                    \
+        memcpy(g_bias + bi * d + c0, gb, (size_t)cw * sizeof(T_));                                        \
+    }                                                                                                     \
+    return 0;                                                                                             \
+}
+
+static inline float expneg_f32(float x) { return exp2_f32(-x * 1.4426950408889634f); }
+static inline double expneg_f64(double x) { return exp(-x); }
+
+DEFINE_CONV(float, f32, expneg_f32)
+DEFINE_CONV(double, f64, expneg_f64)
