@@ -5,11 +5,13 @@
 Both components are built by hybridc at the paper's shapes with random weights (GPT-Neo-125M: 12 layers,
 width 768, 12 heads, local/global attention; Mamba-130M: 24 layers, width 768, state 16, expand 2), inside
 one hybrid, and each is trained alone: its embedding -> its segments -> its head, the modules the hybrid
-holds (so Mamba runs hybridc's chunked scan), batch 1, forward + backward + AdamW on a causal-LM loss.
+holds (so Mamba runs what hybridc's "auto" scan backend picks: the fused CPU kernels where they build),
+batch 1, forward + backward + AdamW on a causal-LM loss.
 
 For each number of busy processes (each a pure-Python loop that keeps one core busy), and with float32
 subnormals kept or flushed to zero (``torch.set_flush_denormal``), the two steps are interleaved for
-``--rounds`` rounds after a warm-up step each; the table shows medians and each model's slowdown against
+``--rounds`` rounds after a warm-up step each (and two more for each model before the first setting: a
+process's first steps fault in fresh memory pages and run slower); the table shows medians and each model's slowdown against
 its own quiet time (0 busy, same flush setting), and their ratio (Mamba's slowdown / GPT-Neo's).
 
 ``threads``: ``fixed`` keeps torch's default count (one per core) whatever the load; ``chosen`` is what
@@ -113,6 +115,9 @@ def main() -> None:
 
     steps = build(args.length)
     default = torch.get_num_threads()
+    for _ in range(2):  # the allocator's first steps fault in fresh pages: the first quiet row would look slow
+        for step in steps.values():
+            step()
     rows = []  # (threads policy, flush, busy, neo, mamba, spreads, load, threads)
     plan = [("fixed", False, k, args.rounds) for k in args.busy if k in (0, 2)]
     plan += [("chosen", ftz, k, args.rounds) for ftz in (False, True) for k in (args.busy if not ftz else [0, 2])]

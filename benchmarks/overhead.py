@@ -1,9 +1,11 @@
 """What the hybrid adds to its components: training-step time and peak memory, side by side.
 
     python benchmarks/overhead.py [--hidden 256] [--length 512] [--batch 2] [--layers 2] [--repeat 5]
-                                  [--threads 2] [--write benchmarks/README.md]
+                                  [--threads 2] [--attention llama|gpt-neox|gpt-neo] [--ssm mamba|mamba2]
+                                  [--write benchmarks/README.md]
 
-A two-block hybrid of a Llama-style attention model and a Mamba model (each ``--layers`` layers, width
+A two-block hybrid of an attention model (``--attention``: a Llama-style one by default) and a
+state-space model (``--ssm``: Mamba by default, or Mamba2) (each ``--layers`` layers, width
 ``--hidden``, vocabulary 256), mixture searched (both components run in every block), against references
 built from the same parts in the same process: each component alone (its embedding -> its segments ->
 its head, exactly the modules the hybrid holds, so the Mamba scan is the same), and the hybrid's
@@ -39,9 +41,10 @@ def spec_text(args) -> str:
         hybridc: 1
         name: overhead
         components:
-          attn: {{init: {{family: llama, hidden_size: {args.hidden}, layers: {args.layers}, heads: 8, vocab_size: 256,
-                  max_length: {args.length}}}, blocks: split(2)}}
-          ssm: {{init: {{family: mamba, hidden_size: {args.hidden}, layers: {args.layers}, vocab_size: 256}}, blocks: split(2)}}
+          attn: {{init: {{family: {args.attention}, hidden_size: {args.hidden}, layers: {args.layers}, heads: 8,
+                  vocab_size: 256, max_length: {args.length}}}, blocks: split(2)}}
+          ssm: {{init: {{family: {args.ssm}, hidden_size: {args.hidden}, layers: {args.layers}, vocab_size: 256}},
+                 blocks: split(2)}}
         hybrid: {{projector: linear, mixture: search}}
         """)
 
@@ -163,6 +166,8 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--attention", choices=["llama", "gpt-neox", "gpt-neo"], default="llama")
+    parser.add_argument("--ssm", choices=["mamba", "mamba2"], default="mamba")
     parser.add_argument("--worker", choices=VARIANTS)
     parser.add_argument("--write", type=Path)
     args = parser.parse_args()
@@ -191,14 +196,15 @@ def main() -> None:
     for name in VARIANTS:
         done = subprocess.run([sys.executable, __file__, "--worker", name, "--hidden", str(args.hidden), "--length",
                                str(args.length), "--batch", str(args.batch), "--layers", str(args.layers),
-                               "--threads", str(args.threads)], capture_output=True, text=True, cwd=ROOT)
+                               "--threads", str(args.threads), "--attention", args.attention, "--ssm", args.ssm],
+                              capture_output=True, text=True, cwd=ROOT)
         memory[name] = json.loads(done.stdout.strip().splitlines()[-1])["memory_mib"] if done.returncode == 0 else None
     rounds = range(args.repeat)  # ratios per round of back-to-back steps, then the median
     hybrid_ratio = statistics.median(times["hybrid"][r] / (times["attn"][r] + times["ssm"][r] + times["projectors"][r])
                                      for r in rounds)
     discrete_ratio = statistics.median(times["discretized"][r] / times["selected"][r] for r in rounds)
     rows = [
-        ("attention alone (its embedding, segments, head)", "attn"), ("Mamba alone", "ssm"),
+        (f"attention ({args.attention}) alone (its embedding, segments, head)", "attn"), (f"{args.ssm} alone", "ssm"),
         ("the hybrid's projectors alone", "projectors"), ("hybrid (searched mixture, both components run)", "hybrid"),
         ("selected segments chained by hand (attention, then Mamba)", "selected"), ("discretized hybrid (the same)", "discretized"),
     ]
@@ -207,7 +213,7 @@ def main() -> None:
         mem = f"{memory[key]:.0f}" if memory[key] is not None else "-"
         lines.append(f"| {label} | {med[key]:.3f} | {mem} |")
     text = "\n".join(lines) + (
-        f"\n\nHybrid step / (attention + Mamba + projectors) = **{hybrid_ratio:.3f}** (target <= 1.05); "
+        f"\n\nHybrid step / (attention + {args.ssm} + projectors) = **{hybrid_ratio:.3f}** (target <= 1.05); "
         f"discretized / selected segments = **{discrete_ratio:.3f}** (medians of per-round ratios: each round runs "
         f"every variant's step back to back).\n\n"
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
@@ -217,7 +223,8 @@ def main() -> None:
         f"Command: `python benchmarks/overhead.py {' '.join(sys.argv[1:])}`\n")
     print(text)
     if args.write:
-        write_section(args.write, "overhead", "Hybrid overhead", text)
+        key = "overhead" if (args.attention, args.ssm) == ("llama", "mamba") else f"overhead-{args.attention}-{args.ssm}"
+        write_section(args.write, key, f"Hybrid overhead ({args.attention} + {args.ssm})", text)
 
 
 if __name__ == "__main__":

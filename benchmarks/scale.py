@@ -2,7 +2,7 @@
 step goes.
 
     python benchmarks/scale.py [--pair 130m|400m|extra] [--lengths 512 1024 2048] [--rounds 2]
-                               [--write benchmarks/README.md] [--plot docs/scale.png]
+                               [--warmup 2] [--steps 2] [--write benchmarks/README.md] [--plot docs/scale.png]
 
 Models, built by hybridc with random weights at the shapes of the paper's components (``SHAPES``):
 GPT-Neo-125M (12 layers, width 768, 12 heads, local/global attention), Mamba-130M (24 layers, width 768,
@@ -17,16 +17,25 @@ Variants: each component alone (its embedding -> its segments -> its head: the m
 so Mamba runs the same scan), the hybrid, the hybrid's projectors alone (forward + backward on an input
 that requires grad, as inside a network) and both components' embeddings and heads alone (on hidden
 states that require grad). A step is forward + backward + AdamW on a causal-LM loss, batch 1. Each
-(variant, T) runs in a fresh process that builds the model, takes a warm-up step and one timed step, and
-reports the peak resident memory the steps added (VmHWM after minus VmRSS before); rounds are interleaved
-over every (variant, T), and tables show medians with the rounds' range.
+(variant, T) runs in a fresh process that builds the model, takes ``--warmup`` steps and then ``--steps``
+timed steps (their median is the process's time), and reports the peak resident memory the steps added
+(VmHWM after minus VmRSS before); rounds are interleaved over every (variant, T), and tables show medians
+over the rounds with their range. Two warm-up steps, not one: the memory allocator keeps faulting in fresh
+pages for the first steps (a GPT-Neo-125M step at T = 1024 faulted 7.3 GB of pages in its first step, 3 GB
+by its fourth, and took 7.9 s, then 6.1 s), and the hybrid, with twice the memory in flight, settles later:
+timed at its second step it looked 1.2x its parts, at its fourth 1.0x.
 
 Breakdown of the hybrid's step: the components' layers (each alone minus its embedding and head, taken
 as half of both components' embeddings and heads, which are timed together), the
 embeddings and heads, the projectors, and the rest (the hybrid minus all of those: the mixture's glue,
 what the segments cost together beyond alone). ``hybrid / (a + b + projectors)`` is the issue's ratio.
 The largest batch is an estimate: 24 GiB less the weights, gradients and AdamW's two moments (16 bytes
-per parameter) divided by what one sequence adds at batch 1 (its peak less those), rounded down.
+per parameter) divided by what one sequence adds at batch 1 (the step's added peak less the gradients and
+moments, 12 bytes per parameter: the weights were resident before the steps), rounded down; the process's
+own base (Python, torch: about 0.5 GB) is not counted.
+
+``--from-log LOG`` writes the report from the per-round lines of an earlier run's output (parameter
+counts are taken from the models, built again) instead of measuring.
 """
 
 from __future__ import annotations
@@ -87,7 +96,7 @@ def rss_kib(field: str) -> int:
     return 0
 
 
-def worker(pair: str, variant: str, length: int) -> None:
+def worker(pair: str, variant: str, length: int, warmup: int, steps: int) -> None:
     """One timed step of ``variant`` of ``pair`` at ``length`` in this process; prints JSON."""
     sys.path.insert(0, str(ROOT))
     import torch
@@ -147,8 +156,9 @@ def worker(pair: str, variant: str, length: int) -> None:
         return time.perf_counter() - began
 
     before = rss_kib("VmRSS")
-    step()
-    seconds = step()
+    for _ in range(warmup):
+        step()
+    seconds = statistics.median(step() for _ in range(steps))
     print(json.dumps({"seconds": seconds, "peak_mib": (rss_kib("VmHWM") - before) / 1024,
                       "params": sum(p.numel() for p in params), "threads": torch.get_num_threads()}))
 
@@ -159,14 +169,20 @@ def plot(path: Path, lengths: list[int], seconds: dict[str, list[float]]) -> Non
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import NullFormatter, ScalarFormatter
+    from matplotlib.ticker import NullFormatter
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
     for label, values in seconds.items():
         ax.loglog(lengths, values, marker="o", label=label)
+    parts = [label for label in seconds if not label.startswith("hybrid")]
+    if len(parts) == 2 and len(seconds) == 3:  # the hybrid's reference: its two components' steps added
+        ax.loglog(lengths, [a + b for a, b in zip(*(seconds[p] for p in parts))], ls="--", color="gray",
+                  label=f"{parts[0]} + {parts[1]}")
     ax.set_xticks(lengths, [str(t) for t in lengths])
     ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.yaxis.set_major_formatter(ScalarFormatter())
+    low, high = min(min(v) for v in seconds.values()), max(max(v) for v in seconds.values())
+    ticks = [t for t in (1, 2, 3, 5, 10, 20, 30, 50, 100, 200, 300, 500) if low / 1.5 <= t <= high * 1.5]
+    ax.set_yticks(ticks, [str(t) for t in ticks])
     ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("sequence length T (tokens)")
     ax.set_ylabel("training step (s), batch 1")
@@ -187,7 +203,7 @@ def label(pair: str, variant: str) -> str:
             "heads": "both embeddings and heads alone"}[variant]
 
 
-def report(pair: str, lengths: list[int], rounds: int, results: dict, load: list[float]) -> str:
+def report(pair: str, lengths: list[int], rounds: int, warmup: int, steps: int, results: dict, load: list[float]) -> str:
     """The Markdown section: steps, memory, breakdown and ratios."""
     import torch
 
@@ -220,8 +236,8 @@ def report(pair: str, lengths: list[int], rounds: int, results: dict, load: list
             if v in ("projectors", "heads"):
                 continue
             peak, params = med(v, t, "peak_mib"), results[(v, t)][0]["params"]
-            static = 16 * params / 2**20
-            batch = max(0, int((MEMORY_GIB * 1024 - static) // max(1.0, peak - static)))
+            per_sequence = max(1.0, peak - 12 * params / 2**20)
+            batch = max(0, int((MEMORY_GIB * 1024 - 16 * params / 2**20) // per_sequence))
             cells.append(f"{peak:.0f} (batch <= {batch})")
         row = f"| {t} | " + " | ".join(cells)
         if "hybrid" in names:
@@ -249,11 +265,11 @@ def report(pair: str, lengths: list[int], rounds: int, results: dict, load: list
                   + ", ".join(f"{label(pair, v)} {s:.2f}" for v, s in slopes.items()) + "."]
     threads = sorted({x["threads"] for xs in results.values() for x in xs})
     return textwrap.dedent(f"""\
-        Measured with `python benchmarks/scale.py --pair {pair} --lengths {' '.join(map(str, lengths))} --rounds {rounds}`
-        on {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, torch {torch.__version__},
-        {', '.join(map(str, threads))} torch threads; batch 1, medians over {rounds} interleaved rounds (range in
-        brackets; one timed step after a warm-up, a fresh process per variant and T). Load average at start / end:
-        {load[0]:.2f} / {load[1]:.2f}.
+        Measured with `python benchmarks/scale.py --pair {pair} --lengths {' '.join(map(str, lengths))} --rounds {rounds}
+        --warmup {warmup} --steps {steps}` on {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()},
+        torch {torch.__version__}, {', '.join(map(str, threads))} torch threads; batch 1, medians over {rounds} interleaved
+        rounds (range in brackets; each the median of {steps} steps after {warmup} warm-up steps, a fresh process per
+        variant and T). Load average at start / end: {load[0]:.2f} / {load[1]:.2f}.
 
         """) + "\n".join(lines) + "\n"
 
@@ -263,27 +279,27 @@ def main() -> None:
     parser.add_argument("--pair", choices=sorted(PAIRS), default="130m")
     parser.add_argument("--lengths", type=int, nargs="+", default=[512, 1024, 2048])
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps first, in each process")
+    parser.add_argument("--steps", type=int, default=2, help="timed steps, in each process (their median)")
     parser.add_argument("--write", type=Path)
     parser.add_argument("--plot", type=Path, help="a log-log plot of step time against T")
-    parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--from-log", type=Path, help="report an earlier run's output instead of measuring")
+    parser.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--count", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        worker(args.worker[0], args.worker[1], int(args.worker[2]))
+        worker(args.worker[0], args.worker[1], *map(int, args.worker[2:]))
         return
-    results: dict[tuple[str, int], list[dict]] = {}
-    load = [os.getloadavg()[0]]
-    for r in range(args.rounds):
-        for length in args.lengths:
-            for variant in variants(args.pair):
-                done = subprocess.run([sys.executable, __file__, "--worker", args.pair, variant, str(length)],
-                                      capture_output=True, text=True, cwd=ROOT)
-                if done.returncode != 0:
-                    sys.exit(f"{variant} at T = {length} failed:\n{done.stderr[-3000:]}")
-                out = json.loads(done.stdout.strip().splitlines()[-1])
-                results.setdefault((variant, length), []).append(out)
-                print(f"round {r + 1}: {variant} T={length}: {out['seconds']:.2f} s, {out['peak_mib']:.0f} MiB", flush=True)
-    load.append(os.getloadavg()[0])
-    body = report(args.pair, args.lengths, args.rounds, results, load)
+    if args.count:
+        count(*args.count[:2], int(args.count[2]))
+        return
+    if args.from_log:
+        results, load = from_log(args.pair, args.from_log)
+        args.rounds = len(next(iter(results.values())))
+        args.lengths = sorted({t for _, t in results})
+    else:
+        results, load = measure(args)
+    body = report(args.pair, args.lengths, args.rounds, args.warmup, args.steps, results, load)
     print(body)
     if args.plot:
         shown = [v for v in variants(args.pair) if v not in ("projectors", "heads")]
@@ -293,6 +309,67 @@ def main() -> None:
         a, b = (SHAPES[n][0] for n in PAIRS[args.pair])
         title = f"{a} and {b}" + ("" if args.pair == "extra" else ", and their hybrid")
         write_section(args.write, f"scale-{args.pair}", f"At the paper's shapes: {title}", body)
+
+
+def measure(args) -> tuple[dict, list[float]]:
+    """Every (variant, T) in a fresh process, ``args.rounds`` interleaved rounds."""
+    results: dict[tuple[str, int], list[dict]] = {}
+    load = [os.getloadavg()[0]]
+    for r in range(args.rounds):
+        for length in args.lengths:
+            for variant in variants(args.pair):
+                done = subprocess.run([sys.executable, __file__, "--worker", args.pair, variant, str(length),
+                                       str(args.warmup), str(args.steps)],
+                                      capture_output=True, text=True, cwd=ROOT)
+                if done.returncode != 0:
+                    sys.exit(f"{variant} at T = {length} failed:\n{done.stderr[-3000:]}")
+                out = json.loads(done.stdout.strip().splitlines()[-1])
+                results.setdefault((variant, length), []).append(out)
+                print(f"round {r + 1}: {variant} T={length}: {out['seconds']:.2f} s, {out['peak_mib']:.0f} MiB, "
+                      f"{out['threads']} threads, load {os.getloadavg()[0]:.2f}", flush=True)
+    load.append(os.getloadavg()[0])
+    return results, load
+
+
+def count(pair: str, variant: str, length: int) -> None:
+    """Print the parameters a variant's optimizer steps (what ``worker`` counts), without training."""
+    sys.path.insert(0, str(ROOT))
+    from hybridc.nn.hybrid import lower
+    from hybridc.spec import load_spec
+
+    tmp = Path(tempfile.mkdtemp(prefix="hybridc-scale-"))
+    (tmp / "spec.yaml").write_text(spec_text(pair, length))
+    hybrid = lower(load_spec(tmp / "spec.yaml"))
+    names = PAIRS[pair]
+    if variant == "hybrid":
+        modules = [hybrid]
+    elif variant == "projectors":
+        modules = [p for block in hybrid.blocks for side in (block.in_proj, block.out_proj) for p in side.values()]
+    elif variant == "heads":
+        modules = [m for n in names for m in (hybrid.embed.sources[n], hybrid.head.heads[n])]
+    else:
+        modules = [hybrid.embed.sources[variant], *(b.segments[variant] for b in hybrid.blocks), hybrid.head.heads[variant]]
+    print(sum(p.numel() for p in {id(p): p for m in modules for p in m.parameters()}.values()))
+
+
+def from_log(pair: str, path: Path) -> tuple[dict, list[float]]:
+    """Results from the "round R: VARIANT T=L: S s, M MiB" lines of an earlier run's output."""
+    import re
+
+    results: dict[tuple[str, int], list[dict]] = {}
+    for line in path.read_text().splitlines():
+        hit = re.match(r"round \d+: (\S+) T=(\d+): ([\d.]+) s, ([\d.]+) MiB", line)
+        if hit:
+            results.setdefault((hit[1], int(hit[2])), []).append({"seconds": float(hit[3]), "peak_mib": float(hit[4])})
+    text = path.read_text()
+    loads = re.search(r"Load average at start / end:\s+(\d+\.\d+) / (\d+\.\d+)", text)
+    threads = re.search(r"(\d+) torch threads", text)
+    for (variant, length), rows in results.items():
+        done = subprocess.run([sys.executable, __file__, "--count", pair, variant, str(length)], capture_output=True,
+                              text=True, cwd=ROOT, check=True)
+        for row in rows:
+            row.update(params=int(done.stdout.strip().splitlines()[-1]), threads=int(threads[1]) if threads else "?")
+    return results, [float(loads[1]), float(loads[2])] if loads else [float("nan")] * 2
 
 
 if __name__ == "__main__":

@@ -48,8 +48,8 @@ class FusedScan(torch.autograd.Function):
         y = u.new_empty(b, T, d)
         hs = u.new_empty(b, K, N, d) if keep else None
         last = u.new_empty(b, N, d)
-        kernels.call("scan_fwd", u.dtype, b, T, d, N, CHUNK, ptr(u_t), ptr(dt_t), ptr(A2), ptr(B_t), ptr(C_t), ptr(h0_t),
-              ptr(y), ptr(hs), ptr(last))
+        kernels.call("scan_fwd", u.dtype, b, T, d, N, CHUNK, ptr(u_t), ptr(dt_t), ptr(A2), ptr(B_t), ptr(C_t),
+                     ptr(h0_t), ptr(y), ptr(hs), ptr(last))
         if keep:
             ctx.save_for_backward(u_t, dt_t, A, A2, B_t, C_t, hs)
         last = last.transpose(1, 2).contiguous()  # (b, d, N)
@@ -69,8 +69,8 @@ class FusedScan(torch.autograd.Function):
         g_A = u_t.new_empty(b, N, d)
         g_B, g_C = u_t.new_empty(groups, b, T, N), u_t.new_empty(groups, b, T, N)
         g_h0 = u_t.new_empty(b, N, d)
-        kernels.call("scan_bwd", u_t.dtype, b, T, d, N, CHUNK, ptr(u_t), ptr(dt_t), ptr(A2), ptr(At), ptr(B_t), ptr(C_t), ptr(hs),
-              ptr(gy_t), ptr(g_u), ptr(g_dt), ptr(g_A), ptr(g_B), ptr(g_C), ptr(g_h0))
+        kernels.call("scan_bwd", u_t.dtype, b, T, d, N, CHUNK, ptr(u_t), ptr(dt_t), ptr(A2), ptr(At), ptr(B_t),
+                     ptr(C_t), ptr(hs), ptr(gy_t), ptr(g_u), ptr(g_dt), ptr(g_A), ptr(g_B), ptr(g_C), ptr(g_h0))
         return (
             g_u.transpose(1, 2),
             g_dt.transpose(1, 2),

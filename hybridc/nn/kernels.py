@@ -8,7 +8,8 @@ features, and written atomically (a half-written file is never loaded; two proce
 each write their own temporary file). The library links the process's OpenMP runtime: torch's own
 ``libgomp.so.1`` is already loaded and is the one used, so the kernels and torch share one thread pool;
 each call runs on ``torch.get_num_threads()`` threads. When no compiler works, ``available()`` is False
-and ``unavailable_reason()`` says why (callers then use their PyTorch paths). ``HYBRIDC_FUSED_SCAN=0``
+and ``unavailable_reason()`` says why (callers then use their PyTorch paths; a RuntimeWarning says so
+once per process). ``HYBRIDC_FUSED_SCAN=0``
 turns the kernels off.
 
 ctypes releases the GIL for the duration of each call.
@@ -24,6 +25,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import warnings
 from pathlib import Path
 
 import torch
@@ -50,6 +52,8 @@ class _Library:
                     self.lib = _bind(ctypes.CDLL(str(build())))
                 except (OSError, RuntimeError, subprocess.SubprocessError) as error:
                     self.reason = str(error)
+                    warnings.warn(f"hybridc's CPU kernels are unavailable, Mamba runs the slower PyTorch scan: "
+                                  f"{self.reason}", RuntimeWarning, stacklevel=2)
             return self.lib
 
 

@@ -1,0 +1,291 @@
+"""The method's claims on pretrained components: search against a sweep, the hybrid against its parts.
+
+    python benchmarks/pretrained_study.py [--out runs/pretrained-study] [--seeds 0 1 2] [--quick]
+                                          [--write benchmarks/README.md] [--figure docs/pretrained-study.png]
+
+Everything is built here, from text every Python installation has, with hybridc itself:
+
+1. Two corpora. Pretraining: the source of the standard library's top-level modules (``*.py`` in
+   ``sysconfig.get_paths()["stdlib"]``, sorted by name, concatenated). Target: the English reference text
+   in ``pydoc_data.topics`` (the help topics, sorted by key): prose, not code.
+2. Two components of different families, same byte tokenizer: a GPT-Neo-style attention model and a
+   Mamba model (``COMPONENTS``), each pretrained alone on the code (a one-component spec, ``hybridc
+   train``), then exported as a plain Hugging Face directory (``hybridc discretize``).
+3. On the target, for every seed (the spec's ``train.seed``: data order, the split of the search data,
+   initial projectors):
+   - ``b1``: a one-block hybrid of the two, align -> search -> rewind -> retrain, with ``baselines: true``,
+     which also fine-tunes each component alone from its pretrained weights with the same budget (every
+     training stage becomes a fine-tuning stage of the same length) on the same splits;
+   - ``sweep``: the same one-block hybrid at 11 fixed mixtures (``hybridc sweep``: alpha[mamba] = 0, 0.1,
+     ..., 1; each point fine-tunes with the same budget, alphas fixed);
+   - ``b2``: a two-block hybrid, searched the same way, and ``b2-discrete``: the same with discretize
+     instead of rewind (each block keeps its heavier component);
+   - ``grid``: the two-block hybrid at the 3 x 3 fixed mixtures {0, 0.5, 1}^2.
+4. A table of test losses (mean over seeds, with the range) and a figure: the sweep's curve, where search
+   landed, the components alone. Regret = the searched hybrid's test loss - the best sweep point's (per
+   seed; the best point is chosen by validation loss, as a user would choose it).
+
+The spread of a result is its range over the seeds (max - min). ``--quick`` shrinks every budget to a
+smoke run (minutes; its numbers mean nothing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import sysconfig
+import textwrap
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from report import write_section  # noqa: E402
+
+COMPONENTS = {
+    "neo": "{family: gpt-neo, hidden_size: 128, layers: 4, heads: 4, vocab_size: 259, max_length: 256}",
+    "mamba": "{family: mamba, hidden_size: 128, layers: 4, vocab_size: 259}",
+}
+BLOCK = 128  # tokens per training sequence
+BUDGETS = {  # steps
+    "full": {"pretrain": 1500, "align": 100, "search": 200, "retrain": 200},
+    "quick": {"pretrain": 20, "align": 5, "search": 10, "retrain": 10},
+}
+BATCH = 16
+
+
+def write_corpora(data_dir: Path) -> tuple[Path, Path]:
+    """(pretraining corpus, target corpus): the standard library's source and pydoc's topics."""
+    from pydoc_data.topics import topics
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    code = data_dir / "stdlib.txt"
+    sources = sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py"))
+    code.write_text("".join(f"# ---- {p.name}\n{p.read_text(encoding='utf-8', errors='replace')}\n" for p in sources),
+                    encoding="utf-8")
+    prose = data_dir / "pydoc.txt"
+    prose.write_text("\n\n".join(topics[k].strip() for k in sorted(topics)) + "\n", encoding="utf-8")
+    return code, prose
+
+
+def pretrain_spec(name: str, seed: int, steps: int) -> str:
+    return textwrap.dedent(f"""\
+        hybridc: 1
+        name: pretrain-{name}
+        tokenizer: bytes
+        components:
+          {name}: {{init: {COMPONENTS[name]}}}
+        train:
+          seed: {seed}
+          stages:
+            - {{name: pretrain, kind: finetune, train: all, data: "text(data/stdlib.txt, block={BLOCK})",
+               steps: {steps}, batch_size: {BATCH}, lr: 2e-3, warmup: {max(1, steps // 20)}, eval_every: {steps}}}
+        """)
+
+
+def hybrid_spec(name: str, blocks: int, seed: int, budget: dict[str, int], *, discretize: bool = False,
+                baselines: bool = False) -> str:
+    """The target spec: both pretrained components, ``blocks`` blocks each, align -> search -> rewind
+    (or discretize) -> retrain."""
+    middle = "discretize" if discretize else "rewind"
+    return textwrap.dedent(f"""\
+        hybridc: 1
+        name: {name}
+        tokenizer: bytes
+        components:
+          neo: {{from: pretrained/neo, blocks: split({blocks})}}
+          mamba: {{from: pretrained/mamba, blocks: split({blocks})}}
+        hybrid: {{projector: linear, mixture: search}}
+        train:
+          seed: {seed}
+          baselines: {str(baselines).lower()}
+          stages:
+            - {{name: align, train: [projectors, alphas], data: "text(data/pydoc.txt, block={BLOCK})",
+               steps: {budget["align"]}, batch_size: {BATCH}, lr: 1e-3, eval_every: {budget["align"]}}}
+            - {{name: search, search: "darts(lr=0.05, alternate=true)", steps: {budget["search"]}, lr: 1e-3,
+               eval_every: {budget["search"]}}}
+            - {{name: {middle}}}
+            - {{name: retrain, steps: {budget["retrain"]}, lr: 1e-3, eval_every: {budget["retrain"]}}}
+        """)
+
+
+class Study:
+    def __init__(self, out: Path, budget: dict[str, int], seeds: list[int], quiet: bool = True):
+        self.out, self.budget, self.seeds, self.quiet = out, budget, seeds, quiet
+        self.results: dict = {"seeds": seeds, "budget": budget, "runs": {}}
+        self.began = time.perf_counter()
+
+    def say(self, text: str) -> None:
+        print(f"[{time.perf_counter() - self.began:7.1f} s] {text}", flush=True)
+
+    def spec(self, name: str, text: str):
+        from hybridc.spec import load_spec
+
+        path = self.out / f"{name}.yaml"
+        path.write_text(text)
+        return load_spec(path)
+
+    def train(self, name: str, text: str):
+        from hybridc.train.run import TrainOptions, train
+
+        self.say(f"training {name}")
+        return train(self.spec(name, text), TrainOptions(out_dir=self.out / "runs" / name, quiet=self.quiet, resume=True),
+                     say=lambda _: None)
+
+    def pretrain(self) -> None:
+        from hybridc.discretize import export
+        from hybridc.saved import load_hybrid
+
+        for name in COMPONENTS:
+            target = self.out / "pretrained" / name
+            result = self.train(f"pretrain-{name}", pretrain_spec(name, 0, self.budget["pretrain"]))
+            self.results["runs"][f"pretrain-{name}"] = result.test
+            exported = export(load_hybrid(result.run_dir), target)  # what `hybridc discretize RUN -o DIR` does
+            assert exported.kind != "hybrid", exported
+            self.say(f"exported {target} as a plain {exported.kind} model (test loss on code {result.test['loss']:.3f})")
+
+    def target_runs(self, seed: int) -> None:
+        from hybridc.experiments.common import final_alphas
+        from hybridc.experiments.sweep import parse_grid, run_sweep
+
+        b = self.budget
+        record = self.results["runs"].setdefault(str(seed), {})
+        result = self.train(f"b1-s{seed}", hybrid_spec(f"b1-s{seed}", 1, seed, b, baselines=True))
+        record["b1"] = {"test": result.test, "alphas": final_alphas(self.out / "runs" / f"b1-s{seed}"),
+                        "baselines": {row["model"].split()[0]: row for row in result.comparison[1:]}}
+        for name, blocks, discrete in (("b2", 2, False), ("b2-discrete", 2, True)):
+            run = f"{name}-s{seed}"
+            result = self.train(run, hybrid_spec(run, blocks, seed, b, discretize=discrete))
+            record[name] = {"test": result.test, "alphas": final_alphas(self.out / "runs" / run),
+                            "selection": list(result.selection or [])}
+        for name, blocks, grid in (("sweep", 1, "0:1:11"), ("grid", 2, "0:1:3")):
+            self.say(f"{name} (seed {seed})")
+            rs = self.spec(f"{name}-s{seed}", hybrid_spec(f"{name}-s{seed}", blocks, seed, b))
+            rows = run_sweep(rs, parse_grid(grid), self.out / "runs" / f"{name}-s{seed}", quiet=self.quiet,
+                             search_run=self.out / "runs" / f"b{blocks}-s{seed}", say=lambda _: None)
+            record[name] = rows
+
+    def run(self) -> dict:
+        self.out.mkdir(parents=True, exist_ok=True)
+        write_corpora(self.out / "data")
+        self.pretrain()
+        for seed in self.seeds:
+            self.target_runs(seed)
+        self.results["seconds"] = time.perf_counter() - self.began
+        (self.out / "results.json").write_text(json.dumps(self.results, indent=2) + "\n")
+        return self.results
+
+
+# ---- the report ------------------------------------------------------------------------------------
+
+
+def summary(results: dict) -> dict[str, list[float]]:
+    """Per seed: the test loss of every model, the best sweep and grid points (by validation loss)."""
+    rows: dict[str, list[float]] = {}
+
+    def add(key, value):
+        rows.setdefault(key, []).append(value)
+
+    for seed in map(str, results["seeds"]):
+        r = results["runs"][seed]
+        add("neo alone", r["b1"]["baselines"]["neo"]["loss"])
+        add("mamba alone", r["b1"]["baselines"]["mamba"]["loss"])
+        add("hybrid, 1 block, searched + retrained", r["b1"]["test"]["loss"])
+        best = min(r["sweep"], key=lambda p: p["valid_loss"])
+        add("best sweep point (1 block)", best["test_loss"])
+        add("alpha[mamba] of the best sweep point", best["alpha_block0"])
+        add("alpha[mamba] found by search (1 block)", r["b1"]["alphas"][0][1])
+        add("regret (1 block)", r["b1"]["test"]["loss"] - best["test_loss"])
+        add("hybrid, 2 blocks, searched + retrained", r["b2"]["test"]["loss"])
+        add("hybrid, 2 blocks, searched + discretized + retrained", r["b2-discrete"]["test"]["loss"])
+        best2 = min(r["grid"], key=lambda p: p["valid_loss"])
+        add("best grid point (2 blocks)", best2["test_loss"])
+        add("regret (2 blocks)", r["b2"]["test"]["loss"] - best2["test_loss"])
+        better = min(r["b1"]["baselines"]["neo"]["loss"], r["b1"]["baselines"]["mamba"]["loss"])
+        add("hybrid (1 block) - better component", r["b1"]["test"]["loss"] - better)
+    return rows
+
+
+def table(rows: dict[str, list[float]]) -> str:
+    lines = ["| | mean | range over seeds | per seed |", "|---|---:|---:|---|"]
+    for key, values in rows.items():
+        lines.append(f"| {key} | {statistics.mean(values):.4f} | {max(values) - min(values):.4f} | "
+                     + ", ".join(f"{v:.4f}" for v in values) + " |")
+    return "\n".join(lines)
+
+
+def figure(results: dict, path: Path) -> None:
+    """The sweep's test loss against alpha[mamba] (mean and range over seeds), search's alphas, the parts."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    seeds = list(map(str, results["seeds"]))
+    runs = results["runs"]
+    xs = [p["alpha_block0"] for p in runs[seeds[0]]["sweep"]]
+    curves = [[p["test_loss"] for p in runs[s]["sweep"]] for s in seeds]
+    mean = [statistics.mean(c[i] for c in curves) for i in range(len(xs))]
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    ax.fill_between(xs, [min(c[i] for c in curves) for i in range(len(xs))],
+                    [max(c[i] for c in curves) for i in range(len(xs))], alpha=0.2, color="C0")
+    ax.plot(xs, mean, "o-", color="C0", label="fixed mixture, fine-tuned (test loss, seeds' mean and range)")
+    for i, s in enumerate(seeds):
+        r = runs[s]["b1"]
+        ax.plot([r["alphas"][0][1]], [r["test"]["loss"]], "*", ms=12, color="C3",
+                label="searched + retrained (each seed)" if i == 0 else None)
+    for name, color in (("neo", "C1"), ("mamba", "C2")):
+        loss = statistics.mean(runs[s]["b1"]["baselines"][name]["loss"] for s in seeds)
+        ax.axhline(loss, ls="--", color=color, label=f"{name} alone, fine-tuned (mean)")
+    ax.set_xlabel("alpha[mamba] (one block; alpha[neo] = 1 - alpha[mamba])")
+    ax.set_ylabel("test loss (nats per byte)")
+    ax.set_title("Pretrained GPT-Neo-style + Mamba on pydoc's English text")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def report(results: dict, command: str) -> str:
+    import torch
+
+    rows = summary(results)
+    return textwrap.dedent(f"""\
+        Measured with `{command}` ({results['seconds'] / 60:.0f} min) on {platform.machine()}, {os.cpu_count()} cores,
+        Python {platform.python_version()}, torch {torch.__version__}. Budgets (steps of batch {BATCH}, {BLOCK} bytes):
+        {json.dumps(results['budget'])}; seeds {results['seeds']}. Test losses are nats per byte on the target's
+        test split.
+
+        """) + table(rows) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "pretrained-study")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--quick", action="store_true", help="smoke-run budgets")
+    parser.add_argument("--write", type=Path)
+    parser.add_argument("--figure", type=Path)
+    args = parser.parse_args()
+    study = Study(args.out, BUDGETS["quick" if args.quick else "full"], args.seeds)
+    results = study.run()
+    command = "python benchmarks/pretrained_study.py" + (" --quick" if args.quick else "") + \
+        ("" if args.seeds == [0, 1, 2] else " --seeds " + " ".join(map(str, args.seeds)))
+    body = report(results, command)
+    print(body)
+    if args.figure:
+        figure(results, args.figure)
+    if args.write:
+        write_section(args.write, "pretrained-study", "Pretrained components: search vs sweep, hybrid vs its parts", body)
+
+
+if __name__ == "__main__":
+    main()
