@@ -188,6 +188,10 @@ def _source(b: _Builder, name: str, node: Mapping) -> Source | None:
         return Source("local", text)
     items = []
     for key, value in init:
+        if not _IDENTIFIER.fullmatch(str(key.value)):
+            b.error(key.loc, f"'{str(key.value)[:40]}' in component '{name}' init is not a config key",
+                    "init keys are Hugging Face config attributes: letters, digits and underscores, e.g. hidden_size")
+            continue
         b.record(("components", name, "init", key.value), value)
         b.record(("components", name, "init", key.value, "key"), key)
         if isinstance(value, Scalar):
@@ -488,6 +492,7 @@ def _coerce(b: _Builder, node: Scalar, offset: int, sig: Signature, param, arg: 
 
 
 # ---- train -----------------------------------------------------------------------------------
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # a config attribute name
 _STAGE_KEYS_ORDER = ("name", "kind", "init", "train", "data", "search", "steps", "epochs", "batch_size", "grad_accum",
                      "lr", "weight_decay", "betas", "warmup", "schedule", "grad_clip", "eval_every")
 

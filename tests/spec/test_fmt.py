@@ -134,3 +134,18 @@ def test_fmt_keeps_the_comments_of_list_items(tmp_path):
     once = fmt_twice(tmp_path, '    - {name: align, data: "recall(vocab=8, length=8)", steps: 1}  # the first stage\n'
                                "    - name: retrain  # the second\n      steps: 2\n")
     assert "    - name: align  # the first stage\n" in once and "    - name: retrain  # the second\n" in once
+
+
+def test_an_init_key_that_is_not_a_config_attribute_is_a_located_error():
+    """Found by the text fuzzer: `heads:'xxx...' 4` parsed as one odd init key, passed validate, and fmt's
+    canonical output of it did not parse back. Init keys are config attributes: identifiers only."""
+    from pathlib import Path
+
+    from hybridc.errors import SpecError
+    from hybridc.spec.frontend import resolve
+
+    text = Path("specs/mad-sweep.yaml").read_text().replace("heads: 4", "heads:'" + "x" * 300 + "' 4")
+    with pytest.raises(SpecError) as caught:
+        resolve(parse_string(text, file="mad-sweep.yaml", base_dir=Path("specs")))
+    hits = [d for d in caught.value.diagnostics if "is not a config key" in d.message]
+    assert [(d.location.file, d.location.line) for d in hits] == [("mad-sweep.yaml", 8)], caught.value.diagnostics
