@@ -19,6 +19,7 @@ import torch
 
 from . import kernels
 from .kernels import ptr
+from .scan_inputs import compute_dtype, empty_scan
 
 CHUNK = 16  # tokens per saved state: the backward's working set is 2 * CHUNK * N * 64 values per item
 _LOG2E = 1.4426950408889634
@@ -92,13 +93,10 @@ def fused_scan(
 ) -> tuple[torch.Tensor, torch.Tensor]:  # (b, d, T), last state (b, d, N), in the compute dtype
     """The bare recurrence by the fused kernel (float32, or float64 when any input is)."""
     kernels.library()  # RuntimeError with the reason when the kernels do not build here
-    dtype = torch.float32
-    for x in (u, dt, A, B, C):
-        dtype = torch.promote_types(dtype, x.dtype)
+    dtype = compute_dtype(u, dt, A, B, C)
     inputs = [x.to(dtype) for x in (u, dt, A, B, C)]
     h0 = initial_state.to(dtype) if initial_state is not None else None
     keep = torch.is_grad_enabled() and any(x.requires_grad for x in (u, dt, A, B, C, initial_state) if x is not None)
     if u.shape[-1] == 0:
-        last = h0.detach().clone() if h0 is not None else u.new_zeros(u.shape[0], u.shape[1], A.shape[1], dtype=dtype)
-        return (inputs[0] * inputs[1]), last
+        return empty_scan(u, dt, A, h0, dtype)
     return FusedScan.apply(*inputs, h0, keep)

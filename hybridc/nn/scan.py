@@ -52,6 +52,7 @@ import torch
 import torch.nn.functional as F
 
 from . import fused_scan, kernels
+from .scan_inputs import compute_dtype, empty_scan
 
 BACKENDS = ("auto", "fused", "chunked", "reference", "cuda")
 DEFAULT_MAX_TILE_ELEMENTS = 1 << 20  # 4 MiB per float32 tile buffer: cache-sized (best on 2 cores at widths 256-1536)
@@ -226,13 +227,10 @@ def chunked_scan(
     """
     b, d, T = u.shape
     N = A.shape[1]
-    dtype = torch.float32
-    for x in (u, dt, A, B, C):
-        dtype = torch.promote_types(dtype, x.dtype)
+    dtype = compute_dtype(u, dt, A, B, C)
     h0 = initial_state.to(dtype) if initial_state is not None else None
     if T == 0:
-        y = (u * dt).to(dtype)
-        last = h0.detach().clone() if h0 is not None else u.new_zeros(b, d, N, dtype=dtype)
+        y, last = empty_scan(u, dt, A, h0, dtype)
     else:
         L, G = plan_chunks(T, b * d * N, chunk_size, max_tile_elements)
         y, last = _ChunkedScan.apply(u.to(dtype), dt.to(dtype), A.to(dtype), B.to(dtype), C.to(dtype), L, G, h0)
