@@ -52,12 +52,13 @@ COMPONENTS = {
     "neo": "{family: gpt-neo, hidden_size: 128, layers: 4, heads: 4, vocab_size: 259, max_length: 256}",
     "mamba": "{family: mamba, hidden_size: 128, layers: 4, vocab_size: 259}",
 }
-BLOCK = 128  # tokens per training sequence
+BLOCK, BATCH = 128, 16  # pretraining: tokens per sequence, sequences per step
+TARGET_BLOCK, TARGET_BATCH = 64, 8  # on the target (every hybrid, component and sweep point)
+DEFAULT_SEARCH = "darts(lr=0.05, alternate=true)"
 BUDGETS = {  # steps
-    "full": {"pretrain": 1500, "align": 100, "search": 200, "retrain": 200},
+    "full": {"pretrain": 1500, "align": 150, "search": 100, "retrain": 100},
     "quick": {"pretrain": 20, "align": 5, "search": 10, "retrain": 10},
 }
-BATCH = 16
 
 
 def write_corpora(data_dir: Path) -> tuple[Path, Path]:
@@ -67,11 +68,19 @@ def write_corpora(data_dir: Path) -> tuple[Path, Path]:
     data_dir.mkdir(parents=True, exist_ok=True)
     code = data_dir / "stdlib.txt"
     sources = sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py"))
-    code.write_text("".join(f"# ---- {p.name}\n{p.read_text(encoding='utf-8', errors='replace')}\n" for p in sources),
-                    encoding="utf-8")
+    write_if_changed(code, "".join(f"# ---- {p.name}\n{p.read_text(encoding='utf-8', errors='replace')}\n"
+                                   for p in sources))
     prose = data_dir / "pydoc.txt"
-    prose.write_text("\n\n".join(topics[k].strip() for k in sorted(topics)) + "\n", encoding="utf-8")
+    write_if_changed(prose, "\n\n".join(topics[k].strip() for k in sorted(topics)) + "\n")
     return code, prose
+
+
+def write_if_changed(path: Path, text: str) -> None:
+    """Leave an identical file alone (another study process may be reading it)."""
+    if not path.is_file() or path.read_text(encoding="utf-8") != text:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
 
 
 def pretrain_spec(name: str, seed: int, steps: int) -> str:
@@ -90,7 +99,7 @@ def pretrain_spec(name: str, seed: int, steps: int) -> str:
 
 
 def hybrid_spec(name: str, blocks: int, seed: int, budget: dict[str, int], *, discretize: bool = False,
-                baselines: bool = False) -> str:
+                baselines: bool = False, search: str = DEFAULT_SEARCH) -> str:
     """The target spec: both pretrained components, ``blocks`` blocks each, align -> search -> rewind
     (or discretize) -> retrain."""
     middle = "discretize" if discretize else "rewind"
@@ -106,19 +115,25 @@ def hybrid_spec(name: str, blocks: int, seed: int, budget: dict[str, int], *, di
           seed: {seed}
           baselines: {str(baselines).lower()}
           stages:
-            - {{name: align, train: [projectors, alphas], data: "text(data/pydoc.txt, block={BLOCK})",
-               steps: {budget["align"]}, batch_size: {BATCH}, lr: 1e-3, eval_every: {budget["align"]}}}
-            - {{name: search, search: "darts(lr=0.05, alternate=true)", steps: {budget["search"]}, lr: 1e-3,
+            - {{name: align, train: [projectors, alphas], data: "text(data/pydoc.txt, block={TARGET_BLOCK})",
+               steps: {budget["align"]}, batch_size: {TARGET_BATCH}, lr: 3e-3, eval_every: {budget["align"]}}}
+            - {{name: search, search: "{search}", steps: {budget["search"]}, batch_size: {TARGET_BATCH}, lr: 1e-3,
                eval_every: {budget["search"]}}}
             - {{name: {middle}}}
-            - {{name: retrain, steps: {budget["retrain"]}, lr: 1e-3, eval_every: {budget["retrain"]}}}
+            - {{name: retrain, steps: {budget["retrain"]}, batch_size: {TARGET_BATCH}, lr: 1e-3, eval_every: {budget["retrain"]}}}
         """)
 
 
 class Study:
-    def __init__(self, out: Path, budget: dict[str, int], seeds: list[int], quiet: bool = True):
+    """Runs everything under ``out``. With a ``variant`` (a name for another ``search`` expression) only the
+    searched hybrids run again (``<variant>-b1-s0``, ``<variant>-b2-s0``): the components alone and the sweeps
+    do not depend on the search, so the variant is compared with the main study's."""
+
+    def __init__(self, out: Path, budget: dict[str, int], seeds: list[int], quiet: bool = True,
+                 search: str = DEFAULT_SEARCH, variant: str | None = None):
         self.out, self.budget, self.seeds, self.quiet = out, budget, seeds, quiet
-        self.results: dict = {"seeds": seeds, "budget": budget, "runs": {}}
+        self.search, self.variant = search, variant
+        self.results: dict = {"seeds": seeds, "budget": budget, "search": search, "variant": variant, "runs": {}}
         self.began = time.perf_counter()
 
     def say(self, text: str) -> None:
@@ -156,14 +171,19 @@ class Study:
 
         b = self.budget
         record = self.results["runs"].setdefault(str(seed), {})
-        result = self.train(f"b1-s{seed}", hybrid_spec(f"b1-s{seed}", 1, seed, b, baselines=True))
-        record["b1"] = {"test": result.test, "alphas": final_alphas(self.out / "runs" / f"b1-s{seed}"),
-                        "baselines": {row["model"].split()[0]: row for row in result.comparison[1:]}}
-        for name, blocks, discrete in (("b2", 2, False), ("b2-discrete", 2, True)):
-            run = f"{name}-s{seed}"
-            result = self.train(run, hybrid_spec(run, blocks, seed, b, discretize=discrete))
+        prefix = f"{self.variant}-" if self.variant else ""
+        run = f"{prefix}b1-s{seed}"
+        result = self.train(run, hybrid_spec(run, 1, seed, b, baselines=not self.variant, search=self.search))
+        record["b1"] = {"test": result.test, "alphas": final_alphas(self.out / "runs" / run)}
+        if not self.variant:
+            record["b1"]["baselines"] = {row["model"].split()[0]: row for row in result.comparison[1:]}
+        for name, blocks, discrete in (("b2", 2, False), ("b2-discrete", 2, True))[:1 if self.variant else 2]:
+            run = f"{prefix}{name}-s{seed}"
+            result = self.train(run, hybrid_spec(run, blocks, seed, b, discretize=discrete, search=self.search))
             record[name] = {"test": result.test, "alphas": final_alphas(self.out / "runs" / run),
                             "selection": list(result.selection or [])}
+        if self.variant:
+            return
         for name, blocks, grid in (("sweep", 1, "0:1:11"), ("grid", 2, "0:1:3")):
             self.say(f"{name} (seed {seed})")
             rs = self.spec(f"{name}-s{seed}", hybrid_spec(f"{name}-s{seed}", blocks, seed, b))
@@ -174,11 +194,15 @@ class Study:
     def run(self) -> dict:
         self.out.mkdir(parents=True, exist_ok=True)
         write_corpora(self.out / "data")
-        self.pretrain()
+        if self.variant is None:
+            self.pretrain()
+        elif not all((self.out / "pretrained" / name / "config.json").exists() for name in COMPONENTS):
+            raise SystemExit("error: a variant reuses the main study's components: run it first (without --variant)")
         for seed in self.seeds:
             self.target_runs(seed)
         self.results["seconds"] = time.perf_counter() - self.began
-        (self.out / "results.json").write_text(json.dumps(self.results, indent=2) + "\n")
+        name = f"results-{self.variant}.json" if self.variant else "results.json"
+        (self.out / name).write_text(json.dumps(self.results, indent=2) + "\n")
         return self.results
 
 
@@ -212,6 +236,35 @@ def summary(results: dict) -> dict[str, list[float]]:
     return rows
 
 
+def variant_summary(main: dict, variant: dict) -> dict[str, list[float]]:
+    """Per seed of the variant: where its search landed and its regrets, against the main study's sweeps
+    and components."""
+    rows: dict[str, list[float]] = {}
+    for seed in map(str, variant["seeds"]):
+        r, m = variant["runs"][seed], main["runs"][seed]
+        best = min(m["sweep"], key=lambda p: p["valid_loss"])
+        best2 = min(m["grid"], key=lambda p: p["valid_loss"])
+        better = min(m["b1"]["baselines"]["neo"]["loss"], m["b1"]["baselines"]["mamba"]["loss"])
+        for key, value in (("alpha[mamba] found (1 block)", r["b1"]["alphas"][0][1]),
+                           ("regret (1 block)", r["b1"]["test"]["loss"] - best["test_loss"]),
+                           ("regret (2 blocks)", r["b2"]["test"]["loss"] - best2["test_loss"]),
+                           ("hybrid (1 block) - better component", r["b1"]["test"]["loss"] - better)):
+            rows.setdefault(key, []).append(value)
+    return rows
+
+
+def variants_table(main: dict, variants: list[dict]) -> str:
+    """One row per search expression (the main study's first): mean (range over seeds) of each number."""
+    entries = [(main["search"] + " (default)", variant_summary(main, main))]
+    entries += [(v["search"], variant_summary(main, v)) for v in variants]
+    keys = list(entries[0][1])
+    lines = ["| search | " + " | ".join(keys) + " |", "|---|" + "---:|" * len(keys)]
+    for search, rows in entries:
+        lines.append(f"| `{search}` | " + " | ".join(
+            f"{statistics.mean(rows[k]):.4f} ({max(rows[k]) - min(rows[k]):.4f})" for k in keys) + " |")
+    return "\n".join(lines)
+
+
 def table(rows: dict[str, list[float]]) -> str:
     lines = ["| | mean | range over seeds | per seed |", "|---|---:|---:|---|"]
     for key, values in rows.items():
@@ -220,8 +273,11 @@ def table(rows: dict[str, list[float]]) -> str:
     return "\n".join(lines)
 
 
-def figure(results: dict, path: Path) -> None:
-    """The sweep's test loss against alpha[mamba] (mean and range over seeds), search's alphas, the parts."""
+def figure(results: dict, path: Path, variants: list[dict] = ()) -> None:
+    """Three panels: (a) the sweep's test loss against alpha[mamba] (seeds' mean and range), where search
+    landed, the components alone; (b) the same near the best points, one line per seed, so that each
+    searched hybrid is read against its own seed's sweep; (c) the two-block grid (mean test loss) with the
+    two-block searches' alphas."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -232,39 +288,77 @@ def figure(results: dict, path: Path) -> None:
     xs = [p["alpha_block0"] for p in runs[seeds[0]]["sweep"]]
     curves = [[p["test_loss"] for p in runs[s]["sweep"]] for s in seeds]
     mean = [statistics.mean(c[i] for c in curves) for i in range(len(xs))]
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    fig, (ax, zoom, grid_ax) = plt.subplots(1, 3, figsize=(16, 4.8), gridspec_kw={"width_ratios": [1.2, 1.2, 0.9]})
     ax.fill_between(xs, [min(c[i] for c in curves) for i in range(len(xs))],
                     [max(c[i] for c in curves) for i in range(len(xs))], alpha=0.2, color="C0")
-    ax.plot(xs, mean, "o-", color="C0", label="fixed mixture, fine-tuned (test loss, seeds' mean and range)")
+    ax.plot(xs, mean, "o-", color="C0", label="fixed mixture (seeds' mean and range)")
     for i, s in enumerate(seeds):
         r = runs[s]["b1"]
         ax.plot([r["alphas"][0][1]], [r["test"]["loss"]], "*", ms=12, color="C3",
-                label="searched + retrained (each seed)" if i == 0 else None)
+                label=f"searched: {results['search']}" if i == 0 else None)
+        zoom.plot(xs, curves[i], "o-", color=f"C{i}", lw=1, ms=3, label=f"seed {s}: fixed mixtures")
+        zoom.plot([r["alphas"][0][1]], [r["test"]["loss"]], "*", ms=13, color=f"C{i}", mec="k",
+                  label="searched (default)" if i == 0 else None)
+        for k, v in enumerate(variants):
+            if s in v["runs"]:
+                rv = v["runs"][s]["b1"]
+                zoom.plot([rv["alphas"][0][1]], [rv["test"]["loss"]], "^v<>"[k % 4], ms=7, color=f"C{i}", mec="k",
+                          label=f"searched: {v['search']}" if i == 0 else None)
     for name, color in (("neo", "C1"), ("mamba", "C2")):
         loss = statistics.mean(runs[s]["b1"]["baselines"][name]["loss"] for s in seeds)
         ax.axhline(loss, ls="--", color=color, label=f"{name} alone, fine-tuned (mean)")
     ax.set_xlabel("alpha[mamba] (one block; alpha[neo] = 1 - alpha[mamba])")
     ax.set_ylabel("test loss (nats per byte)")
-    ax.set_title("Pretrained GPT-Neo-style + Mamba on pydoc's English text")
-    ax.grid(alpha=0.3)
+    ax.set_title("(a) one block: fixed mixtures, search, the parts", fontsize=10)
     ax.legend(fontsize=7)
+    lo = min(xs[i] for i in range(len(xs)) if mean[i] <= min(mean) + 0.15 * (max(mean) - min(mean)))
+    zoom.set_xlim(lo - 0.05, 1.02)
+    tail = [c[i] for c in curves for i in range(len(xs)) if xs[i] >= lo]
+    zoom.set_ylim(min(tail) - 0.01, max(tail) + 0.01)
+    zoom.set_xlabel("alpha[mamba]")
+    zoom.set_title("(b) near the best, per seed (point 1.0 = Mamba alone)", fontsize=10)
+    zoom.legend(fontsize=6, loc="upper right")
+    for a in (ax, zoom):
+        a.grid(alpha=0.3)
+    values = sorted({p["alpha_block0"] for p in runs[seeds[0]]["grid"]})
+    cells = [[statistics.mean(next(p["test_loss"] for p in runs[s]["grid"] if p["alpha_block0"] == a0
+                                   and p["alpha_block1"] == a1) for s in seeds) for a0 in values] for a1 in values]
+    image = grid_ax.imshow(cells, origin="lower", cmap="viridis", extent=(-0.25, 1.25, -0.25, 1.25))
+    for r, a1 in enumerate(values):
+        for c, a0 in enumerate(values):
+            grid_ax.text(a0, a1, f"{cells[r][c]:.3f}", ha="center", va="center", fontsize=7, color="w")
+    for i, s in enumerate(seeds):
+        a = runs[s]["b2"]["alphas"]
+        grid_ax.plot([a[0][1]], [a[1][1]], "*", ms=12, color="C3", mec="k", label="searched (each seed)" if i == 0 else None)
+    grid_ax.set_xticks(values)
+    grid_ax.set_yticks(values)
+    grid_ax.set_xlabel("alpha[mamba], block 0")
+    grid_ax.set_ylabel("alpha[mamba], block 1")
+    grid_ax.set_title("(c) two blocks: mean test loss of fixed mixtures", fontsize=10)
+    grid_ax.legend(fontsize=7, loc="upper left")
+    fig.colorbar(image, ax=grid_ax, fraction=0.046)
+    fig.suptitle("Pretrained GPT-Neo-style + Mamba (both pretrained here on the stdlib's code), fine-tuned on pydoc's "
+                 "English text", fontsize=11)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def report(results: dict, command: str) -> str:
+def report(results: dict, command: str, variants: list[dict]) -> str:
     import torch
 
-    rows = summary(results)
-    return textwrap.dedent(f"""\
+    body = textwrap.dedent(f"""\
         Measured with `{command}` ({results['seconds'] / 60:.0f} min) on {platform.machine()}, {os.cpu_count()} cores,
-        Python {platform.python_version()}, torch {torch.__version__}. Budgets (steps of batch {BATCH}, {BLOCK} bytes):
-        {json.dumps(results['budget'])}; seeds {results['seeds']}. Test losses are nats per byte on the target's
-        test split.
+        Python {platform.python_version()}, torch {torch.__version__}. Steps of {BATCH} x {BLOCK} bytes in pretraining,
+        {TARGET_BATCH} x {TARGET_BLOCK} bytes on the target: {json.dumps(results['budget'])}; seeds {results['seeds']};
+        search `{results['search']}`. Test losses are nats per byte on the target's test split.
 
-        """) + table(rows) + "\n"
+        """) + table(summary(results)) + "\n"
+    if variants:
+        body += ("\nOther searches, each rerun on the same seeds (`--variant NAME --search EXPR`; the components "
+                 "alone and the sweeps are the table's): mean (range over seeds).\n\n" + variants_table(results, variants) + "\n")
+    return body
 
 
 def main() -> None:
@@ -272,17 +366,27 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "pretrained-study")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--quick", action="store_true", help="smoke-run budgets")
+    parser.add_argument("--search", default=DEFAULT_SEARCH, help=f"the search stage's algorithm (default {DEFAULT_SEARCH})")
+    parser.add_argument("--variant", help="rerun only the searched hybrids with --search, under this name")
+    parser.add_argument("--report-only", action="store_true", help="report the results already in --out")
     parser.add_argument("--write", type=Path)
     parser.add_argument("--figure", type=Path)
     args = parser.parse_args()
-    study = Study(args.out, BUDGETS["quick" if args.quick else "full"], args.seeds)
-    results = study.run()
-    command = "python benchmarks/pretrained_study.py" + (" --quick" if args.quick else "") + \
-        ("" if args.seeds == [0, 1, 2] else " --seeds " + " ".join(map(str, args.seeds)))
-    body = report(results, command)
+    if args.report_only:
+        results = json.loads((args.out / "results.json").read_text())
+    else:
+        study = Study(args.out, BUDGETS["quick" if args.quick else "full"], args.seeds, search=args.search,
+                      variant=args.variant)
+        results = study.run()
+        if args.variant:
+            results = json.loads((args.out / "results.json").read_text())
+    variants = [json.loads(p.read_text()) for p in sorted(args.out.glob("results-*.json"))]
+    command = "python benchmarks/pretrained_study.py" + (" --quick" if results["budget"] == BUDGETS["quick"] else "") + \
+        ("" if results["seeds"] == [0, 1, 2] else " --seeds " + " ".join(map(str, results["seeds"])))
+    body = report(results, command, variants)
     print(body)
     if args.figure:
-        figure(results, args.figure)
+        figure(results, args.figure, variants)
     if args.write:
         write_section(args.write, "pretrained-study", "Pretrained components: search vs sweep, hybrid vs its parts", body)
 

@@ -70,7 +70,7 @@ def test_compile_writes_lock_plan_and_graph(tmp_path):
     plan = json.loads((out / "plan.json").read_text())
     assert [s["kind"] for s in plan["stages"]] == ["search", "discretize", "retrain"]
     search = plan["stages"][0]
-    assert search["search"]["algorithm"] == "darts" and "alphas" in search["train"]
+    assert search["search"]["algorithm"] == "dash" and "alphas" in search["train"]  # the default search
     assert search["trainable_params"] == sum(plan["params"].values())
     assert plan["stages"][2]["graph"] == "discretized" and plan["stages"][2]["trainable_params"] is None
     assert (out / "graph.dot").read_text().startswith("digraph")

@@ -38,10 +38,15 @@ def final_alphas(run_dir: Path) -> list[list[float]] | None:
 
 
 def fixed_stages(stages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The training stages of a plan with the mixture fixed: search becomes finetune (same budget),
-    alphas never train, discretization and rewinding are dropped."""
+    """The stages of a plan with the mixture fixed: search becomes finetune (same budget), alphas never
+    train, discretization is dropped. Rewinds stay, so a fixed mixture's final weights have had exactly the
+    fine-tuning the searched hybrid's have had since its last rewind (the sweep measures the choice of
+    alphas, not a larger training budget)."""
     out = []
     for stage in stages:
+        if stage["kind"] == "rewind":
+            out.append(dict(stage))
+            continue
         if stage["kind"] not in TRAINING_KINDS:
             continue
         stage = dict(stage)

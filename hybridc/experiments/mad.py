@@ -20,6 +20,7 @@ from typing import Any
 
 from ..spec.frontend import ResolvedSpec
 from ..spec.mad_presets import TASKS, sequence_length, settings
+from ..spec.model import DEFAULT_SEARCH
 from ..train.run import TrainOptions, train
 from .common import canonical, final_alphas, last, spec_from_data
 
@@ -63,7 +64,7 @@ def proxy_spec(rs: ResolvedSpec, task: str, preset: str, lr: float, budget: MadB
     data["components"] = proxy_components(rs, values["vocab"], sequence_length(task, values))
     data["hybrid"].update(width="max", embeddings="mix", head="mix", mixture="search")
     data["task"] = "compress" if task == "compression" else "causal-lm"
-    search = next((s.get("search") for s in data["train"]["stages"] if s.get("kind") == "search"), "darts(lr=0.01, alternate=false)")
+    search = next((s.get("search") for s in data["train"]["stages"] if s.get("kind") == "search"), str(DEFAULT_SEARCH))
     data["train"] = {
         "seed": rs.spec.train.seed, "checkpoint_every": 0, "baselines": True,
         "stages": [{"name": "search", "kind": "search", "search": search,

@@ -1,8 +1,9 @@
 """``hybridc sweep``: the loss over a grid of fixed mixture weights (the paper's Figures 2 and 3).
 
 For a two-component hybrid with one block (a line) or two blocks (a heatmap), each grid point fixes the
-second component's weight a (the first gets 1 - a) and fine-tunes the spec's training stages with the same
-budget (search stages become fine-tuning; alphas never train). The points' validation and test losses go
+second component's weight a (the first gets 1 - a) and runs the spec's stages with the same budget (search
+stages become fine-tuning, alphas never train, rewinds stay, discretization goes), so that a point differs
+from the searched hybrid only in its alphas. The points' validation and test losses go
 to ``sweep.csv`` and ``sweep.png``, where the alphas that search found (``--search RUN``) and programmed
 alphas (``--programmed FILE``) are marked.
 """
@@ -40,7 +41,7 @@ def point_spec(rs: ResolvedSpec, point: tuple[float, ...]) -> ResolvedSpec:
     data["hybrid"]["mixture"] = f"fixed({rows})"
     data["train"]["stages"] = fixed_stages(data["train"]["stages"])
     data["train"]["baselines"] = False
-    if not data["train"]["stages"]:
+    if not any(stage["kind"] != "rewind" for stage in data["train"]["stages"]):
         raise CompileError("the spec has no training stage to fine-tune each point with",
                            "add a stage with data, e.g. {name: finetune, data: ..., steps: 100}")
     return spec_from_data(data, rs.base_dir, "sweep point")

@@ -14,6 +14,7 @@ from typing import Any
 from ..errors import Diagnostic, Location
 from . import expr as E
 from .model import (
+    DEFAULT_SEARCH,
     PARAM_GROUPS,
     STAGE_KINDS,
     TRAINING_KINDS,
@@ -608,7 +609,7 @@ def _stage(b: _Builder, i: int, node: Mapping, hybrid: Hybrid, prev_data, discre
                 values["search"] = Search(bound[0], lr=args["lr"], alternate=args["alternate"], tau=args.get("tau"),
                                           heldout=args["heldout"])
         else:
-            values["search"] = Search("darts", lr=0.01, alternate=False)
+            values["search"] = DEFAULT_SEARCH
     elif node.get("search") is not None:
         b.error(node.key_node("search").loc, f"only search stages take 'search' (stage '{name}' is {kind})",
                 "remove it, or set kind: search")

@@ -190,6 +190,12 @@ class Search:
         return f"{self.algorithm}({', '.join(args)})"
 
 
+# A search stage without ``search:``. Measured (benchmarks/README.md, "Pretrained components"): on MAD
+# selective copying from scratch DASH landed on the best fixed mixture where DARTS (joint or alternating)
+# and GAEA stopped half-way; on pretrained components it was as close to the best as DARTS.
+DEFAULT_SEARCH = Search("dash", lr=0.05, alternate=False, tau=1.0)
+
+
 @dataclass(frozen=True)
 class DataSource:
     """A data expression with every parameter named, in signature order."""

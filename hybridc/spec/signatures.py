@@ -102,14 +102,14 @@ SEARCH_ALGORITHMS: dict[str, Signature] = {
     s.name: s
     for s in (
         Signature("darts", (
-            Param("lr", "float", 0.01, minimum=0.0, doc="learning rate of the alphas"),
+            Param("lr", "float", 0.05, minimum=0.0, doc="learning rate of the alphas"),
             Param("alternate", "bool", False, doc="alternate weight steps (training split) and alpha steps (search split)"),
             Param("heldout", "float", 0.1, minimum=0.0, maximum=0.5,
                   doc="with alternate=true: the fraction of the training split held out as the search split, which "
                       "the alpha steps read (0: they read the training stream itself)"),
         ), "DARTS: alphas are the softmax of learned logits"),
         Signature("dash", (
-            Param("lr", "float", 0.01, minimum=0.0),
+            Param("lr", "float", 0.05, minimum=0.0),
             Param("alternate", "bool", False),
             Param("heldout", "float", 0.1, minimum=0.0, maximum=0.5,
                   doc="as darts"),

@@ -609,7 +609,9 @@ def eval_batch_size(stage: Stage) -> int:
 
 def baseline_spec(rs: ResolvedSpec, name: str, keep_stages: bool = True) -> ResolvedSpec:
     """A single-component spec for component ``name``: the component alone through the same pipeline,
-    with every training stage of the hybrid turned into a finetune stage of the same budget."""
+    with every training stage of the hybrid turned into a finetune stage of the same budget. Rewind stages
+    stay (they reload the component's pretrained weights), so the component's final weights have had
+    exactly the fine-tuning the hybrid's have had since its last rewind; discretization has nothing to do."""
     data = spec_to_data(rs.spec)
     component = data["components"][name]
     component["blocks"] = "split(1)"
@@ -623,6 +625,8 @@ def baseline_spec(rs: ResolvedSpec, name: str, keep_stages: bool = True) -> Reso
         if stage["kind"] in ("align", "search", "finetune", "retrain"):
             stage = dict(stage, kind="finetune", train=["components", "projectors", "embeddings", "head"])
             stage.pop("search", None)
+            stages.append(stage)
+        elif stage["kind"] == "rewind":
             stages.append(stage)
     data["train"]["stages"] = stages
     parsed = parse_string(dump_yaml(data), file=f"<baseline {name}>", base_dir=rs.base_dir)

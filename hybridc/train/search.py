@@ -9,7 +9,8 @@
   so softmax(logits) = a and every other stage reads the same alphas.
 
 Alternating mode (DARTS-style): even steps update the weights on training batches, odd steps update the
-alphas on held-out (validation) batches. Joint mode updates both every step on training batches.
+alphas on the search split, carved from the training data (never the validation split; see
+``train.loop.alternating_splits``). Joint mode updates both every step on training batches.
 """
 
 from __future__ import annotations

@@ -68,7 +68,7 @@ def test_mad_then_program(tmp_path):
         "~ train.stages[search].kind: search -> finetune",
         "~ train.stages[search].train: [components, projectors, embeddings, head, alphas] -> [components, projectors, "
         "embeddings, head]",
-        "- train.stages[search].search: removed (was darts(lr=0.01, alternate=false))",
+        "- train.stages[search].search: removed (was dash(lr=0.05, alternate=false, tau=1.0))",
     ]
 
 
@@ -96,3 +96,23 @@ def test_sweep_line(tmp_path):
     assert (out / "sweep.png").stat().st_size > 1000
     lock = (out / "point-0.5" / "spec.lock.yaml").read_text()
     assert "fixed([[0.5, 0.5]])" in lock and "kind: finetune" in lock
+
+
+def test_a_sweep_point_keeps_the_plans_rewinds_and_drops_its_discretization(tmp_path):
+    """A point differs from the searched hybrid only in its alphas: its weights, too, are reloaded at each
+    rewind, so both end with the same fine-tuning; a fixed mixture has nothing to discretize."""
+    from hybridc.experiments.sweep import point_spec
+
+    stages = """\
+        - {name: align, data: "recall(vocab=16, length=16, examples=128)", steps: 2}
+        - {name: search, search: "darts(lr=0.1, alternate=true)", steps: 4}
+        - {name: rewind}
+        - {name: discretize}
+        - {name: retrain, steps: 3}
+    """
+    text = SPEC.replace("BLOCKS", "1").split("  stages:\n")[0] + "  stages:\n" + textwrap.indent(textwrap.dedent(stages), "    ")
+    point = point_spec(load_spec(write_spec(tmp_path, text)), (0.3,))
+    assert [(s.name, s.kind, s.steps) for s in point.spec.train.stages] == [
+        ("align", "align", 2), ("search", "finetune", 4), ("rewind", "rewind", 0), ("retrain", "retrain", 3)]
+    assert all(s.search is None and "alphas" not in s.train for s in point.spec.train.stages)
+    assert str(point.spec.hybrid.mixture) == "fixed([[0.7, 0.3]])"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -150,7 +151,9 @@ def test_heldout_needs_alternate(tmp_path):
     with pytest.raises(SpecError, match="heldout= has no effect without alternate=true"):
         stage_setup(tmp_path, f"- {{name: search, search: 'darts(heldout=0.2)', data: '{DATA}', steps: 4}}")
     _, stage, _ = stage_setup(tmp_path, f"- {{name: search, search: darts, data: '{DATA}', steps: 4}}")  # a bare word
-    assert str(stage.search) == "darts(lr=0.01, alternate=false)"
+    assert str(stage.search) == "darts(lr=0.05, alternate=false)"
+    _, stage, _ = stage_setup(tmp_path, f"- {{name: search, data: '{DATA}', steps: 4}}")  # no search: the default
+    assert str(stage.search) == "dash(lr=0.05, alternate=false, tau=1.0)"
 
 
 def test_every_stage_kind_runs_and_discretize_prunes(tmp_path):
@@ -193,6 +196,33 @@ def test_rewind_restores_component_weights_and_keeps_alphas(tmp_path):
         group = group_of(name)
         reference = initial if group in ("components", "embeddings", "head") else trained
         assert torch.equal(p.detach(), reference[name]), name
+
+
+def test_a_same_budget_baseline_is_fine_tuned_exactly_as_long_as_the_hybrid_since_its_last_rewind(tmp_path):
+    """train.baselines keeps the plan's rewinds: the component alone ends with exactly the fine-tuning the
+    hybrid's components had after their last rewind (here: the retrain stage, nothing of the search), the
+    same as a one-component spec that only has that stage."""
+    from safetensors.torch import load_file
+
+    stages = (f"- {{name: search, search: 'darts(lr=0.1, alternate=true)', data: '{DATA}', steps: 4}}\n"
+              "- {name: rewind}\n- {name: retrain, steps: 3}\n")
+    result, _ = run(tmp_path, spec_text(stages, train_extra="  baselines: true\n"))
+    base = result.run_dir / "baselines" / "ssm"
+    plan = json.loads((base / "plan.json").read_text())
+    assert [(s["kind"], s["steps"]) for s in plan["stages"]] == [("finetune", 4), ("rewind", 0), ("finetune", 3)]
+    events = [json.loads(line) for line in (base / "metrics.jsonl").read_text().splitlines()]
+    assert [e["stage"] for e in events if e["event"] == "rewind"] == ["rewind"]
+    alone_text = spec_text(f"- {{name: retrain, kind: finetune, data: '{DATA}', steps: 3}}\n")
+    attn = next(line for line in alone_text.splitlines(keepends=True) if "family: gpt-neox" in line)
+    alone_text = alone_text.replace("  attn:\n" + attn + "    blocks: split(2)\n", "").replace("split(2)", "split(1)")
+    assert "attn" not in alone_text
+    alone, _ = run(tmp_path, alone_text, name="alone")
+    got = load_file(str(base / "final" / "model.safetensors"))
+    want = load_file(str(alone.run_dir / "final" / "model.safetensors"))
+    projectors = {k for k in want if re.match(r"blocks\.\d+\.(in|out)_proj\.", k)}  # gated away: alpha is 1
+    assert projectors and set(got) == set(want)
+    assert all(torch.equal(got[k], want[k]) for k in set(want) - projectors)
+    assert result.comparison[2]["loss"] == alone.test["loss"]
 
 
 EPOCH_DATA = "recall(vocab=16, length=16, examples=40, valid=0.1, test=0.1)"  # 32 training sequences
