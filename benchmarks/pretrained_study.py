@@ -2,6 +2,8 @@
 
     python benchmarks/pretrained_study.py [--out runs/pretrained-study] [--seeds 0 1 2] [--quick]
                                           [--write benchmarks/README.md] [--figure docs/pretrained-study.png]
+    python benchmarks/pretrained_study.py --variant NAME --search EXPR   # another search, same components/sweeps
+    python benchmarks/pretrained_study.py --report-only --write ... --figure ...   # redo the report
 
 Everything is built here, from text every Python installation has, with hybridc itself:
 
@@ -15,9 +17,11 @@ Everything is built here, from text every Python installation has, with hybridc 
    initial projectors):
    - ``b1``: a one-block hybrid of the two, align -> search -> rewind -> retrain, with ``baselines: true``,
      which also fine-tunes each component alone from its pretrained weights with the same budget (every
-     training stage becomes a fine-tuning stage of the same length) on the same splits;
+     training stage becomes a fine-tuning stage of the same length, the rewind stays: the component's
+     final weights have had exactly the hybrid's retraining) on the same splits;
    - ``sweep``: the same one-block hybrid at 11 fixed mixtures (``hybridc sweep``: alpha[mamba] = 0, 0.1,
-     ..., 1; each point fine-tunes with the same budget, alphas fixed);
+     ..., 1; each point runs the same stages with its alphas fixed, rewind included, so it differs from the
+     searched hybrid only in its alphas);
    - ``b2``: a two-block hybrid, searched the same way, and ``b2-discrete``: the same with discretize
      instead of rewind (each block keeps its heavier component);
    - ``grid``: the two-block hybrid at the 3 x 3 fixed mixtures {0, 0.5, 1}^2.
@@ -255,7 +259,7 @@ def variant_summary(main: dict, variant: dict) -> dict[str, list[float]]:
 
 def variants_table(main: dict, variants: list[dict]) -> str:
     """One row per search expression (the main study's first): mean (range over seeds) of each number."""
-    entries = [(main["search"] + " (default)", variant_summary(main, main))]
+    entries = [(main["search"] + " (the table's)", variant_summary(main, main))]
     entries += [(v["search"], variant_summary(main, v)) for v in variants]
     keys = list(entries[0][1])
     lines = ["| search | " + " | ".join(keys) + " |", "|---|" + "---:|" * len(keys)]
@@ -298,7 +302,7 @@ def figure(results: dict, path: Path, variants: list[dict] = ()) -> None:
                 label=f"searched: {results['search']}" if i == 0 else None)
         zoom.plot(xs, curves[i], "o-", color=f"C{i}", lw=1, ms=3, label=f"seed {s}: fixed mixtures")
         zoom.plot([r["alphas"][0][1]], [r["test"]["loss"]], "*", ms=13, color=f"C{i}", mec="k",
-                  label="searched (default)" if i == 0 else None)
+                  label=f"searched: {results['search']}" if i == 0 else None)
         for k, v in enumerate(variants):
             if s in v["runs"]:
                 rv = v["runs"][s]["b1"]
