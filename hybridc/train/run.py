@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import atexit
 import math
 import os
 from dataclasses import dataclass, field, replace
@@ -124,6 +125,9 @@ class Run:
         self.device = self.accelerator.device
         self.main = self.accelerator.is_main_process
         world = self.accelerator.num_processes
+        if world > 1:  # one handler per process, however many runs it makes (baselines, sweep points)
+            atexit.unregister(end_process_group)
+            atexit.register(end_process_group)
         self.parallel = Parallel(world, self.accelerator.process_index,
                                  (lambda t: self.accelerator.reduce(t, "sum")) if world > 1 else (lambda t: t))
         if not self.main:  # only the main process writes the run directory and talks
@@ -558,6 +562,16 @@ class Run:
             else:
                 rows.append({"model": f"{name} alone", "note": "trained from scratch: set train.baselines: true"})
         return rows
+
+
+def end_process_group() -> None:
+    """Tear the data-parallel process group down while the interpreter still runs: left to the process's
+    own teardown, gloo's threads could abort the exit ("terminate called without an active exception")
+    after a run that had finished and written everything."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def spec_digest(lock: dict) -> str:
