@@ -282,7 +282,10 @@ def _is_int(e: E.Expr) -> bool:
 def _tokenizer(b: _Builder, node: Scalar | None, names: tuple[str, ...]) -> str:
     if node is None:
         return names[0] if names else ""
-    return str(node.value).strip()
+    value = str(node.value).strip()
+    if not value:  # e.g. "\N" (U+0085), which YAML reads as a line break and Python strips as whitespace
+        b.error(node.loc, "tokenizer is blank", "name a component, bytes, hf:<id> or a tokenizer path")
+    return value
 
 
 def _hybrid(b: _Builder, node: Mapping | None, names: tuple[str, ...]) -> Hybrid:

@@ -149,3 +149,18 @@ def test_an_init_key_that_is_not_a_config_attribute_is_a_located_error():
         resolve(parse_string(text, file="mad-sweep.yaml", base_dir=Path("specs")))
     hits = [d for d in caught.value.diagnostics if "is not a config key" in d.message]
     assert [(d.location.file, d.location.line) for d in hits] == [("mad-sweep.yaml", 8)], caught.value.diagnostics
+
+
+@pytest.mark.parametrize("blank", ['"\\N"', '"\\u2028"', '" "', '"\\t"'])
+def test_a_blank_tokenizer_is_a_located_error_not_an_empty_canonical_form(blank):
+    """Found by the text fuzzer: `tokenizer: "\\N"` (U+0085, whitespace to Python) was stripped to '' in the
+    canonical form, which fmt then refused to read back. A blank tokenizer is an error where it is written."""
+    from pathlib import Path
+
+    from hybridc.errors import SpecError
+
+    text = Path("specs/mad-sweep.yaml").read_text().replace("name: mad-sweep\n", f"name: mad-sweep\ntokenizer: {blank}\n")
+    with pytest.raises(SpecError) as caught:
+        parse_string(text, file="mad-sweep.yaml", base_dir=Path("specs"))
+    hits = [d for d in caught.value.diagnostics if "tokenizer is blank" in d.message]
+    assert [(d.location.file, d.location.line) for d in hits] == [("mad-sweep.yaml", 6)], caught.value.diagnostics
