@@ -81,10 +81,10 @@ def write_corpora(data_dir: Path) -> tuple[Path, Path]:
 
 def write_if_changed(path: Path, text: str) -> None:
     """Leave an identical file alone (another study process may be reading it)."""
+    from hybridc.io import atomic_write_text
+
     if not path.is_file() or path.read_text(encoding="utf-8") != text:
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
+        atomic_write_text(path, text)
 
 
 def pretrain_spec(name: str, seed: int, steps: int) -> str:
