@@ -72,14 +72,13 @@ def generate() -> dict[str, dict[str, Any]]:
         sys.path.insert(0, str(ROOT))
     from transformers.utils import logging as hf_logging
 
-    from hybridc.components.registry import _BUILTIN, load_object
+    from hybridc.components.adapters import config_class
+    from hybridc.components.registry import builtin_families
 
     hf_logging.set_verbosity_error()
     result: dict[str, dict[str, Any]] = {}
-    for path in _BUILTIN:
-        family = load_object(path)()
-        model_cls = load_object(family.model_class)
-        result[family.name] = config_defaults(model_cls.config_class)
+    for name, family in builtin_families().items():
+        result[name] = config_defaults(config_class(family))
     return result
 
 

@@ -45,7 +45,9 @@ class ParamCounts:
 
     embedding: token embedding (the ``embed`` node).
     position:  parameters the segment that starts at layer 0 owns besides its layers (e.g. GPT-Neo wpe).
-    layers:    one count per layer.
+    layers:    one count per layer (its own parameters).
+    shared:    parameters several layers use, with the layers that use them (owned by the first segment
+               of the graph that runs one of those layers).
     final_norm: owned by the segment that ends at the last layer.
     head:      the LM head's own parameters (0 when tied to the token embedding).
     """
@@ -55,10 +57,13 @@ class ParamCounts:
     layers: tuple[int, ...]
     final_norm: int
     head: int
+    # parameters several layers use (Zamba2's shared blocks), in none of ``layers``: (count, those layers)
+    shared: tuple[tuple[int, tuple[int, ...]], ...] = ()
 
     @property
     def total(self) -> int:
-        return self.embedding + self.position + sum(self.layers) + self.final_norm + self.head
+        return (self.embedding + self.position + sum(self.layers) + self.final_norm + self.head
+                + sum(count for count, _ in self.shared))
 
 
 @cache
@@ -79,7 +84,10 @@ class Family:
     model_types: ClassVar[tuple[str, ...]]  # config.json "model_type" values of this family
     keys: ClassVar[ConfigKeys]
     model_class: ClassVar[str]  # "transformers:GPTNeoForCausalLM"
-    adapter: ClassVar[str]  # "hybridc.components.adapters.gpt_neo:GPTNeoAdapter"
+    adapter: ClassVar[str]  # "hybridc.components.adapters.mamba:MambaAdapter"
+    # where the family's model keeps its parts (hybridc.components.architectures); None for a plugin
+    # whose adapter knows its own layout
+    architecture: ClassVar[Any] = None
     has_attention: ClassVar[bool] = True
 
     # ---- configs -------------------------------------------------------------------------
@@ -139,6 +147,10 @@ class Family:
             tied_embeddings=bool(cfg.get("tie_word_embeddings", True)),
         )
 
+    def config_problems(self, config: Mapping[str, Any]) -> list[str]:
+        """Why a model of this config cannot be built (sizes its layers reject), in words; [] when it can."""
+        return []
+
     # ---- cost ----------------------------------------------------------------------------
     def param_counts(self, config: Mapping[str, Any]) -> ParamCounts:
         raise NotImplementedError
@@ -146,3 +158,7 @@ class Family:
     def layer_flops_per_token(self, config: Mapping[str, Any], seq_len: int) -> int:
         """Forward FLOPs per token of one layer at context ``seq_len`` (2 x multiply-adds)."""
         raise NotImplementedError
+
+    def layers_flops_per_token(self, config: Mapping[str, Any], seq_len: int) -> tuple[int, ...]:
+        """Forward FLOPs per token of each layer at context ``seq_len``; by default all layers cost alike."""
+        return (self.layer_flops_per_token(config, seq_len),) * self.shape(config).num_layers

@@ -39,11 +39,18 @@ def load_object(path: str):
 
 @cache
 def builtin_families() -> Mapping[str, Family]:
-    """The built-in families by name (read-only; built once per process)."""
+    """The built-in families by name (read-only; built once per process): the six with hand-written
+    cost formulas, then every other entry of the architecture table."""
+    from .architectures import ARCHITECTURES
+    from .families.generic import GenericFamily
+
     found: dict[str, Family] = {}
     for path in _BUILTIN:
         family = load_object(path)()
         found[family.name] = family
+    for name, architecture in ARCHITECTURES.items():
+        if name not in found:
+            found[name] = GenericFamily(architecture)
     return MappingProxyType(found)
 
 
@@ -58,8 +65,26 @@ def families() -> Mapping[str, Family]:
 
 
 def get_family(name: str) -> Family | None:
-    """The family called ``name``; plugins are only looked up for names the built-ins lack."""
-    return builtin_families().get(name) or families().get(name)
+    """The family called ``name`` (``gpt-neox`` or, as a model type, ``gpt_neox``); plugins are only
+    looked up for names the built-ins lack."""
+    return (builtin_families().get(name) or families().get(name)
+            or builtin_families().get(name.replace("_", "-")) or family_for_model_type(name))
+
+
+def family_for_config(config: Mapping) -> Family | None:
+    """The family of a config.json dict: by its ``model_type``, else by a class its ``architectures``
+    names (a fine-tune saved under its own model type, running a known family's ``*ForCausalLM``)."""
+    model_type = config.get("model_type")
+    family = family_for_model_type(str(model_type)) if model_type else None
+    if family is not None:
+        return family
+    classes = config.get("architectures")
+    for name in classes if isinstance(classes, list) else []:
+        for table in (builtin_families(), families()):
+            for candidate in table.values():
+                if isinstance(name, str) and candidate.model_class.rpartition(":")[2] == name:
+                    return candidate
+    return None
 
 
 def family_for_model_type(model_type: str) -> Family | None:

@@ -48,6 +48,10 @@ def proxy_components(rs: ResolvedSpec, vocab: int, length: int) -> dict[str, Any
 
             family = get_family(rc.family)
             init = {"family": rc.family, **(ATTENTION_PROXY if family.has_attention else RECURRENT_PROXY)}
+            while family.config_problems(family.init_config({k: v for k, v in init.items() if k != "family"}, {})):
+                init["hidden_size"] *= 2  # a family whose widths round up (xLSTM): the smallest it builds
+                if init["hidden_size"] > 1024:
+                    break
         init["layers"] = max(int(init.get("layers", 2)), blocks)
         init["vocab_size"] = vocab
         if "max_length" in init or "heads" in init:

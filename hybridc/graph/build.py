@@ -16,12 +16,12 @@ from .model import BlockGraph, GraphNode
 
 
 def component_costs(rs: ResolvedSpec):
-    """Per component: (family, ParamCounts, flops per layer) from its config."""
+    """Per component: (family, ParamCounts, forward FLOPs per token of each layer) from its config."""
     out = {}
     for rc in rs.components:
         family = get_family(rc.family)
         counts = family.param_counts(rc.config)
-        flops = family.layer_flops_per_token(rc.config, rs.context_length)
+        flops = family.layers_flops_per_token(rc.config, rs.context_length)
         out[rc.name] = (family, counts, flops)
     return out
 
@@ -62,17 +62,24 @@ def head_node(rs: ResolvedSpec, costs, sources: tuple[str, ...], embedded: tuple
                      components=sources, head_kind=kind, vocab=vocab_kinds(rs, sources))
 
 
-def segment_node(rs: ResolvedSpec, costs, block: int, m: str) -> GraphNode:
+def segment_node(rs: ResolvedSpec, costs, block: int, m: str, present: tuple[int, ...] | None = None) -> GraphNode:
+    """Component m's layers of ``block``. ``present``: the blocks where m runs in the graph (default: all);
+    parameters several layers share belong to the first of them that runs one of those layers."""
     rc = rs.component(m)
     _, counts, layer_flops = costs[m]
     r = rc.ranges[block]
     params = sum(counts.layers[r.start:r.stop])
+    for count, users in counts.shared:
+        runs = [b for b in (present if present is not None else range(rs.num_blocks))
+                if any(rc.ranges[b].start <= u < rc.ranges[b].stop for u in users)]
+        if runs and runs[0] == block:
+            params += count
     if r.start == 0:
         params += counts.position
     if r.stop == rc.num_layers:
         params += counts.final_norm
     return GraphNode(f"b{block}/{m}/seg", "segment", d_in=rc.hidden_size, d_out=rc.hidden_size, params=params,
-                     flops=layer_flops * len(r), block=block, component=m, layers=r)
+                     flops=sum(layer_flops[r.start:r.stop]), block=block, component=m, layers=r)
 
 
 def projector_node(rs: ResolvedSpec, block: int, m: str, direction: str) -> GraphNode:

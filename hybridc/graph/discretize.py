@@ -51,7 +51,7 @@ def discretize_graph(rs: ResolvedSpec, selection: Sequence[str]) -> BlockGraph:
         switch = m != current
         if switch:
             prev = add(projector_node(rs, i, m, "in"), prev)
-        prev = add(segment_node(rs, costs, i, m), prev)
+        prev = add(segment_node(rs, costs, i, m, tuple(b for b, s in enumerate(selection) if s == m)), prev)
         if switch:
             prev = add(projector_node(rs, i, m, "out"), prev)
         current = m

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..components.logits import apply_logit_ops
 from .mixture import Mix
 from .projectors import Projector, fit
 
@@ -135,23 +136,30 @@ class SingleBlock(nn.Module):
 
 
 class MixedLMHead(nn.Module):
-    """logits = sum_m a0_m head_m(trunc_m(h))[..., :V]: (B, T, d) -> (B, T, V)."""
+    """logits = sum_m a0_m f_m(head_m(trunc_m(h)))[..., :V]: (B, T, d) -> (B, T, V), where f_m is what
+    component m's family does to its logits (soft-capping, scaling; ``ops``, default none)."""
 
-    def __init__(self, heads: dict[str, nn.Module], widths: dict[str, int], vocab_size: int):
+    def __init__(self, heads: dict[str, nn.Module], widths: dict[str, int], vocab_size: int,
+                 ops: Mapping[str, Sequence[tuple[str, float]]] | None = None):
         super().__init__()
         self.heads = nn.ModuleDict(heads)
         self.widths = dict(widths)
         self.vocab_size = vocab_size
+        self.ops = {name: tuple((ops or {}).get(name, ())) for name in heads}
 
     def forward(self, h: torch.Tensor, alphas: torch.Tensor | None, skip: Sequence[bool] = ()) -> torch.Tensor:
         single = len(self.heads) == 1
-        if not single and all(type(head) is nn.Linear for head in self.heads.values()):
+        plain = not any(self.ops.values())
+        if not single and plain and all(type(head) is nn.Linear for head in self.heads.values()):
             return self._mixed_linear(h, alphas, skip)
         logits = None
         for j, (name, head) in enumerate(self.heads.items()):
             if not single and skip and skip[j]:
                 continue
-            term = head(fit(h, self.widths[name]))[..., : self.vocab_size]
+            term = head(fit(h, self.widths[name]))
+            if self.ops[name]:
+                term = apply_logit_ops(term, self.ops[name])
+            term = term[..., : self.vocab_size]
             if single:
                 logits = term
             else:
@@ -180,8 +188,9 @@ class CompressionHead(MixedLMHead):
     """MAD's encoder-decoder read-out for the compress task: position i is decoded from the last
     position's state plus a sinusoidal position code, then through the LM heads. (B, T, d) -> (B, T, V)."""
 
-    def __init__(self, heads: dict[str, nn.Module], widths: dict[str, int], vocab_size: int, width: int):
-        super().__init__(heads, widths, vocab_size)
+    def __init__(self, heads: dict[str, nn.Module], widths: dict[str, int], vocab_size: int, width: int,
+                 ops: Mapping[str, Sequence[tuple[str, float]]] | None = None):
+        super().__init__(heads, widths, vocab_size, ops)
         self.readout = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, width), nn.GELU(), nn.LayerNorm(width),
                                      nn.Linear(width, width), nn.GELU(), nn.LayerNorm(width))
 

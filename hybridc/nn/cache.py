@@ -24,15 +24,21 @@ class HybridCache(Cache):
     def component(self, name: str) -> Cache:
         return self.components[name]
 
+    def advance(self, tokens: int) -> None:
+        """Count ``tokens`` more tokens seen (every component's ``prepare`` counted them in its own cache)."""
+        self.seen += tokens
+
     def get_seq_length(self, layer_idx: int = 0) -> int:
         return self.seen
 
     def reset(self) -> None:
-        super().reset()
+        for cache in self.components.values():
+            cache.reset()
         self.seen = 0
 
     def crop(self, tokens_to_remove: int) -> None:
-        super().crop(tokens_to_remove)
+        for cache in self.components.values():
+            cache.crop(tokens_to_remove)
         self.seen = max(0, self.seen - tokens_to_remove) if tokens_to_remove > 0 else self.seen
 
     @property

@@ -33,7 +33,7 @@ from ..spec.frontend import ResolvedSpec, lock_data
 from .blocks import ClassifierHead, CompressionHead, MixedBlock, MixedEmbedding, MixedLMHead, SingleBlock
 from .cache import HybridCache
 from .mixture import Mix
-from .projectors import Projector
+from .projectors import Projector, fit
 from .vocab import TransplantPlan, transplant_plan, under_hybrid_vocab
 
 IGNORE_INDEX = -100
@@ -84,6 +84,7 @@ class HybridModel(PreTrainedModel, GenerationMixin):
         self._adapters = adapters  # plain references (their parts are registered below) for cached decoding
         # Each component module's own transformers model, whose _init_weights knows its buffers.
         self._owners = {id(module): models[name] for name in used for module in models[name].modules()}
+        self._initialized_owners: set[int] = set()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(derived_seed(seed, "hybrid"))
             self._build(adapters)
@@ -125,10 +126,11 @@ class HybridModel(PreTrainedModel, GenerationMixin):
         if head.head_kind in ("lm", "compress"):
             heads = {m: adapters[m].lm_head() for m in head.components}
             widths = {m: rs.component(m).hidden_size for m in head.components}
+            ops = {m: adapters[m].logit_ops() for m in head.components}
             if head.head_kind == "compress":
-                self.head = CompressionHead(heads, widths, g.vocab_size, d)
+                self.head = CompressionHead(heads, widths, g.vocab_size, d, ops)
             else:
-                self.head = MixedLMHead(heads, widths, g.vocab_size)
+                self.head = MixedLMHead(heads, widths, g.vocab_size, ops)
         else:
             self.head = ClassifierHead(d, head.d_out, pool=head.head_kind == "classify")
 
@@ -155,6 +157,11 @@ class HybridModel(PreTrainedModel, GenerationMixin):
         owner = self._owners.get(id(module))
         if owner is not None:
             owner._init_weights(module)
+            # some families compute their layers' buffers at the level of their base model (Falcon-H1's
+            # mup_vector), which the hybrid does not hold: once per component, that level too
+            if id(owner) not in self._initialized_owners:
+                self._initialized_owners.add(id(owner))
+                owner._init_weights(owner.base_model)
 
     # ---- forward --------------------------------------------------------------------------------
     def alphas(self) -> torch.Tensor:
@@ -171,28 +178,43 @@ class HybridModel(PreTrainedModel, GenerationMixin):
             return [(None, []) for _ in self.blocks]
         return [(block.mix(), block.mix.constant_zeros()) for block in self.blocks]
 
+    def _running(self, mixtures: list) -> list[str]:
+        """The components whose segments run in a forward with these mixtures (a branch whose weight is a
+        constant 0 in every block never runs, and keeps no cache)."""
+        names = set()
+        for block, (_, skip) in zip(self.blocks, mixtures):
+            names.update(name for j, name in enumerate(block.segments) if not (skip and skip[j]))
+        return [m for m in self.graph.names if m in names]
+
     def hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                       mixtures: list | None = None, position_ids: torch.Tensor | None = None,
                       cache: HybridCache | None = None) -> torch.Tensor:
         """Final hidden states (B, T, d), before the head. With ``cache``, ``input_ids`` are the tokens that
-        follow the cached ones and every component's cache is extended by them."""
+        follow the cached ones and every component's cache is extended by them.
+
+        Before any block runs, each running component prepares what its family's forward computes before
+        its layers (positions, masks, rotary tables, ...; ``ComponentAdapter.prepare``) from the embeddings
+        cut to its width: once per forward, shared by its segments (which update its cache)."""
         mixtures = mixtures if mixtures is not None else self._mixtures()
         a0, skip0 = mixtures[0]
         h = self.embed(input_ids, a0, skip0)  # (B, T, d)
-        contexts = None
-        if cache is not None:  # each component's positions and masks, before any of its segments updates its cache
-            contexts = {m: self._adapters[m].prepare(h, attention_mask, position_ids, cache.component(m))
-                        for m in cache.components}
+        contexts = {}
+        for m in self._running(mixtures):
+            component_cache = cache.components.get(m) if cache is not None else None
+            if cache is not None and component_cache is None:
+                continue
+            width = self.resolved_spec.component(m).hidden_size
+            contexts[m] = self._adapters[m].prepare(fit(h, width), attention_mask, position_ids, component_cache)
         for block, (alphas, skip) in zip(self.blocks, mixtures):
             h = block(h, alphas, skip, attention_mask=attention_mask, position_ids=position_ids, contexts=contexts)
         if cache is not None:
-            cache.seen += input_ids.shape[1]
+            cache.advance(input_ids.shape[1])
         return h
 
     def new_cache(self) -> HybridCache:
         """An empty generation cache: one cache per component that runs a segment."""
-        names = {n.component for n in self.graph.nodes() if n.kind == "segment"}
-        return HybridCache({m: self._adapters[m].new_cache() for m in self.graph.names if m in names})
+        running = self._running(self._mixtures())
+        return HybridCache({m: self._adapters[m].new_cache() for m in running})
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None, past_key_values: HybridCache | None = None,

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..components import hub
 from ..components.family import Family, Shape
-from ..components.registry import families, family_for_model_type, get_family
+from ..components.registry import families, family_for_config, get_family
 from ..errors import Diagnostic
 from .canonical import COMMON_INIT_KEYS, SourceMap, thaw
 from .model import Component, LayerRange
@@ -55,9 +55,20 @@ class ResolvedComponent:
         return self.shape.num_layers
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+# transformers writes the floats JSON has no word for as {"__float__": "Infinity"} (Mamba-2's time_step_limit)
+_SPECIAL_FLOATS = {"Infinity": float("inf"), "-Infinity": float("-inf"), "NaN": float("nan")}
+
+
+def _special_float(obj: dict[str, Any]) -> Any:
+    if set(obj) == {"__float__"} and obj["__float__"] in _SPECIAL_FLOATS:
+        return _SPECIAL_FLOATS[obj["__float__"]]
+    return obj
+
+
+def read_config_json(path: Path) -> dict[str, Any]:
+    """A config.json as a dict (transformers' encoded infinities decoded); ValueError unless an object."""
     with open(path, encoding="utf-8") as f:
-        data = json.load(f)
+        data = json.load(f, object_hook=_special_float)
     if not isinstance(data, dict):
         raise ValueError("config.json does not hold a JSON object")
     return data
@@ -66,7 +77,7 @@ def _read_json(path: Path) -> dict[str, Any]:
 def _hub_config(repo: str, revision: str | None) -> tuple[dict[str, Any], str | None]:
     path = hub.download(repo, "config.json", revision)
     commit = path.parent.name if path.parent.parent.name == "snapshots" else None
-    return _read_json(path), commit
+    return read_config_json(path), commit
 
 
 def resolve_path(base_dir: Path, ref: str) -> Path:
@@ -138,7 +149,7 @@ def resolve_component(
             return None, [Diagnostic(loc, f"component '{name}': '{source.ref}' has no config.json",
                                      "point at a directory written by save_pretrained")]
         try:
-            config = _read_json(config_path)
+            config = read_config_json(config_path)
         except (OSError, ValueError) as err:
             return None, [Diagnostic(loc, f"component '{name}': cannot read {config_path.name}: {err}")]
     else:
@@ -154,11 +165,16 @@ def resolve_component(
                                      "check the id and your network; offline, download the model once "
                                      "(or save_pretrained it) and use its local directory")]
     model_type = config.get("model_type")
-    family = family_for_model_type(str(model_type)) if model_type else None
+    family = family_for_config(config)
     if family is None:
+        classes = config.get("architectures")
+        shown = f" (architectures: {', '.join(map(str, classes))})" if isinstance(classes, list) and classes else ""
         known = sorted(t for f in families().values() for t in f.model_types)
-        return None, [Diagnostic(loc, f"component '{name}': unknown model type '{model_type}'",
-                                 f"hybridc knows {', '.join(known)}; other families come as plugins")]
+        suggestion = did_you_mean(str(model_type), known)
+        hint = ((f"{suggestion}; " if suggestion else "") + f"hybridc knows {len(known)} decoder families "
+                f"({', '.join(known)}); a config.json whose 'architectures' names one of their *ForCausalLM "
+                "classes is read as that family; other families come as plugins")
+        return None, [Diagnostic(loc, f"component '{name}': unknown model type '{model_type}'{shown}", hint)]
     return _finish(component, family, family.full_config(config), location, source.revision, commit, smap)
 
 
@@ -276,6 +292,11 @@ def _shape_problems(component: Component, family: Family, config: dict[str, Any]
         problems.append(Diagnostic(where(heads_key), f"component '{name}': its width {shape.hidden_size} is not "
                                    f"divisible by its {heads} attention heads",
                                    (f"use {fewer} heads, or " if fewer else "use ") + f"a width divisible by {heads}"))
+    if not problems:
+        for message in family.config_problems(config):
+            problems.append(Diagnostic(smap.at("components", name, "init" if init else "from"),
+                                       f"component '{name}': {message}",
+                                       "choose sizes that meet it" if init else "fix its config.json"))
     for key, most in ((family.keys.hidden, MAX_WIDTH), (family.keys.layers, MAX_LAYERS), (family.keys.vocab, MAX_VOCAB),
                       (family.keys.heads, MAX_WIDTH)):
         value = config.get(key) if key else None

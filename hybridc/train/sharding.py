@@ -6,7 +6,8 @@ Wrapping policy (``shard_model``):
   before the layer runs and freed after), except Mamba segments that run the fast scan: their blocks'
   parameters are read directly rather than through the layer's forward, so the whole segment is the
   unit (``Segment.shard_units``);
-- the root unit holds the rest: embeddings, projectors, final norms and heads;
+- the root unit holds the rest: embeddings, projectors, final norms and heads, and the layers whose
+  parameters another layer uses too (Zamba2's shared blocks);
 - the alphas are not sharded (``ignored_params``): they stay plain tensors on every process, so the
   search, logging and checkpoints read them as usual, and ``average_replicated_grads`` averages their
   gradients over the processes after each backward, as data parallelism would.
@@ -43,12 +44,21 @@ def shard_model(model: HybridModel) -> HybridModel:
     from torch.distributed.fsdp import fully_shard
 
     ignored = set(replicated_params(model))
-    for block in model.blocks:
-        for segment in block.segments.values():
-            for unit in segment.shard_units():
-                fully_shard(unit, ignored_params=ignored)
+    for unit in own_units(model):
+        fully_shard(unit, ignored_params=ignored)
     fully_shard(model, ignored_params=ignored)
     return model
+
+
+def own_units(model: HybridModel) -> list[nn.Module]:
+    """The segments' shard units that share no parameter with another unit (a parameter lives in one
+    unit: Zamba2's shared blocks, used by several layers, stay with the root unit)."""
+    units = [unit for block in model.blocks for segment in block.segments.values() for unit in segment.shard_units()]
+    owners: dict[int, int] = {}
+    for unit in units:
+        for p in set(unit.parameters()):
+            owners[id(p)] = owners.get(id(p), 0) + 1
+    return [unit for unit in units if all(owners[id(p)] == 1 for p in unit.parameters())]
 
 
 def average_replicated_grads(model: HybridModel, reduce: Callable[[torch.Tensor], torch.Tensor], world: int) -> None:

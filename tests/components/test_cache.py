@@ -13,21 +13,29 @@ from collections.abc import Sequence
 import pytest
 import torch
 from torch import nn
-from transformers.cache_utils import DynamicCache
+from transformers.cache_utils import CacheLayerMixin, DynamicCache
 
 from hybridc.components.adapters import ComponentAdapter, build_model, load_adapter
 from hybridc.components.adapters.base import StepContext
+from hybridc.components.logits import apply_logit_ops
 from hybridc.components.registry import families, get_family
-from tests.tiny_models import TINY_COMMON, tiny_config
+from tests.tiny_models import REPRESENTATIVE_FAMILIES, TINY_COMMON, tiny_config
 
-FAMILIES = sorted(families())
+FAMILIES = sorted(REPRESENTATIVE_FAMILIES)
 ATTENTION = [name for name in FAMILIES if families()[name].has_attention]
+# RWKV and xLSTM read no padding mask: a padded row is not the unpadded one, in the families themselves
+PADDED = [name for name in FAMILIES if families()[name].architecture.padding]
 VOCAB = TINY_COMMON["vocab_size"]
 CUTS = (0, 1, 3)  # two segments sharing one cache: the second runs after the first updated layer 0
 TOL = 1e-5
 # GPT-Neo with a local (windowed) layer whose window is shorter than the sequences
 VARIANTS = {
     "gpt-neo-local": ("gpt-neo", {"attention_types": [[["global", "local"], 1], [["local"], 1]], "window_size": 4}),
+    # sliding-window layers (their cache keeps the last window only) beside full ones, windows shorter than
+    # the sequences
+    "gemma3-window": ("gemma3", {"sliding_window": 4, "layer_types": ["sliding_attention", "full_attention",
+                                                                      "sliding_attention"]}),
+    "mistral-window": ("mistral", {"sliding_window": 5}),
 }
 
 
@@ -75,7 +83,7 @@ def step(
     context = adapter.prepare(h, attention_mask, position_ids, cache)
     for segment in segments:
         h = segment(h, context=context)
-    return adapter.lm_head()(h)
+    return apply_logit_ops(adapter.lm_head()(h), adapter.logit_ops())
 
 
 def segments_of(adapter: ComponentAdapter, cuts: Sequence[int] = CUTS) -> list[nn.Module]:
@@ -131,12 +139,13 @@ def greedy(adapter: ComponentAdapter, prompt: torch.Tensor, steps: int) -> torch
 
 def own_generate(model: nn.Module, ids: torch.Tensor, steps: int, attention_mask=None) -> torch.Tensor:
     """``model.generate`` greedy, never stopping early (no EOS), new tokens only."""
-    config = copy.deepcopy(model.generation_config)
-    config.eos_token_id = None
-    config.pad_token_id = 0
-    out = model.generate(
-        ids, attention_mask=attention_mask, generation_config=config, do_sample=False, max_new_tokens=steps
-    )
+    saved = model.generation_config  # generate fills unset values from the model's own generation config
+    model.generation_config = copy.deepcopy(saved)
+    model.generation_config.eos_token_id, model.generation_config.pad_token_id = None, 0
+    try:
+        out = model.generate(ids, attention_mask=attention_mask, do_sample=False, max_new_tokens=steps)
+    finally:
+        model.generation_config = saved
     return out[:, ids.shape[1] :]
 
 
@@ -151,6 +160,8 @@ def test_incremental_equals_full(name: str) -> None:
     ids = tokens(2, 16, seed=1)
     segments, cache = segments_of(adapter), adapter.new_cache()
     chunks = [ids[:, :7], ids[:, 7:10]] + [ids[:, t : t + 1] for t in range(10, 16)]
+    if name == "recurrent-gemma":  # its own forward reads several tokens after a filled cache as a new prompt
+        chunks = [ids[:, :10]] + chunks[2:]
     with torch.no_grad():
         reference = model(ids).logits
         logits = torch.cat([step(adapter, segments, chunk, cache) for chunk in chunks], dim=1)
@@ -159,7 +170,7 @@ def test_incremental_equals_full(name: str) -> None:
         assert cache.get_seq_length() == 16
 
 
-@pytest.mark.parametrize("name", FAMILIES)
+@pytest.mark.parametrize("name", PADDED + list(VARIANTS))
 def test_segments_without_layer_zero(name: str) -> None:
     """A hybrid may run only a component's later layers (layer 0's cache then stays empty): past
     length and mask still come from the layers that ran. A left-padded batch, compared with the
@@ -171,9 +182,9 @@ def test_segments_without_layer_zero(name: str) -> None:
     mask[1, :3] = 0
     positions = generate_positions(mask)
     with torch.no_grad():
-        full = h_all
+        full, context = h_all, adapter.prepare(h_all, mask, positions)
         for segment in segments:
-            full = segment(full, attention_mask=mask, position_ids=positions)
+            full = segment(full, context=context)
         cache, outs, done = adapter.new_cache(), [], 0
         for chunk in [h_all[:, :5]] + [h_all[:, t : t + 1] for t in range(5, 12)]:
             width = chunk.shape[1]
@@ -184,14 +195,14 @@ def test_segments_without_layer_zero(name: str) -> None:
             done += width
     real = mask.bool()
     assert max_diff(torch.cat(outs, dim=1)[real], full[real]) <= TOL
-    if name in ATTENTION:
-        assert cache.layers[0].get_seq_length() == 0 and cache.get_seq_length(1) == 12
+    if isinstance(cache.layers[0], CacheLayerMixin):  # layer 0 holds keys/values, and never ran
+        assert cache.layers[0].get_seq_length() == 0 and cache.get_seq_length() == 12
 
 
 # ---- 2. left-padded batches -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", FAMILIES)
+@pytest.mark.parametrize("name", PADDED + list(VARIANTS))
 def test_left_padded_batch(name: str) -> None:
     """Two prompts (9 and 5 tokens), left-padded; 5 more tokens one at a time with the mask grown by
     one and positions as ``generate`` makes them. At real positions: the model's own padded forward,
@@ -204,7 +215,7 @@ def test_left_padded_batch(name: str) -> None:
         logits, _ = decode_padded(adapter, ids, mask, new)
         full_ids = torch.cat([ids, new], dim=1)
         full_mask = torch.cat([mask, torch.ones_like(new)], dim=1)
-        kwargs = {"position_ids": generate_positions(full_mask)} if name in ATTENTION else {}
+        kwargs = {"position_ids": generate_positions(full_mask)} if families()[variant(name)[0]].has_attention else {}
         padded = model(full_ids, attention_mask=full_mask, **kwargs).logits
         real = full_mask.bool()
         assert max_diff(logits[real], padded[real]) <= TOL
@@ -215,7 +226,7 @@ def test_left_padded_batch(name: str) -> None:
 # ---- 3. the family's own generate -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", FAMILIES)
+@pytest.mark.parametrize("name", FAMILIES + list(VARIANTS))
 def test_greedy_matches_generate(name: str) -> None:
     adapter, model = adapter_of(name), model_of(name)
     prompt = tokens(1, 6, seed=5)
@@ -224,7 +235,11 @@ def test_greedy_matches_generate(name: str) -> None:
         # a left-padded batch: generate computes positions from the mask, Mamba drops the mask after prefill
         ids, mask = left_padded([tokens(1, 8, seed=6)[0], tokens(1, 3, seed=7)[0]])
         _, chosen = decode_padded(adapter, ids, mask, 8)
-        assert torch.equal(chosen, own_generate(model, ids, 8, attention_mask=mask))
+        if name == "rwkv":  # RWKV's own one-token step is right for one row only: generate row by row
+            own = torch.cat([own_generate(model, ids[i : i + 1], 8, attention_mask=mask[i : i + 1]) for i in range(2)])
+        else:
+            own = own_generate(model, ids, 8, attention_mask=mask)
+        assert torch.equal(chosen, own)
 
 
 # ---- 4. caches, contexts, errors ------------------------------------------------------------------
@@ -249,9 +264,10 @@ def test_new_caches_are_independent(name: str) -> None:
     assert torch.equal(a, b) and torch.equal(a_next, b_next)
 
 
-@pytest.mark.parametrize("name", FAMILIES)
+@pytest.mark.parametrize("name", [name for name in FAMILIES if name != "zamba2"])
 def test_context_without_cache_is_the_full_forward(name: str) -> None:
-    """``prepare(..., cache=None)`` then ``context=`` computes exactly what the no-context path does."""
+    """``prepare(..., cache=None)`` then ``context=`` computes exactly what the no-context path does (not for
+    Zamba2, whose context holds the embeddings: a segment that prepares its own reads its input instead)."""
     adapter = adapter_of(name)
     ids = tokens(2, 10, seed=9)
     mask = torch.ones_like(ids)

@@ -88,3 +88,19 @@ def test_renderings(rs, tmp_path):
     assert dot.startswith("digraph hybrid {") and '"b0/mix" -> "b1/attn/in";' in dot and "cluster_b1" in dot
     png = to_png(bg, tmp_path / "g.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("selection", [None, ("ssm", "shared"), ("shared", "ssm"), ("shared", "shared")])
+def test_parameters_several_layers_share_are_counted_once_where_they_run(tmp_path, selection):
+    """Zamba2's shared blocks serve layers of both blocks: the graph counts them once, in the first segment
+    that runs one of their layers, so every graph's total is its model's (continuous and discretized)."""
+    from hybridc.nn.hybrid import lower
+
+    text = SMALL.replace("attn:\n    init: {family: gpt-neox, hidden_size: 32, layers: 4, heads: 4, vocab_size: 64, max_length: 64}",
+                         "shared:\n    init: {family: zamba2, hidden_size: 32, layers: 6, heads: 4, vocab_size: 64, "
+                         "max_length: 64, mamba_d_state: 16, chunk_size: 16}")
+    text = text.replace("{attn: linear, ssm: mlp}", "{shared: linear, ssm: mlp}")
+    resolved = load_spec(write_spec(tmp_path, text))
+    graph = build_graph(resolved) if selection is None else discretize_graph(resolved, selection)
+    model = lower(resolved, selection=list(selection) if selection else None, pretrained=False)
+    assert graph.total_params == sum(p.numel() for p in model.parameters())

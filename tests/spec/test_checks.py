@@ -97,8 +97,9 @@ def test_missing_local_dir_and_bad_config(tmp_path):
     assert at(d) == (8, 11) and str(tmp_path) in d.hint
     (tmp_path / "models" / "ssm").mkdir(parents=True)
     assert "has no config.json" in located(tmp_path, text, "config.json").message
-    (tmp_path / "models" / "ssm" / "config.json").write_text(json.dumps({"model_type": "rwkv"}))
-    assert "unknown model type 'rwkv'" in located(tmp_path, text, "model type").message
+    (tmp_path / "models" / "ssm" / "config.json").write_text(json.dumps({"model_type": "t5"}))
+    d = located(tmp_path, text, "model type")
+    assert "unknown model type 't5'" in d.message and "architectures" in d.hint
 
 
 def test_unknown_hub_id_is_located(tmp_path):

@@ -16,13 +16,15 @@ import torch
 from torch import nn
 
 from ..family import Family
-from ..registry import load_object
+from ..registry import family_for_config, load_object
 from .base import ComponentAdapter, Segment
 
 __all__ = [
     "ComponentAdapter",
     "Segment",
     "build_model",
+    "build_on_meta",
+    "config_class",
     "load_adapter",
     "load_pretrained",
     "model_class",
@@ -48,12 +50,33 @@ def quiet_transformers() -> Iterator[None]:
 
 
 def model_class(family: Family) -> type[nn.Module]:
-    """The family's ``*ForCausalLM`` class (its ``config_class`` is the family's config class)."""
+    """The family's ``*ForCausalLM`` class."""
     return load_object(family.model_class)
 
 
+def config_class(family: Family) -> type:
+    """The family's config class: the one transformers registers for its model type (InternLM3 runs as
+    ``LlamaForCausalLM`` with its own ``InternLM3Config``), else the model class's own."""
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    model_type = family.model_types[0]
+    return CONFIG_MAPPING[model_type] if model_type in CONFIG_MAPPING else model_class(family).config_class
+
+
+# Architecture.runner -> the adapter class that runs it (mamba and mamba2 run their families' own adapters)
+RUNNERS = {
+    "recorded": "hybridc.components.adapters.decoder:DecoderAdapter",
+    "rwkv": "hybridc.components.adapters.stateful:RwkvAdapter",
+    "xlstm": "hybridc.components.adapters.stateful:XlstmAdapter",
+}
+
+
 def load_adapter(family: Family, model: nn.Module) -> ComponentAdapter:
-    """Wrap a loaded model of ``family`` in the family's adapter."""
+    """Wrap a loaded model of ``family`` in the family's adapter: the generic one for the families of the
+    architecture table that run ``recorded``, else the family's own (``Family.adapter``)."""
+    architecture = getattr(family, "architecture", None)
+    if architecture is not None and architecture.runner in RUNNERS:
+        return load_object(RUNNERS[architecture.runner])(model, architecture)
     return load_object(family.adapter)(model)
 
 
@@ -66,11 +89,19 @@ def build_model(family: Family, config_dict: Mapping[str, Any], *, seed: int) ->
     """
     cls = model_class(family)
     with quiet_transformers():
-        config = cls.config_class.from_dict(dict(config_dict))
+        config = config_class(family).from_dict(dict(config_dict))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = cls(config)
     return model
+
+
+def build_on_meta(family: Family, config_dict: Mapping[str, Any]) -> nn.Module:
+    """The family's model with ``config_dict`` on the meta device: shapes only, no memory (for counting)."""
+    cls = model_class(family)
+    with quiet_transformers(), torch.device("meta"):
+        config = config_class(family).from_dict(dict(config_dict))
+        return cls(config)
 
 
 def load_pretrained(family: Family, path_or_id: str | Path, *, revision: str | None = None,
@@ -81,16 +112,19 @@ def load_pretrained(family: Family, path_or_id: str | Path, *, revision: str | N
     from .. import hub
 
     cls = model_class(family)
+    config_cls = config_class(family)
     # a Hub id while the Hub does not answer: the cache only, failing at once instead of after retries
     cache_only = {"local_files_only": True} if hub.local_only(path_or_id) else {}
     with quiet_transformers():
         try:
-            config_dict, _ = cls.config_class.get_config_dict(str(path_or_id), revision=revision, **cache_only)
+            config_dict, _ = config_cls.get_config_dict(str(path_or_id), revision=revision, **cache_only)
             model_type = config_dict.get("model_type")
-            if model_type not in family.model_types:
+            if family_for_config(config_dict) is not family:
                 raise ValueError(f"{path_or_id}: model_type {model_type!r} is not a {family.name} model")
+            config = config_cls.from_pretrained(str(path_or_id), revision=revision, **cache_only)
             return cls.from_pretrained(
                 str(path_or_id),
+                config=config,
                 revision=revision,
                 use_safetensors=True,
                 trust_remote_code=trust_remote_code,  # off unless the spec enables it (and the CLI warns)

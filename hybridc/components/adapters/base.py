@@ -35,8 +35,7 @@ from typing import Any, ClassVar
 
 import torch
 from torch import nn
-from transformers.cache_utils import Cache, CacheLayerMixin, DynamicCache
-from transformers.masking_utils import create_causal_mask
+from transformers.cache_utils import Cache, DynamicCache
 
 
 @dataclass(frozen=True)
@@ -49,10 +48,13 @@ class StepContext:
 
     cache: Cache | None  # the component's own transformers cache, None: full sequence, no cache
     position_ids: torch.Tensor | None  # (B or 1, T) positions of this step's tokens; None for Mamba/Mamba2
-    mask: Any  # what the family's layers take: 4D causal mask / None (sdpa, no padding); Mamba: (B, T) or None
+    mask: Any  # Mamba/Mamba2: the padding mask their layers take, (B, T) or None
     attention_mask: torch.Tensor | None  # the 2-D padding mask as given: (B, past + T) with a cache
-    past_length: int | None = None  # tokens already in the cache (attention families), None for Mamba/Mamba2
-    position_embeddings: tuple[torch.Tensor, torch.Tensor] | None = None  # rotary (cos, sin): GPT-NeoX, Llama
+    past_length: int | None = None  # tokens already in the cache, None for Mamba/Mamba2
+    # the generic adapter (``decoder.DecoderAdapter``): per layer of the model, the arguments its family's
+    # forward gives it besides the hidden state; and the inputs of its position modules (GPT-2's wpe)
+    calls: tuple[tuple[tuple[Any, ...], dict[str, Any]], ...] | None = None
+    position_inputs: dict[str, tuple[Any, ...]] | None = None
 
 
 class Segment(nn.Module):
@@ -120,9 +122,10 @@ class ComponentAdapter(ABC):
         the family's model forward creates it. Each call returns a new, independent cache."""
         return DynamicCache(config=self.config)
 
+    @abstractmethod
     def prepare(
         self,
-        h: torch.Tensor,  # (B, T, ...): only its batch size, length, dtype and device are used
+        h: torch.Tensor,  # (B, T, ...): its batch size, length, dtype and device (and for Zamba2 its values)
         attention_mask: torch.Tensor | None = None,  # (B, past + T) 1/0
         position_ids: torch.Tensor | None = None,  # (B or 1, T)
         cache: Cache | None = None,
@@ -132,93 +135,17 @@ class ComponentAdapter(ABC):
         Call it once per forward, before any segment of the component runs (the segments update the
         cache). Positions default to past..past+T-1. ``h``'s dtype matters: eager masks and rotary
         tables are built in it, so pass a tensor of the dtype the segments will receive.
-
-        Default: the attention families' context (``attention_context``, with ``rotary_embedding()``);
-        recurrent families override it.
         """
-        return attention_context(self.config, h, attention_mask, position_ids, cache, self.rotary_embedding())
 
-    def rotary_embedding(self) -> nn.Module | None:
-        """The family's rotary embedding module (positions -> (cos, sin)), None when it has none."""
-        return None
+    def logit_ops(self) -> tuple[tuple[str, float], ...]:
+        """What the family's ``*ForCausalLM`` does to its head's output ((kind, value) pairs, see
+        ``decoder.apply_logit_ops``): nothing by default."""
+        return ()
 
     def check_range(self, start: int, stop: int) -> None:
         """Raise ValueError unless [start, stop) is a non-empty range of this model's layers."""
         if not 0 <= start < stop <= self.num_layers:
             raise ValueError(f"layer range [{start}, {stop}) is not inside [0, {self.num_layers}) or is empty")
-
-
-def cached_length(cache: Cache | None) -> tuple[int, int | None]:
-    """(tokens in ``cache``, index of a key/value layer holding them), (0, None) without a cache.
-
-    A hybrid may run only some of a component's layers (a discretized hybrid that picked it for its
-    last blocks, say), so layer 0 -- what transformers sizes masks against by default -- may never
-    be filled: take the longest key/value layer instead (the layers that run all hold the same tokens).
-    """
-    if cache is None:
-        return 0, None
-    best, index = 0, 0
-    for i, layer in enumerate(cache.layers):
-        if isinstance(layer, CacheLayerMixin):
-            length = layer.get_seq_length()
-            if length > best:
-                best, index = length, i
-    return best, index
-
-
-def check_length(cache: Cache | None, length: int, limit: int, what: str) -> None:
-    """ValueError when the cached plus new tokens exceed ``limit`` (a family's fixed-size table)."""
-    past, _ = cached_length(cache)
-    if past + length > limit:
-        raise ValueError(f"{past} cached + {length} new tokens exceed the {limit} {what}")
-
-
-def attention_context(
-    config: Any,
-    h: torch.Tensor,  # (B, T, ...)
-    attention_mask: torch.Tensor | None,  # (B, past + T)
-    position_ids: torch.Tensor | None,  # (B or 1, T)
-    cache: Cache | None,
-    rotary_emb: nn.Module | None = None,
-) -> StepContext:
-    """``prepare`` of the attention families: what their model forward computes before the layers.
-
-    Positions default to ``arange(T) + past``; the causal mask is ``create_causal_mask`` against the
-    cache (so it covers past + T keys); rotary (cos, sin) when the family has ``rotary_emb``.
-
-    The mask is built from the model's own config, so it matches its attention implementation: eager
-    gets a float (B, 1, T, past + T) mask even without padding (never None, which eager would read as
-    "no mask", i.e. non-causal); sdpa gets None (``is_causal``) without padding, a bool mask with it.
-    """
-    length = h.shape[1]
-    past, layer_idx = cached_length(cache)
-    if cache is not None and attention_mask is not None and attention_mask.ndim == 2:
-        if attention_mask.shape[-1] != past + length:
-            raise ValueError(
-                f"attention_mask has {attention_mask.shape[-1]} columns; with {past} cached tokens and "
-                f"{length} new ones it must cover all {past + length} (the whole sequence so far)"
-            )
-    if position_ids is None:
-        position_ids = torch.arange(past, past + length, device=h.device).unsqueeze(0)
-    elif position_ids.shape[-1] != length:
-        raise ValueError(f"position_ids cover {position_ids.shape[-1]} tokens, the input has {length}")
-    mask = create_causal_mask(
-        config=config,
-        inputs_embeds=h,
-        attention_mask=attention_mask,
-        past_key_values=cache,
-        position_ids=position_ids,
-        layer_idx=layer_idx,
-    )
-    rotary = rotary_emb(h, position_ids=position_ids) if rotary_emb is not None else None
-    return StepContext(
-        cache=cache,
-        position_ids=position_ids,
-        mask=mask,
-        attention_mask=attention_mask,
-        past_length=past,
-        position_embeddings=rotary,
-    )
 
 
 def layer_output(out: torch.Tensor | tuple) -> torch.Tensor:

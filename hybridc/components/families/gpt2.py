@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..architectures import ARCHITECTURES
 from ..family import ConfigKeys, ParamCounts
 from . import BuiltinFamily, attention_flops, head_params, layer_norm, linear, matmul_flops
 
@@ -20,7 +21,8 @@ class GPT2(BuiltinFamily):
         max_length="n_positions",
     )
     model_class = "transformers:GPT2LMHeadModel"
-    adapter = "hybridc.components.adapters.gpt2:GPT2Adapter"
+    adapter = "hybridc.components.adapters.decoder:DecoderAdapter"
+    architecture = ARCHITECTURES["gpt2"]
     has_attention = True
 
     # complete_init_config: only the special token ids (BuiltinFamily). n_inner stays None (= 4 d)

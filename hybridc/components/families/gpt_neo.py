@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..architectures import ARCHITECTURES
 from ..family import ConfigKeys, ParamCounts
 from . import BuiltinFamily, attention_flops, head_params, layer_norm, linear, matmul_flops
 
@@ -20,7 +21,8 @@ class GPTNeo(BuiltinFamily):
         max_length="max_position_embeddings",
     )
     model_class = "transformers:GPTNeoForCausalLM"
-    adapter = "hybridc.components.adapters.gpt_neo:GPTNeoAdapter"
+    adapter = "hybridc.components.adapters.decoder:DecoderAdapter"
+    architecture = ARCHITECTURES["gpt-neo"]
     has_attention = True
     # Derived from attention_types by the config class; a config.json may still carry it.
     extra_known_keys = frozenset({"attention_layers"})

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..architectures import ARCHITECTURES
 from ..family import ConfigKeys, ParamCounts
 from . import BuiltinFamily, attention_flops, head_params, layer_norm, linear, matmul_flops, set_unless_given
 
@@ -20,7 +21,8 @@ class GPTNeoX(BuiltinFamily):
         max_length="max_position_embeddings",
     )
     model_class = "transformers:GPTNeoXForCausalLM"
-    adapter = "hybridc.components.adapters.gpt_neox:GPTNeoXAdapter"
+    adapter = "hybridc.components.adapters.decoder:DecoderAdapter"
+    architecture = ARCHITECTURES["gpt-neox"]
     has_attention = True
     # Legacy rotary keys of Pythia's config.json, folded into rope_parameters by the config class.
     extra_known_keys = frozenset(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..architectures import ARCHITECTURES
 from ..family import ConfigKeys, ParamCounts
 from . import BuiltinFamily, attention_flops, head_params, linear, matmul_flops, set_unless_given
 
@@ -20,7 +21,8 @@ class Llama(BuiltinFamily):
         max_length="max_position_embeddings",
     )
     model_class = "transformers:LlamaForCausalLM"
-    adapter = "hybridc.components.adapters.llama:LlamaAdapter"
+    adapter = "hybridc.components.adapters.decoder:DecoderAdapter"
+    architecture = ARCHITECTURES["llama"]
     has_attention = True
     extra_known_keys = frozenset({"rope_scaling", "rope_theta", "partial_rotary_factor"})
 

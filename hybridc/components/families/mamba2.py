@@ -6,6 +6,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from ..architectures import ARCHITECTURES
 from ..family import ConfigKeys, ParamCounts
 from . import BuiltinFamily, head_params, linear, matmul_flops, set_unless_given
 
@@ -21,6 +22,7 @@ class Mamba2(BuiltinFamily):
     keys = ConfigKeys(hidden="hidden_size", layers="num_hidden_layers", vocab="vocab_size", heads="num_heads")
     model_class = "transformers:Mamba2ForCausalLM"
     adapter = "hybridc.components.adapters.mamba2:Mamba2Adapter"
+    architecture = ARCHITECTURES["mamba2"]
     has_attention = False
 
     def complete_init_config(self, config: dict[str, Any], common: Mapping[str, Any]) -> dict[str, Any]:
