@@ -67,6 +67,23 @@ def _print_warnings(rs) -> None:
         click.echo(w.render(), err=True)
 
 
+@main.command()
+def families() -> None:
+    """List the model families hybridc runs as components (from: a checkpoint of one, or init: {family: ...})."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .components.architectures import ARCHITECTURES, kind, notes
+
+    table = Table(title=f"{len(ARCHITECTURES)} families")
+    for column in ("family", "model type", "transformers class", "layers", "notes"):
+        table.add_column(column, overflow="fold")
+    for name in sorted(ARCHITECTURES):
+        architecture = ARCHITECTURES[name]
+        table.add_row(name, architecture.model_type, architecture.model_class, kind(architecture), notes(architecture))
+    Console(soft_wrap=False).print(table)
+
+
 _ROOT_OPTION = click.option(
     "--root", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
     help="Refuse local paths in the spec (models, tokenizer, data, alphas) that resolve outside DIR.")

@@ -18,23 +18,10 @@ README = ROOT / "README.md"
 BEGIN, END = "<!-- families:begin -->", "<!-- families:end -->"
 
 
-def kind(architecture) -> str:
-    if architecture.attention and architecture.recurrent:
-        return "hybrid"
-    return "attention" if architecture.attention else "recurrent"
-
-
-def notes(architecture) -> str:
-    parts = [architecture.note] if architecture.note else []
-    if not architecture.padding:
-        parts.append("reads no padding mask (a padded row is not the unpadded one, in the family itself)")
-    return "; ".join(parts)
-
-
 def table() -> str:
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    from hybridc.components.architectures import ARCHITECTURES
+    from hybridc.components.architectures import ARCHITECTURES, kind, notes
 
     rows = ["| family | model type | transformers class | layers | notes |", "|---|---|---|---|---|"]
     for name in sorted(ARCHITECTURES):

@@ -110,9 +110,11 @@ def test_validate_and_fmt_do_not_import_torch(tmp_path):
         import sys
         from click.testing import CliRunner
         from hybridc.cli import main
-        for args in (["validate", {str(path)!r}], ["fmt", {str(path)!r}], ["fmt", "--check", {str(path)!r}]):
+        for args in (["validate", {str(path)!r}], ["fmt", {str(path)!r}], ["fmt", "--check", {str(path)!r}],
+                     ["families"]):
             result = CliRunner().invoke(main, args)
             assert result.exit_code in (0, 1), result.output
+        assert "falcon_h1" in CliRunner().invoke(main, ["families"]).output
         heavy = [m for m in ("torch", "transformers", "networkx", "matplotlib") if m in sys.modules]
         assert not heavy, heavy
     """)

@@ -15,11 +15,11 @@ CORE_FAMILIES = ("gpt-neo", "gpt2", "gpt-neox", "llama", "mamba", "mamba2")
 # Every family of the architecture table (tests/components/test_conformance.py runs each).
 ALL_FAMILIES = tuple(sorted(families()))
 # One family of each kind the generic adapter meets, for the tests that go deep on every path: rotary per
-# layer type and logit soft-capping (gemma3), multipliers (granite), parallel attention + Mamba-2 (falcon-h1),
+# layer type and logit soft-capping (gemma3), multipliers and parallel attention + Mamba-2 (falcon-h1),
 # shared blocks reading the embeddings (zamba2), states in the modules (recurrent-gemma), short convolutions
-# (lfm2), a state threaded through the loop (rwkv, xlstm), the common layout (qwen3).
+# (lfm2), a state threaded through the loop (rwkv, xlstm); the common layout is Llama's.
 REPRESENTATIVE_FAMILIES = CORE_FAMILIES + (
-    "qwen3", "gemma3", "granite", "falcon-h1", "zamba2", "recurrent-gemma", "lfm2", "rwkv", "xlstm")
+    "gemma3", "falcon-h1", "zamba2", "recurrent-gemma", "lfm2", "rwkv", "xlstm")
 
 # Families whose tiny models need other sizes: xLSTM rounds its head widths up to multiples of 64, so its
 # width must make hidden_size * 0.5 a multiple of 64; states and experts smaller than the real models'.

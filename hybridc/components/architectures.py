@@ -14,6 +14,7 @@ is every field's default; an entry names only its differences. The fields:
 - ``start``: what the family's forward does to the embeddings before the first layer, in order; the
   segment that starts at layer 0 does it (DESIGN: a component's own pre-work lives in its segment).
   ``("positions", attr)`` adds ``attr(position_ids)``; ``("module", attr)`` applies a module (dropout);
+  ``("dropout", key)`` is dropout with probability ``config[key]`` (in training);
   ``("scale", key)`` multiplies by ``config[key]``; ``("scale_sqrt_width", dtype)`` by sqrt(hidden size)
   rounded to ``dtype`` (RecurrentGemma's normalizer).
 - ``logits``: what the ``*ForCausalLM`` does to the head's output: ``("softcap", key)`` is
@@ -127,7 +128,7 @@ ARCHITECTURES: Mapping[str, Architecture] = _table(
     Architecture("smollm3", "SmolLM3ForCausalLM", init={**_ATTN, "layer_types": "layer_types"}),
     Architecture("stablelm", "StableLmForCausalLM", init=_ATTN,
                  multiple_of=((("hidden/heads", "rope_parameters.partial_rotary_factor=0.25"), 2),)),
-    Architecture("starcoder2", "Starcoder2ForCausalLM", init=_ATTN),
+    Architecture("starcoder2", "Starcoder2ForCausalLM", start=(("dropout", "embedding_dropout"),), init=_ATTN),
     Architecture("cohere", "CohereForCausalLM", logits=(("scale", "logit_scale"),), init=_ATTN,
                  note="parallel attention and MLP; logit scale"),
     Architecture("exaone4", "Exaone4ForCausalLM", init={**_ATTN, "layer_types": "layer_types"}),
@@ -227,6 +228,21 @@ ARCHITECTURES: Mapping[str, Architecture] = _table(
     Architecture("olmo_hybrid", "OlmoHybridForCausalLM", recurrent=True,
                  init={**_ATTN, "layer_types": "layer_types"}),
 )
+
+
+def kind(architecture: Architecture) -> str:
+    """What the family's layers hold: "attention", "recurrent" or "hybrid" (both)."""
+    if architecture.attention and architecture.recurrent:
+        return "hybrid"
+    return "attention" if architecture.attention else "recurrent"
+
+
+def notes(architecture: Architecture) -> str:
+    """What a user should know of the family in hybridc (the README's family table, ``hybridc families``)."""
+    parts = [architecture.note] if architecture.note else []
+    if not architecture.padding:
+        parts.append("reads no padding mask (a padded row is not the unpadded one, in the family itself)")
+    return "; ".join(parts)
 
 
 def architecture_of(name: str) -> Architecture | None:

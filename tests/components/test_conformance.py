@@ -275,3 +275,40 @@ def test_a_hybrid_with_mamba_trains_and_resumes_after_a_kill(family: str, source
     a = load_file(str(straight.final_dir / "model.safetensors"))
     b = load_file(str(resumed.final_dir / "model.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+# ---- training mode ----------------------------------------------------------------------------------------
+
+
+def dropout_keys(family: str) -> dict[str, float]:
+    """Every dropout probability of the family's config, set to 0.1."""
+    defaults = get_family(family).defaults()
+    return {key: 0.1 for key, value in defaults.items()
+            if ("drop" in key) and isinstance(value, float) and not isinstance(value, bool)}
+
+
+@pytest.mark.parametrize("family", ALL_FAMILIES)
+def test_training_mode_draws_the_family_s_dropout_masks(family: str) -> None:
+    """With every dropout of the family on, the parts (as the hybrid runs them: one context, segments,
+    logit transform) draw the same masks in the same order as the family's own forward."""
+    from hybridc.components.adapters import build_model, load_adapter
+    from hybridc.components.logits import apply_logit_ops
+
+    keys = dropout_keys(family)
+    model = build_model(get_family(family), tiny_config(family, **keys), seed=0).train()
+    adapter = load_adapter(get_family(family), model)
+    ids, _, _ = inputs()
+    cuts = (0, 1, adapter.num_layers)
+    with torch.no_grad():
+        torch.manual_seed(3)
+        expected = model(ids).logits
+        torch.manual_seed(3)
+        h = adapter.embedding()(ids)
+        context = adapter.prepare(h)
+        for start, stop in zip(cuts, cuts[1:]):
+            h = adapter.segment(start, stop)(h, context=context)
+        ours = apply_logit_ops(adapter.lm_head()(h), adapter.logit_ops())
+        assert max_diff(ours, expected) <= TOL
+        if keys:  # the masks are drawn: another seed, other logits
+            torch.manual_seed(4)
+            assert max_diff(model(ids).logits, expected) > 1e-4

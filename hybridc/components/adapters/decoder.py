@@ -145,6 +145,7 @@ class Shell:
             if kind == "positions":
                 positions[name] = modules[name] = _PositionsStandIn(h.shape[-1])
         shell.__dict__["_modules"] = modules
+        shell.__dict__["training"] = False  # no randomness: its hidden state is discarded (dropout is start work)
         # buffers of the base model itself (RecurrentGemma's normalizer) only scale the hidden state the shell
         # discards; the hybrid does not hold them, so they may be unmaterialized (a model loaded from disk) or
         # elsewhere (a model moved to a device): the shell gets stand-ins on h's device
@@ -202,7 +203,7 @@ class DecoderSegment(Segment):
         if context is None:
             context = self._adapter.prepare(h, attention_mask, position_ids)
         for kind, name in self._start_ops:
-            h = self._adapter.start_op(h, kind, name, context)
+            h = self._adapter.start_op(h, kind, name, context, self.training)
         for index, layer in zip(range(self.start, self.stop), self.layers):
             args, kwargs = context.calls[index]
             h = layer_output(layer(h, *args, **kwargs))
@@ -301,9 +302,11 @@ class DecoderAdapter(ComponentAdapter):
                 raise ValueError(f"{past} cached + {length} new tokens exceed the {limit} positions of "
                                  f"{self.family_name}'s position table")
 
-    def start_op(self, h: torch.Tensor, kind: str, name: str, context: StepContext) -> torch.Tensor:
+    def start_op(self, h: torch.Tensor, kind: str, name: str, context: StepContext, training: bool) -> torch.Tensor:
         """One step of the family's start work on h (B, T, d_m)."""
         base = self.base
+        if kind == "dropout":
+            return nn.functional.dropout(h, p=getattr(self.config, name), training=training)
         if kind == "positions":
             return h + base._modules[name](*context.position_inputs[name])
         if kind == "module":

@@ -6,23 +6,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..architectures import ARCHITECTURES
-from ..family import ConfigKeys, ParamCounts
+from ..family import ParamCounts
 from . import BuiltinFamily, attention_flops, head_params, layer_norm, linear, matmul_flops
 
 
 class GPT2(BuiltinFamily):
     name = "gpt2"
     model_types = ("gpt2",)
-    keys = ConfigKeys(
-        hidden="n_embd",
-        layers="n_layer",
-        vocab="vocab_size",
-        heads="n_head",
-        max_length="n_positions",
-    )
     model_class = "transformers:GPT2LMHeadModel"
     adapter = "hybridc.components.adapters.decoder:DecoderAdapter"
     architecture = ARCHITECTURES["gpt2"]
+    keys = architecture.keys
     has_attention = True
 
     # complete_init_config: only the special token ids (BuiltinFamily). n_inner stays None (= 4 d)

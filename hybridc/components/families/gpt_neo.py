@@ -6,23 +6,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..architectures import ARCHITECTURES
-from ..family import ConfigKeys, ParamCounts
+from ..family import ParamCounts
 from . import BuiltinFamily, attention_flops, head_params, layer_norm, linear, matmul_flops
 
 
 class GPTNeo(BuiltinFamily):
     name = "gpt-neo"
     model_types = ("gpt_neo",)
-    keys = ConfigKeys(
-        hidden="hidden_size",
-        layers="num_layers",
-        vocab="vocab_size",
-        heads="num_heads",
-        max_length="max_position_embeddings",
-    )
     model_class = "transformers:GPTNeoForCausalLM"
     adapter = "hybridc.components.adapters.decoder:DecoderAdapter"
     architecture = ARCHITECTURES["gpt-neo"]
+    keys = architecture.keys
     has_attention = True
     # Derived from attention_types by the config class; a config.json may still carry it.
     extra_known_keys = frozenset({"attention_layers"})

@@ -6,23 +6,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..architectures import ARCHITECTURES
-from ..family import ConfigKeys, ParamCounts
+from ..family import ParamCounts
 from . import BuiltinFamily, attention_flops, head_params, layer_norm, linear, matmul_flops, set_unless_given
 
 
 class GPTNeoX(BuiltinFamily):
     name = "gpt-neox"
     model_types = ("gpt_neox",)
-    keys = ConfigKeys(
-        hidden="hidden_size",
-        layers="num_hidden_layers",
-        vocab="vocab_size",
-        heads="num_attention_heads",
-        max_length="max_position_embeddings",
-    )
     model_class = "transformers:GPTNeoXForCausalLM"
     adapter = "hybridc.components.adapters.decoder:DecoderAdapter"
     architecture = ARCHITECTURES["gpt-neox"]
+    keys = architecture.keys
     has_attention = True
     # Legacy rotary keys of Pythia's config.json, folded into rope_parameters by the config class.
     extra_known_keys = frozenset(

@@ -6,23 +6,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..architectures import ARCHITECTURES
-from ..family import ConfigKeys, ParamCounts
+from ..family import ParamCounts
 from . import BuiltinFamily, attention_flops, head_params, linear, matmul_flops, set_unless_given
 
 
 class Llama(BuiltinFamily):
     name = "llama"
     model_types = ("llama",)
-    keys = ConfigKeys(
-        hidden="hidden_size",
-        layers="num_hidden_layers",
-        vocab="vocab_size",
-        heads="num_attention_heads",
-        max_length="max_position_embeddings",
-    )
     model_class = "transformers:LlamaForCausalLM"
     adapter = "hybridc.components.adapters.decoder:DecoderAdapter"
     architecture = ARCHITECTURES["llama"]
+    keys = architecture.keys
     has_attention = True
     extra_known_keys = frozenset({"rope_scaling", "rope_theta", "partial_rotary_factor"})
 

@@ -6,17 +6,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..architectures import ARCHITECTURES
-from ..family import ConfigKeys, ParamCounts
+from ..family import ParamCounts
 from . import BuiltinFamily, ceil_div, head_params, linear, matmul_flops, set_unless_given
 
 
 class Mamba(BuiltinFamily):
     name = "mamba"
     model_types = ("mamba",)
-    keys = ConfigKeys(hidden="hidden_size", layers="num_hidden_layers", vocab="vocab_size")
     model_class = "transformers:MambaForCausalLM"
     adapter = "hybridc.components.adapters.mamba:MambaAdapter"
     architecture = ARCHITECTURES["mamba"]
+    keys = architecture.keys
     has_attention = False
     # Set by MambaConfig.__post_init__ to expand * hidden_size; an explicit value wins.
     extra_known_keys = frozenset({"intermediate_size"})

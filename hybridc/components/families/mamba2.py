@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..architectures import ARCHITECTURES
-from ..family import ConfigKeys, ParamCounts
+from ..family import ParamCounts
 from . import BuiltinFamily, head_params, linear, matmul_flops, set_unless_given
 
 
@@ -19,10 +19,10 @@ class Mamba2(BuiltinFamily):
     name = "mamba2"
     model_types = ("mamba2",)
     # ``heads`` are the SSM heads (num_heads * head_dim == expand * hidden_size).
-    keys = ConfigKeys(hidden="hidden_size", layers="num_hidden_layers", vocab="vocab_size", heads="num_heads")
     model_class = "transformers:Mamba2ForCausalLM"
     adapter = "hybridc.components.adapters.mamba2:Mamba2Adapter"
     architecture = ARCHITECTURES["mamba2"]
+    keys = architecture.keys
     has_attention = False
 
     def complete_init_config(self, config: dict[str, Any], common: Mapping[str, Any]) -> dict[str, Any]:
