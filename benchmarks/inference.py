@@ -77,9 +77,9 @@ def build(args, vocab: int, tmp: Path):
         h = d.embed.sources["attn"](ids)
         contexts = {m: adapters[m].prepare(h, None, None, cache.component(m)) for m in ("attn", "ssm")}
         h = d.blocks[0].segments["attn"](h, context=contexts["attn"])
-        h = d.blocks[1].in_proj["ssm"](h)
+        h = d.blocks[1].projector_in["ssm"](h)
         h = d.blocks[1].segments["ssm"](h, context=contexts["ssm"])
-        h = d.blocks[1].out_proj["ssm"](h)
+        h = d.blocks[1].projector_out["ssm"](h)
         cache.seen += ids.shape[1]
         return d.head.heads["attn"](h)
 

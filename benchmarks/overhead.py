@@ -89,7 +89,7 @@ def build(args, tmp: Path):
             total = 0
             for block in hybrid.blocks:
                 for name in block.segments:
-                    total = total + block.out_proj[name](block.in_proj[name](h)).square().mean()
+                    total = total + block.projector_out[name](block.projector_in[name](h)).square().mean()
             return total
 
         return list(mods.parameters()), loss
@@ -100,9 +100,9 @@ def build(args, tmp: Path):
         def loss(ids):
             h = d.embed.sources["attn"](ids)
             h = d.blocks[0].segments["attn"](h)
-            h = d.blocks[1].in_proj["ssm"](h)
+            h = d.blocks[1].projector_in["ssm"](h)
             h = d.blocks[1].segments["ssm"](h)
-            h = d.blocks[1].out_proj["ssm"](h)
+            h = d.blocks[1].projector_out["ssm"](h)
             return lm_loss(d.head.heads["attn"](h), ids)
 
         return list(d.parameters()), loss

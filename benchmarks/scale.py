@@ -122,8 +122,8 @@ def worker(pair: str, variant: str, length: int, warmup: int, steps: int) -> Non
         modules = [p for block in hybrid.blocks for side in (block.in_proj, block.out_proj) for p in side.values()]
 
         def loss():
-            h = hidden(hybrid.blocks[0].in_proj[names[0]].d_in)
-            return sum(block.out_proj[n](block.in_proj[n](h)).square().mean() for block in hybrid.blocks for n in names)
+            h = hidden(hybrid.blocks[0].projector_in[names[0]].d_in)
+            return sum(block.projector_out[n](block.projector_in[n](h)).square().mean() for block in hybrid.blocks for n in names)
     elif variant == "heads":
         modules = [m for n in names for m in (hybrid.embed.sources[n], hybrid.head.heads[n])]
 

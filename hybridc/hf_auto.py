@@ -100,3 +100,37 @@ def register_when_transformers_loads() -> None:
         register()
     if not all(t in sys.modules for t in TRIGGERS) and not any(isinstance(f, _AutoModulesHook) for f in sys.meta_path):
         sys.meta_path.insert(0, _AutoModulesHook())
+
+
+# ---- loading without ``import hybridc``: transformers' remote-code convention -----------------------------
+
+# ``config.json``'s ``auto_map``: transformers clients given ``trust_remote_code=True`` (lm-eval, TRL, ``pipeline``,
+# a plain ``AutoModelForCausalLM.from_pretrained``) import these modules from the model directory.
+AUTO_MAP = {
+    "AutoConfig": "configuration_hybridc.HybridConfig",
+    "AutoModel": "modeling_hybridc.HybridModel",
+    **{auto_name: f"modeling_hybridc.{TASK_CLASS_NAMES[task]}" for task, auto_name in AUTO_CLASS_OF_TASK.items()},
+}
+# The modules are one import each: the code is hybridc's, installed (transformers checks the imports of a
+# remote-code file and says "pip install hybridc" when the package is missing).
+REMOTE_CODE = {
+    "configuration_hybridc.py": (
+        '"""A hybrid saved by hybridc: its config class is hybridc\'s own (`pip install hybridc`)."""\n\n'
+        "from hybridc.hf_config import HybridConfig  # noqa: F401\n"),
+    "modeling_hybridc.py": (
+        '"""A hybrid saved by hybridc: its model classes are hybridc\'s own (`pip install hybridc`)."""\n\n'
+        "from hybridc.nn.hybrid import (  # noqa: F401\n"
+        "    HybridForCausalLM,\n    HybridForSequenceClassification,\n    HybridForTokenClassification,\n"
+        "    HybridModel,\n)\n"),
+}
+
+
+def write_remote_code(directory) -> None:
+    """Write the modules ``AUTO_MAP`` names into a model directory (atomically, each)."""
+    from pathlib import Path
+
+    from .io import atomic_write_text
+
+    for name, text in REMOTE_CODE.items():
+        atomic_write_text(Path(directory) / name, text)
+

@@ -13,7 +13,12 @@ from .spec.frontend import ResolvedSpec, resolve_from_lock
 
 class HybridConfig(PreTrainedConfig):
     """Config of a hybrid: the lock (canonical spec + resolved components) and, once discretized,
-    the component each block selected."""
+    the component each block selected.
+
+    What clients of transformers models read is derived from the lock (unless given): ``vocab_size`` (the
+    logits' size), ``hidden_size`` (the shared width), ``max_position_embeddings`` (the shortest context of a
+    component that runs; absent when none has a limit: recurrent components), ``num_hidden_layers`` (the
+    blocks). The special-token ids are the tokenizer's, set when the model is saved."""
 
     model_type = "hybridc"
 
@@ -21,9 +26,35 @@ class HybridConfig(PreTrainedConfig):
         self.lock = lock
         self.selection = list(selection) if selection is not None else None
         kwargs.setdefault("tie_word_embeddings", True)  # ties are found per model (shared parameters)
+        for key, value in (facts_of_lock(lock, self.selection) if lock is not None else {}).items():
+            kwargs.setdefault(key, value)
         super().__init__(**kwargs)
 
     def resolved(self) -> ResolvedSpec:
         if self.lock is None:
             raise CompileError("this HybridConfig holds no spec")
         return resolve_from_lock(self.lock)
+
+
+def facts_of_lock(lock: dict[str, Any], selection: list[str] | None) -> dict[str, Any]:
+    """The config values clients read, from a lock (see ``HybridConfig``); {} for a lock too old to say."""
+    from .components.registry import get_family
+
+    try:
+        resolved = lock["resolved"]
+        components = {entry["name"]: entry for entry in resolved["components"]}
+        running = set(selection) if selection is not None else set(components)
+        limits = []
+        for name in running:
+            family = get_family(components[name]["family"])
+            if family is not None:
+                limit = family.shape(components[name]["config"]).max_length
+                if limit is not None:
+                    limits.append(limit)
+        facts = {"vocab_size": int(resolved["vocab_size"]), "hidden_size": int(resolved["width"]),
+                 "num_hidden_layers": len(next(iter(components.values()))["blocks"])}
+    except (KeyError, TypeError, ValueError, StopIteration, AttributeError):
+        return {}
+    if limits:
+        facts["max_position_embeddings"] = min(limits)
+    return facts

@@ -75,3 +75,30 @@ def test_a_checkpoint_whose_optimizer_state_is_code_is_refused(tmp_path):
     with pytest.raises(RunError, match="optimizer.pt was refused"):
         run(tmp_path, text, resume=True)
     assert not marker.exists()
+
+
+def test_weights_saved_under_the_projector_names_of_earlier_releases_load(tmp_path):
+    """Earlier releases named the blocks' projectors ``in_proj``/``out_proj``: a saved hybrid and a checkpoint
+    written so still load, to the same model."""
+    from safetensors.torch import load_file, save_file
+
+    from hybridc.nn.hybrid import HybridModel
+    from hybridc.train.checkpoint import load_weights
+
+    model = lower(load_spec(write_spec(tmp_path, SMALL)), pretrained=False).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.01 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+    model.save_pretrained(tmp_path / "saved")
+    weights = tmp_path / "saved" / "model.safetensors"
+    state = load_file(str(weights))
+    old = {k.replace(".projector_in.", ".in_proj.").replace(".projector_out.", ".out_proj."): v for k, v in state.items()}
+    assert any(".in_proj." in k for k in old) and old.keys() != state.keys()
+    save_file(old, str(weights), metadata={"format": "pt"})
+    ids = torch.randint(0, 64, (2, 10))
+    again = HybridModel.from_pretrained(tmp_path / "saved").eval()
+    other = lower(load_spec(write_spec(tmp_path, SMALL)), pretrained=False).eval()
+    assert load_weights(other, weights) == ([], [])
+    with torch.no_grad():
+        assert torch.equal(again(ids).logits, model(ids).logits)
+        assert torch.equal(other(ids).logits, model(ids).logits)

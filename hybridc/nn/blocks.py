@@ -23,24 +23,29 @@ class _GatedSum(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, out, y, z, a):
-        mixed = torch.lerp(y, z, a)
+        mixed = torch.lerp(y, z, a.to(y.dtype))
         ctx.save_for_backward(y, z, a)
+        a = a.to(y.dtype)
         return torch.addcmul(out, mixed, a) if out is not None else mixed * a
 
     @staticmethod
     def backward(ctx, grad):
-        y, z, a = ctx.saved_tensors
+        y, z, weight = ctx.saved_tensors
+        a = weight.to(grad.dtype)
         grad_out = grad if ctx.needs_input_grad[0] else None
         grad_y = grad * (a * (1 - a)) if ctx.needs_input_grad[1] else None
         grad_z = grad * (a * a) if ctx.needs_input_grad[2] else None
         grad_a = None
-        if ctx.needs_input_grad[3]:  # d/da [a(1-a) y + a^2 z] = (1 - 2a) y + 2a z
-            grad_a = torch.dot(grad.reshape(-1), torch.lerp(y, z, 2 * a).reshape(-1)).reshape(a.shape)
+        if ctx.needs_input_grad[3]:  # d/da [a(1-a) y + a^2 z] = (1 - 2a) y + 2a z, summed in float32 at least
+            wide = torch.promote_types(grad.dtype, torch.float32)
+            grad_a = torch.dot(grad.reshape(-1).to(wide), torch.lerp(y, z, 2 * a).reshape(-1).to(wide))
+            grad_a = grad_a.reshape(weight.shape).to(weight.dtype)
         return grad_out, grad_y, grad_z, grad_a
 
 
 def gated_sum(out: torch.Tensor | None, y: torch.Tensor, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-    """out + a((1 - a) y + a z): the gated mixture's output term of one component (DESIGN section 1)."""
+    """out + a((1 - a) y + a z): the gated mixture's output term of one component (DESIGN section 1).
+    y, z (and out) share one dtype; the weight a (a float32 scalar tensor) is used in it."""
     return _GatedSum.apply(out, y, z, a)
 
 
@@ -70,7 +75,8 @@ class MixedEmbedding(nn.Module):
             if skip and skip[j]:
                 continue
             e = fit(embedding(ids), self.width)
-            h = alphas[j] * e if h is None else torch.addcmul(h, alphas[j], e)
+            a = alphas[j].to(e.dtype)
+            h = a * e if h is None else torch.addcmul(h, a, e.to(h.dtype))
         return h
 
 
@@ -82,14 +88,19 @@ class MixedBlock(nn.Module):
         h'  = sum_m a_m ((1 - a_m) P_out[m](z_m) + a_m pad(z_m))
 
     Branches whose weight is a constant zero (fixed mixtures) are skipped: they add exactly nothing.
+
+    Precision: the block's output keeps its input's dtype (the hybrid's stream: float32 under autocast,
+    bfloat16 when the weights are); what projectors and segments return is brought to it (Mamba keeps its
+    residual in float32; autocast computes projectors in bfloat16).
     """
 
     def __init__(self, segments: dict[str, nn.Module], in_proj: dict[str, Projector], out_proj: dict[str, Projector],
                  mix: Mix, width: int):
         super().__init__()
-        self.in_proj = nn.ModuleDict(in_proj)
+        # (not "in_proj"/"out_proj": those are Mamba's own layer names, which PEFT users target)
+        self.projector_in = nn.ModuleDict(in_proj)
         self.segments = nn.ModuleDict(segments)
-        self.out_proj = nn.ModuleDict(out_proj)
+        self.projector_out = nn.ModuleDict(out_proj)
         self.mix = mix
         self.width = width
 
@@ -103,10 +114,11 @@ class MixedBlock(nn.Module):
             if skip[j]:
                 continue
             a = alphas[j]
-            p_in, segment, p_out = self.in_proj[name], self.segments[name], self.out_proj[name]
-            u = torch.lerp(p_in(h), fit(h, p_in.d_out), a)  # (1 - a) P_in(h) + a trunc(h): (B, T, d_m)
-            z = run_segment(segment, u, attention_mask, position_ids, contexts, name)  # (B, T, d_m)
-            out = gated_sum(out, p_out(z), fit(z, self.width), a)  # out + a((1 - a) P_out(z) + a pad(z)): (B, T, d)
+            p_in, segment, p_out = self.projector_in[name], self.segments[name], self.projector_out[name]
+            dtype = h.dtype
+            u = torch.lerp(p_in(h).to(dtype), fit(h, p_in.d_out), a.to(dtype))  # (1 - a) P_in(h) + a trunc(h): (B, T, d_m)
+            z = run_segment(segment, u, attention_mask, position_ids, contexts, name).to(dtype)  # (B, T, d_m)
+            out = gated_sum(out, p_out(z).to(dtype), fit(z, self.width), a)  # out + a((1 - a) P_out(z) + a pad(z)): (B, T, d)
         return out
 
 
@@ -121,18 +133,18 @@ class SingleBlock(nn.Module):
         super().__init__()
         self.name = name
         self.segments = nn.ModuleDict({name: segment})
-        self.in_proj = nn.ModuleDict({name: in_proj} if in_proj is not None else {})
-        self.out_proj = nn.ModuleDict({name: out_proj} if out_proj is not None else {})
+        self.projector_in = nn.ModuleDict({name: in_proj} if in_proj is not None else {})
+        self.projector_out = nn.ModuleDict({name: out_proj} if out_proj is not None else {})
         self.d_m, self.width = d_m, width
 
     def forward(self, h: torch.Tensor, alphas: torch.Tensor | None = None, skip: Sequence[bool] = (),
                 attention_mask: torch.Tensor | None = None, position_ids: torch.Tensor | None = None,
                 contexts: Mapping[str, Any] | None = None) -> torch.Tensor:
-        p_in = self.in_proj[self.name] if self.name in self.in_proj else None
-        p_out = self.out_proj[self.name] if self.name in self.out_proj else None
-        u = p_in(h) if p_in is not None else fit(h, self.d_m)
-        z = run_segment(self.segments[self.name], u, attention_mask, position_ids, contexts, self.name)
-        return p_out(z) if p_out is not None else fit(z, self.width)
+        p_in = self.projector_in[self.name] if self.name in self.projector_in else None
+        p_out = self.projector_out[self.name] if self.name in self.projector_out else None
+        u = p_in(h).to(h.dtype) if p_in is not None else fit(h, self.d_m)
+        z = run_segment(self.segments[self.name], u, attention_mask, position_ids, contexts, self.name).to(h.dtype)
+        return p_out(z).to(h.dtype) if p_out is not None else fit(z, self.width)
 
 
 class MixedLMHead(nn.Module):
@@ -175,12 +187,15 @@ class MixedLMHead(nn.Module):
         terms.sort(key=lambda t: t[2].out_features != self.vocab_size)  # a head with no rows to cut goes first
         logits = None
         for j, name, head in terms:
-            x = fit(h, self.widths[name]) * alphas[j]  # (B, T, d_m)
+            x = fit(h, self.widths[name]) * alphas[j].to(h.dtype)  # (B, T, d_m)
             x = x.reshape(-1, x.shape[-1])  # (B*T, d_m)
             weight = head.weight[: self.vocab_size]  # (V, d_m)
-            logits = x @ weight.t() if logits is None else logits.addmm_(x, weight.t())  # (B*T, V)
+            if logits is None:
+                logits = x @ weight.t()  # (B*T, V) (in bfloat16 under autocast)
+            else:  # (in place: autocast does not cast the operands of in-place ops, so they take the logits' dtype)
+                logits = logits.addmm_(x.to(logits.dtype), weight.t().to(logits.dtype))
             if head.bias is not None:
-                logits = logits.add_(head.bias[: self.vocab_size] * alphas[j])
+                logits = logits.add_((head.bias[: self.vocab_size] * alphas[j]).to(logits.dtype))
         return logits.view(*h.shape[:-1], self.vocab_size)
 
 

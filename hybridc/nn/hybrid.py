@@ -17,7 +17,12 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel
 from transformers.generation import GenerationMixin
-from transformers.modeling_outputs import CausalLMOutputWithPast, SequenceClassifierOutput, TokenClassifierOutput
+from transformers.modeling_outputs import (
+    BaseModelOutputWithPast,
+    CausalLMOutputWithPast,
+    SequenceClassifierOutput,
+    TokenClassifierOutput,
+)
 
 from ..components.adapters import build_model, load_adapter, load_pretrained
 from ..components.registry import get_family
@@ -26,7 +31,7 @@ from ..errors import CompileError, RunError
 from ..graph.build import build_graph
 from ..graph.discretize import discretize_graph
 from ..graph.model import BlockGraph
-from ..hf_auto import AUTO_CLASS_OF_TASK
+from ..hf_auto import AUTO_CLASS_OF_TASK, AUTO_MAP, write_remote_code
 from ..hf_config import HybridConfig
 from ..io import give_umask_mode
 from ..spec.frontend import ResolvedSpec, lock_data
@@ -60,6 +65,9 @@ class HybridModel(PreTrainedModel, GenerationMixin):
     base_model_prefix = "hybrid"
     main_input_name = "input_ids"
     _supports_sdpa = True
+    # gradient_checkpointing_enable() reaches the components' own layers (transformers checkpoints them in
+    # their __call__; hybridc's fast Mamba path checks the same switch)
+    supports_gradient_checkpointing = True
     _no_split_modules: list[str] = []
 
     required_task: str | None = None  # set by the task classes the Auto classes load (HybridForCausalLM, ...)
@@ -89,6 +97,8 @@ class HybridModel(PreTrainedModel, GenerationMixin):
             torch.manual_seed(derived_seed(seed, "hybrid"))
             self._build(adapters)
         self._tied_weights_keys = self._tied_heads()
+        # what accelerate must not split across devices: the components' own layer classes
+        self._no_split_modules = sorted({cls for name in used for cls in (models[name]._no_split_modules or [])})
         self._tokenizer: Tokenizer | None = None
         self._tokenizer_known = False  # _tokenizer (None included) is the answer
         self._tokenizer_home: str | None = None  # the directory this model was loaded from
@@ -249,7 +259,9 @@ class HybridModel(PreTrainedModel, GenerationMixin):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
         """``PreTrainedModel.from_pretrained``; the model remembers where it came from, so that
-        ``get_tokenizer`` reads the tokenizer saved beside it (nothing outside the directory is read)."""
+        ``get_tokenizer`` reads the tokenizer saved beside it (nothing outside the directory is read).
+        Weights saved by earlier releases under their old names load too (``LEGACY_KEYS``)."""
+        kwargs.setdefault("key_mapping", dict(LEGACY_KEYS))
         loaded = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
         model = loaded[0] if isinstance(loaded, tuple) else loaded
         model._tokenizer_home = str(pretrained_model_name_or_path)
@@ -258,13 +270,18 @@ class HybridModel(PreTrainedModel, GenerationMixin):
     def save_pretrained(self, save_directory, *args, **kwargs) -> None:
         """``PreTrainedModel.save_pretrained`` (config.json with the lock, model.safetensors,
         generation_config.json) plus the hybrid's tokenizer files (see ``get_tokenizer``), so the directory
-        is self-contained: ``from_pretrained`` and ``AutoTokenizer.from_pretrained`` need nothing else."""
+        is self-contained: ``from_pretrained`` and ``AutoTokenizer.from_pretrained`` need nothing else.
+        The config's ``auto_map`` and two one-import modules (``hybridc.hf_auto.REMOTE_CODE``) let any
+        transformers client load it with ``trust_remote_code=True`` without importing hybridc first."""
         tokenizer = self.get_tokenizer()
         if tokenizer is not None:
             set_generation_ids(self.generation_config, tokenizer)
+            set_generation_ids(self.config, tokenizer)  # clients read the special tokens from the config too
+        self.config.auto_map = dict(AUTO_MAP)
         super().save_pretrained(save_directory, *args, **kwargs)
         if kwargs.get("is_main_process", True):
             give_umask_mode(*Path(save_directory).glob("*.safetensors"))
+            write_remote_code(save_directory)
             if tokenizer is not None:
                 save_tokenizer(tokenizer, save_directory)
 
@@ -291,6 +308,58 @@ class HybridModel(PreTrainedModel, GenerationMixin):
     def set_tokenizer(self, tokenizer: Tokenizer | None, problem: str | None = None) -> None:
         """Give the model its tokenizer (one already loaded, or another model's: ``discretize`` passes it on)."""
         self._tokenizer, self._tokenizer_known, self.tokenizer_problem = tokenizer, True, problem
+
+    # ---- what transformers clients ask of a model --------------------------------------------------
+    def get_input_embeddings(self) -> nn.Module:
+        """The token embedding: the component's ``nn.Embedding`` when the hybrid embeds with one component,
+        else the ``MixedEmbedding`` (ids (B, T) -> (B, T, d)) that mixes them."""
+        sources = self.embed.sources
+        return next(iter(sources.values())) if len(sources) == 1 else self.embed
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        """Replace the single component's embedding (a mixed one is replaced whole)."""
+        if isinstance(value, MixedEmbedding):
+            self.embed = value
+            return
+        if len(self.embed.sources) != 1:
+            raise CompileError("this hybrid mixes several embeddings", "set a MixedEmbedding, or each "
+                               "component's in embed.sources")
+        (name,) = self.embed.sources
+        self.embed.sources[name] = value
+
+    def get_output_embeddings(self) -> nn.Module | EffectiveHead | None:
+        """The LM head as one (V, d) matrix, for clients that project hidden states themselves (TRL's fused
+        head): the component's ``nn.Linear`` when the hybrid has one component's head of its width and
+        vocabulary, else an ``EffectiveHead`` whose weight is the mixture sum_m a0_m pad(W_m[:V]) (and bias),
+        computed when read. None for a classifier or MAD's compression read-out."""
+        head = self.head
+        if not isinstance(head, MixedLMHead) or isinstance(head, CompressionHead):
+            return None
+        if len(head.heads) == 1:
+            (name, linear), = head.heads.items()
+            if (type(linear) is nn.Linear and not head.ops[name] and linear.weight.shape == (head.vocab_size, self.graph.width)):
+                return linear
+        return EffectiveHead(self)
+
+    @property
+    def base_model(self) -> "Backbone":
+        """The hybrid without its head (``model.base_model(input_ids, ...)`` -> ``last_hidden_state``), as
+        transformers clients look for a backbone (TRL's fused head runs it, then ``get_output_embeddings()``)."""
+        return Backbone(self)
+
+    def lora_target_modules(self, groups: tuple[str, ...] = ("components", "projectors")) -> list[str]:
+        """The full names of the linear maps in ``groups`` (parameter groups: components, projectors, head),
+        for PEFT's ``LoraConfig(target_modules=...)``: every ``nn.Linear`` (and GPT-2's ``Conv1D``) whose
+        weight belongs to one of them. Components' maps keep their family's names (``q_proj``,
+        ``query_key_value``, Mamba's ``in_proj``/``x_proj``/``dt_proj``/``out_proj``, ...); the hybrid's
+        projectors are ``blocks.<i>.projector_in.<component>.net`` (``.net.0``/``.net.2`` for MLPs)."""
+        from transformers.pytorch_utils import Conv1D
+
+        names = []
+        for name, module in self.named_modules():
+            if isinstance(module, (nn.Linear, Conv1D)) and group_of(f"{name}.weight") in groups:
+                names.append(name)
+        return names
 
     # ---- generation -------------------------------------------------------------------------------
     @classmethod
@@ -321,6 +390,63 @@ class HybridModel(PreTrainedModel, GenerationMixin):
         return groups
 
 
+class Backbone:
+    """A causal-LM hybrid's embedding and blocks: ids (B, T) -> ``BaseModelOutputWithPast(last_hidden_state=
+    (B, T, d))``. A view, not a module: the parameters are the hybrid's. It keeps block 0's mixture weights of
+    its last call, so that ``EffectiveHead`` mixes the heads with the same draw (DASH samples them)."""
+
+    def __init__(self, model: HybridModel):
+        self.model = model
+
+    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                 position_ids: torch.Tensor | None = None, **kwargs) -> BaseModelOutputWithPast:
+        mixtures = self.model._mixtures()
+        self.model._head_mixture = mixtures[0]
+        h = self.model.hidden_states(input_ids, attention_mask, mixtures, position_ids)
+        return BaseModelOutputWithPast(last_hidden_state=h)
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.model.get_input_embeddings()
+
+    def get_decoder(self) -> "Backbone":
+        return self
+
+
+class EffectiveHead:
+    """The hybrid's mixed linear LM heads as one linear map on the shared width: weight (V, d) =
+    sum_m a0_m pad(W_m[:V]) and bias sum_m a0_m b_m[:V], differentiable in the heads and the alphas (what
+    ``MixedLMHead`` computes, as one matrix). Heads with a logit transform (soft-capping, scaling) are not
+    linear in that sense: reading the weight then raises."""
+
+    def __init__(self, model: HybridModel):
+        self.model = model
+
+    def _terms(self):
+        head, width = self.model.head, self.model.graph.width
+        if any(head.ops.values()) or any(type(h) is not nn.Linear for h in head.heads.values()):
+            raise CompileError("this hybrid's LM head is not one linear map (a component soft-caps or scales its "
+                               "logits, or its head is not nn.Linear)", "compute the logits with the model's own "
+                               "forward (in TRL, a hybrid whose head is one plain linear map trains with its fused head)")
+        alphas, skip = getattr(self.model, "_head_mixture", None) or self.model._mixtures()[0]
+        single = len(head.heads) == 1
+        for j, (name, linear) in enumerate(head.heads.items()):
+            if not single and skip and skip[j]:
+                continue
+            a = 1.0 if single else alphas[j]
+            yield a, linear, width
+
+    @property
+    def weight(self) -> torch.Tensor:  # (V, d)
+        vocab = self.model.head.vocab_size
+        return sum(a * fit(linear.weight[:vocab], width) for a, linear, width in self._terms())
+
+    @property
+    def bias(self) -> torch.Tensor | None:  # (V,)
+        vocab = self.model.head.vocab_size
+        terms = [a * linear.bias[:vocab] for a, linear, _ in self._terms() if linear.bias is not None]
+        return sum(terms) if terms else None
+
+
 class HybridForCausalLM(HybridModel):
     """A causal-lm hybrid, as ``AutoModelForCausalLM`` loads it (refuses other tasks)."""
 
@@ -339,6 +465,24 @@ class HybridForTokenClassification(HybridModel):
     required_task = "tag"
 
 
+# Parameter names of earlier releases (regex -> replacement): the blocks' projectors were ``in_proj`` and
+# ``out_proj`` (renamed: Mamba's layers have modules of those names, which PEFT targets by name).
+LEGACY_KEYS = {r"^blocks\.(\d+)\.in_proj\.": r"blocks.\1.projector_in.",
+               r"^blocks\.(\d+)\.out_proj\.": r"blocks.\1.projector_out."}
+
+
+def upgrade_keys(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A state dict with the names of earlier releases renamed (``LEGACY_KEYS``)."""
+    import re
+
+    out = {}
+    for key, value in state.items():
+        for pattern, replacement in LEGACY_KEYS.items():
+            key = re.sub(pattern, replacement, key)
+        out[key] = value
+    return out
+
+
 def group_of(param_name: str) -> str:
     """The parameter group of a HybridModel parameter name."""
     if param_name.startswith("embed."):
@@ -347,7 +491,8 @@ def group_of(param_name: str) -> str:
         return "head"
     parts = param_name.split(".")
     if parts[0] == "blocks":
-        return {"segments": "components", "in_proj": "projectors", "out_proj": "projectors", "mix": "alphas"}[parts[2]]
+        return {"segments": "components", "projector_in": "projectors", "projector_out": "projectors",
+                "mix": "alphas"}[parts[2]]
     raise ValueError(f"parameter {param_name} belongs to no group")
 
 

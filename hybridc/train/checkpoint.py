@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-from safetensors.torch import load_model, save_model
+from safetensors.torch import load_file, save_model
 
 from ..errors import RunError
 from ..io import give_umask_mode
@@ -141,6 +141,18 @@ def latest_checkpoint(run_dir: Path, warn: Callable[[str], None] = print) -> tup
     return None
 
 
+def load_weights(model: torch.nn.Module, path: Path) -> tuple[list[str], list[str]]:
+    """Load a safetensors file written by ``save_model`` into ``model`` (names of earlier releases renamed);
+    (missing, unexpected) names, a tied weight saved once under its other name not counted missing."""
+    from ..nn.hybrid import upgrade_keys
+
+    state = upgrade_keys(load_file(str(path)))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    loaded = {tensor.data_ptr() for name, tensor in model.state_dict().items() if name in state}
+    current = model.state_dict()
+    return [k for k in missing if current[k].data_ptr() not in loaded], list(unexpected)
+
+
 def load_checkpoint(path: Path, model: torch.nn.Module) -> dict[str, Any]:
     """Load weights into ``model`` (same structure, same components in the same order) and return the
     optimizer states."""
@@ -153,7 +165,7 @@ def load_checkpoint(path: Path, model: torch.nn.Module) -> dict[str, Any]:
         raise RunError(f"checkpoint {path} holds components {', '.join(saved)}, in that order; the spec has "
                        f"{', '.join(names)}", "resume with the spec the run started with (the order of components "
                        "is part of the model)")
-    missing, unexpected = load_model(model, str(path / "model.safetensors"), strict=False)
+    missing, unexpected = load_weights(model, path / "model.safetensors")
     missing = [k for k in missing if not k.endswith("inv_freq")]
     if missing or unexpected:
         raise RunError(f"checkpoint {path} does not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})",

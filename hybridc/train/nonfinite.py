@@ -103,8 +103,8 @@ def place_of(model: nn.Module, name: str) -> str:
             if parts[2] == "mix":
                 return f"the mixture weights of block {i}"
             m = parts[3]
-            if parts[2] in ("in_proj", "out_proj"):
-                direction = "into" if parts[2] == "in_proj" else "out of"
+            if parts[2] in ("projector_in", "projector_out"):
+                direction = "into" if parts[2] == "projector_in" else "out of"
                 return f"the projector {direction} '{m}' in block {i}{rest(4)}"
             if parts[2] == "segments":
                 segment = model.blocks[i].segments[m]

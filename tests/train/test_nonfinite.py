@@ -40,8 +40,8 @@ def test_a_non_finite_parameter_is_named_with_its_group(setup):
 
 def test_an_overflowing_projector_is_named_when_every_parameter_is_finite(setup):
     def edit(m):  # finite weights whose product overflows float32: block 0's output is ~1e21, block 1's input x1e20
-        m.blocks[0].out_proj["attn"].net.weight.fill_(1e20)
-        m.blocks[1].in_proj["attn"].net.weight.fill_(1e20)
+        m.blocks[0].projector_out["attn"].net.weight.fill_(1e20)
+        m.blocks[1].projector_in["attn"].net.weight.fill_(1e20)
 
     message = failure(setup, edit, finite_parameters=True)
     assert message == ("stage 'finetune' step 1: the loss is nan (every parameter is finite; the forward first went "
@@ -50,7 +50,7 @@ def test_an_overflowing_projector_is_named_when_every_parameter_is_finite(setup)
 
 def test_an_overflow_inside_a_component_names_its_block_and_layer(setup):
     # block 0's attn output x1e30 (finite): block 1's first layer norm squares it past float32's range
-    message = failure(setup, lambda m: m.blocks[0].out_proj["attn"].net.weight.fill_(1e30), finite_parameters=True)
+    message = failure(setup, lambda m: m.blocks[0].projector_out["attn"].net.weight.fill_(1e30), finite_parameters=True)
     assert message == ("stage 'finetune' step 1: the loss is nan (every parameter is finite; the forward first went "
                        "non-finite in component 'attn' in block 1 (layers 1..2), layer 1 (input_layernorm))")
 
@@ -65,8 +65,8 @@ def test_every_part_of_a_hybrid_has_a_name(setup):
         "embed.sources.ssm": "the embedding of 'ssm'",
         "blocks.0": "block 0 (the sum of its branches)",
         "blocks.1.mix": "the mixture weights of block 1",
-        "blocks.0.in_proj.ssm": "the projector into 'ssm' in block 0",
-        "blocks.1.out_proj.attn": "the projector out of 'attn' in block 1",
+        "blocks.0.projector_in.ssm": "the projector into 'ssm' in block 0",
+        "blocks.1.projector_out.attn": "the projector out of 'attn' in block 1",
         "blocks.0.segments.ssm": "component 'ssm' in block 0 (layers 0..1)",
         "blocks.1.segments.ssm.layers.0.mixer": "component 'ssm' in block 1 (layers 1..2), layer 1 (mixer)",
         "blocks.1.segments.ssm.norm_f": "component 'ssm' in block 1 (layers 1..2) (norm_f)",

@@ -14,6 +14,8 @@ mamba-ssm's kernel), several tokens after a filled cache run one at a time.
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from torch import nn
 from transformers.cache_utils import Cache, LinearAttentionCacheLayerMixin
@@ -33,6 +35,10 @@ class MambaSegment(Segment):
     With a context holding a cache: ``cached_block_forward`` (our scan from the cached state for several
     tokens, transformers' recurrent update for one; see the module doc) and the context's mask, the
     last T columns of the padding mask.
+
+    Gradient checkpointing (``HybridModel.gradient_checkpointing_enable()`` sets it on the blocks): each block
+    runs under transformers' checkpoint function, the fast path included, so its activations are recomputed
+    in the backward pass.
 
     ``scan_backend`` (an attribute, may be changed later) picks how blocks run: see the module doc.
     """
@@ -58,7 +64,10 @@ class MambaSegment(Segment):
         else:
             mask = attention_mask if context is None else context.mask
             for layer in self.layers:
-                h = layer_output(block_forward(layer, h, mask, backend=backend))
+                if layer.gradient_checkpointing and layer.training:  # (transformers' switch, set on its blocks)
+                    h = layer._gradient_checkpointing_func(partial(block_forward, layer, backend=backend), h, mask)
+                else:
+                    h = layer_output(block_forward(layer, h, mask, backend=backend))
         if self.norm_f is not None:
             h = self.norm_f(h)
         return h

@@ -102,8 +102,11 @@ def mixer_forward(
     time_step, B, C = torch.split(
         mixer.x_proj(x), [mixer.time_step_rank, mixer.ssm_state_size, mixer.ssm_state_size], dim=-1
     )
-    time_step = nn.functional.linear(time_step, mixer.dt_proj.weight).transpose(1, 2)  # (B, I, T)
-    delta_bias = mixer.dt_proj.bias.float() if mixer.dt_proj.bias is not None else None
+    if type(mixer.dt_proj) is nn.Linear:  # the bias goes into the scan (added in float32 there)
+        time_step = nn.functional.linear(time_step, mixer.dt_proj.weight).transpose(1, 2)  # (B, I, T)
+        delta_bias = mixer.dt_proj.bias.float() if mixer.dt_proj.bias is not None else None
+    else:  # wrapped (a PEFT adapter on dt_proj): its own forward, so the adapter applies
+        time_step, delta_bias = mixer.dt_proj(time_step).transpose(1, 2), None
     scanned = selective_scan(
         x.transpose(1, 2),
         time_step,

@@ -1,0 +1,286 @@
+"""A saved hybrid in the clients people run transformers models in, as they run them.
+
+A small hybrid (Llama-style attention + Mamba, byte tokenizer, weights moved off their initial values) is
+saved once. Then: a process that never imports hybridc loads it with ``trust_remote_code=True`` (and is
+told to ``pip install hybridc`` when the package is missing); lm-eval scores it on local tasks from its CLI
+and from ``simple_evaluate``, with the hybrid's real context length; PEFT's LoRA trains adapters on its
+components and projectors, which reload and merge exactly; transformers' Trainer and TRL's SFTTrainer train
+it from its path with their defaults (bfloat16 autocast on the CPU, gradient checkpointing).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from hybridc.nn.hybrid import HybridModel, lower
+from hybridc.spec import load_spec
+from tests.specs import write_spec
+
+SPEC = textwrap.dedent("""\
+    hybridc: 1
+    name: eco
+    tokenizer: bytes
+    components:
+      attn:
+        init: {family: llama, hidden_size: 32, layers: 2, heads: 4, vocab_size: 260, max_length: 48}
+        blocks: split(2)
+      ssm:
+        init: {family: mamba, hidden_size: 24, layers: 2, vocab_size: 260}
+        blocks: split(2)
+    hybrid:
+      projector: {attn: linear, ssm: mlp}
+      mixture: fixed([[0.6, 0.4], [0.3, 0.7]])
+    """)
+TEXT = "the cat sat on the mat; a dog ran after it. "
+
+
+def run_python(code: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:
+    """``code`` in a fresh interpreter, outside the repository (so ``import hybridc`` is what is installed)."""
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, "HF_MODULES_CACHE": str(cwd / "modules"), **env})
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory) -> Path:
+    directory = tmp_path_factory.mktemp("eco")
+    model = lower(load_spec(write_spec(directory, SPEC)), pretrained=False).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.02 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+    model.save_pretrained(directory / "model")
+    return directory / "model"
+
+
+def ids_of(text: str = TEXT) -> torch.Tensor:
+    return torch.tensor([list(text.encode())[:40]])
+
+
+# ---- the config and the model surface ------------------------------------------------------------------------
+
+
+def test_the_config_says_what_clients_read(saved):
+    config = json.loads((saved / "config.json").read_text())
+    assert config["vocab_size"] == 259 and config["hidden_size"] == 32  # the logits: the byte tokenizer's 259 and config["max_position_embeddings"] == 48
+    assert config["eos_token_id"] == 258 and config["pad_token_id"] is not None
+    assert config["auto_map"]["AutoModelForCausalLM"] == "modeling_hybridc.HybridForCausalLM"
+    model = HybridModel.from_pretrained(saved)
+    assert model.get_input_embeddings() is model.embed  # two embeddings, mixed
+    assert model.config.num_hidden_layers == 2
+
+
+def test_the_backbone_and_the_effective_head_give_the_model_s_logits(saved):
+    """What TRL's fused head computes from ``base_model`` and ``get_output_embeddings``: the model's logits."""
+    model = HybridModel.from_pretrained(saved).eval()
+    ids = ids_of()
+    with torch.no_grad():
+        h = model.base_model(ids).last_hidden_state
+        head = model.get_output_embeddings()
+        logits = h @ head.weight.t() + (head.bias if head.bias is not None else 0)
+        assert (logits - model(ids).logits).abs().max().item() <= 1e-5
+
+
+# ---- loading without hybridc imported -------------------------------------------------------------------------
+
+
+def test_a_fresh_process_loads_and_generates_with_trust_remote_code(saved, tmp_path):
+    expected = HybridModel.from_pretrained(saved).eval()
+    with torch.no_grad():
+        logits = expected(ids_of()).logits
+    torch.save(logits, tmp_path / "expected.pt")
+    done = run_python(f"""
+        import sys, torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
+        model = AutoModelForCausalLM.from_pretrained({str(saved)!r}, trust_remote_code=True).eval()
+        tokenizer = AutoTokenizer.from_pretrained({str(saved)!r})
+        ids = tokenizer({TEXT!r}, return_tensors="pt").input_ids[:, :40]
+        with torch.no_grad():
+            assert (model(ids).logits - torch.load("expected.pt")).abs().max().item() == 0.0
+        out = model.generate(ids, max_new_tokens=4, do_sample=False)
+        assert out.shape == (1, 44)
+        text = pipeline("text-generation", model={str(saved)!r}, trust_remote_code=True)("the", max_new_tokens=3)
+        assert text[0]["generated_text"].startswith("the")
+        print(type(model).__module__)
+        """, tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().endswith("hybridc.nn.hybrid")
+
+
+def test_without_the_package_the_error_says_pip_install_hybridc(saved, tmp_path):
+    blocker = tmp_path / "blocker"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text(textwrap.dedent("""\
+        import sys
+        class _NoHybridc:
+            def find_spec(self, name, path=None, target=None):
+                if name == "hybridc" or name.startswith("hybridc."):
+                    raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        sys.meta_path.insert(0, _NoHybridc())
+        """))
+    done = run_python(f"""
+        from transformers import AutoModelForCausalLM
+        AutoModelForCausalLM.from_pretrained({str(saved)!r}, trust_remote_code=True)
+        """, tmp_path, PYTHONPATH=str(blocker))
+    assert done.returncode != 0
+    assert "hybridc" in done.stderr and "pip install hybridc" in done.stderr
+
+
+# ---- lm-eval -------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tasks(tmp_path_factory) -> Path:
+    """A local multiple-choice task (loglikelihood) and a perplexity task (loglikelihood_rolling)."""
+    directory = tmp_path_factory.mktemp("tasks")
+    animals = ["cat", "dog", "fox", "owl", "bee", "elk"]
+    rows = [{"question": f"the {a} sat on the", "choices": ["mat", "zq"], "answer": 0} for a in animals]
+    (directory / "mc.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (directory / "text.jsonl").write_text("".join(json.dumps({"text": TEXT * (k + 2)}) + "\n" for k in range(3)))
+    (directory / "eco_mc.yaml").write_text(textwrap.dedent(f"""\
+        task: eco_mc
+        dataset_path: json
+        dataset_kwargs: {{data_files: {{test: {directory / "mc.jsonl"}}}}}
+        test_split: test
+        output_type: multiple_choice
+        doc_to_text: "{{{{question}}}}"
+        doc_to_choice: "{{{{choices}}}}"
+        doc_to_target: "{{{{answer}}}}"
+        metric_list: [{{metric: acc}}]
+        """))
+    (directory / "eco_ppl.yaml").write_text(textwrap.dedent(f"""\
+        task: eco_ppl
+        dataset_path: json
+        dataset_kwargs: {{data_files: {{test: {directory / "text.jsonl"}}}}}
+        test_split: test
+        output_type: loglikelihood_rolling
+        doc_to_text: ""
+        doc_to_target: "{{{{text}}}}"
+        metric_list: [{{metric: byte_perplexity}}, {{metric: bits_per_byte}}]
+        """))
+    return directory
+
+
+def test_lm_eval_cli_runs_end_to_end(saved, tasks, tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args", f"pretrained={saved},trust_remote_code=True",
+         "--tasks", "eco_mc,eco_ppl", "--include_path", str(tasks), "--device", "cpu", "--batch_size", "2",
+         "--output_path", str(tmp_path / "out")],
+        cwd=tmp_path, capture_output=True, text=True,
+        env={**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_DATASETS_OFFLINE": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    (results,) = (tmp_path / "out").rglob("results_*.json")
+    scores = json.loads(results.read_text())["results"]
+    assert 0.0 <= scores["eco_mc"]["acc,none"] <= 1.0 and scores["eco_ppl"]["byte_perplexity,none"] > 1.0
+
+
+def test_lm_eval_reads_the_real_context_and_scores_as_the_model_does(saved, tasks):
+    """``simple_evaluate`` in process: lm-eval's context is the attention component's 48 positions, and its
+    rolling loglikelihood of a text is the sum of the model's own next-token log-probabilities."""
+    import lm_eval
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+
+    lm = HFLM(pretrained=str(saved), trust_remote_code=True, batch_size=2, device="cpu")
+    assert lm.max_length == 48
+    results = lm_eval.simple_evaluate(model=lm, tasks=["eco_mc"], task_manager=TaskManager(include_path=str(tasks)))
+    assert "acc,none" in results["results"]["eco_mc"]
+    text = TEXT[:30]  # shorter than the context: one window
+    (score,) = lm.loglikelihood_rolling([_Request(text)])
+    model = HybridModel.from_pretrained(saved).eval()
+    ids = torch.tensor([[lm.prefix_token_id] + list(text.encode())])  # lm-eval's prefix: the tokenizer's BOS
+    assert lm.prefix_token_id == 257
+    with torch.no_grad():
+        logprobs = model(ids).logits.log_softmax(-1)[0, :-1].gather(-1, ids[0, 1:, None]).sum().item()
+    assert abs(score - logprobs) <= 1e-4
+
+
+class _Request:
+    def __init__(self, text: str):
+        self.args = (text,)
+
+
+# ---- PEFT ----------------------------------------------------------------------------------------------------
+
+
+def test_lora_on_components_and_projectors_trains_reloads_and_merges_exactly(saved, tmp_path):
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    base = HybridModel.from_pretrained(saved)
+    targets = base.lora_target_modules()
+    assert any(t.endswith("mixer.dt_proj") for t in targets) and any(".projector_in." in t for t in targets)
+    assert any(t.endswith("self_attn.q_proj") for t in targets)
+    model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=targets, init_lora_weights=False))
+    model.train()
+    ids = ids_of()
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    for _ in range(2):
+        model(ids, labels=ids).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.eval()
+    with torch.no_grad():
+        adapted = model(ids).logits
+        plain = HybridModel.from_pretrained(saved).eval()(ids).logits
+    assert (adapted - plain).abs().max().item() > 1e-3
+    model.save_pretrained(tmp_path / "adapter")
+    again = PeftModel.from_pretrained(HybridModel.from_pretrained(saved), tmp_path / "adapter").eval()
+    merged = again.merge_and_unload().eval()
+    with torch.no_grad():
+        assert (again(ids).logits - adapted).abs().max().item() <= 1e-5
+        assert (merged(ids).logits - adapted).abs().max().item() <= 1e-4
+
+
+def test_lora_on_dt_proj_alone_changes_the_model(saved):
+    """The fast Mamba scan reads dt_proj through the adapter: LoRA there is trained and merged, not ignored."""
+    from peft import LoraConfig, get_peft_model
+
+    base = HybridModel.from_pretrained(saved).eval()
+    ids = ids_of()
+    with torch.no_grad():
+        before = base(ids).logits
+    targets = [t for t in base.lora_target_modules() if t.endswith("dt_proj")]
+    model = get_peft_model(base, LoraConfig(r=2, target_modules=targets, init_lora_weights=False)).eval()
+    with torch.no_grad():
+        adapted = model(ids).logits
+        merged = model.merge_and_unload()(ids).logits
+    assert (adapted - before).abs().max().item() > 1e-4
+    assert (merged - adapted).abs().max().item() <= 1e-4
+
+
+# ---- trainers ------------------------------------------------------------------------------------------------
+
+
+def test_transformers_trainer_in_bf16_with_gradient_checkpointing(saved, tmp_path):
+    from datasets import Dataset
+    from transformers import Trainer, TrainingArguments
+
+    model = HybridModel.from_pretrained(saved)
+    rows = [{"input_ids": list((TEXT * 2).encode())[:32]} for _ in range(8)]
+    data = Dataset.from_list([{**r, "labels": r["input_ids"]} for r in rows])
+    args = TrainingArguments(output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=2, bf16=True,
+                             use_cpu=True, gradient_checkpointing=True, report_to=[], logging_steps=1)
+    trainer = Trainer(model=model, args=args, train_dataset=data)
+    trainer.train()
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    assert len(losses) == 2 and all(torch.isfinite(torch.tensor(losses)))
+
+
+def test_trl_sft_trainer_from_a_path_with_its_defaults(saved, tmp_path):
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    data = Dataset.from_list([{"text": TEXT * 2} for _ in range(8)])
+    args = SFTConfig(output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=2, max_length=32,
+                     use_cpu=True, report_to=[], logging_steps=1, model_init_kwargs={"trust_remote_code": True})
+    assert args.bf16 and args.gradient_checkpointing  # TRL's defaults, kept
+    trainer = SFTTrainer(model=str(saved), args=args, train_dataset=data)
+    trainer.train()
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    assert len(losses) == 2 and all(0 < loss < 10 for loss in losses)
