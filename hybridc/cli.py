@@ -279,6 +279,13 @@ def train(spec: Path, out_dir: Path | None, resume: bool, max_steps: int | None,
     from .train.run import TrainOptions
     from .train.run import train as run_training
 
+    from .train.launch import launched_alone
+
+    alone = launched_alone(os.environ)
+    if alone is not None:
+        from .errors import LaunchError
+
+        raise LaunchError(*alone)
     rs = load_spec(spec, root=root)
     if num_processes > 1 and "WORLD_SIZE" not in os.environ:
         from .train.launch import relaunch
@@ -295,19 +302,44 @@ def train(spec: Path, out_dir: Path | None, resume: bool, max_steps: int | None,
 
 @main.command(name="eval")
 @click.argument("model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--data", "data_expr", required=True, help="A data expression, e.g. 'text(corpus.txt, block=256)'.")
+@click.option("--data", "data_expr", default=None, help="A data expression, e.g. 'text(corpus.txt, block=256)'.")
+@click.option("--tasks", default=None,
+              help="Downstream tasks through lm-eval, comma-separated (instead of --data; needs hybridc[eval]).")
+@click.option("--include-path", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="With --tasks: a directory of lm-eval task YAMLs of your own.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="With --tasks: at most N examples per task.")
+@click.option("--num-fewshot", type=click.IntRange(min=0), default=None, help="With --tasks: few-shot examples.")
 @click.option("--split", type=click.Choice(["train", "valid", "test"]), default="test", show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Sequences per batch (default: the batch the run evaluated its test split with, else 8).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--seed", type=int, default=None,
               help="Seed of the data split (default: the model's spec seed, so a run's splits are its own).")
-def eval_cmd(model_dir: Path, data_expr: str, split: str, batch_size: int | None, device: str,
-             seed: int | None) -> None:
-    """Evaluate a run (its final/), a saved hybrid or a plain export on a data split: loss, perplexity, accuracy."""
+def eval_cmd(model_dir: Path, data_expr: str | None, tasks: str | None, include_path: Path | None, limit: int | None,
+             num_fewshot: int | None, split: str, batch_size: int | None, device: str, seed: int | None) -> None:
+    """Evaluate a run (its final/), a saved hybrid or a plain export: on a data split (--data: loss, perplexity,
+    accuracy), or on downstream tasks through lm-eval (--tasks; a run records them in its metrics and card)."""
+    if (data_expr is None) == (tasks is None):
+        raise click.UsageError("give --data (a data split) or --tasks (lm-eval tasks), one of them")
+    _quiet_libraries()
+    if tasks is not None:
+        from rich.console import Console
+        from rich.table import Table
+
+        from .train.downstream import evaluate_tasks, table_rows
+
+        names = [t.strip() for t in tasks.split(",") if t.strip()]
+        results = evaluate_tasks(model_dir, names, include_path=include_path, limit=limit, num_fewshot=num_fewshot,
+                                 batch_size=batch_size or 8, device=device)
+        table = Table(title=f"lm-eval ({model_dir})")
+        for column in ("task", "metric", "value"):
+            table.add_column(column)
+        for task, metric, value in table_rows(results):
+            table.add_row(task, metric, f"{value:.4f}")
+        Console().print(table)
+        return
     from .train.evaluate import evaluate_directory
 
-    _quiet_libraries()
     result = evaluate_directory(model_dir, data_expr, split=split, batch_size=batch_size, device=device, seed=seed)
     for key, value in result.items():
         click.echo(f"{key}: {value:.6g}" if isinstance(value, float) else f"{key}: {value}")

@@ -96,6 +96,12 @@ class RunError(CompileError):
     exit_code = 1
 
 
+class LaunchError(RunError):
+    """A run started in a way it cannot train as asked (a launcher that started fewer processes than it says)."""
+
+    exit_code = 2
+
+
 class Interrupted(RunError):
     """A run stopped on SIGINT/SIGTERM after writing a checkpoint (``--resume`` continues it)."""
 

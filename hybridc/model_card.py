@@ -32,7 +32,8 @@ def metadata(model: "HybridModel", plain_family: str | None = None) -> dict:
                   "tags": ["hybridc", *(["hybrid"] if not plain_family else []), *families]}
     if bases:
         data["base_model"] = bases[0] if len(bases) == 1 else bases
-    data["pipeline_tag"] = PIPELINE_TAGS[spec.task.kind]
+    if model.get_tokenizer() is not None:  # a pipeline needs the tokenizer (a from-scratch component has none)
+        data["pipeline_tag"] = PIPELINE_TAGS[spec.task.kind]
     if datasets:
         data["datasets"] = datasets
     return data
@@ -64,11 +65,11 @@ def model_card(model: "HybridModel", test: dict | None = None, plain_family: str
     if test:
         lines.append("- test: " + ", ".join(f"{k} {v:.4g}" for k, v in test.items() if isinstance(v, float)))
     auto = AUTO_CLASS_OF_TASK[rs.spec.task.kind]
-    load = ["```python"]
-    if not plain_family:
-        load.append("import hybridc  # registers the hybridc model type with transformers' Auto classes")
-    load += [f"from transformers import AutoTokenizer, {auto}", "",
-             f"model = {auto}.from_pretrained(\"<this directory>\")"]
+    load = ["```python", f"from transformers import AutoTokenizer, {auto}", ""]
+    if plain_family:
+        load.append(f"model = {auto}.from_pretrained(\"<this directory>\")")
+    else:  # the directory's auto_map points at hybridc's classes (pip install hybridc)
+        load.append(f"model = {auto}.from_pretrained(\"<this directory>\", trust_remote_code=True)")
     if tokenizer is not None:
         load.append("tokenizer = AutoTokenizer.from_pretrained(\"<this directory>\")")
     load.append("```")

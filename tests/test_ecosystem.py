@@ -284,3 +284,51 @@ def test_trl_sft_trainer_from_a_path_with_its_defaults(saved, tmp_path):
     trainer.train()
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     assert len(losses) == 2 and all(0 < loss < 10 for loss in losses)
+
+
+def test_hybridc_eval_tasks_records_lm_eval_results_in_the_run(tasks, tmp_path):
+    """``hybridc eval RUN --tasks``: lm-eval on the run's final model; the results land in its metrics.jsonl
+    and its model card, and an unknown task or a missing --data/--tasks is a clear error."""
+    from click.testing import CliRunner
+
+    from hybridc.cli import main
+    from hybridc.train.run import TrainOptions, train
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(TEXT * 40)
+    text = SPEC + f"train:\n  seed: 2\n  stages:\n    - {{name: finetune, data: 'text({corpus}, block=32)', steps: 2}}\n"
+    train(load_spec(write_spec(tmp_path, text)), TrainOptions(out_dir=tmp_path / "run", quiet=True), say=lambda m: None)
+    runner = CliRunner()
+    done = runner.invoke(main, ["eval", str(tmp_path / "run"), "--tasks", "eco_mc", "--include-path", str(tasks)])
+    assert done.exit_code == 0, done.output
+    assert "eco_mc" in done.output and "acc" in done.output
+    events = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    (event,) = [e for e in events if e["event"] == "lm_eval"]
+    assert event["context"] == 48 and 0 <= event["results"]["eco_mc"]["acc"] <= 1
+    card = (tmp_path / "run" / "final" / "README.md").read_text()
+    assert "## Downstream evaluation (lm-eval)" in card and card.index("Downstream") < card.index("## Spec")
+    wrong = runner.invoke(main, ["eval", str(tmp_path / "run"), "--tasks", "no_such_task", "--include-path", str(tasks)])
+    assert wrong.exit_code != 0 and "lm-eval knows no task 'no_such_task'" in wrong.output
+    assert runner.invoke(main, ["eval", str(tmp_path / "run")]).exit_code == 2
+
+
+def test_resize_token_embeddings_grows_every_embedding_and_head_and_reloads(saved, tmp_path):
+    """Mixed or not, every component's embedding and head take the new size; kept rows keep their logits;
+    the saved model reloads at the new size (the lock follows)."""
+    model = HybridModel.from_pretrained(saved).eval()
+    ids = ids_of()
+    with torch.no_grad():
+        before = model(ids).logits
+    model.resize_token_embeddings(300)
+    assert all(e.weight.shape[0] == 300 for e in model.embed.sources.values())
+    assert all(h.weight.shape[0] == 300 for h in model.head.heads.values())
+    assert model.config.vocab_size == 300
+    with torch.no_grad():
+        after = model(ids).logits
+        assert after.shape[-1] == 300 and (after[..., :259] - before).abs().max().item() <= 1e-5
+        grown = model(torch.tensor([[299, 298, 5]])).logits
+    assert torch.isfinite(grown).all()
+    model.save_pretrained(tmp_path / "grown")
+    again = HybridModel.from_pretrained(tmp_path / "grown").eval()
+    with torch.no_grad():
+        assert torch.equal(again(ids).logits, after)

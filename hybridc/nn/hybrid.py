@@ -341,6 +341,47 @@ class HybridModel(PreTrainedModel, GenerationMixin):
                 return linear
         return EffectiveHead(self)
 
+    def resize_token_embeddings(self, new_num_tokens: int | None = None, pad_to_multiple_of: int | None = None,
+                                mean_resizing: bool = True) -> nn.Module:
+        """Every component's embedding and head get ``new_num_tokens`` rows (rounded up to
+        ``pad_to_multiple_of``), mixed or not: kept rows keep their weights, new rows are the mean of a
+        component's old rows (``mean_resizing``) or zeros; the logits then have that size. The lock in the
+        config follows (a saved model reloads at the new size). Returns the input embedding (see
+        ``get_input_embeddings``). The hybrid's tokenizer is still the spec's: give the grown one with
+        ``set_tokenizer`` before saving."""
+        from ..hf_config import facts_of_lock
+
+        if new_num_tokens is None:
+            return self.get_input_embeddings()
+        if not isinstance(self.head, MixedLMHead):
+            raise CompileError("a classifier hybrid has no LM head to resize", "resize a causal-lm hybrid")
+        size = int(new_num_tokens)
+        if pad_to_multiple_of:
+            size = -(-size // pad_to_multiple_of) * pad_to_multiple_of
+        tied = dict(self._tied_weights_keys)
+        for embedding in self.embed.sources.values():  # in place: a family's embedding class (Gemma's scale) stays
+            embedding.weight = nn.Parameter(_resized_rows(embedding.weight, size, mean_resizing))
+            embedding.num_embeddings = size
+        for name, head in self.head.heads.items():
+            if f"head.heads.{name}.weight" in tied:  # tied: the (resized) embedding's weight itself
+                head.weight = self.embed.sources[name].weight
+            else:
+                head.weight = nn.Parameter(_resized_rows(head.weight, size, mean_resizing))
+            if head.bias is not None:
+                head.bias = nn.Parameter(_resized_rows(head.bias, size, mean_resizing))
+            head.out_features = size
+        self.head.vocab_size = size
+        lock = self.config.lock
+        lock["resolved"]["vocab_size"] = size
+        for entry in lock["resolved"]["components"]:
+            family = get_family(entry["family"])
+            entry["config"][family.keys.vocab] = size
+            entry["vocab_size"] = size
+        self.config.vocab_size = facts_of_lock(lock, self.config.selection).get("vocab_size", size)
+        self.resolved_spec = self.config.resolved()
+        self.graph = graph_of(self.resolved_spec, self.config.selection)
+        return self.get_input_embeddings()
+
     @property
     def base_model(self) -> "Backbone":
         """The hybrid without its head (``model.base_model(input_ids, ...)`` -> ``last_hidden_state``), as
@@ -388,6 +429,15 @@ class HybridModel(PreTrainedModel, GenerationMixin):
         for name, p in self.named_parameters():
             groups[group_of(name)].append((name, p))
         return groups
+
+
+def _resized_rows(weight: torch.Tensor, size: int, mean: bool) -> torch.Tensor:
+    """``weight`` (V, ...) with ``size`` rows: the first min(V, size) kept, the others the mean row or 0."""
+    rows = weight.detach()
+    if size <= rows.shape[0]:
+        return rows[:size].clone()
+    fill = rows.mean(0, keepdim=True) if mean else torch.zeros_like(rows[:1])
+    return torch.cat([rows, fill.expand(size - rows.shape[0], *rows.shape[1:])])
 
 
 class Backbone:

@@ -38,3 +38,17 @@ def relaunch(processes: int, argv: list[str]) -> int:
                *without_num_processes(argv)]
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     return subprocess.run(command, env=env).returncode
+
+
+def launched_alone(environ) -> tuple[str, str] | None:
+    """(message, hint) when ``accelerate launch --num_processes N`` (N > 1) started this as its only process:
+    its simple launcher, which it picks on a CPU without ``--multi_cpu``, sets the rendezvous address for N
+    processes but starts one, with no rank or world size. None otherwise."""
+    from_accelerate = "ACCELERATE_MIXED_PRECISION" in environ or "ACCELERATE_USE_CPU" in environ
+    if from_accelerate and "MASTER_ADDR" in environ and "WORLD_SIZE" not in environ and "RANK" not in environ:
+        return ("accelerate launch asked for several processes but started only this one (its simple launcher: "
+                "on a CPU it needs --multi_cpu to start more)",
+                "use `hybridc train SPEC --num-processes N` (torchrun, gloo on the CPU), or `accelerate launch "
+                "--multi_cpu --num_processes N -m hybridc train SPEC`")
+    return None
+

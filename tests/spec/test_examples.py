@@ -31,6 +31,17 @@ def test_example_validates_and_compiles(path, tmp_path):
     assert parse_file(tmp).canonical_text() == text
 
 
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.stem)
+def test_example_is_in_canonical_form(path):
+    """The README recommends `hybridc fmt --check` as a pre-commit hook: the project's own examples pass it."""
+    from click.testing import CliRunner
+
+    from hybridc.cli import main
+
+    result = CliRunner().invoke(main, ["fmt", "--check", str(path)])
+    assert result.exit_code == 0, result.output
+
+
 def test_pretrained_example_counts_real_parameters():
     compiled = hybridc.compile(Path(__file__).resolve().parents[2] / "specs" / "neo-mamba.yaml")
     neo = sum(n.params for n in compiled.graph.nodes() if n.component == "neo" and n.kind == "segment")

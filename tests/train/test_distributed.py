@@ -97,3 +97,17 @@ def test_fsdp_matches_one_process_and_its_checkpoints_resume_anywhere(tmp_path):
     a, b = (load_file(str(tmp_path / d / "final" / "model.safetensors")) for d in ("fsdp", "resumed-fsdp"))
     assert a.keys() == b.keys()
     assert max(float((a[k] - b[k]).abs().max()) for k in a) <= 1e-6
+
+
+def test_accelerate_launch_starting_one_of_several_processes_is_refused(tmp_path):
+    """``accelerate launch --num_processes 2`` on a CPU without --multi_cpu starts one process (its simple
+    launcher): hybridc says so, with the commands that do start two, instead of training alone."""
+    from tests.specs import SMALL, write_spec
+
+    spec = write_spec(tmp_path, SMALL)
+    done = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",
+                           "-m", "hybridc", "train", str(spec), "-o", str(tmp_path / "run"), "-q"],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode != 0  # (accelerate reports its child's exit status 2 as its own failure)
+    assert "error: accelerate launch asked for several processes but started only this one" in done.stderr
+    assert "hybridc train SPEC --num-processes N" in done.stderr and not (tmp_path / "run").exists()
