@@ -60,6 +60,11 @@ class _Group(click.Group):
 @click.version_option(package_name="hybridc")
 def main() -> None:
     """hybridc: compile YAML specs into pretrained hybrid language models."""
+    from .train.threads import clamp_omp_threads
+
+    lowered = clamp_omp_threads()  # (before torch loads: its OpenMP runtime reads it once)
+    if lowered is not None:
+        click.echo(f"warning: {lowered}", err=True)
 
 
 def _print_warnings(rs) -> None:

@@ -15,7 +15,7 @@ from rich.markup import escape
 from .errors import HybridcError, SpecError
 from .spec.diff import Change, CostDelta, diff_specs, graph_delta, try_resolve
 from .spec.frontend import ParsedSpec, parse_document, resolve
-from .spec.load import parse_text
+from .spec.load import parse_text, regular_file_bytes
 from .spec.sources import git_root, parse_source
 
 STYLE = {"added": "green", "removed": "red", "changed": "yellow"}
@@ -86,10 +86,7 @@ def _raw_source(ref: str) -> bytes | None:
     """The bytes of ``ref`` (a path or git:REV:path) when it can be read, else ``None``: a spec that does
     not parse is still shown as text; one that cannot be read at all stays an error."""
     if not ref.startswith("git:"):
-        try:
-            return Path(ref).read_bytes()
-        except (OSError, ValueError):
-            return None
+        return regular_file_bytes(ref)
     rev, _, path = ref[4:].partition(":")
     root = git_root()
     if not rev or not path or rev.startswith("-") or root is None:  # parse_source says why

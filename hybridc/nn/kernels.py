@@ -13,6 +13,12 @@ once per process). ``HYBRIDC_FUSED_SCAN=0``
 turns the kernels off.
 
 ctypes releases the GIL for the duration of each call.
+
+The cache is input another user may have placed, so a library is loaded only from a directory this user
+owns and no one else can write (else: a warning, and a private temporary directory for this process), only
+if it is a regular file (never a link, a FIFO or a device: no open of it can hang), and only if its bytes
+have the SHA-256 recorded beside it when it was built (``<library>.sha256``). A damaged or unrecorded
+library is rebuilt and replaced atomically; one without the expected symbols is refused the same way.
 """
 
 from __future__ import annotations
@@ -49,7 +55,7 @@ class _Library:
             if not self._done:
                 self._done = True
                 try:
-                    self.lib = _bind(ctypes.CDLL(str(build())))
+                    self.lib = _load(build())
                 except (OSError, RuntimeError, subprocess.SubprocessError) as error:
                     self.reason = str(error)
                     warnings.warn(f"hybridc's CPU kernels are unavailable, Mamba runs the slower PyTorch scan: "
@@ -85,11 +91,54 @@ def library() -> ctypes.CDLL:
 
 
 def cache_dir() -> Path:
-    """Where built kernels are kept."""
+    """Where built kernels are kept (as configured; ``trusted_cache_dir`` says whether it may be used)."""
     if os.environ.get("HYBRIDC_KERNEL_CACHE"):
         return Path(os.environ["HYBRIDC_KERNEL_CACHE"])
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "hybridc" / "kernels"
+
+
+def untrusted(directory: Path) -> str | None:
+    """Why a library in ``directory`` could be someone else's (None: only this user can have put it there):
+    not a real directory (a link, a file), owned by another user, or writable by group or others."""
+    import stat
+
+    try:
+        info = os.lstat(directory)
+    except OSError as error:
+        return f"{directory} cannot be read ({error.strerror or error})"
+    if not stat.S_ISDIR(info.st_mode):
+        return f"{directory} is not a directory (a link or a file)"
+    if hasattr(os, "getuid") and info.st_uid != os.getuid():
+        return f"{directory} belongs to another user (uid {info.st_uid})"
+    if info.st_mode & 0o022:
+        return f"{directory} is writable by {'group and others' if info.st_mode & 0o002 else 'its group'}"
+    return None
+
+
+_PRIVATE: list[Path] = []  # this process's fallback directory, made at most once
+
+
+def trusted_cache_dir() -> Path:
+    """The cache directory, created (0700) if missing; a private temporary one for this process, with a
+    warning, when the configured one could be someone else's (``untrusted``)."""
+    directory = cache_dir()
+    try:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not os.environ.get("HYBRIDC_KERNEL_CACHE") and not directory.is_symlink() and \
+                directory.stat().st_uid == getattr(os, "getuid", lambda: -1)():
+            directory.chmod(0o700)  # hybridc's own default directory (made group-writable by a umask of 002)
+    except OSError:
+        pass  # said below, by untrusted()
+    problem = untrusted(directory)
+    if problem is None:
+        return directory
+    if not _PRIVATE:
+        warnings.warn(f"hybridc's kernel cache is not used: {problem}; building in a private temporary directory "
+                      "for this process (set HYBRIDC_KERNEL_CACHE to a directory only you can write)", RuntimeWarning,
+                      stacklevel=3)
+        _PRIVATE.append(Path(tempfile.mkdtemp(prefix="hybridc-kernels-")))
+    return _PRIVATE[0]
 
 
 def compiler() -> str:
@@ -111,25 +160,86 @@ def _cpu_features() -> str:
 
 
 def build() -> Path:
-    """The path of the built library, compiling it if this machine has not yet."""
+    """The path of the built library, compiling it if this machine has not yet, or if what the cache holds
+    under its name is not a regular file whose bytes match their recorded digest."""
     cc = compiler()
+    target = trusted_cache_dir() / library_name(cc)
+    if verified(target):
+        return target
+    return _compile(cc, target)
+
+
+def library_name(cc: str | None = None) -> str:
+    """The file name of this machine's build: a hash of the source, compiler, flags and CPU features."""
+    cc = cc or compiler()
     key = hashlib.sha256(b"\0".join([SOURCE.read_bytes(), cc.encode(), " ".join(_FLAGS).encode(),
                                      platform.machine().encode(), _cpu_features().encode()])).hexdigest()[:16]
-    target = cache_dir() / f"{SOURCE.stem}-{key}.so"
-    if target.exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
+    return f"{SOURCE.stem}-{key}.so"
+
+
+def _digest_file(target: Path) -> Path:
+    return target.with_name(target.name + ".sha256")
+
+
+def _regular_bytes(path: Path) -> bytes | None:
+    """The bytes of ``path`` if it is a regular file (opened without following links or blocking), else None."""
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read()
+    finally:
+        os.close(fd)
+
+
+def verified(target: Path) -> bool:
+    """Whether ``target`` is a regular file whose SHA-256 is the one recorded beside it at build time."""
+    data, record = _regular_bytes(target), _regular_bytes(_digest_file(target))
+    return data is not None and record is not None and hashlib.sha256(data).hexdigest() == record.decode(
+        "ascii", "replace").strip()
+
+
+def _compile(cc: str, target: Path) -> Path:
+    """Compile into a fresh temporary file beside ``target``, record its digest, move both into place."""
     fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp", dir=target.parent)
     os.close(fd)
+    digest_tmp = tmp + ".sha256"
     try:
         done = subprocess.run([cc, *_FLAGS, str(SOURCE), "-o", tmp], capture_output=True, text=True, timeout=300)
         if done.returncode != 0:
             raise RuntimeError(f"compiling {SOURCE.name} with {cc} failed: {done.stderr.strip()[-2000:]}")
-        os.replace(tmp, target)
+        with open(digest_tmp, "w", encoding="ascii") as f:
+            f.write(hashlib.sha256(Path(tmp).read_bytes()).hexdigest() + "\n")
+        os.replace(tmp, target)  # (replaces a damaged library, or whatever non-directory was there)
+        os.replace(digest_tmp, _digest_file(target))
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        for leftover in (tmp, digest_tmp):
+            if os.path.lexists(leftover):
+                os.unlink(leftover)
     return target
+
+
+def _load(target: Path) -> ctypes.CDLL:
+    """dlopen a verified library and bind its functions; a library without them is rebuilt once."""
+    try:
+        return _bind(ctypes.CDLL(str(target)))
+    except AttributeError:  # verified bytes, but not our symbols: rebuild, then it must have them
+        rebuilt = _compile(compiler(), target)
+        # the loader keeps what it opened under a path by that path: load the new file under a name of its own
+        fresh = rebuilt.with_name(f"{rebuilt.name}.{os.getpid()}.load")
+        os.link(rebuilt, fresh)
+        try:
+            return _bind(ctypes.CDLL(str(fresh)))
+        except AttributeError as error:
+            raise RuntimeError(f"{rebuilt} lacks hybridc's kernels ({error})") from None
+        finally:
+            fresh.unlink()
 
 
 def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:

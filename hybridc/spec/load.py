@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -247,15 +248,31 @@ def _too_large(file: str, size: int) -> Diagnostic:
                       "a spec names models and data by path; it should not embed them")
 
 
+def regular_file_bytes(path: str | Path, limit: int = MAX_BYTES) -> bytes | None:
+    """The bytes of ``path`` (at most ``limit`` + 1) when it is a regular file, else None: a pipe or device
+    is never opened (reading one could wait forever)."""
+    try:
+        if not stat.S_ISREG(Path(path).stat().st_mode):
+            return None
+        with open(path, "rb") as f:
+            return f.read(limit + 1)
+    except (OSError, ValueError):
+        return None
+
+
 def load_file(path: str | Path) -> Document:
     """Read and parse a spec file. Missing/unreadable files are located errors too."""
     path = Path(path)
     file = str(path)
     try:
-        size = path.stat().st_size
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode) and not stat.S_ISDIR(info.st_mode):
+            raise SpecError([Diagnostic(Location(file, 1, 1), "this is not a regular file (a pipe, socket or device)",
+                                        "pass the YAML file itself (reading a pipe could wait forever)")])
+        size = info.st_size
         if size > MAX_BYTES:
             raise SpecError([_too_large(file, size)])
-        with open(path, "rb") as f:  # at most one byte over the limit: a device or pipe may not end
+        with open(path, "rb") as f:  # at most one byte over the limit
             data = f.read(MAX_BYTES + 1)
     except FileNotFoundError:
         raise SpecError([Diagnostic(Location(file, 1, 1), "no such file", "check the path")]) from None

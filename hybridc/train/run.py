@@ -39,7 +39,7 @@ from .loop import Parallel, StageOptimizers, build_optimizers, evaluate, freeze_
 from .metrics import MetricsLog
 from .plots import plot_alphas, plot_losses
 from .progress import Progress, log_every
-from .threads import choose_threads, fixed_threads
+from .threads import bounded, choose_threads, fixed_threads
 from .sharding import (average_replicated_grads, full_model, full_optimizer_state, is_sharded,
                        load_sharded_optimizer_state, shard_model)
 
@@ -118,7 +118,12 @@ class Run:
         if options.device == "cuda" and not torch.cuda.is_available():
             raise RunError("--device cuda, but no CUDA device is available", "use --device cpu")
         from accelerate import Accelerator
+        from accelerate.state import AcceleratorState
 
+        # Accelerate keeps one state per process and refuses a second precision; runs made one after another
+        # in one process (baselines, sweep points, the Python API) each choose theirs. The process group
+        # (PartialState) is kept.
+        AcceleratorState._reset_state(reset_partial_state=False)
         # Accelerate sets up the device and, under torchrun / accelerate launch, the process group (gloo on
         # CPU, NCCL on GPU); it runs backward (scaling under fp16), autocast and gradient clipping.
         self.accelerator = Accelerator(cpu=options.device == "cpu", mixed_precision=options.mixed_precision)
@@ -479,7 +484,7 @@ class Run:
         """torch's thread count for this stage (``threads.choose_threads``: fewer beside busy processes),
         or the ``recorded`` one of the stage being resumed; returns it."""
         if recorded is not None:
-            threads, why = int(recorded), "as when the stage started"
+            threads, why = bounded(recorded), "as when the stage started"
         else:
             threads, why = choose_threads(self.base_threads)
         if threads != torch.get_num_threads():
@@ -665,4 +670,18 @@ def save_final(model: HybridModel, final: Path, test: dict | None) -> None:
 
 def train(rs: ResolvedSpec, options: TrainOptions, say=print) -> RunResult:
     """Run ``rs``'s training plan (see module doc)."""
+    check_scan_option(options.scan)
     return Run(rs, options, say=say).execute()
+
+
+def check_scan_option(scan: str) -> None:
+    """``--scan fused`` asks for hybridc's CPU kernels by name: when they cannot be built here, say so before
+    anything runs (``auto`` falls back to the chunked scan instead)."""
+    if scan != "fused":
+        return
+    from ..nn import kernels
+
+    if not kernels.available():
+        raise RunError(f"--scan fused: hybridc's CPU kernels are not available here ({kernels.unavailable_reason()})",
+                       "use --scan auto (the chunked PyTorch scan when the kernels cannot be built) or --scan "
+                       "chunked, or install a C compiler (gcc or clang)")

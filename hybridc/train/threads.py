@@ -41,8 +41,34 @@ def running_others(read: Callable[[], str] | None = None, samples: int = SAMPLES
     return int(statistics.median(counts))
 
 
+def machine_cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def bounded(threads: int) -> int:
+    """A thread count the machine can run: at least 1, at most 4 per core (a count past that is a typo or
+    another machine's, and millions of threads abort OpenMP's runtime)."""
+    return max(1, min(int(threads), 4 * machine_cores()))
+
+
+def clamp_omp_threads(env=os.environ) -> str | None:
+    """Before torch loads (its OpenMP runtime reads ``OMP_NUM_THREADS`` then): an ``OMP_NUM_THREADS`` past
+    ``bounded`` is lowered to it in ``env``; returns what was done, for a warning (None: nothing)."""
+    value = env.get("OMP_NUM_THREADS", "").strip()
+    try:
+        wanted = int(value)
+    except ValueError:
+        return None
+    if wanted == bounded(wanted):
+        return None
+    env["OMP_NUM_THREADS"] = str(bounded(wanted))
+    return f"OMP_NUM_THREADS={value} is more threads than this machine runs; using {env['OMP_NUM_THREADS']}"
+
+
 def fixed_threads(env: Mapping[str, str]) -> int | None:
-    """The count the user fixed (``HYBRIDC_THREADS``, else ``OMP_NUM_THREADS``), or None."""
+    """The count the user fixed (``HYBRIDC_THREADS``, else ``OMP_NUM_THREADS``), or None; bounded by
+    ``bounded`` (4 per core)."""
     for key in ("HYBRIDC_THREADS", "OMP_NUM_THREADS"):
         value = env.get(key, "").strip()
         if value:
@@ -55,7 +81,7 @@ def fixed_threads(env: Mapping[str, str]) -> int | None:
 
                 raise RunError(f"{key}={value!r} is not a number of threads", f"set {key} to a whole number >= 1, "
                                "or unset it")
-            return n
+            return bounded(n)
     return None
 
 
@@ -73,7 +99,7 @@ def choose_threads(default: int, env: Mapping[str, str] = os.environ, cores: int
     if fixed is not None:
         return fixed, "fixed by " + ("HYBRIDC_THREADS" if env.get("HYBRIDC_THREADS", "").strip() else "OMP_NUM_THREADS")
     if cores is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        cores = machine_cores()
     busy = others()
     n = stage_threads(default, cores, busy)
     if n < default:

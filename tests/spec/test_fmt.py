@@ -148,7 +148,8 @@ def test_an_init_key_that_is_not_a_config_attribute_is_a_located_error():
     with pytest.raises(SpecError) as caught:
         resolve(parse_string(text, file="mad-sweep.yaml", base_dir=Path("specs")))
     hits = [d for d in caught.value.diagnostics if "is not a config key" in d.message]
-    assert [(d.location.file, d.location.line) for d in hits] == [("mad-sweep.yaml", 8)], caught.value.diagnostics
+    line = 1 + text.splitlines().index(next(row for row in text.splitlines() if "heads:'" in row))
+    assert [(d.location.file, d.location.line) for d in hits] == [("mad-sweep.yaml", line)], caught.value.diagnostics
 
 
 @pytest.mark.parametrize("blank", ['"\\N"', '"\\u2028"', '" "', '"\\t"'])
@@ -159,8 +160,11 @@ def test_a_blank_tokenizer_is_a_located_error_not_an_empty_canonical_form(blank)
 
     from hybridc.errors import SpecError
 
-    text = Path("specs/mad-sweep.yaml").read_text().replace("name: mad-sweep\n", f"name: mad-sweep\ntokenizer: {blank}\n")
+    original = Path("specs/mad-sweep.yaml").read_text()
+    assert "\ntokenizer: attn\n" in original
+    text = original.replace("\ntokenizer: attn\n", f"\ntokenizer: {blank}\n")
     with pytest.raises(SpecError) as caught:
         parse_string(text, file="mad-sweep.yaml", base_dir=Path("specs"))
     hits = [d for d in caught.value.diagnostics if "tokenizer is blank" in d.message]
-    assert [(d.location.file, d.location.line) for d in hits] == [("mad-sweep.yaml", 6)], caught.value.diagnostics
+    line = 1 + text.splitlines().index(f"tokenizer: {blank}")
+    assert [(d.location.file, d.location.line) for d in hits] == [("mad-sweep.yaml", line)], caught.value.diagnostics

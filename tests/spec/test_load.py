@@ -98,3 +98,33 @@ def test_missing_file_is_a_located_error(tmp_path):
     with pytest.raises(SpecError) as info:
         load_file(tmp_path / "nope.yaml")
     assert "no such file" in info.value.diagnostics[0].message
+
+
+def test_a_pipe_given_as_the_spec_is_refused_at_once(tmp_path):
+    """validate, fmt and diff never open a FIFO (a blocking read would wait forever for a writer)."""
+    import os
+    import subprocess
+    import sys
+
+    fifo = tmp_path / "spec.yaml"
+    os.mkfifo(fifo)
+    for args in (["validate", str(fifo)], ["fmt", str(fifo)], ["diff", str(fifo), str(fifo)]):
+        done = subprocess.run([sys.executable, "-m", "hybridc", *args], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2, (args, done.stderr)
+        assert "not a regular file" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_thread_counts_past_the_machine_are_bounded(tmp_path):
+    """HYBRIDC_THREADS or OMP_NUM_THREADS of a million: lowered to what the machine runs (OpenMP aborts on
+    such counts), with a warning, never a crash."""
+    import subprocess
+    import sys
+
+    from hybridc.train.threads import bounded, fixed_threads, machine_cores
+
+    assert fixed_threads({"HYBRIDC_THREADS": "1000000"}) == bounded(1000000) == 4 * machine_cores()
+    done = subprocess.run([sys.executable, "-m", "hybridc", "compile", "--build", "specs/three-way.yaml"],
+                          capture_output=True, text=True, timeout=300, env={**__import__("os").environ,
+                                                                             "OMP_NUM_THREADS": "1000000"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "OMP_NUM_THREADS=1000000 is more threads than this machine runs" in done.stderr

@@ -219,7 +219,7 @@ def test_a_same_budget_baseline_is_fine_tuned_exactly_as_long_as_the_hybrid_sinc
     alone, _ = run(tmp_path, alone_text, name="alone")
     got = load_file(str(base / "final" / "model.safetensors"))
     want = load_file(str(alone.run_dir / "final" / "model.safetensors"))
-    projectors = {k for k in want if re.match(r"blocks\.\d+\.(in|out)_proj\.", k)}  # gated away: alpha is 1
+    projectors = {k for k in want if re.match(r"blocks\.\d+\.projector_(in|out)\.", k)}  # gated away: alpha is 1
     assert projectors and set(got) == set(want)
     assert all(torch.equal(got[k], want[k]) for k in set(want) - projectors)
     assert result.comparison[2]["loss"] == alone.test["loss"]
