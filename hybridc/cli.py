@@ -357,13 +357,20 @@ def eval_cmd(model_dir: Path, data_expr: str | None, tasks: str | None, include_
 def discretize(model_dir: Path, out: Path | None) -> None:
     """Discretize a trained hybrid (a run or a saved hybrid): one component per block, the rest pruned."""
     from .discretize import export
+    from .io import PathRefused
     from .saved import load_hybrid, model_directory
 
     _quiet_libraries()
     source = model_directory(model_dir)
     model = load_hybrid(model_dir)
-    target = out or model_dir.parent / f"{model_dir.name}-discretized"
-    result = export(model, target)
+    if out is None:  # beside the model directory, named after it (its real name: `discretize .` too)
+        here = model_dir.resolve()
+        if not here.name:
+            raise PathRefused(f"{model_dir} has no name to derive an output directory from", "give one with -o")
+        out = here.parent / f"{here.name}-discretized"
+    if out.resolve() == source.resolve():
+        raise PathRefused(f"{out} is the model directory being discretized", "choose another -o directory")
+    result = export(model, out)
     click.echo(f"selection: {' | '.join(result.selection)} (from {source})")
     if result.kind == "hybrid":
         click.echo(f"wrote {result.path}: a discretized hybrid (HybridModel.from_pretrained loads it)")

@@ -22,7 +22,8 @@ from .components.registry import get_family
 from .data.tokenizer import save_tokenizer, set_generation_ids
 from .errors import CompileError, RunError
 from .graph.discretize import select
-from .io import atomic_write_text, give_umask_mode
+from .io import (PathRefused, atomic_write_text, fresh_staging_dir, give_umask_mode, install_directory,
+                 refuse_unless_directory)
 from .model_card import model_card
 from .nn.hybrid import HybridModel, lower
 from .saved import EXPORT_RECORD
@@ -89,52 +90,66 @@ class Exported:
 
 
 def refuse_foreign_directory(out_dir: Path) -> None:
-    """An existing ``out_dir`` is replaced only if it holds an earlier export (a hybrid, or a plain
-    export with its ``hybridc.json``); anything else is the user's and is never deleted."""
+    """An existing ``out_dir`` is replaced only if it is a real directory holding an earlier export (a
+    discretized hybrid, or a plain export with its ``hybridc.json``), or an empty one; anything else is
+    the user's and is never deleted or written through: a symbolic link (even to an earlier export) or a
+    file is refused (``PathRefused``, exit 2), and so is a hybrid that is not discretized (a trained
+    model, a run's final/); a directory holding anything else too (``RunError``)."""
+    out_dir = Path(out_dir)
+    refuse_unless_directory(out_dir, "an export")
     if not out_dir.exists():
         return
-    if out_dir.is_dir() and not any(out_dir.iterdir()):
+    if not any(out_dir.iterdir()):
         return
     config = out_dir / "config.json"
     try:
-        ours = (out_dir / EXPORT_RECORD).is_file() or json.loads(config.read_text()).get("model_type") == "hybridc"
+        data = json.loads(config.read_text()) if config.is_file() else {}
+        hybrid = data.get("model_type") == "hybridc"
+        ours = (out_dir / EXPORT_RECORD).is_file() or (hybrid and isinstance(data.get("selection"), list))
     except (OSError, ValueError, AttributeError):
-        ours = False
+        hybrid = ours = False
+    if hybrid and not ours:
+        raise PathRefused(f"{out_dir} holds a hybrid that is not discretized (a trained model, not an export)",
+                       "choose another -o directory (hybridc replaces only its own earlier exports)")
     if not ours:
         raise RunError(f"{out_dir} exists and does not hold a model written by hybridc",
                        "choose another -o directory (hybridc replaces only its own earlier exports)")
 
 
 def export(model: HybridModel, out_dir: Path) -> Exported:
-    """Write the discretized model to ``out_dir`` (replaced atomically), with its tokenizer, generation
-    config and model card. A plain export also holds ``hybridc.json``: the lock of the hybrid it came
-    from and the selection (``hybridc eval`` reads the task, seed and tokenizer kind there; transformers
-    ignores it)."""
+    """Write the discretized model to ``out_dir`` with its tokenizer, generation config and model card:
+    built in a fresh staging directory beside it, then moved into place (an earlier export there is
+    replaced; see ``refuse_foreign_directory``). A plain export also holds ``hybridc.json``: the lock of
+    the hybrid it came from and the selection (``hybridc eval`` reads the task, seed and tokenizer kind
+    there; transformers ignores it)."""
     out_dir = Path(out_dir)
     refuse_foreign_directory(out_dir)
     small = discretize_model(model)
     name = single_component(small)
-    tmp = out_dir.parent / f".{out_dir.name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    if name is not None:
-        plain = export_component(small, name)
-        tokenizer = small.get_tokenizer()
-        if tokenizer is not None:
-            set_generation_ids(plain.generation_config, tokenizer)
-        plain.save_pretrained(tmp)
-        give_umask_mode(*tmp.glob("*.safetensors"))
-        if tokenizer is not None:
-            save_tokenizer(tokenizer, tmp)
-        kind = small.resolved_spec.component(name).family
-        record = {"hybridc_export": 1, "component": name, "selection": list(small.graph.selection),
-                  "lock": small.config.lock}
-        atomic_write_text(tmp / EXPORT_RECORD, json.dumps(record, indent=2) + "\n")
-        atomic_write_text(tmp / "README.md", model_card(small, plain_family=kind))
-    else:
-        small.save_pretrained(tmp)
-        kind = "hybrid"
-        atomic_write_text(tmp / "README.md", model_card(small))
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    tmp.rename(out_dir)
+    tmp = fresh_staging_dir(out_dir)  # a new directory of ours: never a user's path, never through a link
+    installed = False
+    try:
+        if name is not None:
+            plain = export_component(small, name)
+            tokenizer = small.get_tokenizer()
+            if tokenizer is not None:
+                set_generation_ids(plain.generation_config, tokenizer)
+            plain.save_pretrained(tmp)
+            give_umask_mode(*tmp.glob("*.safetensors"))
+            if tokenizer is not None:
+                save_tokenizer(tokenizer, tmp)
+            kind = small.resolved_spec.component(name).family
+            record = {"hybridc_export": 1, "component": name, "selection": list(small.graph.selection),
+                      "lock": small.config.lock}
+            atomic_write_text(tmp / EXPORT_RECORD, json.dumps(record, indent=2) + "\n")
+            atomic_write_text(tmp / "README.md", model_card(small, plain_family=kind))
+        else:
+            small.save_pretrained(tmp)
+            kind = "hybrid"
+            atomic_write_text(tmp / "README.md", model_card(small))
+        install_directory(tmp, out_dir, refuse_foreign_directory)  # (checked again: it may have changed)
+        installed = True
+    finally:
+        if not installed:
+            shutil.rmtree(tmp, ignore_errors=True)  # the staging directory this call created
     return Exported(out_dir, kind, tuple(small.graph.selection))

@@ -9,7 +9,88 @@ from pathlib import Path
 import torch
 
 from .errors import RunError
-from .saved import load_saved
+from .saved import EXPORT_RECORD, SavedModel, load_saved
+
+
+class LimitError(RunError):
+    """A request past what the model takes (its positions, its vocabulary), refused before the model runs.
+    A usage error, like an option out of range: exit 2."""
+
+    exit_code = 2
+
+
+def position_limits(saved: SavedModel) -> list[tuple[int, str]]:
+    """(positions, what has them) for every part of the model that runs and has a position table, shortest
+    first: a hybrid's running components (a branch of weight 0 in every block never runs), or a plain
+    export's own config. [] when nothing limits the length (recurrent components only)."""
+    from .nn.hybrid import HybridModel
+
+    model = saved.model
+    if isinstance(model, HybridModel):
+        with torch.no_grad():
+            running = model._running(model._mixtures())
+        limits = [(model.resolved_spec.component(m).shape.max_length, f"component '{m}'") for m in running]
+    else:
+        limits = [(_plain_shape(model)[0], _plain_name(saved))]
+    return sorted((int(limit), name) for limit, name in limits if limit is not None)
+
+
+def vocabulary_size(saved: SavedModel) -> int | None:
+    """The token ids the model takes (0 .. size-1): the hybrid's vocabulary, or a plain export's."""
+    from .nn.hybrid import HybridModel
+
+    model = saved.model
+    if isinstance(model, HybridModel):
+        return int(model.resolved_spec.vocab_size)
+    return _plain_shape(model)[1]
+
+
+def _plain_shape(model) -> tuple[int | None, int | None]:
+    """(positions, vocabulary) of a plain transformers model, from its config (its family's keys when
+    hybridc knows the family)."""
+    from .components.registry import family_for_config
+
+    config = model.config.to_dict()
+    family = family_for_config(config)
+    if family is not None:
+        try:
+            shape = family.shape(config)
+            return shape.max_length, shape.vocab_size
+        except (KeyError, TypeError, ValueError):
+            pass
+    positions = config.get("max_position_embeddings", config.get("n_positions"))
+    vocab = config.get("vocab_size")
+    return (positions if isinstance(positions, int) else None), (vocab if isinstance(vocab, int) else None)
+
+
+def _plain_name(saved: SavedModel) -> str:
+    import json
+
+    try:
+        name = json.loads((saved.directory / EXPORT_RECORD).read_text())["component"]
+        return f"component '{name}'"
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"the plain {getattr(saved.model.config, 'model_type', 'model')} model"
+
+
+def check_prompt(saved: SavedModel, ids: list[int], max_new_tokens: int) -> None:
+    """``LimitError`` when the prompt's tokens and ``max_new_tokens`` do not fit the model: more positions
+    than a component has, or a token id outside its vocabulary (the model would fail midway otherwise)."""
+    vocab = vocabulary_size(saved)
+    if vocab is not None and ids and max(ids) >= vocab:
+        raise LimitError(f"the prompt has token id {max(ids)}, outside the model's vocabulary of {vocab} tokens",
+                         "the model was saved with a tokenizer larger than its vocabulary; save it again with the "
+                         "tokenizer it was trained with")
+    for limit, name in position_limits(saved)[:1]:  # the shortest limit is the one that binds
+        if len(ids) > limit:
+            raise LimitError(f"the prompt ({len(ids)} tokens) is longer than the model's {limit} positions ({name})",
+                             f"shorten the prompt to at most {limit - 1} tokens, leaving room for --max-new-tokens")
+        if len(ids) + max_new_tokens > limit:
+            room = limit - len(ids)
+            raise LimitError(f"prompt ({len(ids)} tokens) + --max-new-tokens {max_new_tokens} exceeds the model's "
+                             f"{limit} positions ({name})",
+                             (f"lower --max-new-tokens to at most {room}" if room >= 1 else "lower --max-new-tokens")
+                             + " or shorten the prompt")
 
 
 class TextStreamer:
@@ -48,6 +129,7 @@ def generate_text(path: Path, prompt: str, *, max_new_tokens: int = 50, temperat
     ids = tokenizer.encode(prompt)
     if not ids:
         raise RunError("the prompt is empty after tokenization", "give a non-empty prompt")
+    check_prompt(saved, ids, max_new_tokens)
     input_ids = torch.tensor([ids], device=model.device)
     torch.manual_seed(seed)
     sampling = temperature > 0

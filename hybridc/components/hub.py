@@ -14,6 +14,7 @@ without the Hub would not find it later either. With HF_HUB_OFFLINE set nothing 
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 
 PROBE_TIMEOUT = 5.0  # seconds for the one HEAD request: connect, TLS and answer
@@ -75,6 +76,17 @@ def local_only(location: str | Path) -> bool:
     """Whether ``from_pretrained(location)`` must stay in the cache: a Hub id (not a local directory) while
     the Hub does not answer."""
     return not Path(location).exists() and unreachable() is not None
+
+
+def shadowing_directory(repo: str) -> Path | None:
+    """The local path that transformers' ``from_pretrained(repo)`` would read instead of the Hub repository
+    ``repo``: it looks for a directory of that name relative to the working directory first. None when
+    there is none (``hf_hub_download``, used for configs, never looks there)."""
+    path = Path(repo)
+    try:
+        return path if os.path.lexists(path) else None
+    except (OSError, ValueError):
+        return None
 
 
 def download(repo: str, filename: str, revision: str | None = None) -> Path:

@@ -7,8 +7,12 @@
   local directory or Hub id (and revision); a component built with ``init:`` has none (returns None).
 - ``hf:<id>[@revision]`` or a local path (relative to the spec): ``AutoTokenizer`` too.
 
-Remote code is never run (``trust_remote_code=False``). Text is encoded without special tokens; the
-data sources add the end-of-sequence token themselves.
+Before transformers reads them, the tokenizer files are checked as ``hybridc validate`` checks them
+(``check_tokenizer_files``, through ``hybridc.spec.tokenizer_identity``): what validate refuses is refused
+here with the same reason, never handed to the tokenizers library (which panics on some of it). A
+``tokenizer.json`` named directly is loaded as that file. Remote code is never run
+(``trust_remote_code=False``). Text is encoded without special tokens; the data sources add the
+end-of-sequence token themselves.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ..errors import RunError
 from ..spec.model import BYTES_TOKENIZER, BYTES_VOCAB_SIZE
-from ..spec.tokenizer_identity import BYTE_SPECIAL_TOKENS, byte_to_unicode
+from ..spec.tokenizer_identity import (BYTE_SPECIAL_TOKENS, SENTENCEPIECE_HINT, SENTENCEPIECE_NEEDED,
+                                       byte_to_unicode, sentencepiece_available)
 
 if TYPE_CHECKING:
     from ..spec.frontend import ResolvedSpec
@@ -134,31 +139,71 @@ def load_tokenizer(rs: "ResolvedSpec") -> Tokenizer | None:
 
 
 def load_hf_tokenizer(location: str, revision: str | None, *, name: str, what: str | None = None) -> HFTokenizer:
-    """``AutoTokenizer.from_pretrained(location, revision=revision)`` wrapped as a ``HFTokenizer``."""
+    """``AutoTokenizer.from_pretrained(location, revision=revision)`` wrapped as a ``HFTokenizer``; a
+    ``tokenizer.json`` file (not a directory) is read as a ``PreTrainedTokenizerFast`` of that file.
+
+    The files are first checked as ``hybridc validate`` checks them (``check_tokenizer_files``), so what
+    validate refuses is refused here for the same reason, before the tokenizers library sees it."""
+    from pathlib import Path
+
     from ..components import hub
 
+    what = what or location
+    identity = check_tokenizer_files(location, revision, what)
     cache_only = hub.local_only(location)  # a Hub id while the Hub does not answer: fail at once, no retries
     try:
-        from transformers import AutoTokenizer
+        if Path(location).is_file():
+            from transformers import PreTrainedTokenizerFast
 
-        hf = AutoTokenizer.from_pretrained(location, revision=revision, trust_remote_code=False,
-                                           **({"local_files_only": True} if cache_only else {}))
-    except Exception as err:  # missing files, network, bad json: all reported the same way
+            hf = PreTrainedTokenizerFast(tokenizer_file=str(location))
+        else:
+            from transformers import AutoTokenizer
+
+            hf = AutoTokenizer.from_pretrained(location, revision=revision, trust_remote_code=False,
+                                               **({"local_files_only": True} if cache_only else {}))
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as err:  # missing files, network, bad json, a panic of the tokenizers library (not an Exception)
         down = hub.unreachable() if cache_only else None
         if down is not None:
-            raise RunError(f"cannot load {what or location}: {down}", hint=hub.hint("the tokenizer")) from err
+            raise RunError(f"cannot load {what}: {down}", hint=hub.hint("the tokenizer")) from err
+        if identity is not None and identity.kind == "sentencepiece" and not sentencepiece_available():
+            raise RunError(f"cannot load {what}: {SENTENCEPIECE_NEEDED}", hint=SENTENCEPIECE_HINT) from err
         raise RunError(
-            f"cannot load {what or location}: {type(err).__name__}: {_first_line(err)}",
+            f"cannot load {what}: {type(err).__name__}: {_first_line(err)}",
             hint="the directory (or Hub snapshot) needs tokenizer files (save them with "
                  "tokenizer.save_pretrained(dir)); offline, download the tokenizer once and point "
                  "'tokenizer' at its local directory, or use tokenizer: bytes",
         ) from err
     if len(hf) <= len(set(hf.all_special_ids)):
         # transformers 5 builds an empty tokenizer from a bare config.json instead of failing
-        raise RunError(f"{what or location} has no vocabulary (no tokenizer files were found)",
+        raise RunError(f"{what} has no vocabulary (no tokenizer files were found)",
                        hint="save the tokenizer next to the model with tokenizer.save_pretrained(dir), "
                             "point 'tokenizer' at a tokenizer directory or hf:<id>, or use tokenizer: bytes")
     return HFTokenizer(name=name, tokenizer=hf)
+
+
+def check_tokenizer_files(location: str, revision: str | None = None, what: str | None = None):
+    """The identity of the tokenizer files at ``location`` (a directory, a tokenizer.json, or a Hub id),
+    read the way ``hybridc validate`` reads them; ``RunError`` giving the reason when validate would refuse
+    them. None when there are no files to check (transformers then says what is missing)."""
+    from pathlib import Path
+
+    from ..spec.tokenizer_identity import (TokenizerFileError, identity_of_directory, identity_of_file,
+                                           identity_on_hub)
+
+    path = Path(location)
+    try:
+        if path.is_dir():
+            return identity_of_directory(path)
+        if path.exists():
+            return identity_of_file(path)
+        return identity_on_hub(str(location), revision)
+    except TokenizerFileError as err:
+        raise RunError(f"cannot load {what or location}: {err.message}", hint=err.hint) from None
+    except OSError as err:
+        raise RunError(f"cannot load {what or location}: {err.strerror or err}",
+                       hint="check the permissions of the tokenizer files") from None
 
 
 def _first_line(err: BaseException) -> str:

@@ -260,12 +260,45 @@ class HybridModel(PreTrainedModel, GenerationMixin):
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
         """``PreTrainedModel.from_pretrained``; the model remembers where it came from, so that
         ``get_tokenizer`` reads the tokenizer saved beside it (nothing outside the directory is read).
-        Weights saved by earlier releases under their old names load too (``LEGACY_KEYS``)."""
+        Weights saved by earlier releases under their old names load too (``LEGACY_KEYS``).
+
+        Nothing damaged loads: a local directory is checked before anything is loaded (``_check_saved``),
+        and transformers' loading report after (a tensor missing would be initialised at random); either
+        refusal is a ``RunError`` saying what is wrong."""
+        from ..saved import check_loading_info
+
         kwargs.setdefault("key_mapping", dict(LEGACY_KEYS))
-        loaded = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
-        model = loaded[0] if isinstance(loaded, tuple) else loaded
+        directory = Path(pretrained_model_name_or_path or "") / (kwargs.get("subfolder") or "")
+        if pretrained_model_name_or_path is not None and directory.is_dir():
+            cls._check_saved(directory, kwargs.get("config"), kwargs["key_mapping"])
+        wants_info = kwargs.pop("output_loading_info", False)
+        model, info = super().from_pretrained(pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs)
+        check_loading_info(info, directory)
         model._tokenizer_home = str(pretrained_model_name_or_path)
-        return loaded
+        return (model, info) if wants_info else model
+
+    @classmethod
+    def _check_saved(cls, directory: Path, config: HybridConfig | None, key_mapping: Mapping[str, str]) -> None:
+        """A saved hybrid's directory, before loading: its config.json (a JSON object, sizes bounded, a lock
+        whose components are each listed once; unless ``config`` is given) and its generation config are
+        readable, its weights files are inside it, and they hold exactly the tensors of the model the config
+        describes (built on the meta device), in its shapes. A ``RunError`` (``hybridc.saved``) otherwise."""
+        import copy
+
+        from ..saved import (build_on_meta, check_generation_config, check_hybrid_config, check_tensors, load_config,
+                             read_config, refuse_plain)
+
+        if isinstance(config, HybridConfig):
+            config, where = copy.deepcopy(config), Path(f"the config given for {directory}")
+        else:
+            data = read_config(directory)
+            refuse_plain(directory, data)
+            check_hybrid_config(data, directory / "config.json")
+            # read as transformers reads it (floats JSON cannot hold, such as inf, are tagged objects)
+            config, where = load_config(cls.config_class.from_pretrained, directory), directory / "config.json"
+        resolved = check_hybrid_config({"lock": config.lock, "selection": config.selection}, where)
+        check_generation_config(directory)
+        check_tensors(build_on_meta(lambda: cls(config, resolved=resolved), directory), directory, key_mapping)
 
     def save_pretrained(self, save_directory, *args, **kwargs) -> None:
         """``PreTrainedModel.save_pretrained`` (config.json with the lock, model.safetensors,
@@ -555,6 +588,7 @@ def load_components(rs: ResolvedSpec, names) -> dict[str, nn.Module]:
         rc = rs.component(name)
         if component.source.kind == "init":
             continue
+        _confine_component_files(rs, name)
         try:
             models[name] = load_pretrained(get_family(rc.family), rc.location, revision=rc.revision,
                                            trust_remote_code=component.trust_remote_code)
@@ -566,6 +600,31 @@ def load_components(rs: ResolvedSpec, names) -> dict[str, nn.Module]:
             models[name] = under_hybrid_vocab(models[name], rc, seed=derived_seed(rs.spec.train.seed, "vocab", name),
                                               plan=plan)
     return models
+
+
+def _confine_component_files(rs: ResolvedSpec, name: str) -> None:
+    """A component resolved under a root (``--root``): every file in a local component's directory
+    (config.json, the weights, tokenizer files) must still resolve inside the root when the weights are read,
+    and a Hub id may not name a local path (transformers would read it instead), else a located ``SpecError``
+    naming the file and the root (nothing outside is opened)."""
+    from ..components import hub
+    from ..errors import Diagnostic, SpecError
+    from ..spec.resolve import PathError, spec_path
+
+    rc = rs.component(name)
+    source = rs.spec.component(name).source
+    if rc.root is None or rc.location is None:
+        return
+    try:
+        if source.kind == "local":
+            spec_path(Path(rc.location), rc.location, Path(rc.root))  # the directory, then each file in it
+        elif hub.shadowing_directory(source.ref) is not None:  # from_pretrained would read it, not the Hub
+            raise PathError(f"hf:{source.ref} is also a local path here, which transformers would load instead "
+                            "of the Hub's files, unchecked by --root",
+                            f"run hybridc from another directory, or write from: ./{source.ref}")
+    except PathError as err:
+        raise SpecError([Diagnostic(rs.source_map.at("components", name, "from"), f"component '{name}': {err.message}",
+                                    err.hint)]) from None
 
 
 def transplant_plan_of(rs: ResolvedSpec, rc) -> TransplantPlan:

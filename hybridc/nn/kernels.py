@@ -36,6 +36,8 @@ from pathlib import Path
 
 import torch
 
+from ..io import read_regular
+
 SOURCE = Path(__file__).with_name("mamba_kernels.c")
 _FLAGS = ("-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-std=c11")
 _ERRORS = {1: "could not allocate its work buffers", 2: "got a convolution kernel longer than it supports"}
@@ -183,19 +185,10 @@ def _digest_file(target: Path) -> Path:
 
 def _regular_bytes(path: Path) -> bytes | None:
     """The bytes of ``path`` if it is a regular file (opened without following links or blocking), else None."""
-    import stat
-
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+        return read_regular(path, follow_links=False)
     except OSError:
         return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            return f.read()
-    finally:
-        os.close(fd)
 
 
 def verified(target: Path) -> bool:

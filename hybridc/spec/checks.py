@@ -76,12 +76,13 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "voc
 
 def tokenizer_vocab(spec: Spec, comps: list[ResolvedComponent], base_dir: Path, smap: SourceMap,
                     root: Path | None = None) -> tuple[int | None, list[Diagnostic]]:
-    """The hybrid's vocabulary size as the tokenizer defines it (None when it cannot be known statically)."""
+    """The hybrid's vocabulary size as the tokenizer defines it (None when it cannot be known statically),
+    and the problems of its local tokenizer files (each read defensively: see ``tokenizer_identity``)."""
     tok = spec.tokenizer
     loc = smap.at("tokenizer")
     by_name = {c.name: c for c in comps}
     if tok in by_name:
-        return by_name[tok].shape.vocab_size, []
+        return by_name[tok].shape.vocab_size, _component_tokenizer_problems(spec, by_name[tok], loc)
     if tok in spec.component_names:  # component failed to resolve; reported already
         return None, []
     if tok == BYTES_TOKENIZER:
@@ -105,19 +106,41 @@ def tokenizer_vocab(spec: Spec, comps: list[ResolvedComponent], base_dir: Path, 
         return None, [Diagnostic(loc, f"tokenizer directory '{show_ref(tok)}' holds no tokenizer files",
                                  "save one there with tokenizer.save_pretrained(dir) (tokenizer.json, ...), "
                                  "or name a component, bytes or hf:<id>")]
-    vocab = _tokenizer_file_vocab(path)
-    return vocab, []
+    identity, problem = read_tokenizer(path, f"the tokenizer '{show_ref(tok)}'", loc)
+    if problem is not None:
+        return None, [problem]
+    return (identity.size if identity is not None else None), []
 
 
-def _tokenizer_file_vocab(path: Path) -> int | None:
-    """Ids in use in a tokenizer.json (read only if it is a regular file of sane size), else None."""
-    from .tokenizer_identity import identity_of_file
+def read_tokenizer(path: Path, what: str, loc):
+    """(identity, None) of the tokenizer files at ``path`` (a directory or a tokenizer.json), or (None, the
+    located error giving the real reason they are refused)."""
+    from .tokenizer_identity import TokenizerFileError, identity_of_directory, identity_of_file
 
-    file = path / "tokenizer.json" if path.is_dir() else path
     try:
-        return identity_of_file(file).size
-    except Exception:
-        return None
+        return (identity_of_directory(path) if path.is_dir() else identity_of_file(path)), None
+    except TokenizerFileError as err:
+        return None, Diagnostic(loc, f"{what}: {err.message}", err.hint)
+    except OSError as err:
+        return None, Diagnostic(loc, f"cannot read {what}: {err.strerror or err}",
+                                "check the permissions of the tokenizer files")
+
+
+def _component_tokenizer_problems(spec: Spec, rc: ResolvedComponent, loc) -> list[Diagnostic]:
+    """The hybrid's tokenizer is component ``rc``'s: when it is a local directory, its tokenizer files (if
+    any) must be readable and their ids must fit the component's vocabulary."""
+    if spec.component(rc.name).source.kind != "local" or rc.location is None or not Path(rc.location).is_dir():
+        return []  # built from scratch (no tokenizer) or on the Hub (read by the agreement check)
+    identity, problem = read_tokenizer(Path(rc.location), f"the tokenizer of '{rc.name}'", loc)
+    if problem is not None:
+        return [problem]
+    vocab = rc.shape.vocab_size
+    if identity is not None and spec.component(rc.name).vocab == "pretrained" and identity.size > vocab:
+        return [Diagnostic(loc, f"the tokenizer of '{rc.name}' uses ids up to {identity.size - 1:,}, beyond its "
+                                f"vocabulary of {vocab:,} rows ({identity.short()})",
+                           f"its tokenizer and config.json disagree: save the tokenizer that goes with the model, or "
+                           f"set vocab_size to at least {identity.size} in its config.json")]
+    return []
 
 
 def check_vocab(vocab: int | None, spec: Spec, comps: list[ResolvedComponent], smap: SourceMap) -> list[Diagnostic]:
@@ -147,21 +170,33 @@ def check_alphas(rows, n_blocks: int, names: tuple[str, ...], smap: SourceMap, p
             problems.append(Diagnostic(smap.at(*path, i), f"alpha row {i} has {len(row)} entries but there are "
                                        f"{len(names)} components ({', '.join(names)})", "give one weight per component, in order"))
             continue
-        for j, a in enumerate(row):
-            if not math.isfinite(a) or a < 0 or a > 1:
-                problems.append(Diagnostic(smap.at(*path, i, j), f"alpha [{i}][{j}] = {a} is outside [0, 1]"))
-        total = sum(row)
-        if abs(total - 1.0) > SIMPLEX_TOLERANCE:
-            problems.append(Diagnostic(smap.at(*path, i), f"alpha row {i} sums to {total:.6g}, not 1",
-                                       "each row is a point of the simplex: non-negative weights that sum to 1"))
+        problems.extend(alpha_row_problems(i, row, smap, path))
+    return problems
+
+
+def alpha_row_problems(i: int, row, smap: SourceMap, path: tuple) -> list[Diagnostic]:
+    """Row ``i`` of the alphas on the simplex: each weight in [0, 1], the sum 1 (whatever the blocks are)."""
+    problems = []
+    for j, a in enumerate(row):
+        if not math.isfinite(a) or a < 0 or a > 1:
+            problems.append(Diagnostic(smap.at(*path, i, j), f"alpha [{i}][{j}] = {a} is outside [0, 1]"))
+    total = sum(row)
+    if abs(total - 1.0) > SIMPLEX_TOLERANCE:
+        problems.append(Diagnostic(smap.at(*path, i), f"alpha row {i} sums to {total:.6g}, not 1",
+                                   "each row is a point of the simplex: non-negative weights that sum to 1"))
     return problems
 
 
 def load_programmed(spec: Spec, base_dir: Path, smap: SourceMap,
                     root: Path | None = None) -> tuple[tuple[tuple[float, ...], ...] | None, list[Diagnostic]]:
     """Read programmed alphas: JSON/YAML {"alphas": [[...], ...], "components": [...]}."""
-    rel = spec.hybrid.mixture.path or ""
-    loc = smap.at("hybrid", "mixture", "path")
+    return read_programmed(spec.hybrid.mixture.path or "", spec.component_names, base_dir,
+                           smap.at("hybrid", "mixture", "path"), root)
+
+
+def read_programmed(rel: str, components: tuple[str, ...], base_dir: Path, loc,
+                    root: Path | None = None) -> tuple[tuple[tuple[float, ...], ...] | None, list[Diagnostic]]:
+    """``load_programmed`` of the alphas file ``rel`` written for ``components``, problems located at ``loc``."""
     expected = 'expected {"alphas": [[...], ...], "components": [...]}'
     try:
         path = spec_path(base_dir, rel, root)
@@ -183,8 +218,8 @@ def load_programmed(spec: Spec, base_dir: Path, smap: SourceMap,
             raise ValueError(f"'components' must be a list of names, not {names!r}")
     except Exception as err:
         return None, [Diagnostic(loc, f"cannot read alphas from '{show_ref(rel)}': {err}", expected)]
-    if names is not None and list(names) != list(spec.component_names):
-        return None, [Diagnostic(loc, f"'{rel}' holds alphas for components {list(names)}, not {list(spec.component_names)}")]
+    if names is not None and list(names) != list(components):
+        return None, [Diagnostic(loc, f"'{rel}' holds alphas for components {list(names)}, not {list(components)}")]
     return rows, []
 
 
@@ -215,7 +250,7 @@ def check_data(spec: Spec, base_dir: Path, smap: SourceMap, vocab: int | None,
                 problems.append(Diagnostic(loc, f"data: {problem}", "write hf:<org>/<dataset>; a local file or "
                                            "directory is written as a path, without hf:"))
         if isinstance(source, str) and not source.startswith("hf:"):
-            try:
+            try:  # (a directory's files too: text() reads them, each must stay inside the root)
                 data_path = spec_path(base_dir, source, root)
                 missing = not data_path.exists()
             except PathError as err:
@@ -224,24 +259,12 @@ def check_data(spec: Spec, base_dir: Path, smap: SourceMap, vocab: int | None,
             if missing:
                 problems.append(Diagnostic(loc, f"no such data file '{show_ref(source)}'",
                                            f"paths are relative to the spec file ({base_dir}); use hf:<dataset> for the Hub"))
-            elif data_path is not None and data_path.is_dir() and root is not None:
-                for inside in sorted(data_path.iterdir()):  # text() reads these: each must stay inside the root
-                    try:
-                        spec_path(data_path, inside.name, root)
-                    except PathError as err:
-                        problems.append(Diagnostic(loc, f"data: {inside.name} in '{show_ref(source)}': {err.message}",
-                                                   err.hint))
             elif data_path is not None and data_path.is_file() and data_path.stat().st_size == 0:
                 problems.append(Diagnostic(loc, f"the data file '{show_ref(source)}' is empty",
                                            "point the data at a file with text or records in it"))
             elif task_known and data_path is not None and data_path.is_file() and stage.data.name == "classify":
                 problems.extend(_check_first_records(stage.data, data_path, spec, loc))
-        key = "block" if stage.data.arg("block") else "length"
-        length = stage.data.arg(key)
-        for limit, name in limits:
-            if isinstance(length, int) and length > limit:
-                problems.append(Diagnostic(loc, f"sequences of {length} tokens ({key}={length}) are longer than '{name}' "
-                                           f"allows ({limit})", f"set {key}={limit} or less in {stage.data.name}(...)"))
+        problems.extend(length_problems(stage.data, loc, limits))
         data_vocab = stage.data.arg("vocab")
         if isinstance(data_vocab, int) and vocab is not None and data_vocab > vocab:
             problems.append(Diagnostic(loc, f"the data uses {data_vocab} tokens but the hybrid's vocabulary has {vocab}",
@@ -318,7 +341,7 @@ def class_label(value: Any, n: int, task: Any) -> int:
 
 def _check_mad(data, spec: Spec, loc, vocab: int | None, limits, task_known: bool = True) -> list[Diagnostic]:
     """A MAD source: its preset exists, compression goes with the compress task, sizes fit the hybrid."""
-    from .mad_presets import presets, sequence_length, settings
+    from .mad_presets import presets, settings
 
     task, preset = data.arg("task"), data.arg("preset")
     if preset not in presets(task):
@@ -337,11 +360,33 @@ def _check_mad(data, spec: Spec, loc, vocab: int | None, limits, task_known: boo
     if vocab is not None and values["vocab"] > vocab:
         problems.append(Diagnostic(loc, f"mad({task}) uses {values['vocab']} tokens but the hybrid's vocabulary has {vocab}",
                                    "give the components a larger vocab_size"))
-    length = sequence_length(task, values)
+    problems.extend(length_problems(data, loc, limits))
+    return problems
+
+
+def length_problems(data, loc, limits) -> list[Diagnostic]:
+    """A data source's sequences longer than a component allows (``limits``: (max length, name) pairs).
+    Needs nothing but the source and the limits (an unknown MAD preset: nothing to compare)."""
+    problems = []
+    if data.name == "mad":
+        from .mad_presets import presets, sequence_length, settings
+
+        task, preset = data.arg("task"), data.arg("preset")
+        if preset not in presets(task):
+            return problems
+        values = settings(task, preset, {k: data.arg(k) for k in ("vocab", "length", "examples", "noise", "copy", "motif")})
+        length = sequence_length(task, values)
+        for limit, name in limits:
+            if length > limit:
+                problems.append(Diagnostic(loc, f"mad({task}) sequences of {length} tokens are longer than '{name}' "
+                                                f"allows ({limit})", f"raise max_length to at least {length}"))
+        return problems
+    key = "block" if data.arg("block") else "length"
+    length = data.arg(key)
     for limit, name in limits:
-        if length > limit:
-            problems.append(Diagnostic(loc, f"mad({task}) sequences of {length} tokens are longer than '{name}' allows "
-                                            f"({limit})", f"raise max_length to at least {length}"))
+        if isinstance(length, int) and length > limit:
+            problems.append(Diagnostic(loc, f"sequences of {length} tokens ({key}={length}) are longer than '{name}' "
+                                       f"allows ({limit})", f"set {key}={limit} or less in {data.name}(...)"))
     return problems
 
 

@@ -15,12 +15,13 @@ from typing import Any
 from ..errors import CompileError, Diagnostic, SpecError
 from . import checks
 from . import vocab as vocab_checks
-from .canonical import SourceMap, build_spec
+from .canonical import SourceMap, _Builder, _mixture, _source, bind_call, build_spec
 from .load import Document, load_file, parse_text
-from .model import Spec
-from .resolve import ResolvedComponent, resolve_component
+from .model import STAGE_KINDS, TRAINING_KINDS, Component, DataSource, Spec, Split
+from .resolve import ResolvedComponent, declared_max_length, resolve_component
 from .schema import check_schema, repaired
-from .tree import Mapping
+from .signatures import DATA_SOURCES
+from .tree import Mapping, Scalar, Sequence
 
 
 @dataclass(frozen=True)
@@ -99,20 +100,41 @@ def parse_document(doc: Document) -> ParsedSpec:
 def check_document(doc: Document, root: str | Path | None = None) -> ResolvedSpec:
     """``parse_document`` then ``resolve``, reporting every problem of the spec at once: when the text
     has problems, the semantic checks still run on the parts without them (skipping the checks that
-    read a broken value), and the one ``SpecError`` lists both."""
+    read a broken value), and the one ``SpecError`` lists both. The checks that depend on nothing else
+    (alpha rows on the simplex, sequence lengths against the components' limits) run beside any of them,
+    even when the schema errors leave no spec at all (``_independent_checks``)."""
     try:
         parsed = parse_document(doc)
     except SpecError as err:
-        if err.partial is None:
+        if err.partial is None:  # the schema errors leave no spec: the independent checks still run
+            more = _independent_checks(doc, _base_dir(doc), root)
+            if not more:
+                raise
+            raise _joined(err.diagnostics, more, err.warnings) from None
+        checked = _semantic_checks(err.partial, root)
+        more = checked.problems + _independent_checks(doc, err.partial.base_dir, root, checked.components,
+                                                      err.partial.spec.component_names)
+        if not more:
             raise
-        more = _semantic_checks(err.partial, root)
-        if not more.problems:
-            raise
-        seen = {(d.location, d.message) for d in err.diagnostics}
-        combined = SpecError(list(err.diagnostics) + [d for d in more.problems if (d.location, d.message) not in seen])
-        combined.warnings = more.tokenizer_warnings
-        raise combined from None
+        raise _joined(err.diagnostics, more, checked.tokenizer_warnings) from None
     return resolve(parsed, root=root)
+
+
+def _joined(first, more, warnings) -> SpecError:
+    """One ``SpecError`` of ``first`` and ``more``, each problem once (the same place and message)."""
+    seen: set = set()
+    problems = []
+    for d in (*first, *more):
+        if (d.location, d.message) not in seen:
+            seen.add((d.location, d.message))
+            problems.append(d)
+    error = SpecError(problems)
+    error.warnings = tuple(warnings)
+    return error
+
+
+def _base_dir(doc: Document) -> Path:
+    return doc.path.parent if doc.path is not None else Path.cwd()
 
 
 def parse_file(path: str | Path) -> ParsedSpec:
@@ -131,10 +153,10 @@ def resolve(parsed: ParsedSpec, root: str | Path | None = None) -> ResolvedSpec:
     and symlinks) inside ``root``, else it is an error.
     """
     checked = _semantic_checks(parsed, root)
-    if checked.problems:
-        error = SpecError(checked.problems)
-        error.warnings = checked.tokenizer_warnings
-        raise error
+    if checked.problems:  # with the checks that the problems found may have skipped
+        more = _independent_checks(parsed.document, parsed.base_dir, root, checked.components,
+                                   parsed.spec.component_names)
+        raise _joined(checked.problems, more, checked.tokenizer_warnings)
     spec, comps, vocab = parsed.spec, checked.components, checked.vocab
     width = spec.hybrid.width or max(c.hidden_size for c in comps)
     if vocab is None:
@@ -219,6 +241,122 @@ def _semantic_checks(parsed: ParsedSpec, root: str | Path | None) -> _Checked:
                                        "(its files are not available), and every component takes its vocabulary",
                                        "download the tokenizer once, or point tokenizer at a local directory"))
     return _Checked(problems, tuple(tokenizer_warnings), comps, vocab, alphas, identities)
+
+
+def _independent_checks(doc: Document, base_dir: Path, root: str | Path | None, resolved=(),
+                        attempted: tuple[str, ...] = ()) -> list[Diagnostic]:
+    """The checks whose errors follow from no other problem, read straight from the document's text: each
+    row of fixed or programmed alphas on the simplex, and each stage's sequence length against the
+    components' limits.
+    When a spec has problems they run on every part written without a schema error, so that a structural
+    error (a schema error anywhere, a component or stage that did not build, block counts that differ)
+    never hides them until the next run. ``resolved``: the components the semantic checks resolved (their
+    limits are known); ``attempted``: the components they tried (one from the Hub is not fetched again)."""
+    top = doc.root
+    if not isinstance(top, Mapping):
+        return []
+    root = Path(root) if root is not None else None
+    wrong = _schema_error_paths(top)
+
+    def clean(*path) -> bool:
+        return not any(w[: len(path)] == path or path[: len(w)] == w for w in wrong)
+
+    b = _Builder(doc.file)  # a scratch builder: its errors are the other checks' (not reported again here)
+    problems: list[Diagnostic] = []
+    components = top.get("components") if isinstance(top.get("components"), Mapping) else Mapping(top.loc)
+    names = tuple(str(key.value) for key, _ in components)
+    rows, path = None, ("hybrid", "mixture")
+    hybrid = top.get("hybrid")
+    if isinstance(hybrid, Mapping) and isinstance(hybrid.get("mixture"), Scalar) and clean(*path):
+        mixture = _mixture(b, hybrid.get("mixture"))
+        if mixture.mode == "fixed" and not b.diags:
+            rows = mixture.alphas
+        elif mixture.mode == "programmed" and not b.diags:
+            path = ("hybrid", "mixture", "path")
+            rows, _ = checks.read_programmed(mixture.path or "", names, base_dir, b.smap.at(*path), root)
+    unused: set[str] = set()  # as the semantic checks find them: weight 0 in every row of valid alphas
+    if rows:
+        whole = [(i, row) for i, row in enumerate(rows) if len(row) == len(names)]  # else: the row's own error
+        alpha_problems = [d for i, row in whole for d in checks.alpha_row_problems(i, row, b.smap, path)]
+        problems.extend(alpha_problems)
+        train_node = top.get("train")
+        baselines = train_node.get("baselines") if isinstance(train_node, Mapping) else None
+        trained_alone = isinstance(baselines, Scalar) and baselines.value is True and clean("train", "baselines")
+        if not alpha_problems and len(whole) == len(rows) and not trained_alone:
+            unused = {n for j, n in enumerate(names) if all(row[j] == 0 for row in rows)}  # never run: no limit
+    known = {rc.name: rc for rc in resolved}
+    limits = []
+    for key, node in components:
+        name = str(key.value)
+        if name in unused:
+            continue
+        if name in known:
+            limit = known[name].shape.max_length
+        else:
+            component = _written_component(name, node, doc.file) if clean("components", name, "from") and \
+                clean("components", name, "init") else None
+            if component is None or (name in attempted and component.source.kind == "hf"):
+                continue
+            limit = declared_max_length(component, base_dir, root)
+        if limit is not None:
+            limits.append((limit, name))
+    train_node = top.get("train")
+    stages = train_node.get("stages") if isinstance(train_node, Mapping) else None
+    if not limits or not isinstance(stages, Sequence):
+        return problems
+    for i, item in enumerate(stages):
+        if not isinstance(item, Mapping) or not isinstance(item.get("data"), Scalar):
+            continue
+        node, kind = item.get("data"), item.get("kind") or item.get("name")
+        if not clean("train", "stages", i, "data") or (
+                isinstance(kind, Scalar) and kind.value in STAGE_KINDS and kind.value not in TRAINING_KINDS):
+            continue  # (a stage that does not train reads no data: its 'data' is its own error)
+        before = len(b.diags)
+        parsed = b.parse(node, "data source")
+        bound = bind_call(b, node, parsed, DATA_SOURCES, "data source") if parsed is not None else None
+        if bound is not None and len(b.diags) == before:
+            problems.extend(checks.length_problems(DataSource(*bound), node.loc, limits))
+    return problems
+
+
+def _written_component(name: str, node, file: str) -> Component | None:
+    """A component's source as written (its blocks left aside), or None when it has errors of its own."""
+    if not isinstance(node, Mapping):
+        return None
+    b = _Builder(file)
+    source = _source(b, name, node)
+    return Component(name, source, Split(1)) if source is not None and not b.diags else None
+
+
+def _schema_error_paths(top: Mapping) -> list[tuple]:
+    """The paths of the values the schema rejects (of a wrong key or name, the key's path; a missing key marks
+    nothing): what the independent checks do not read."""
+    from .schema import _validator
+
+    data = top.to_python()
+    paths = []
+    for err in _validator().iter_errors(data):
+        path = tuple(err.absolute_path)
+        value = _at(data, path)
+        if err.validator == "required":
+            continue
+        if err.validator == "additionalProperties" and isinstance(value, dict):
+            allowed = err.schema.get("properties", {})
+            paths.extend(path + (key,) for key in value if key not in allowed)
+        elif isinstance(value, dict) and isinstance(err.instance, str) and err.instance in value:
+            paths.append(path + (err.instance,))  # a key that is not a valid name
+        else:
+            paths.append(path)
+    return paths
+
+
+def _at(data: Any, path: tuple) -> Any:
+    for part in path:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
 
 
 def load_spec(path: str | Path, root: str | Path | None = None) -> ResolvedSpec:

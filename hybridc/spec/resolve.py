@@ -7,6 +7,7 @@ Problems are located at the component's ``from``/``init`` key.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Mapping as AbcMapping
@@ -45,6 +46,7 @@ class ResolvedComponent:
     commit: str | None  # resolved commit hash when known (hf)
     vocab: str = "pretrained"  # new / transplant: config and shape carry the hybrid's vocabulary (spec.vocab)
     vocab_matched: tuple[int, int] | None = None  # transplant: (tokens found by string in its vocabulary, hybrid tokens)
+    root: str | None = None  # the --root its files must stay inside (resolved), checked again when weights load
 
     @property
     def hidden_size(self) -> int:
@@ -103,8 +105,10 @@ def show_ref(ref: str) -> str:
 
 def spec_path(base_dir: Path, ref: str, root: Path | None = None) -> Path:
     """A local path written in a spec: relative to the spec's directory and, when ``root`` is given,
-    inside ``root`` after '..' and symlinks are resolved. It need not exist; ``PathError`` when it is
-    malformed (a NUL byte, a name too long, a symlink loop) or escapes the root."""
+    inside ``root`` after '..' and symlinks are resolved; a directory's entries too (the files loaders open
+    there: config.json, weights, tokenizer files, data files), each resolved on its own. It need not exist;
+    ``PathError`` when it is malformed (a NUL byte, a name too long, a symlink loop) or it or one of its
+    entries escapes the root."""
     try:
         path = resolve_path(base_dir, ref)
         try:
@@ -117,11 +121,71 @@ def spec_path(base_dir: Path, ref: str, root: Path | None = None) -> Path:
         raise PathError(f"cannot use the path '{show_ref(ref)}': {err.strerror or err}", "check the path") from None
     except ValueError as err:  # embedded NUL byte
         raise PathError(f"invalid path '{show_ref(ref)}' ({err})", "check the path") from None
-    if top is not None and real != top and top not in real.parents:
+    if top is not None and not _inside(real, top):
         raise PathError(f"path '{show_ref(ref)}' escapes the root {top} (it resolves to {real})",
                         "paths in this spec must stay inside the root given with --root; move the file "
                         "inside it, or use hf:<id> for the Hub")
+    if top is not None and real.is_dir():
+        confined_directory(path, top, shown=ref)
     return path
+
+
+def _inside(real: Path, top: Path) -> bool:
+    return real == top or top in real.parents
+
+
+def _escaping(file: Path, top: Path) -> Path | None:
+    """Where ``file`` resolves to when that is outside ``top`` (a resolved root), else None."""
+    try:
+        real = Path(os.path.realpath(file))
+    except (OSError, ValueError):  # a symlink loop, a name too long: it cannot be opened inside the root either
+        return file
+    return None if _inside(real, top) else real
+
+
+def _outside_message(name: str, folder: str, top: Path, real: Path) -> PathError:
+    return PathError(f"{show_ref(name)} in '{show_ref(folder)}' escapes the root {top} (it resolves to {real})",
+                     "every file a spec's directories hold must stay inside the root given with --root (a "
+                     "symlink to a file outside it counts as outside); copy the file into the directory "
+                     "(cp -L), or widen --root")
+
+
+def confined_file(directory: Path, name: str, root: Path | None) -> Path:
+    """``directory / name``, a file to open, refused with ``PathError`` (naming the file and the root) when
+    ``root`` is given and the file resolves (after '..' and symlinks, the file's own included) outside it.
+    It need not exist. Readers of the files in a component's or tokenizer's directory (config.json,
+    model.safetensors, tokenizer.json, ...) open what this returns."""
+    file = Path(directory) / name
+    if root is None:
+        return file
+    top = Path(os.path.realpath(root))
+    real = _escaping(file, top)
+    if real is not None:
+        raise _outside_message(name, str(directory), top, real)
+    return file
+
+
+def confined_directory(directory: Path, root: Path | None, shown: str | None = None) -> Path:
+    """``directory`` when every entry in it resolves inside ``root`` (the files a loader may open there:
+    config.json, weights, tokenizer files); else ``PathError`` naming the first entry that escapes and the
+    root. ``shown``: the directory as the spec wrote it, for the message."""
+    if root is None:
+        return directory
+    top = Path(os.path.realpath(root))
+    try:
+        entries = sorted(os.listdir(directory))
+    except OSError as err:
+        raise PathError(f"cannot list the directory '{show_ref(shown or str(directory))}': {err.strerror or err}",
+                        "check the path and its permissions") from None
+    outside = [(name, real) for name in entries if (real := _escaping(Path(directory) / name, top)) is not None]
+    if outside:
+        (name, real), more = outside[0], [n for n, _ in outside[1:]]
+        err = _outside_message(name, shown or str(directory), top, real)
+        if more:
+            shown_more = ", ".join(show_ref(n) for n in more[:5]) + (", ..." if len(more) > 5 else "")
+            err = PathError(f"{err.message}; so do {len(more)} more of its entries ({shown_more})", err.hint)
+        raise err
+    return directory
 
 
 def resolve_component(
@@ -144,7 +208,10 @@ def resolve_component(
         if not directory.exists():
             return None, [Diagnostic(loc, f"component '{name}': no such directory '{source.ref}'",
                                      f"paths are relative to the spec file ({base_dir}); use hf:<id> for the Hub")]
-        config_path = directory / "config.json"
+        try:
+            config_path = confined_file(directory, "config.json", root)
+        except PathError as err:
+            return None, [Diagnostic(loc, f"component '{name}': {err.message}", err.hint)]
         if not config_path.is_file():
             return None, [Diagnostic(loc, f"component '{name}': '{source.ref}' has no config.json",
                                      "point at a directory written by save_pretrained")]
@@ -154,6 +221,13 @@ def resolve_component(
             return None, [Diagnostic(loc, f"component '{name}': cannot read {config_path.name}: {err}")]
     else:
         location = source.ref
+        shadow = hub.shadowing_directory(source.ref) if root is not None else None
+        if shadow is not None:
+            return None, [Diagnostic(loc, f"component '{name}': hf:{source.ref} is also a local path here "
+                                     f"({os.path.realpath(shadow)}), which transformers would load instead of the "
+                                     "Hub's files, unchecked by --root",
+                                     f"run hybridc from another directory, or write from: ./{source.ref} for the "
+                                     "local directory (inside the root)")]
         try:
             config, commit = _hub_config(source.ref, source.revision)
         except hub.HubUnreachable as err:  # said at once, not after huggingface_hub's retries
@@ -175,7 +249,43 @@ def resolve_component(
                 f"({', '.join(known)}); a config.json whose 'architectures' names one of their *ForCausalLM "
                 "classes is read as that family; other families come as plugins")
         return None, [Diagnostic(loc, f"component '{name}': unknown model type '{model_type}'{shown}", hint)]
-    return _finish(component, family, family.full_config(config), location, source.revision, commit, smap)
+    resolved, problems = _finish(component, family, family.full_config(config), location, source.revision, commit, smap)
+    if resolved is not None and root is not None:
+        resolved = dataclasses.replace(resolved, root=os.path.realpath(root))
+    return resolved, problems
+
+
+def declared_max_length(component: Component, base_dir: Path, root: Path | None = None) -> int | None:
+    """The longest sequence a component's config allows (its family's length key), read even when the rest
+    of the component (its blocks, other config values) has problems, so that data lengths are checked beside
+    those. None when its config cannot be read, its family is unknown, or the value is not a positive whole
+    number (a bad value is the component's own error)."""
+    source = component.source
+    try:
+        if source.kind == "init":
+            values = {k: thaw(v) for k, v in source.init}
+            family = get_family(str(values.get("family")))
+            if family is None or family.keys.max_length is None:
+                return None
+            extra = {k: v for k, v in values.items() if k not in COMMON_INIT_KEYS and k in family.known_keys()}
+            config = family.init_config({k: values[k] for k in COMMON_INIT_KEYS[1:] if k in values}, extra)
+        else:
+            if source.kind == "local":
+                config_path = confined_file(spec_path(base_dir, source.ref, root), "config.json", root)
+                if not config_path.is_file():  # (a FIFO would block)
+                    return None
+                config = read_config_json(config_path)
+            elif root is not None and hub.shadowing_directory(source.ref) is not None:
+                return None
+            else:
+                config, _ = _hub_config(source.ref, source.revision)
+            family = family_for_config(config)
+        if family is None or family.keys.max_length is None:
+            return None
+        value = family.full_config(config).get(family.keys.max_length)
+    except Exception:  # noqa: BLE001 - unreadable, unfetchable or malformed: the component's own error says why
+        return None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else None
 
 
 def _resolve_init(component: Component, smap: SourceMap) -> tuple[ResolvedComponent | None, list[Diagnostic]]:

@@ -21,8 +21,9 @@ from ..errors import Diagnostic
 from .canonical import SourceMap
 from .model import BYTES_TOKENIZER, Spec
 from .resolve import PathError, ResolvedComponent, spec_path
-from .tokenizer_identity import (TokenizerIdentity, bytes_identity, identity_of_directory, identity_of_file,
-                                 identity_on_hub)
+from .tokenizer_identity import (SENTENCEPIECE_HINT, SENTENCEPIECE_NEEDED, TokenizerFileError, TokenizerIdentity,
+                                 bytes_identity, identity_of_directory, identity_of_file, identity_on_hub,
+                                 sentencepiece_available)
 
 LM_TASKS = ("causal-lm", "compress")
 
@@ -56,6 +57,29 @@ def hybrid_identity(spec: Spec, comps: dict[str, ResolvedComponent], base_dir: P
     if path.is_file():
         return identity_of_file(path)
     return identity_of_directory(path) if path.is_dir() else None
+
+
+def _read_by_tokenizer_vocab(spec: Spec, comps: dict[str, ResolvedComponent]) -> bool:
+    """Whether ``checks.tokenizer_vocab`` reads (and reports the problems of) the hybrid's tokenizer files:
+    a local path, or a local component's directory."""
+    tok = spec.tokenizer
+    if tok in comps:
+        return spec.component(tok).source.kind == "local"
+    return tok != BYTES_TOKENIZER and not tok.startswith("hf:")
+
+
+def _sentencepiece_warning(spec: Spec, comps: dict[str, ResolvedComponent], base_dir: Path, root: Path | None,
+                           loc) -> list[Diagnostic]:
+    """A SentencePiece-only hybrid tokenizer: validate reads its vocabulary from the protobuf, but train and
+    generate load it with transformers, which needs the sentencepiece package."""
+    try:
+        identity = hybrid_identity(spec, comps, base_dir, root)
+    except (OSError, ValueError):
+        return []  # reported by checks.tokenizer_vocab
+    if identity is None or identity.kind != "sentencepiece" or sentencepiece_available():
+        return []
+    return [Diagnostic(loc, f"the tokenizer '{spec.tokenizer}' ({identity.short()}): {SENTENCEPIECE_NEEDED}, "
+                            "which is not installed here", SENTENCEPIECE_HINT, severity="warning")]
 
 
 def used_parts(spec: Spec, name: str) -> list[str]:
@@ -92,27 +116,47 @@ def check_tokenizers(spec: Spec, comps: list[ResolvedComponent], base_dir: Path,
                and spec.component(rc.name).vocab != "new"
                and (used_parts(spec, rc.name) or spec.component(rc.name).vocab == "transplant")]
     resized = any(spec.component(rc.name).vocab != "pretrained" for rc in comps)  # they need the hybrid's size
+    tok_loc = smap.at("tokenizer")
+    if _read_by_tokenizer_vocab(spec, by_name):  # local files (read already): one that train cannot load here
+        warnings.extend(_sentencepiece_warning(spec, by_name, base_dir, root, tok_loc))
     if not pending and not resized:
         return errors, warnings, identities
     try:
         hybrid = hybrid_identity(spec, by_name, base_dir, root)
-    except (OSError, ValueError) as err:
-        return errors, [Diagnostic(smap.at("tokenizer"), f"cannot read the hybrid's tokenizer files: {err}",
+    except TokenizerFileError as err:
+        if _read_by_tokenizer_vocab(spec, by_name):
+            return errors, warnings, identities  # the located error is checks.tokenizer_vocab's
+        return [Diagnostic(tok_loc, f"the tokenizer '{spec.tokenizer}': {err.message}", err.hint)], warnings, identities
+    except OSError as err:
+        if _read_by_tokenizer_vocab(spec, by_name):
+            return errors, warnings, identities
+        return errors, [Diagnostic(tok_loc, f"cannot read the hybrid's tokenizer files: {err.strerror or err}",
                                    "the tokenizer agreement of the components was not checked",
                                    severity="warning")], identities
     identities[""] = hybrid
-    tok_loc = smap.at("tokenizer")
     for rc in pending:
         component = spec.component(rc.name)
         from_loc = smap.at("components", rc.name, "from")
+        unreadable = None
         try:
             own = component_identity(spec, rc)
         except (OSError, ValueError) as err:
-            own = None
-            warnings.append(Diagnostic(from_loc, f"cannot read the tokenizer files of '{rc.name}': {err}",
-                                       "its embedding rows could not be checked against the hybrid's tokenizer",
-                                       severity="warning"))
+            own, unreadable = None, err
         identities[rc.name] = own
+        if unreadable is not None:
+            reason = (unreadable.message if isinstance(unreadable, TokenizerFileError)
+                      else getattr(unreadable, "strerror", None) or str(unreadable))
+            hint = unreadable.hint if isinstance(unreadable, TokenizerFileError) else None
+            if component.vocab == "transplant":
+                errors.append(Diagnostic(smap.at("components", rc.name, "vocab"),
+                                         f"cannot read the tokenizer files of '{rc.name}', whose rows are "
+                                         f"transplanted by token string: {reason}",
+                                         (hint + ", " if hint else "fix its tokenizer files, ") + "or use vocab: new"))
+            elif component.vocab == "pretrained":
+                warnings.append(Diagnostic(from_loc, f"cannot read the tokenizer files of '{rc.name}': {reason}",
+                                           "its embedding rows could not be checked against the hybrid's tokenizer"
+                                           + (f" ({hint})" if hint else ""), severity="warning"))
+            continue
         if component.vocab != "pretrained":
             if component.vocab == "transplant" and own is None:
                 errors.append(Diagnostic(smap.at("components", rc.name, "vocab"),

@@ -47,7 +47,53 @@ def evaluate_directory(directory: Path, data_expr: str, *, split: str = "test", 
     tokenizer = saved.need_tokenizer() if source.name in ("text", "classify") else None
     bundle = build_data(source, task=saved.task, tokenizer=tokenizer, seed=saved.seed if seed is None else seed,
                         base_dir=Path.cwd(), location=Location("--data", 1, 1))
+    check_data_fits(saved, source, data_expr, getattr(bundle, split), split)
     if batch_size is None:
         batch_size = run_eval_batch_size(saved.resolved.spec) if saved.resolved is not None else 8
     result = evaluate(saved.model, getattr(bundle, split), batch_size, torch.device(device), task=saved.task.kind)
     return {"data": data_expr, "split": split, **result}
+
+
+def check_data_fits(saved, source: DataSource, data_expr: str, data, split: str) -> None:
+    """A located ``SpecError`` at the ``--data`` argument to change when the split's sequences are longer
+    than a running component's positions or use token ids outside the model's vocabulary (the model would
+    fail midway otherwise)."""
+    from ..generate import position_limits, vocabulary_size
+
+    problems = []
+    limits = position_limits(saved)
+    if limits and data.seq_len > limits[0][0]:
+        limit, name = limits[0]
+        key = "block" if "block" in dict(source.args) else "length"
+        given = dict(source.args).get(key)
+        what = f"{key}={given}" if isinstance(given, int) and source.name != "mad" else f"{source.name}(...)"
+        problems.append(Diagnostic(_argument_location(data_expr, key), f"the {split} split's sequences of "
+                                   f"{data.seq_len} tokens ({what}) are longer than the model's {limit} positions "
+                                   f"({name})", f"set {key}={limit} or less in --data"))
+    vocab = vocabulary_size(saved)
+    labels_are_tokens = saved.task.kind in ("causal-lm", "compress")
+    top = data.max_token_id() if labels_are_tokens else (int(data.input_ids.max()) if data.input_ids.numel() else -1)
+    if vocab is not None and top >= vocab:
+        given = dict(source.args).get("vocab")
+        what = f" (vocab={given})" if isinstance(given, int) else ""
+        problems.append(Diagnostic(_argument_location(data_expr, "vocab"), f"the data uses token ids up to {top}"
+                                   f"{what}, outside the model's vocabulary of {vocab} tokens",
+                                   f"set vocab={vocab} or less in --data" if "vocab" in dict(source.args)
+                                   else "evaluate with the tokenizer saved with the model"))
+    if problems:
+        raise SpecError(problems)
+
+
+def _argument_location(text: str, key: str) -> Location:
+    """Where ``key=`` is written in a ``--data`` expression (column of its value), else its start."""
+    from ..spec import expr as E
+
+    try:
+        parsed = E.parse_expr(text)
+    except E.ExprSyntaxError:
+        return Location("--data", 1, 1)
+    node = Scalar(Location("--data", 1, 1), text, text)
+    for name, _, offset in getattr(parsed, "kwargs", ()):
+        if name == key:
+            return node.loc_at(offset)
+    return node.loc_at(getattr(parsed, "offset", 0))

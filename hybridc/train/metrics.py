@@ -4,12 +4,14 @@ the run had never stopped."""
 
 from __future__ import annotations
 
+import errno
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
-from ..io import atomic_write_text
+from ..io import PathRefused, atomic_write_text, read_regular_text
 
 
 def _clean(value: Any) -> Any:
@@ -32,15 +34,35 @@ class MetricsLog:
     def write(self, **event: Any) -> None:
         if not self.enabled:
             return
-        with open(self.path, "a", encoding="utf-8") as f:
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        try:
+            fd = os.open(self.path, flags | getattr(os, "O_NONBLOCK", 0), 0o666)
+        except OSError as err:
+            raise self._refused(err) from None
+        with os.fdopen(fd, "a", encoding="utf-8") as f:
             f.write(json.dumps(_clean(event)) + "\n")
             f.flush()
 
+    def _refused(self, err: OSError) -> OSError:
+        if err.errno in (errno.ELOOP, errno.EINVAL, errno.EISDIR, errno.ENXIO):
+            what = "a symbolic link" if err.errno == errno.ELOOP else (err.strerror or "not a regular file")
+            return PathRefused(f"{self.path} is {what}; hybridc writes its metrics only to a file of its own",
+                               "move it away (hybridc neither follows nor replaces what it did not write), "
+                               "then run again")
+        return err
+
     def records(self) -> list[dict[str, Any]]:
-        if not self.path.exists():
+        try:
+            text = read_regular_text(self.path, follow_links=False)
+        except FileNotFoundError:
             return []
+        except OSError as err:
+            raise self._refused(err) from None
+        except ValueError:  # not UTF-8: bytes hybridc did not write
+            raise PathRefused(f"{self.path} is not UTF-8 text; hybridc did not write it",
+                              "move it away, then run again") from None
         out = []
-        for line in self.path.read_text(encoding="utf-8").splitlines():
+        for line in text.splitlines():
             try:
                 out.append(json.loads(line))
             except ValueError:  # a line cut by a crash

@@ -16,6 +16,7 @@ from __future__ import annotations
 import atexit
 import math
 import os
+import stat
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -26,14 +27,14 @@ import yaml
 from ..api import Compiled, compile_resolved
 from ..data import DataBundle, build_data, load_tokenizer
 from ..errors import Diagnostic, Interrupted, RunError, SpecError
-from ..io import atomic_write_text
+from ..io import PathRefused, atomic_write_text, mode_kind, read_regular_text
 from ..model_card import model_card
 from ..nn.hybrid import HybridModel, group_of, lower
 from ..spec.emit import dump_yaml, render_data, spec_to_data
 from ..spec.frontend import ResolvedSpec, lock_data, locked_spec, parse_string, resolve
 from ..spec.model import DataSource, Stage
 from ..spec.resolve import resolve_path
-from .checkpoint import (RunPosition, checkpoint_dirs, checkpoint_spec_digest, latest_checkpoint, load_checkpoint,
+from .checkpoint import (RunPosition, checkpoint_dirs, checkpoint_spec_digest, resume_from, resume_plan,
                          save_checkpoint)
 from .loop import Parallel, StageOptimizers, build_optimizers, evaluate, freeze_for, split_roles, train_steps
 from .metrics import MetricsLog
@@ -46,6 +47,9 @@ from .sharding import (average_replicated_grads, full_model, full_optimizer_stat
 REWOUND_GROUPS = ("components", "embeddings", "head")
 LOCK_FILE = ".lock"
 FRESH_FILES = ("spec.yaml", "spec.lock.yaml", "plan.json", "graph.dot", "metrics.jsonl", "plots")  # a new run's
+RUN_FILES = ("spec.yaml", "spec.lock.yaml", "plan.json", "graph.dot", "metrics.jsonl", "plots/loss.png",
+             "plots/alphas.png")  # what a run writes as files, and as directories:
+RUN_DIRECTORIES = ("plots", "checkpoints", "final")
 
 
 @dataclass(frozen=True)
@@ -141,6 +145,7 @@ class Run:
         self.seed = self.spec.train.seed
         self.spec_digest = spec_digest(lock_data(rs))
         self._lock = None  # the open RUN/.lock while this process trains the run (main process only)
+        self._lock_created = False  # ... a file this process created (the only lock it ever removes)
         self._fresh = False  # this process started the run in an empty (or new) directory
         self._created = False  # ... which it created
         self.log_every = log_every(os.environ)  # HYBRIDC_LOG_EVERY (checked before anything runs)
@@ -163,6 +168,8 @@ class Run:
     def _prepare_directory(self) -> None:
         d = self.run_dir
         lock = lock_data(self.rs)
+        if (refusal := self.lock_refusal(d / LOCK_FILE)) is not None:  # (so a .lock left is one of ours)
+            raise refusal
         if d.exists() and any(p.name != LOCK_FILE for p in d.iterdir()):
             if not is_run_directory(d):
                 raise RunError(f"{d} is not empty and holds no hybridc run (no spec.lock.yaml or checkpoints "
@@ -170,8 +177,12 @@ class Run:
                                "writes over files it did not create")
             if not self.options.resume:
                 raise RunError(f"{d} already holds a run", "add --resume to continue it, or -o to start a new one")
-            old_lock = d / "spec.lock.yaml"
-            if old_lock.exists() and not same_spec(yaml.safe_load(old_lock.read_text()), lock):
+            if foreign := foreign_run_entries(d):
+                raise PathRefused(f"{d} is not as hybridc left it: {'; '.join(foreign)}",
+                                  "move them away (hybridc neither writes through nor replaces what it did not "
+                                  "create), then resume")
+            old_lock = _read_lock_file(d / "spec.lock.yaml")
+            if old_lock is not None and not same_spec(old_lock, lock):
                 raise RunError(f"the spec changed since the run in {d} started",
                                "resume with the original spec, or start a new run with -o")
             for path in checkpoint_dirs(d):  # each says which spec it was trained for: checked before any write
@@ -297,21 +308,21 @@ class Run:
         self.say(f"stage '{stage.name}': loaded {len(matched)} of {len(own)} tensors from {directory}")
 
     # ---- the run ------------------------------------------------------------------------------
-    def start(self) -> tuple[HybridModel, RunPosition, dict | None]:
-        found = latest_checkpoint(self.run_dir, warn=self.say) if self.options.resume else None
-        if found is None and self.options.resume and checkpoint_dirs(self.run_dir):
-            raise RunError(f"every checkpoint in {self.run_dir / 'checkpoints'} is incomplete or damaged",
-                           "nothing was changed; to train the run again from the beginning, move its checkpoints/ "
-                           "directory aside and resume")
+    def start(self, bundles) -> tuple[HybridModel, RunPosition, dict | None]:
+        def build(path: Path, selection: list[str] | None) -> HybridModel:
+            self.note(f"loading checkpoint {path.name}")
+            return lower(self.rs, selection=selection, pretrained=False)
+
+        # the newest checkpoint that passes every check (hashes, state.json's meaning, weights); damaged ones
+        # are skipped with a warning, and when none is left the resume is refused before anything is written
+        found = (resume_from(self.run_dir, resume_plan(self.rs, bundles), build, warn=self.say)
+                 if self.options.resume else None)
         if found is None:
             if self.options.resume and self.metrics.path.exists():
                 self.metrics.truncate(0)
             self.note(f"loading components: {describe_components(self.spec)}")
             return self.place(lower(self.rs)), RunPosition(0, 0, 0), None
-        path, position = found
-        self.note(f"loading checkpoint {path.name}")
-        model = lower(self.rs, selection=position.selection, pretrained=False)
-        optim_state = load_checkpoint(path, model)
+        path, position, model, optim_state = found
         self.metrics.truncate(int(position.extra.get("metrics", 0)))
         self.say(f"resuming from {path.name} (stage {position.stage_index + 1}, step {position.stage_step})")
         return self.place(model), position, optim_state
@@ -356,34 +367,112 @@ class Run:
             return  # (only the process that holds the run removes what it wrote)
         import shutil
 
-        for name in (*FRESH_FILES, LOCK_FILE):
+        for name in FRESH_FILES:
             path = self.run_dir / name
             if path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
             elif path.exists():
                 path.unlink()
+        self.remove_own_lock()
         if self._created and not any(self.run_dir.iterdir()):
             self.run_dir.rmdir()
 
     def take_lock(self) -> None:
         """Only one hybridc process trains a run directory at a time: an advisory lock on RUN/.lock, held
-        until the run ends (the system drops it if the process dies, even by kill -9)."""
+        until the run ends (the system drops it if the process dies, even by kill -9). The file is created
+        exclusively, or an existing one opened without following a link; one hybridc did not write (a
+        user's file, a symbolic link, a directory, ...) is refused as it is: never truncated, written
+        through or removed."""
         import fcntl
+        import stat
 
-        handle = open(self.run_dir / LOCK_FILE, "a+")
+        path = self.run_dir / LOCK_FILE
+        flags = os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+        created = True
+        try:
+            fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            created = False
+            try:
+                fd = os.open(path, flags)  # (a symbolic link: ELOOP; a directory: EISDIR)
+            except OSError as err:
+                raise (self.lock_refusal(path)
+                       or self.lock_refused(path, f"a file hybridc cannot open ({err.strerror})")) from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise self.lock_refusal(path) or self.lock_refused(path, "not a regular file")
+        handle = os.fdopen(fd, "r+", encoding="ascii", errors="replace")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
+            text = handle.read(64)
+            holder = text.strip() if text.strip() and self.is_lock_text(text) else "another process"
             handle.close()
             raise RunError(f"{self.run_dir} is being trained by {holder} right now",
                            "wait for it to finish (or stop it), then --resume") from None
+        if not created and not self.is_lock_text(handle.read(64)):  # (read once we hold it: not changing)
+            handle.close()
+            raise self.lock_refused(path, "a file hybridc did not write")
         handle.seek(0)
         handle.truncate()
         handle.write(f"hybridc process {os.getpid()}\n")
         handle.flush()
         self._lock = handle
+        self._lock_created = created
+
+    def remove_own_lock(self) -> None:
+        """Remove RUN/.lock if this process created it and it is still the file this process holds."""
+        if self._lock is None or not self._lock_created:
+            return
+        path = self.run_dir / LOCK_FILE
+        try:
+            mine, there = os.fstat(self._lock.fileno()), os.lstat(path)
+            if (mine.st_dev, mine.st_ino) == (there.st_dev, there.st_ino):
+                path.unlink()
+        except OSError:
+            pass
+
+    @staticmethod
+    def is_lock_text(text: str | bytes) -> bool:
+        """What hybridc writes in RUN/.lock: ``hybridc process PID`` (or nothing yet: a process stopped
+        between creating the file and writing it)."""
+        if isinstance(text, bytes):
+            text = text.decode("ascii", "replace")
+        text = text.removesuffix("\n")
+        return text == "" or (text.startswith("hybridc process ") and text[16:].isdigit() and text[16:].isascii())
+
+    @staticmethod
+    def lock_refused(path: Path, what: str) -> RunError:
+        from ..io import PathRefused
+
+        return PathRefused(f"{path} is {what}; hybridc keeps its run lock there and does not open, overwrite "
+                           "or remove anything else", f"move {path} away, or train into another directory with -o")
+
+    @classmethod
+    def lock_refusal(cls, path: Path) -> RunError | None:
+        """Why ``path`` (RUN/.lock) is not a lock hybridc wrote: None if it is absent or one of ours. A
+        directory holding a .lock that is not ours is not an empty directory (nor a run to resume)."""
+        import stat
+
+        try:
+            mode = os.lstat(path).st_mode
+        except (FileNotFoundError, NotADirectoryError):  # (no run directory yet, or not a directory at all)
+            return None
+        except OSError as err:
+            return cls.lock_refused(path, f"unreadable ({err.strerror})")
+        if stat.S_ISLNK(mode):
+            return cls.lock_refused(path, "a symbolic link")
+        if stat.S_ISDIR(mode):
+            return cls.lock_refused(path, "a directory")
+        if not stat.S_ISREG(mode):
+            return cls.lock_refused(path, "not a regular file")
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+            with os.fdopen(fd, "rb") as f:
+                text = f.read(64)
+        except OSError as err:
+            return cls.lock_refused(path, f"a file hybridc cannot read ({err.strerror})")
+        return None if cls.is_lock_text(text) else cls.lock_refused(path, "a file hybridc did not write")
 
     def stop_requested(self) -> bool:
         """A SIGINT/SIGTERM arrived in any process (all processes stop at the same step)."""
@@ -393,7 +482,7 @@ class Run:
     def _execute(self) -> RunResult:
         self.prepare_directory()
         bundles = self.load_data()
-        model, position, optim_state = self.start()
+        model, position, optim_state = self.start(bundles)
         stages = self.spec.train.stages
         global_step = position.global_step
         progress = Progress(enabled=not self.options.quiet and self.main, every=self.log_every)
@@ -587,11 +676,42 @@ def spec_digest(lock: dict) -> str:
     return hashlib.sha256(json.dumps(lock["spec"], sort_keys=True).encode()).hexdigest()
 
 
+def foreign_run_entries(d: Path) -> list[str]:
+    """What stands in run directory ``d`` where the run writes, but is not what it would have written: a
+    symbolic link, a directory or a FIFO (...) where it writes a file, anything but a directory where it
+    writes one. Each said as ``NAME is WHAT``."""
+    found = []
+    for name, directory in [*((n, False) for n in RUN_FILES), *((n, True) for n in RUN_DIRECTORIES)]:
+        try:
+            mode = os.lstat(d / name).st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        wanted = stat.S_ISDIR(mode) if directory else stat.S_ISREG(mode)
+        if stat.S_ISLNK(mode) or not wanted:
+            found.append(f"{name} is {mode_kind(mode)}" + ("" if stat.S_ISLNK(mode) else
+                                                            f", not a {'directory' if directory else 'file'}"))
+    return found
+
+
+def _read_lock_file(path: Path) -> Any:
+    """A run's spec.lock.yaml as YAML data (None when absent); a ``RunError`` when it is not a regular file
+    hybridc could have written (a link, a FIFO, ...) or not YAML."""
+    try:
+        return yaml.safe_load(read_regular_text(path, follow_links=False))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, yaml.YAMLError) as err:
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err).splitlines()[0]
+        raise RunError(f"{path} cannot be read as the run's lock ({reason})",
+                       "it is not the spec.lock.yaml hybridc wrote; resume a run hybridc wrote, or start a new "
+                       "one with -o") from None
+
+
 def is_run_directory(d: Path) -> bool:
     """``d`` holds a run hybridc wrote: a spec.lock.yaml with a lock in it, or checkpoints with state."""
     try:
-        lock = yaml.safe_load((d / "spec.lock.yaml").read_text()) if (d / "spec.lock.yaml").is_file() else None
-    except (OSError, yaml.YAMLError):
+        lock = _read_lock_file(d / "spec.lock.yaml")
+    except RunError:
         lock = None
     if isinstance(lock, dict) and "hybridc_lock" in lock:
         return True

@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hybridc.data import ByteTokenizer, HFTokenizer, Tokenizer, load_tokenizer
-from hybridc.errors import RunError
+from hybridc.data.tokenizer import load_hf_tokenizer
+from hybridc.errors import RunError, SpecError
 from hybridc.spec.frontend import parse_string, resolve
 from hybridc.spec.model import BYTES_VOCAB_SIZE
 from tests.hub import put_in_hub
@@ -99,10 +100,15 @@ def test_component_without_tokenizer_files_is_a_run_error(tmp_path: Path) -> Non
     assert "tokenizer: bytes" in (info.value.hint or "")
 
 
-def test_broken_tokenizer_directory_is_a_run_error(tmp_path: Path) -> None:
+def test_broken_tokenizer_directory_is_refused_at_validate_and_at_load(tmp_path: Path) -> None:
+    """Validate locates it; a directory broken after validate (between validate and train) is a RunError
+    giving the same reason when the run loads it."""
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "tokenizer.json").write_text("{not json")
+    with pytest.raises(SpecError) as located:
+        spec_with(tmp_path, "broken")
+    assert "tokenizer 'broken'" in str(located.value) and "not valid JSON" in str(located.value)
     with pytest.raises(RunError) as info:
-        load_tokenizer(spec_with(tmp_path, "broken"))
-    assert "tokenizer 'broken'" in str(info.value) and info.value.hint
+        load_hf_tokenizer(str(broken), None, name="broken", what="the tokenizer 'broken'")
+    assert "tokenizer 'broken'" in str(info.value) and "not valid JSON" in str(info.value) and info.value.hint

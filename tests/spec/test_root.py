@@ -38,7 +38,7 @@ def tree(tmp_path: Path) -> Path:
         (tmp_path / where / "alphas.json").write_text(json.dumps({"alphas": [[0.5, 0.5], [0.25, 0.75]],
                                                                     "components": ["attn", "ssm"]}))
         (tmp_path / where / "tok").mkdir()
-        (tmp_path / where / "tok" / "tokenizer.json").write_text(json.dumps({"model": {"vocab": {"a": 0, "b": 1}}}))
+        (tmp_path / where / "tok" / "tokenizer.json").write_text(json.dumps({"model": {"type": "WordLevel", "vocab": {"a": 0, "b": 1}, "unk_token": "a"}}))
     return tmp_path
 
 
