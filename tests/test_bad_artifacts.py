@@ -54,7 +54,7 @@ def apply(step: dict, root: Path) -> None:
         at.symlink_to(root / arg["to"])
     elif op == "write":
         at.parent.mkdir(parents=True, exist_ok=True)
-        at.write_bytes(arg["text"].encode("utf-8", "surrogateescape").replace(b"\xc3\xbf", b"\xff"))
+        at.write_bytes(arg["text"].encode("utf-8", "surrogateescape").replace(b"\xc3\xbf", b"\xff") * arg.get("times", 1))
     elif op == "json":
         data = json.loads(at.read_text())
         holder = data

@@ -700,8 +700,9 @@ def _read_lock_file(path: Path) -> Any:
         return yaml.safe_load(read_regular_text(path, follow_links=False))
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, yaml.YAMLError) as err:
-        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err).splitlines()[0]
+    except (OSError, ValueError, RecursionError, yaml.YAMLError) as err:  # (RecursionError: nested too deep)
+        reason = (err.strerror if isinstance(err, OSError) and err.strerror else "nested too deeply"
+                  if isinstance(err, RecursionError) else (str(err).splitlines() or [type(err).__name__])[0])
         raise RunError(f"{path} cannot be read as the run's lock ({reason})",
                        "it is not the spec.lock.yaml hybridc wrote; resume a run hybridc wrote, or start a new "
                        "one with -o") from None
