@@ -1,6 +1,6 @@
 """The method's claims on pretrained components: search against a sweep, the hybrid against its parts.
 
-    python benchmarks/pretrained_study.py [--out runs/pretrained-study] [--seeds 0 1 2] [--quick]
+    python benchmarks/pretrained_study.py [--out runs/pretrained-study] [--seeds 0 1 2 3 4] [--quick]
                                           [--write benchmarks/README.md] [--figure docs/pretrained-study.png]
     python benchmarks/pretrained_study.py --variant NAME --search EXPR   # another search, same components/sweeps
     python benchmarks/pretrained_study.py --report-only --write ... --figure ...   # redo the report
@@ -14,7 +14,7 @@ Everything is built here, from text every Python installation has, with hybridc 
    Mamba model (``COMPONENTS``), each pretrained alone on the code (a one-component spec, ``hybridc
    train``), then exported as a plain Hugging Face directory (``hybridc discretize``).
 3. On the target, for every seed (the spec's ``train.seed``: data order, the split of the search data,
-   initial projectors):
+   initial projectors; ``train.data_seed`` is fixed, so every seed is tested on one test split):
    - ``b1``: a one-block hybrid of the two, align -> search -> rewind -> retrain, with ``baselines: true``,
      which also fine-tunes each component alone from its pretrained weights with the same budget (every
      training stage becomes a fine-tuning stage of the same length, the rewind stays: the component's
@@ -25,11 +25,14 @@ Everything is built here, from text every Python installation has, with hybridc 
    - ``b2``: a two-block hybrid, searched the same way, and ``b2-discrete``: the same with discretize
      instead of rewind (each block keeps its heavier component);
    - ``grid``: the two-block hybrid at the 3 x 3 fixed mixtures {0, 0.5, 1}^2.
-4. A table of test losses (mean over seeds, with the range) and a figure: the sweep's curve, where search
-   landed, the components alone. Regret = the searched hybrid's test loss - the best sweep point's (per
-   seed; the best point is chosen by validation loss, as a user would choose it).
+4. A table of test losses (mean over seeds, with the range), the comparisons read as paired differences
+   (runs of one seed share data order, initialisation and the test split: per seed a - b, their mean, a
+   95% Student-t interval, t, p and the sign in every seed; ``paired.py``) and a figure: the sweep's
+   curve, where search landed, the components alone. Regret = the searched hybrid's test loss - the best
+   sweep point's (per seed; the best point is chosen by validation loss, as a user would choose it).
 
-The spread of a result is its range over the seeds (max - min). ``--quick`` shrinks every budget to a
+A sweep point and a component alone take the searched hybrid's stages with its weight steps exactly (an
+alternating search stage of 100 steps updates the weights 50 times: the fixed mixture's stage has 50). ``--quick`` shrinks every budget to a
 smoke run (minutes; its numbers mean nothing).
 """
 
@@ -50,6 +53,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from paired import HEADER, paired  # noqa: E402
 from report import write_section  # noqa: E402
 
 COMPONENTS = {
@@ -59,6 +63,8 @@ COMPONENTS = {
 BLOCK, BATCH = 128, 16  # pretraining: tokens per sequence, sequences per step
 TARGET_BLOCK, TARGET_BATCH = 64, 8  # on the target (every hybrid, component and sweep point)
 DEFAULT_SEARCH = "darts(lr=0.05, alternate=true)"
+DATA_SEED = 0  # the target's split: one test split for every seed
+SEEDS = [0, 1, 2, 3, 4]
 BUDGETS = {  # steps
     "full": {"pretrain": 1500, "align": 150, "search": 100, "retrain": 100},
     "quick": {"pretrain": 20, "align": 5, "search": 10, "retrain": 10},
@@ -117,6 +123,7 @@ def hybrid_spec(name: str, blocks: int, seed: int, budget: dict[str, int], *, di
         hybrid: {{projector: linear, mixture: search}}
         train:
           seed: {seed}
+          data_seed: {DATA_SEED}
           baselines: {str(baselines).lower()}
           stages:
             - {{name: align, train: [projectors, alphas], data: "text(data/pydoc.txt, block={TARGET_BLOCK})",
@@ -137,7 +144,8 @@ class Study:
                  search: str = DEFAULT_SEARCH, variant: str | None = None):
         self.out, self.budget, self.seeds, self.quiet = out, budget, seeds, quiet
         self.search, self.variant = search, variant
-        self.results: dict = {"seeds": seeds, "budget": budget, "search": search, "variant": variant, "runs": {}}
+        self.results: dict = {"seeds": seeds, "budget": budget, "search": search, "variant": variant,
+                              "data_seed": DATA_SEED, "runs": {}}
         self.began = time.perf_counter()
 
     def say(self, text: str) -> None:
@@ -240,6 +248,23 @@ def summary(results: dict) -> dict[str, list[float]]:
     return rows
 
 
+PAIRS = (  # (a, b): a - b per seed, from ``summary``'s rows
+    ("hybrid, 1 block, searched + retrained", "mamba alone"),
+    ("hybrid, 1 block, searched + retrained", "neo alone"),
+    ("hybrid, 1 block, searched + retrained", "best sweep point (1 block)"),
+    ("hybrid, 2 blocks, searched + retrained", "best grid point (2 blocks)"),
+    ("hybrid, 2 blocks, searched + retrained", "hybrid, 1 block, searched + retrained"),
+    ("best sweep point (1 block)", "mamba alone"),
+)
+
+
+def paired_table(rows: dict[str, list[float]]) -> str:
+    lines = [HEADER]
+    for a, b in PAIRS:
+        lines.append(paired(rows[a], rows[b]).row(f"{a} - {b}"))
+    return "\n".join(lines)
+
+
 def variant_summary(main: dict, variant: dict) -> dict[str, list[float]]:
     """Per seed of the variant: where its search landed and its regrets, against the main study's sweeps
     and components."""
@@ -260,12 +285,16 @@ def variant_summary(main: dict, variant: dict) -> dict[str, list[float]]:
 def variants_table(main: dict, variants: list[dict]) -> str:
     """One row per search expression (the main study's first): mean (range over seeds) of each number."""
     entries = [(main["search"] + " (the table's)", variant_summary(main, main))]
-    entries += [(v["search"], variant_summary(main, v)) for v in variants]
+    entries += [(v["search"], variant_summary(main, v)) for v in variants if v["seeds"] == main["seeds"]]
     keys = list(entries[0][1])
-    lines = ["| search | " + " | ".join(keys) + " |", "|---|" + "---:|" * len(keys)]
+    lines = ["| search | " + " | ".join(keys) + " | regret (1 block): 95% CI, signs |",
+             "|---|" + "---:|" * len(keys) + "---|"]
     for search, rows in entries:
+        regret = paired(rows["regret (1 block)"], [0.0] * len(rows["regret (1 block)"]))
+        signs = "".join("+" if d > 0 else "-" for d in regret.differences)
         lines.append(f"| `{search}` | " + " | ".join(
-            f"{statistics.mean(rows[k]):.4f} ({max(rows[k]) - min(rows[k]):.4f})" for k in keys) + " |")
+            f"{statistics.mean(rows[k]):.4f} ({max(rows[k]) - min(rows[k]):.4f})" for k in keys)
+            + f" | [{regret.ci_low:+.4f}, {regret.ci_high:+.4f}] {signs} |")
     return "\n".join(lines)
 
 
@@ -356,9 +385,13 @@ def report(results: dict, command: str, variants: list[dict]) -> str:
         Measured with `{command}` ({results['seconds'] / 60:.0f} min) on {platform.machine()}, {os.cpu_count()} cores,
         Python {platform.python_version()}, torch {torch.__version__}. Steps of {BATCH} x {BLOCK} bytes in pretraining,
         {TARGET_BATCH} x {TARGET_BLOCK} bytes on the target: {json.dumps(results['budget'])}; seeds {results['seeds']};
-        search `{results['search']}`. Test losses are nats per byte on the target's test split.
+        search `{results['search']}`. Test losses are nats per byte on the target's test split, one split for every
+        seed (`data_seed: {results.get('data_seed', DATA_SEED)}`).
 
         """) + table(summary(results)) + "\n"
+    body += ("\nPaired by seed (each seed's runs share data order, initialisation and the test split): a - b per "
+             "seed, its mean, a 95% Student-t interval of the mean, t, the two-sided p and the sign in every seed.\n\n"
+             + paired_table(summary(results)) + "\n")
     if variants:
         body += ("\nOther searches, each rerun on the same seeds (`--variant NAME --search EXPR`; the components "
                  "alone and the sweeps are the table's): mean (range over seeds).\n\n" + variants_table(results, variants) + "\n")
@@ -368,7 +401,7 @@ def report(results: dict, command: str, variants: list[dict]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "pretrained-study")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--seeds", type=int, nargs="+", default=SEEDS)
     parser.add_argument("--quick", action="store_true", help="smoke-run budgets")
     parser.add_argument("--search", default=DEFAULT_SEARCH, help=f"the search stage's algorithm (default {DEFAULT_SEARCH})")
     parser.add_argument("--variant", help="rerun only the searched hybrids with --search, under this name")
@@ -386,7 +419,7 @@ def main() -> None:
             results = json.loads((args.out / "results.json").read_text())
     variants = [json.loads(p.read_text()) for p in sorted(args.out.glob("results-*.json"))]
     command = "python benchmarks/pretrained_study.py" + (" --quick" if results["budget"] == BUDGETS["quick"] else "") + \
-        ("" if results["seeds"] == [0, 1, 2] else " --seeds " + " ".join(map(str, results["seeds"])))
+        ("" if results["seeds"] == SEEDS else " --seeds " + " ".join(map(str, results["seeds"])))
     body = report(results, command, variants)
     print(body)
     if args.figure:

@@ -496,7 +496,8 @@ class SavedModel:
 
     @property
     def seed(self) -> int:
-        return self.resolved.spec.train.seed if self.resolved is not None else 0
+        """The seed its data was built with (``train.data_seed`` when the spec gave one)."""
+        return self.resolved.spec.train.data_seed_or_seed if self.resolved is not None else 0
 
     def need_tokenizer(self) -> Tokenizer:
         if self.tokenizer is None:

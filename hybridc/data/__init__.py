@@ -3,7 +3,7 @@ tokenizers, deterministic disjoint splits and resumable batch order. Uses torch;
 imports this package.
 
     tok = load_tokenizer(rs)
-    bundle = build_data(stage.data, task=rs.spec.task, tokenizer=tok, seed=rs.spec.train.seed,
+    bundle = build_data(stage.data, task=rs.spec.task, tokenizer=tok, seed=rs.spec.train.data_seed_or_seed,
                         base_dir=rs.base_dir, location=rs.source_map.at("train", "stages", i, "data"))
     batch = bundle.train.batch(batch_indices(len(bundle.train), 8, step, seed=seed, stream="train"))
 """

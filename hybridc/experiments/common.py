@@ -8,6 +8,7 @@ from typing import Any
 
 from ..spec.emit import dump_yaml, spec_to_data
 from ..spec.frontend import ResolvedSpec, parse_string, resolve
+from ..spec.model import Stage
 
 TRAINING_KINDS = ("align", "search", "finetune", "retrain")
 
@@ -37,13 +38,14 @@ def final_alphas(run_dir: Path) -> list[list[float]] | None:
     return steps[-1]["alphas"] if steps else None
 
 
-def fixed_stages(stages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The stages of a plan with the mixture fixed: search becomes finetune (same budget), alphas never
-    train, discretization is dropped. Rewinds stay, so a fixed mixture's final weights have had exactly the
-    fine-tuning the searched hybrid's have had since its last rewind (the sweep measures the choice of
-    alphas, not a larger training budget)."""
+def fixed_stages(stages: list[dict[str, Any]], plan: tuple[Stage, ...]) -> list[dict[str, Any]]:
+    """The stages (canonical data, with ``plan`` the same stages parsed) with the mixture fixed: search
+    becomes finetune with the weight steps the search takes (``Stage.weight_budget``: half of an alternating
+    search's steps), alphas never train, discretization is dropped. Rewinds stay, so a fixed mixture's final
+    weights have had exactly the fine-tuning the searched hybrid's have had since its last rewind, and its
+    projectors as many steps in all (the sweep measures the choice of alphas, not a larger budget)."""
     out = []
-    for stage in stages:
+    for stage, parsed in zip(stages, plan, strict=True):
         if stage["kind"] == "rewind":
             out.append(dict(stage))
             continue
@@ -53,6 +55,9 @@ def fixed_stages(stages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if stage["kind"] == "search":
             stage["kind"] = "finetune"
             stage.pop("search", None)
+            stage.pop("steps", None)
+            stage.pop("epochs", None)
+            stage.update(parsed.weight_budget())
         stage["train"] = [g for g in stage["train"] if g != "alphas"]
         out.append(stage)
     return out

@@ -71,6 +71,7 @@ def proxy_spec(rs: ResolvedSpec, task: str, preset: str, lr: float, budget: MadB
     search = next((s.get("search") for s in data["train"]["stages"] if s.get("kind") == "search"), str(DEFAULT_SEARCH))
     data["train"] = {
         "seed": rs.spec.train.seed, "checkpoint_every": 0, "baselines": True,
+        **({"data_seed": rs.spec.train.data_seed} if rs.spec.train.data_seed is not None else {}),
         "stages": [{"name": "search", "kind": "search", "search": search,
                     "data": f"mad({task}, preset={preset})", "steps": budget.steps, "batch_size": budget.batch_size,
                     "lr": lr, "weight_decay": budget.weight_decay, "schedule": "cosine", "warmup": min(20, budget.steps // 10)}],

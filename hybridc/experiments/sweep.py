@@ -39,7 +39,7 @@ def point_spec(rs: ResolvedSpec, point: tuple[float, ...]) -> ResolvedSpec:
     rows = [[round(1.0 - a, 10), a] for a in point]
     data["name"] = f"{rs.spec.name}-sweep"
     data["hybrid"]["mixture"] = f"fixed({rows})"
-    data["train"]["stages"] = fixed_stages(data["train"]["stages"])
+    data["train"]["stages"] = fixed_stages(data["train"]["stages"], rs.spec.train.stages)
     data["train"]["baselines"] = False
     if not any(stage["kind"] != "rewind" for stage in data["train"]["stages"]):
         raise CompileError("the spec has no training stage to fine-tune each point with",

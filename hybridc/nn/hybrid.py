@@ -175,12 +175,13 @@ class HybridModel(PreTrainedModel, GenerationMixin):
 
     # ---- forward --------------------------------------------------------------------------------
     def alphas(self) -> torch.Tensor:
-        """Mixture weights (N, M), each row on the simplex. A discretized hybrid returns one-hot rows."""
+        """Mixture weights (N, M), each row on the simplex: softmax of the logits (or the fixed weights),
+        never a sampled draw, in any mode. A discretized hybrid returns one-hot rows."""
         g = self.graph
         if g.discretized:
             rows = [[1.0 if m == s else 0.0 for m in g.names] for s in g.selection]
             return torch.tensor(rows)
-        return torch.stack([block.mix() for block in self.blocks])
+        return torch.stack([block.mix.alpha() for block in self.blocks])
 
     def _mixtures(self) -> list[tuple[torch.Tensor | None, list[bool]]]:
         """(alphas (M,), constant-zero flags) per block, computed once per forward pass."""

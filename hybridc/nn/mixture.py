@@ -37,7 +37,14 @@ class Mix(nn.Module):
         if not self.learned and not self.weights.is_meta:
             self._zeros = tuple((self.weights == 0).tolist())
 
+    def alpha(self) -> torch.Tensor:
+        """The block's mixture weights as the model holds them (M,): the fixed weights, or softmax of the
+        logits. What is reported and discretized, never a Gumbel draw (``forward`` may sample one)."""
+        return self.weights if not self.learned else torch.softmax(self.logits, dim=-1)
+
     def forward(self) -> torch.Tensor:
+        """The weights this forward pass mixes with (M,): ``alpha()``, or during DASH search in training mode
+        one Gumbel-softmax draw, or GAEA's leaf for one step."""
         if not self.learned:
             return self.weights
         if self.leaf is not None:

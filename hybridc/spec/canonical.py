@@ -517,6 +517,7 @@ def _train(b: _Builder, node: Mapping | None, hybrid: Hybrid) -> Train:
     for k, v in node:
         b.record(("train", k.value), v)
     seed = node.get("seed")
+    data_seed = node.get("data_seed")
     stages_node = node.get("stages")
     stages: list[Stage] = []
     names: dict[str, Location] = {}
@@ -544,6 +545,7 @@ def _train(b: _Builder, node: Mapping | None, hybrid: Hybrid) -> Train:
     every = node.get("checkpoint_every")
     baselines = node.get("baselines")
     return Train(seed=int(seed.value) if seed is not None else 0,
+                 data_seed=int(data_seed.value) if data_seed is not None else None,
                  checkpoint_every=int(every.value) if every is not None else Train.checkpoint_every,
                  baselines=bool(baselines.value) if baselines is not None else False, stages=tuple(stages))
 

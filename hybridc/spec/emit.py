@@ -86,7 +86,9 @@ def spec_to_data(spec: Spec) -> dict[str, Any]:
             "mixture": str(spec.hybrid.mixture),
         },
         "task": str(spec.task),
-        "train": {"seed": spec.train.seed, "checkpoint_every": spec.train.checkpoint_every,
+        "train": {"seed": spec.train.seed,
+                  **({"data_seed": spec.train.data_seed} if spec.train.data_seed is not None else {}),
+                  "checkpoint_every": spec.train.checkpoint_every,
                   "baselines": spec.train.baselines, "stages": [_stage(s) for s in spec.train.stages]},
     }
 

@@ -249,6 +249,16 @@ class Stage:
     def trains(self) -> bool:
         return self.kind in TRAINING_KINDS
 
+    def weight_budget(self) -> dict[str, Any]:
+        """``steps`` (or ``epochs``) of a stage without search whose weights take as many optimizer steps as
+        this stage's do: an alternating search updates the weights on its even steps only (0, 2, ...), so
+        ``ceil(steps / 2)``, or half the epochs; any other stage, its own. What a sweep point or a component
+        alone gets in place of a search stage, so that it trains exactly as much as the searched hybrid."""
+        halved = self.search is not None and self.search.alternate
+        if self.epochs is not None:
+            return {"epochs": self.epochs / 2 if halved else self.epochs}
+        return {"steps": (int(self.steps or 0) + 1) // 2 if halved else self.steps}
+
     def steps_for(self, sequences: int, processes: int = 1) -> int:
         """Optimizer steps of this stage on a training split of ``sequences`` sequences and ``processes``
         data-parallel processes: ``steps``, or ``ceil(epochs x sequences / global batch)`` (at least 1)."""
@@ -265,9 +275,16 @@ class Stage:
 @dataclass(frozen=True)
 class Train:
     seed: int = 0
+    data_seed: int | None = None  # the data's own seed (None: ``seed``): synthetic examples and split membership
     checkpoint_every: int = 100  # optimizer steps; 0: only at stage ends
     baselines: bool = False  # also train every component alone with the same budget
     stages: tuple[Stage, ...] = ()
+
+    @property
+    def data_seed_or_seed(self) -> int:
+        """The seed the data is built with: what it holds (synthetic sources) and which examples are train,
+        valid and test. ``seed`` unless ``data_seed`` is given (runs of several seeds on one test split)."""
+        return self.seed if self.data_seed is None else self.data_seed
 
 
 @dataclass(frozen=True)

@@ -235,7 +235,7 @@ def _expand_unknown_keys(root: Node, problems: list[Diagnostic]) -> list[Diagnos
 # wrong, the rest of the spec can still be checked with the key left out (its default in its place).
 # "*" is any key or index.
 _LEAVES = (
-    ("train", "seed"), ("train", "checkpoint_every"), ("train", "baselines"),
+    ("train", "seed"), ("train", "data_seed"), ("train", "checkpoint_every"), ("train", "baselines"),
     ("hybrid", "width"), ("hybrid", "projector"),
     *(("train", "stages", "*", key) for key in (
         "train", "search", "steps", "epochs", "batch_size", "grad_accum", "lr", "weight_decay", "betas", "warmup",

@@ -215,7 +215,8 @@ class Run:
             if tokenizer is None and stage.data.name in ("text", "classify"):
                 tokenizer = load_tokenizer(self.rs)
             location = self.rs.source_map.at("train", "stages", i, "data")
-            bundle = build_data(stage.data, task=self.spec.task, tokenizer=tokenizer, seed=self.seed,
+            bundle = build_data(stage.data, task=self.spec.task, tokenizer=tokenizer,
+                                seed=self.spec.train.data_seed_or_seed,
                                 base_dir=self.rs.base_dir, location=location)
             if bundle.max_token_id >= self.rs.vocab_size:
                 raise SpecError([Diagnostic(location, f"the data uses token id {bundle.max_token_id}, outside the "
@@ -749,7 +750,8 @@ def eval_batch_size(stage: Stage) -> int:
 
 def baseline_spec(rs: ResolvedSpec, name: str, keep_stages: bool = True) -> ResolvedSpec:
     """A single-component spec for component ``name``: the component alone through the same pipeline,
-    with every training stage of the hybrid turned into a finetune stage of the same budget. Rewind stages
+    with every training stage of the hybrid turned into a finetune stage of the same budget (as many weight
+    steps: half of an alternating search's, ``Stage.weight_budget``). Rewind stages
     stay (they reload the component's pretrained weights), so the component's final weights have had
     exactly the fine-tuning the hybrid's have had since its last rewind; discretization has nothing to do."""
     data = spec_to_data(rs.spec)
@@ -761,10 +763,13 @@ def baseline_spec(rs: ResolvedSpec, name: str, keep_stages: bool = True) -> Reso
     data["hybrid"] = {"width": "max", "projector": "linear", "embeddings": "mix", "head": "mix", "mixture": "search"}
     data["train"]["baselines"] = False
     stages = []
-    for stage in data["train"]["stages"] if keep_stages else []:
+    for stage, parsed in zip(data["train"]["stages"], rs.spec.train.stages, strict=True) if keep_stages else ():
         if stage["kind"] in ("align", "search", "finetune", "retrain"):
             stage = dict(stage, kind="finetune", train=["components", "projectors", "embeddings", "head"])
-            stage.pop("search", None)
+            if stage.pop("search", None) is not None:  # as many weight steps as the search takes
+                stage.pop("steps", None)
+                stage.pop("epochs", None)
+                stage.update(parsed.weight_budget())
             stages.append(stage)
         elif stage["kind"] == "rewind":
             stages.append(stage)

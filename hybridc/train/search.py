@@ -2,11 +2,16 @@
 
 - ``darts``: alpha = softmax(logits); the logits train with their own AdamW (lr from the spec, no
   weight decay).
-- ``dash``: as darts, but during the search stage each forward pass samples alpha by Gumbel-softmax
-  at temperature ``tau`` (plain softmax in evaluation and in every other stage).
-- ``gaea``: alpha lives on the simplex and moves by exponentiated gradient, as in the reference
-  implementation: a <- normalize(max(a * exp(clip(-lr * dL/da, -9, 9)), 1e-5)). The logits store log a,
-  so softmax(logits) = a and every other stage reads the same alphas.
+- ``dash``: as darts, but during the search stage each training forward pass samples alpha by
+  Gumbel-softmax at temperature ``tau`` (plain softmax in evaluation and in every other stage): one draw
+  per block per forward, which that block's gate and mixture share, and block 0's draw also mixes the
+  embeddings and the head, so every mixture of one forward sums to 1. (The authors' code draws anew at each
+  ``get_alphas()`` call, so its embedding and head are mixed by other draws than block 0's.) What is
+  reported and discretized is always softmax(logits) (``Mix.alpha``), never a draw.
+- ``gaea``: alpha lives on the simplex and moves by exponentiated gradient: a <- normalize(max(a * exp(
+  clip(-lr * dL/da, -9, 9)), 1e-5)): floored, then normalized, so every row is exactly on the simplex (the
+  authors' code normalizes, then floors, which can leave a row's sum above 1 by up to M x 1e-5). The
+  logits store log a, so softmax(logits) = a and every other stage reads the same alphas.
 
 Alternating mode (DARTS-style): even steps update the weights on training batches, odd steps update the
 alphas on the search split, carved from the training data (never the validation split; see

@@ -113,6 +113,42 @@ def test_a_sweep_point_keeps_the_plans_rewinds_and_drops_its_discretization(tmp_
     text = SPEC.replace("BLOCKS", "1").split("  stages:\n")[0] + "  stages:\n" + textwrap.indent(textwrap.dedent(stages), "    ")
     point = point_spec(load_spec(write_spec(tmp_path, text)), (0.3,))
     assert [(s.name, s.kind, s.steps) for s in point.spec.train.stages] == [
-        ("align", "align", 2), ("search", "finetune", 4), ("rewind", "rewind", 0), ("retrain", "retrain", 3)]
+        ("align", "align", 2), ("search", "finetune", 2), ("rewind", "rewind", 0), ("retrain", "retrain", 3)]
     assert all(s.search is None and "alphas" not in s.train for s in point.spec.train.stages)
     assert str(point.spec.hybrid.mixture) == "fixed([[0.7, 0.3]])"
+
+
+def weight_steps_per_stage(run_dir) -> dict[str, int]:
+    """Optimizer steps that updated weights (not alpha-only steps), per stage, as metrics.jsonl records them."""
+    counts: dict[str, int] = {}
+    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
+        event = json.loads(line)
+        if event.get("event") == "train" and event["kind"] != "alphas":
+            counts[event["stage"]] = counts.get(event["stage"], 0) + 1
+    return counts
+
+
+@pytest.mark.parametrize("search, steps", [("darts(lr=0.1, alternate=true)", 5), ("darts(lr=0.1, alternate=true, heldout=0)", 4),
+                                           ("dash(lr=0.1)", 3)])
+def test_a_sweep_point_and_a_component_alone_take_the_searched_hybrids_weight_steps(tmp_path, search, steps):
+    """Stage by stage, a sweep point and each baseline update their weights exactly as often as the searched
+    hybrid does (an alternating search spends every other step on the alphas)."""
+    from hybridc.experiments.sweep import point_spec
+    from hybridc.train.run import TrainOptions, baseline_spec, train
+
+    stages = f"""\
+        - {{name: align, data: "recall(vocab=16, length=16, examples=128)", steps: 2}}
+        - {{name: search, search: "{search}", steps: {steps}}}
+        - {{name: rewind}}
+        - {{name: retrain, steps: 3}}
+    """
+    text = SPEC.replace("BLOCKS", "1").split("  stages:\n")[0] + "  stages:\n" + textwrap.indent(textwrap.dedent(stages), "    ")
+    rs = load_spec(write_spec(tmp_path, text))
+    runs = {"hybrid": rs, "point": point_spec(rs, (0.3,)), "ssm alone": baseline_spec(rs, "ssm")}
+    counts = {}
+    for name, spec in runs.items():
+        train(spec, TrainOptions(out_dir=tmp_path / name, quiet=True), say=lambda _: None)
+        counts[name] = weight_steps_per_stage(tmp_path / name)
+    alternating = "alternate=true" in search
+    assert counts["hybrid"] == {"align": 2, "search": (steps + 1) // 2 if alternating else steps, "retrain": 3}
+    assert counts["point"] == counts["hybrid"] and counts["ssm alone"] == counts["hybrid"]

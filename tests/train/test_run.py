@@ -48,7 +48,8 @@ def test_run_directory_contents(tmp_path):
     models = [row["model"] for row in result.comparison]
     assert models[1:] == ["attn alone (same budget)", "ssm alone (same budget)"]
     base = json.loads((d / "baselines" / "ssm" / "plan.json").read_text())
-    assert [s["steps"] for s in base["stages"]] == [12, 6] and all(s["kind"] == "finetune" for s in base["stages"])
+    # (the alternating search updates the weights on 6 of its 12 steps: the component alone gets those 6)
+    assert [s["steps"] for s in base["stages"]] == [6, 6] and all(s["kind"] == "finetune" for s in base["stages"])
     assert all(isinstance(row["loss"], float) for row in result.comparison)
 
 

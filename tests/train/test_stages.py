@@ -209,7 +209,8 @@ def test_a_same_budget_baseline_is_fine_tuned_exactly_as_long_as_the_hybrid_sinc
     result, _ = run(tmp_path, spec_text(stages, train_extra="  baselines: true\n"))
     base = result.run_dir / "baselines" / "ssm"
     plan = json.loads((base / "plan.json").read_text())
-    assert [(s["kind"], s["steps"]) for s in plan["stages"]] == [("finetune", 4), ("rewind", 0), ("finetune", 3)]
+    # (the alternating search of 4 steps updates the weights twice: the component alone takes those 2 steps)
+    assert [(s["kind"], s["steps"]) for s in plan["stages"]] == [("finetune", 2), ("rewind", 0), ("finetune", 3)]
     events = [json.loads(line) for line in (base / "metrics.jsonl").read_text().splitlines()]
     assert [e["stage"] for e in events if e["event"] == "rewind"] == ["rewind"]
     alone_text = spec_text(f"- {{name: retrain, kind: finetune, data: '{DATA}', steps: 3}}\n")
