@@ -63,6 +63,7 @@ class ResolvedSpec:
     source_map: SourceMap
     warnings: tuple[Diagnostic, ...] = ()
     text: str = ""  # the spec file verbatim
+    root: Path | None = None  # --root: every local file the run opens must resolve inside it
 
     @property
     def num_blocks(self) -> int:
@@ -170,6 +171,7 @@ def resolve(parsed: ParsedSpec, root: str | Path | None = None) -> ResolvedSpec:
         alphas=checked.alphas,
         context_length=checks.context_length(spec, comps),
         base_dir=parsed.base_dir,
+        root=Path(root) if root is not None else None,
         file=parsed.document.file,
         source_map=parsed.source_map,
         warnings=tuple(checks.semantic_warnings(spec, parsed.source_map)) + checked.tokenizer_warnings,

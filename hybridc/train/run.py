@@ -33,7 +33,7 @@ from ..nn.hybrid import HybridModel, group_of, lower
 from ..spec.emit import dump_yaml, render_data, spec_to_data
 from ..spec.frontend import ResolvedSpec, lock_data, locked_spec, parse_string, resolve
 from ..spec.model import DataSource, Stage
-from ..spec.resolve import resolve_path
+from ..spec.resolve import PathError, confined_directory, resolve_path
 from .checkpoint import (RunPosition, checkpoint_dirs, checkpoint_spec_digest, resume_from, resume_plan,
                          save_checkpoint)
 from .loop import Parallel, StageOptimizers, build_optimizers, evaluate, freeze_for, split_roles, train_steps
@@ -298,6 +298,12 @@ class Run:
         directory = resolve_path(self.rs.base_dir, stage.init)
         if (directory / "final").is_dir():
             directory = directory / "final"
+        try:  # under --root, every file of the directory read (final/'s too) must resolve inside the root
+            confined_directory(directory, self.rs.root, shown=str(directory))
+        except PathError as err:
+            index = next(i for i, s in enumerate(self.spec.train.stages) if s.name == stage.name)
+            raise SpecError([Diagnostic(self.rs.source_map.at("train", "stages", index, "init"),
+                                        f"stage '{stage.name}': {err.message}", err.hint)]) from None
         weights = directory / "model.safetensors"
         if not weights.is_file():
             raise RunError(f"stage '{stage.name}': no model.safetensors in {directory}",

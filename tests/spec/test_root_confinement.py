@@ -210,3 +210,25 @@ def test_confined_file(tmp_path: Path) -> None:
         confined_directory(root / "d", root)
     os.unlink(root / "d" / "out.json")
     assert confined_directory(root / "d", root) == root / "d"
+
+
+def test_a_stage_init_whose_final_weights_link_outside_is_refused_when_loaded(tree: Path) -> None:
+    """``init: runs/a`` inside the root: its final/model.safetensors linked outside the root is refused by
+    ``train --root`` with the stage's init: located, nothing outside loaded (the same spec trains without it)."""
+    root = tree / "root"
+    first = run("train", spec(tree), "-o", root / "runs" / "a", "--max-steps", "1", "-q")
+    assert first.exit_code == 0, first.output
+    text = SPEC.format(tokenizer="gpt").replace(
+        "steps: 1, batch_size: 2}", "steps: 1, batch_size: 2, init: runs/a}")
+    path = write_spec(root, text, "init.yaml")
+    fine = run("train", "--root", root, path, "-o", root / "runs" / "b", "--max-steps", "1", "-q")
+    assert fine.exit_code == 0, fine.output
+    weights = root / "runs" / "a" / "final" / "model.safetensors"
+    shutil.move(weights, tree / "outside" / "init.safetensors")
+    weights.symlink_to(tree / "outside" / "init.safetensors")
+    result = run("train", "--root", root, path, "-o", root / "runs" / "c", "--max-steps", "1", "-q")
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and "internal error" not in result.output
+    assert "stage 'align'" in result.output and "model.safetensors" in result.output
+    assert f"escapes the root {root.resolve()}" in result.output
+    assert f"{path}:" in result.output  # located at the stage's init:
