@@ -106,3 +106,9 @@ class Interrupted(RunError):
     """A run stopped on SIGINT/SIGTERM after writing a checkpoint (``--resume`` continues it)."""
 
     exit_code = 130
+
+
+def first_line(err: BaseException, default: str = "no details") -> str:
+    """The first line of an exception's message, for a one-line error (``default`` when it has none)."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else default

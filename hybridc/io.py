@@ -106,8 +106,7 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
         mode = 0o666 & ~process_umask()
     else:
         if not stat.S_ISREG(info.st_mode):  # (renaming over a directory fails; over a FIFO it would replace it)
-            raise PathRefused(f"{path} is {'a directory' if stat.S_ISDIR(info.st_mode) else 'not a regular file'}; "
-                              "hybridc writes a file there", "move it away, then run again (hybridc never "
+            raise PathRefused(f"{path} is {mode_kind(info.st_mode)}; hybridc writes a file there", "move it away, then run again (hybridc never "
                               "replaces what it did not create)")
         mode = info.st_mode & 0o7777
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from .data.tokenizer import Tokenizer
-from .errors import HybridcError, RunError, SpecError
+from .errors import HybridcError, RunError, SpecError, first_line
 from .io import NotRegularFile, not_regular, read_regular
 from .spec.frontend import ResolvedSpec
 from .spec.model import Task
@@ -70,13 +70,8 @@ def _from_pretrained(load, directory: Path, **kwargs):
     except HybridcError:
         raise
     except Exception as err:  # a truncated or foreign file: safetensors, OSError, shape mismatches
-        raise RunError(f"cannot load the model in {directory}: {type(err).__name__}: {_first_line(err)}",
+        raise RunError(f"cannot load the model in {directory}: {type(err).__name__}: {first_line(err)}",
                        "the directory needs config.json and model.safetensors as save_pretrained writes them") from None
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else "no details"
 
 
 # ---- the JSON files of a model directory --------------------------------------------------------------------
@@ -288,7 +283,7 @@ def resolve_lock(lock: Any, path: Path, where: str = "lock") -> ResolvedSpec:
     except HybridcError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
-        raise RunError(f"{path}: its {where} cannot be read: {type(err).__name__}: {_first_line(err)}",
+        raise RunError(f"{path}: its {where} cannot be read: {type(err).__name__}: {first_line(err)}",
                        DAMAGED) from None
 
 
@@ -382,7 +377,7 @@ def file_tensors(files: Iterable[Path], directory: Path) -> dict[str, tuple[int,
                     shapes[key] = tuple(f.get_slice(key).get_shape())
         except Exception as err:  # a truncated or foreign file
             raise RunError(f"cannot load the model in {directory}: {path.name} is not a complete safetensors file "
-                           f"({type(err).__name__}: {_first_line(err)})", DAMAGED) from None
+                           f"({type(err).__name__}: {first_line(err)})", DAMAGED) from None
     return shapes
 
 
@@ -461,7 +456,7 @@ def load_config(load, directory: Path):
     except HybridcError:
         raise
     except Exception as err:
-        raise RunError(f"cannot load the model in {directory}: {type(err).__name__}: {_first_line(err)}",
+        raise RunError(f"cannot load the model in {directory}: {type(err).__name__}: {first_line(err)}",
                        DAMAGED) from None
 
 
@@ -474,7 +469,7 @@ def build_on_meta(build, directory: Path):
         raise
     except Exception as err:
         raise RunError(f"cannot build the model {directory}/config.json describes: {type(err).__name__}: "
-                       f"{_first_line(err)}", DAMAGED) from None
+                       f"{first_line(err)}", DAMAGED) from None
 
 
 EXPORT_RECORD = "hybridc.json"  # beside a plain export: the hybrid it came from (its lock and selection)

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from ..errors import RunError
+from ..errors import RunError, first_line
 from ..spec.model import BYTES_TOKENIZER, BYTES_VOCAB_SIZE
 from ..spec.tokenizer_identity import (BYTE_SPECIAL_TOKENS, SENTENCEPIECE_HINT, SENTENCEPIECE_NEEDED,
                                        byte_to_unicode, sentencepiece_available)
@@ -170,7 +170,7 @@ def load_hf_tokenizer(location: str, revision: str | None, *, name: str, what: s
         if identity is not None and identity.kind == "sentencepiece" and not sentencepiece_available():
             raise RunError(f"cannot load {what}: {SENTENCEPIECE_NEEDED}", hint=SENTENCEPIECE_HINT) from err
         raise RunError(
-            f"cannot load {what}: {type(err).__name__}: {_first_line(err)}",
+            f"cannot load {what}: {type(err).__name__}: {first_line(err)}",
             hint="the directory (or Hub snapshot) needs tokenizer files (save them with "
                  "tokenizer.save_pretrained(dir)); offline, download the tokenizer once and point "
                  "'tokenizer' at its local directory, or use tokenizer: bytes",
@@ -204,11 +204,6 @@ def check_tokenizer_files(location: str, revision: str | None = None, what: str 
     except OSError as err:
         raise RunError(f"cannot load {what or location}: {err.strerror or err}",
                        hint="check the permissions of the tokenizer files") from None
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else "no details"
 
 
 # ---- tokenizers inside model directories ---------------------------------------------------------

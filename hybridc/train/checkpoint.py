@@ -35,7 +35,7 @@ from typing import Any, Callable, Mapping
 import torch
 from safetensors.torch import load_file, save_model
 
-from ..errors import RunError
+from ..errors import RunError, first_line
 from ..io import give_umask_mode, open_regular, read_regular_text
 from .threads import bounded, machine_cores
 
@@ -156,7 +156,7 @@ def verified_state(path: Path) -> dict[str, Any]:
     except OSError as err:
         raise _damaged(where, _unreadable(err)) from None
     except (ValueError, RecursionError) as err:  # (RecursionError: nested past any state.json)
-        raise _damaged(where, f"cannot be read as JSON ({_first_line(err)})") from None
+        raise _damaged(where, f"cannot be read as JSON ({first_line(err, type(err).__name__)})") from None
     if not isinstance(state, dict):
         raise _damaged(where, f"holds {_kind(state)}, not a JSON object")
     manifest = state.get("manifest")
@@ -268,11 +268,6 @@ def _kind(value: Any) -> str:
 def _shown(value: Any) -> str:
     text = json.dumps(value) if not isinstance(value, float) else repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _first_line(err: Exception) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
 
 
 def _unreadable(err: OSError) -> str:
@@ -426,32 +421,36 @@ def load_weights(model: torch.nn.Module, path: Path) -> tuple[list[str], list[st
     return [k for k in missing if current[k].data_ptr() not in loaded], list(unexpected)
 
 
-def load_checkpoint(path: Path, model: torch.nn.Module) -> dict[str, Any]:
+def load_checkpoint(path: Path, model: torch.nn.Module, state: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Load weights into ``model`` (same structure, same components in the same order) and return the
     optimizer states; weights that do not fit (``check_weights``: the model is then left as it was) or an
-    optimizer.pt that is not plain optimizer state are a ``DamagedCheckpoint``."""
+    optimizer.pt that is not plain optimizer state are a ``DamagedCheckpoint``. ``state``: its state.json as
+    ``verified_state`` returned it (read here when not given)."""
     from ..nn.hybrid import upgrade_keys
 
-    try:
-        saved = json.loads(read_regular_text(path / STATE, follow_links=False)).get("components")
-    except (OSError, ValueError, AttributeError, RecursionError):
-        saved = None
+    if state is None:
+        try:
+            state = json.loads(read_regular_text(path / STATE, follow_links=False))
+        except (OSError, ValueError, RecursionError):
+            state = None
+    saved = state.get("components") if isinstance(state, dict) else None
     names = getattr(getattr(model, "graph", None), "names", None)
     if saved is not None and names is not None and list(saved) != list(names):
         raise RunError(f"checkpoint {path} holds components {', '.join(map(str, saved))}, in that order; the spec "
                        f"has {', '.join(names)}", "resume with the spec the run started with (the order of "
                        "components is part of the model)")
     try:
-        state = upgrade_keys(load_file(str(path / "model.safetensors")))
+        weights = upgrade_keys(load_file(str(path / "model.safetensors")))
     except Exception as err:  # safetensors' own error for a file that is not one
-        raise _damaged(path / "model.safetensors", f"cannot be read as safetensors ({_first_line(err)})") from None
-    check_weights(path, model, state)
-    model.load_state_dict(state, strict=False)
+        raise _damaged(path / "model.safetensors",
+                       f"cannot be read as safetensors ({first_line(err, type(err).__name__)})") from None
+    check_weights(path, model, weights)
+    model.load_state_dict(weights, strict=False)
     try:
         return torch.load(path / "optimizer.pt", weights_only=True)
     except Exception as err:  # weights_only refuses anything but tensors and plain containers
         raise DamagedCheckpoint(f"checkpoint {path}: optimizer.pt was refused ({type(err).__name__}: "
-                                f"{_first_line(err) if str(err).strip() else 'unreadable'})",
+                                f"{first_line(err, 'unreadable')})",
                                 "it holds something other than optimizer state (hybridc never unpickles code); "
                                 "a resume skips this checkpoint for an earlier one") from None
 
@@ -466,9 +465,10 @@ def resume_from(run_dir: Path, plan: ResumePlan, build: Callable[[Path, list[str
     problems = []
     for path in checkpoint_dirs(run_dir):
         try:
-            position = check_state(verified_state(path), plan, path)
+            state = verified_state(path)
+            position = check_state(state, plan, path)
             model = build(path, position.selection)
-            optim_state = load_checkpoint(path, model)
+            optim_state = load_checkpoint(path, model, state)
         except DamagedCheckpoint as err:
             problems.append(str(err))  # (each names its file: RUN/checkpoints/step-N/...)
             warn(f"warning: checkpoint {path.name} is damaged, skipped: {err}")

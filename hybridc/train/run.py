@@ -26,8 +26,8 @@ import yaml
 
 from ..api import Compiled, compile_resolved
 from ..data import DataBundle, build_data, load_tokenizer
-from ..errors import Diagnostic, Interrupted, RunError, SpecError
-from ..io import PathRefused, atomic_write_text, mode_kind, read_regular_text
+from ..errors import Diagnostic, Interrupted, RunError, SpecError, first_line
+from ..io import PathRefused, atomic_write_text, mode_kind, open_regular, read_regular_text
 from ..model_card import model_card
 from ..nn.hybrid import HybridModel, group_of, lower
 from ..spec.emit import dump_yaml, render_data, spec_to_data
@@ -391,7 +391,6 @@ class Run:
         user's file, a symbolic link, a directory, ...) is refused as it is: never truncated, written
         through or removed."""
         import fcntl
-        import stat
 
         path = self.run_dir / LOCK_FILE
         flags = os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
@@ -459,8 +458,6 @@ class Run:
     def lock_refusal(cls, path: Path) -> RunError | None:
         """Why ``path`` (RUN/.lock) is not a lock hybridc wrote: None if it is absent or one of ours. A
         directory holding a .lock that is not ours is not an empty directory (nor a run to resume)."""
-        import stat
-
         try:
             mode = os.lstat(path).st_mode
         except (FileNotFoundError, NotADirectoryError):  # (no run directory yet, or not a directory at all)
@@ -474,8 +471,7 @@ class Run:
         if not stat.S_ISREG(mode):
             return cls.lock_refused(path, "not a regular file")
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-            with os.fdopen(fd, "rb") as f:
+            with open_regular(path, follow_links=False) as f:
                 text = f.read(64)
         except OSError as err:
             return cls.lock_refused(path, f"a file hybridc cannot read ({err.strerror})")
@@ -707,9 +703,13 @@ def _read_lock_file(path: Path) -> Any:
         return yaml.safe_load(read_regular_text(path, follow_links=False))
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, RecursionError, yaml.YAMLError) as err:  # (RecursionError: nested too deep)
-        reason = (err.strerror if isinstance(err, OSError) and err.strerror else "nested too deeply"
-                  if isinstance(err, RecursionError) else (str(err).splitlines() or [type(err).__name__])[0])
+    except (OSError, ValueError, RecursionError, yaml.YAMLError) as err:
+        if isinstance(err, RecursionError):
+            reason = "nested too deeply"
+        elif isinstance(err, OSError) and err.strerror:
+            reason = err.strerror
+        else:
+            reason = first_line(err, type(err).__name__)
         raise RunError(f"{path} cannot be read as the run's lock ({reason})",
                        "it is not the spec.lock.yaml hybridc wrote; resume a run hybridc wrote, or start a new "
                        "one with -o") from None
