@@ -404,17 +404,22 @@ def _renamed(key: str, key_mapping: Mapping[str, str] | None) -> str:
     return key
 
 
+def _missing_tensors(model: torch.nn.Module, found: Mapping[str, Any]) -> list[str]:
+    """The model's tensors ``found`` lacks, by their first name (a tensor shared under several names, a tied
+    head, counts as present under any of them)."""
+    names: dict[int, list[str]] = {}
+    for name, tensor in model.state_dict(keep_vars=True).items():
+        names.setdefault(id(tensor), []).append(name)
+    return [group[0] for group in names.values() if not any(n in found for n in group)]
+
+
 def check_tensors(model: torch.nn.Module, directory: Path, key_mapping: Mapping[str, str] | None = None) -> None:
     """The weights files of ``directory`` hold exactly the tensors of ``model`` (built on the meta device: no
     memory), in its shapes, before anything is loaded. A tensor shared under several names (a tied head) is
     in the file under one of them; ``key_mapping`` renames the file's names first (``LEGACY_KEYS``)."""
-    groups: dict[int, list[str]] = {}
-    shapes: dict[str, tuple[int, ...]] = {}
-    for name, tensor in model.state_dict(keep_vars=True).items():
-        groups.setdefault(id(tensor), []).append(name)
-        shapes[name] = tuple(tensor.shape)
+    shapes = {name: tuple(tensor.shape) for name, tensor in model.state_dict(keep_vars=True).items()}
     found = {_renamed(k, key_mapping): shape for k, shape in file_tensors(weight_files(directory), directory).items()}
-    missing = [names[0] for names in groups.values() if not any(n in found for n in names)]
+    missing = _missing_tensors(model, found)
     unexpected = [k for k in found if k not in shapes]
     mismatched = [f"{k} {list(s)} (the model's is {list(shapes[k])})" for k, s in found.items()
                   if k in shapes and s != shapes[k]]
@@ -430,10 +435,7 @@ def check_parameter_count(model: torch.nn.Module, directory: Path) -> None:
     needed = sum(p.numel() for p in model.parameters())
     if needed <= held:
         return
-    tied: dict[int, list[str]] = {}
-    for name, tensor in model.state_dict(keep_vars=True).items():
-        tied.setdefault(id(tensor), []).append(name)
-    refuse_tensors(directory, missing=[names[0] for names in tied.values() if not any(n in found for n in names)])
+    refuse_tensors(directory, missing=_missing_tensors(model, found))
     raise RunError(f"the weights in {directory} hold {held:,} values, fewer than the {needed:,} parameters of the "
                    "model its config.json describes (its sizes are not the weights')", DAMAGED)
 
