@@ -6,8 +6,9 @@ file outside, a JSON value swapped for another) and runs the command a user woul
 a clear error (exit 0, 1 or 2): never an internal error (exit 70), a signal (SIGBUS 135, SIGSEGV 139), a
 traceback or a hang, and nothing outside the run directory (and the output asked for) may change.
 
-Examples: by default 20 per target (derandomized: the same ones every run); the CI's long mode sets
-``HYBRIDC_FUZZ_EXAMPLES=2000``: that many fresh cases, half per target (about 15 minutes on 2 cores). The commands run in this process (a crash in native code takes the
+Examples: by default 20 per target; the CI's long mode sets ``HYBRIDC_FUZZ_EXAMPLES=2000``: that many, half
+per target (about 15 minutes on 2 cores). Both are derandomized (the same cases every run, so a CI result can be
+reproduced); ``HYBRIDC_FUZZ_FRESH=1`` draws fresh cases instead, to hunt for new failures on demand. The commands run in this process (a crash in native code takes the
 test down with it, which fails it as surely as a signal in a subprocess would)."""
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from hypothesis import strategies as st
 from tests.artifacts import check_outcome, commands, make_base, run_guarded, tree_digest, workspace
 
 LONG = int(os.environ.get("HYBRIDC_FUZZ_EXAMPLES", "200"))
+FRESH = os.environ.get("HYBRIDC_FUZZ_FRESH") == "1"  # fresh cases (to hunt); else the same every run
 EXAMPLES = LONG // 2 if LONG > 200 else max(LONG // 10, 5)
-SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=LONG <= 200, database=None,
+SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=not FRESH, database=None,
                     suppress_health_check=list(HealthCheck))
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from ..spec.emit import dump_yaml, spec_to_data
 from ..spec.frontend import ResolvedSpec, parse_string, resolve
 from ..spec.model import Stage
+from ..train.metrics import MetricsLog
 
 TRAINING_KINDS = ("align", "search", "finetune", "retrain")
 
@@ -23,8 +23,7 @@ def canonical(rs: ResolvedSpec) -> dict[str, Any]:
 
 
 def events(run_dir: Path) -> list[dict[str, Any]]:
-    path = Path(run_dir) / "metrics.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    return MetricsLog(Path(run_dir) / "metrics.jsonl").records()
 
 
 def last(run_dir: Path, event: str, split: str | None = None) -> dict[str, Any] | None:

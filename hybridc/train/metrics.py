@@ -64,9 +64,11 @@ class MetricsLog:
         out = []
         for line in text.splitlines():
             try:
-                out.append(json.loads(line))
+                event = json.loads(line)
             except ValueError:  # a line cut by a crash
                 continue
+            if isinstance(event, dict):  # hybridc writes only objects; any other value is not an event
+                out.append(event)
         return out
 
     def truncate(self, count: int) -> None:

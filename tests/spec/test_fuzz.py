@@ -14,7 +14,8 @@ Any other exception fails the test, and so does a diagnostic located outside the
 valid must also print (``fmt``) as text that reads back as the same spec.
 
 Examples per test: ``HYBRIDC_FUZZ_EXAMPLES`` (default 200, half that per field for the field tests, with a
-fixed seed so the default suite is reproducible; the CI's long mode sets 2000 and draws new examples).
+fixed seed so the default suite is reproducible; the CI's long mode sets 2000, also derandomized; ``HYBRIDC_FUZZ_FRESH=1`` draws new
+examples).
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ from hybridc.spec.load import parse_text
 from tests.specs import SMALL
 
 EXAMPLES = int(os.environ.get("HYBRIDC_FUZZ_EXAMPLES", "200"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=EXAMPLES <= 200,
+FRESH = os.environ.get("HYBRIDC_FUZZ_FRESH") == "1"  # fresh cases (to hunt); else the same every run
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=not FRESH,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
 
 # Specs are "written" in an empty directory: relative paths in them resolve there, never into the repo.
@@ -216,7 +218,7 @@ def with_field(base: str, path: tuple, value: str) -> str:
 
 
 @pytest.mark.parametrize("field", sorted(FIELDS))
-@settings(max_examples=max(20, EXAMPLES // 2), deadline=None, derandomize=EXAMPLES <= 200,
+@settings(max_examples=max(20, EXAMPLES // 2), deadline=None, derandomize=not FRESH,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(value=expressions)
 def test_arbitrary_strings_in_fields(field: str, value: str) -> None:

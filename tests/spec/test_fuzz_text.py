@@ -12,8 +12,8 @@ Then, in-process, the way the CLI runs them:
   is itself), and whenever the input validated, the output validates to the same spec;
 - no call takes more than 2 s.
 
-Examples per test: a quarter of ``HYBRIDC_FUZZ_EXAMPLES`` (default 200 -> 50, derandomized; the CI's long
-mode sets 2000 and draws 2,000 new ones).
+Examples per test: a quarter of ``HYBRIDC_FUZZ_EXAMPLES`` (default 200 -> 50; the CI's long mode sets 2000:
+2,000), derandomized unless ``HYBRIDC_FUZZ_FRESH=1``.
 """
 
 from __future__ import annotations
@@ -33,8 +33,9 @@ from hybridc.spec.load import parse_text
 SPECS = Path(__file__).resolve().parents[2] / "specs"
 FILES = sorted(p.name for p in SPECS.glob("*.yaml"))
 LONG = int(os.environ.get("HYBRIDC_FUZZ_EXAMPLES", "200"))
+FRESH = os.environ.get("HYBRIDC_FUZZ_FRESH") == "1"  # fresh cases (to hunt); else the same every run
 EXAMPLES = max(LONG // 4, 10) if LONG <= 200 else LONG
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=LONG <= 200,
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=not FRESH,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 SECONDS = 2.0
 

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 
+import pytest
 from safetensors.torch import load_file
 
 from tests.specs import write_spec
@@ -76,6 +77,7 @@ def test_two_processes_match_one(tmp_path):
     assert resumed_losses[:6] == double[:6] and len(resumed_losses) == 10
 
 
+@pytest.mark.slow  # about a minute: CI's long mode runs it (.ci/run)
 def test_fsdp_matches_one_process_and_its_checkpoints_resume_anywhere(tmp_path):
     """FSDP (2 processes, component layers sharded): the same losses and alphas as one process; a checkpoint
     taken in the middle of a stage (weights and optimizer state gathered whole) resumes on 1 process and,

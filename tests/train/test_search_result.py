@@ -12,6 +12,7 @@ import json
 import random
 import textwrap
 
+import pytest
 import torch
 
 from hybridc.components.adapters import build_model
@@ -73,6 +74,7 @@ def last_valid_loss(run_dir) -> float:
     return [e for e in events if e["event"] == "eval" and e["split"] == "valid"][-1]["loss"]
 
 
+@pytest.mark.slow  # about a minute: CI's long mode runs it (.ci/run)
 def test_search_keeps_both_components_and_beats_each_alone(tmp_path):
     x, y = maps()
     pretrain(x, tmp_path / "a", seed=1)
