@@ -2,7 +2,8 @@
 
     python benchmarks/pretrained_study.py [--out runs/pretrained-study] [--seeds 0 1 2 3 4] [--quick]
                                           [--write benchmarks/README.md] [--figure docs/pretrained-study.png]
-    python benchmarks/pretrained_study.py --variant NAME --search EXPR   # another search, same components/sweeps
+    python benchmarks/pretrained_study.py --variant NAME --search EXPR [--settle STEPS] [--free-alphas]
+                                          # another search, same components and sweeps
     python benchmarks/pretrained_study.py --report-only --write ... --figure ...   # redo the report
 
 Everything is built here, from text every Python installation has, with hybridc itself:
@@ -109,10 +110,27 @@ def pretrain_spec(name: str, seed: int, steps: int) -> str:
 
 
 def hybrid_spec(name: str, blocks: int, seed: int, budget: dict[str, int], *, discretize: bool = False,
-                baselines: bool = False, search: str = DEFAULT_SEARCH) -> str:
+                baselines: bool = False, search: str = DEFAULT_SEARCH, settle: int = 0,
+                free_alphas: bool = False) -> str:
     """The target spec: both pretrained components, ``blocks`` blocks each, align -> search -> rewind
-    (or discretize) -> retrain."""
-    middle = "discretize" if discretize else "rewind"
+    (or discretize) -> retrain. Variants of the search: ``settle``: a final alpha-only pass, ``settle`` steps of
+    an alternating search after the retraining with every weight fixed (settle / 2 alpha steps on the search
+    split: the mixture fitted to the final weights); ``free_alphas``: the retraining trains the alphas too
+    (fine-tuning at the searched mixture with the mixture still free)."""
+    data = f'"text(data/pydoc.txt, block={TARGET_BLOCK})"'
+    stages = [
+        f'{{name: align, train: [projectors, alphas], data: {data}, steps: {budget["align"]}, '
+        f'batch_size: {TARGET_BATCH}, lr: 3e-3, eval_every: {budget["align"]}}}',
+        f'{{name: search, search: "{search}", steps: {budget["search"]}, batch_size: {TARGET_BATCH}, lr: 1e-3, '
+        f'eval_every: {budget["search"]}}}',
+    ]
+    stages.append("{name: discretize}" if discretize else "{name: rewind}")
+    groups = "train: [components, projectors, embeddings, head, alphas], " if free_alphas else ""
+    stages.append(f'{{name: retrain, {groups}steps: {budget["retrain"]}, batch_size: {TARGET_BATCH}, lr: 1e-3, '
+                  f'eval_every: {budget["retrain"]}}}')
+    if settle and not discretize:
+        stages.append(f'{{name: settle, kind: search, train: [alphas], search: "darts(lr=0.05, alternate=true)", '
+                      f'steps: {settle}, batch_size: {TARGET_BATCH}, eval_every: {settle}}}')
     return textwrap.dedent(f"""\
         hybridc: 1
         name: {name}
@@ -126,13 +144,7 @@ def hybrid_spec(name: str, blocks: int, seed: int, budget: dict[str, int], *, di
           data_seed: {DATA_SEED}
           baselines: {str(baselines).lower()}
           stages:
-            - {{name: align, train: [projectors, alphas], data: "text(data/pydoc.txt, block={TARGET_BLOCK})",
-               steps: {budget["align"]}, batch_size: {TARGET_BATCH}, lr: 3e-3, eval_every: {budget["align"]}}}
-            - {{name: search, search: "{search}", steps: {budget["search"]}, batch_size: {TARGET_BATCH}, lr: 1e-3,
-               eval_every: {budget["search"]}}}
-            - {{name: {middle}}}
-            - {{name: retrain, steps: {budget["retrain"]}, batch_size: {TARGET_BATCH}, lr: 1e-3, eval_every: {budget["retrain"]}}}
-        """)
+        """) + "".join(f"    - {stage}\n" for stage in stages)
 
 
 class Study:
@@ -141,10 +153,13 @@ class Study:
     do not depend on the search, so the variant is compared with the main study's."""
 
     def __init__(self, out: Path, budget: dict[str, int], seeds: list[int], quiet: bool = True,
-                 search: str = DEFAULT_SEARCH, variant: str | None = None):
+                 search: str = DEFAULT_SEARCH, variant: str | None = None, settle: int = 0, free_alphas: bool = False):
         self.out, self.budget, self.seeds, self.quiet = out, budget, seeds, quiet
         self.search, self.variant = search, variant
-        self.results: dict = {"seeds": seeds, "budget": budget, "search": search, "variant": variant,
+        self.changes = {"settle": settle, "free_alphas": free_alphas}  # hybrid_spec's variants of the stages
+        label = search + (f", then a final alpha-only pass ({settle // 2} steps)" if settle else "") + \
+            (", alphas free in the retraining" if free_alphas else "")
+        self.results: dict = {"seeds": seeds, "budget": budget, "search": search, "label": label, "variant": variant,
                               "data_seed": DATA_SEED, "runs": {}}
         self.began = time.perf_counter()
 
@@ -185,13 +200,15 @@ class Study:
         record = self.results["runs"].setdefault(str(seed), {})
         prefix = f"{self.variant}-" if self.variant else ""
         run = f"{prefix}b1-s{seed}"
-        result = self.train(run, hybrid_spec(run, 1, seed, b, baselines=not self.variant, search=self.search))
+        result = self.train(run, hybrid_spec(run, 1, seed, b, baselines=not self.variant, search=self.search,
+                                             **self.changes))
         record["b1"] = {"test": result.test, "alphas": final_alphas(self.out / "runs" / run)}
         if not self.variant:
             record["b1"]["baselines"] = {row["model"].split()[0]: row for row in result.comparison[1:]}
         for name, blocks, discrete in (("b2", 2, False), ("b2-discrete", 2, True))[:1 if self.variant else 2]:
             run = f"{prefix}{name}-s{seed}"
-            result = self.train(run, hybrid_spec(run, blocks, seed, b, discretize=discrete, search=self.search))
+            result = self.train(run, hybrid_spec(run, blocks, seed, b, discretize=discrete, search=self.search,
+                                                 **self.changes))
             record[name] = {"test": result.test, "alphas": final_alphas(self.out / "runs" / run),
                             "selection": list(result.selection or [])}
         if self.variant:
@@ -285,7 +302,7 @@ def variant_summary(main: dict, variant: dict) -> dict[str, list[float]]:
 def variants_table(main: dict, variants: list[dict]) -> str:
     """One row per search expression (the main study's first): mean (range over seeds) of each number."""
     entries = [(main["search"] + " (the table's)", variant_summary(main, main))]
-    entries += [(v["search"], variant_summary(main, v)) for v in variants if v["seeds"] == main["seeds"]]
+    entries += [(v.get("label", v["search"]), variant_summary(main, v)) for v in variants if v["seeds"] == main["seeds"]]
     keys = list(entries[0][1])
     lines = ["| search | " + " | ".join(keys) + " | regret (1 block): 95% CI, signs |",
              "|---|" + "---:|" * len(keys) + "---|"]
@@ -336,7 +353,7 @@ def figure(results: dict, path: Path, variants: list[dict] = ()) -> None:
             if s in v["runs"]:
                 rv = v["runs"][s]["b1"]
                 zoom.plot([rv["alphas"][0][1]], [rv["test"]["loss"]], "^v<>"[k % 4], ms=7, color=f"C{i}", mec="k",
-                          label=f"searched: {v['search']}" if i == 0 else None)
+                          label=f"searched: {v.get('label', v['search'])}" if i == 0 else None)
     for name, color in (("neo", "C1"), ("mamba", "C2")):
         loss = statistics.mean(runs[s]["b1"]["baselines"][name]["loss"] for s in seeds)
         ax.axhline(loss, ls="--", color=color, label=f"{name} alone, fine-tuned (mean)")
@@ -405,6 +422,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smoke-run budgets")
     parser.add_argument("--search", default=DEFAULT_SEARCH, help=f"the search stage's algorithm (default {DEFAULT_SEARCH})")
     parser.add_argument("--variant", help="rerun only the searched hybrids with --search, under this name")
+    parser.add_argument("--settle", type=int, default=0, metavar="STEPS",
+                        help="a variant: a final alternating alpha-only search of STEPS after the retraining (STEPS/2 alpha steps)")
+    parser.add_argument("--free-alphas", action="store_true", help="a variant: the retraining trains the alphas too")
     parser.add_argument("--report-only", action="store_true", help="report the results already in --out")
     parser.add_argument("--write", type=Path)
     parser.add_argument("--figure", type=Path)
@@ -412,8 +432,10 @@ def main() -> None:
     if args.report_only:
         results = json.loads((args.out / "results.json").read_text())
     else:
+        if (args.settle or args.free_alphas) and not args.variant:
+            parser.error("--settle and --free-alphas change the search: name the variant (--variant NAME)")
         study = Study(args.out, BUDGETS["quick" if args.quick else "full"], args.seeds, search=args.search,
-                      variant=args.variant)
+                      variant=args.variant, settle=args.settle, free_alphas=args.free_alphas)
         results = study.run()
         if args.variant:
             results = json.loads((args.out / "results.json").read_text())

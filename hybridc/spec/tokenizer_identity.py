@@ -596,6 +596,9 @@ def config_tokens(path: Path) -> list[str]:
             tokens.append(_string(entry.get("content"), f"{at}.content", optional=True) or None)
     if "tokenizer_class" in data:
         _string(data["tokenizer_class"], f"{name}: tokenizer_class", optional=True)
+    length = data.get("model_max_length")  # transformers compares every encoding's length with it
+    if length is not None and (isinstance(length, bool) or not isinstance(length, (int, float))):
+        raise TokenizerFileError(f"{name}: model_max_length is {_a(length)}, not a number")
     return [t for t in tokens if t]
 
 

@@ -53,7 +53,8 @@ def front_end(text: str | bytes) -> None:
         check_document(doc)  # also the semantic checks of a partial spec, past text-level problems
         parsed = parse_document(doc)
     except SpecError as err:
-        lines = len(text.splitlines()) if isinstance(text, str) else text.count(b"\n") + 1
+        # YAML breaks lines at \n, \r\n and a lone \r (as editors do); str.splitlines breaks at those and more
+        lines = len((text if isinstance(text, str) else text.decode("utf-8", "replace")).splitlines())
         for d in err.diagnostics:
             loc = d.location
             assert loc.file == FILE, d.render()
