@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import CompileError
+from ..spec.derive import fixed_mixture_stages
 from ..spec.frontend import ResolvedSpec
 from ..train.run import TrainOptions, train
-from .common import canonical, fixed_stages, last, spec_from_data
+from .common import canonical, last, spec_from_data
 
 
 def parse_grid(text: str) -> list[float]:
@@ -39,7 +40,7 @@ def point_spec(rs: ResolvedSpec, point: tuple[float, ...]) -> ResolvedSpec:
     rows = [[round(1.0 - a, 10), a] for a in point]
     data["name"] = f"{rs.spec.name}-sweep"
     data["hybrid"]["mixture"] = f"fixed({rows})"
-    data["train"]["stages"] = fixed_stages(data["train"]["stages"], rs.spec.train.stages)
+    data["train"]["stages"] = fixed_mixture_stages(data["train"]["stages"], rs.spec.train.stages)
     data["train"]["baselines"] = False
     if not any(stage["kind"] != "rewind" for stage in data["train"]["stages"]):
         raise CompileError("the spec has no training stage to fine-tune each point with",

@@ -30,6 +30,7 @@ from ..errors import Diagnostic, Interrupted, RunError, SpecError, first_line
 from ..io import PathRefused, atomic_write_text, mode_kind, open_regular, read_regular_text
 from ..model_card import model_card
 from ..nn.hybrid import HybridModel, group_of, lower
+from ..spec.derive import fixed_mixture_stages
 from ..spec.emit import dump_yaml, render_data, spec_to_data
 from ..spec.frontend import ResolvedSpec, lock_data, locked_spec, parse_string, resolve
 from ..spec.model import DataSource, Stage
@@ -768,17 +769,8 @@ def baseline_spec(rs: ResolvedSpec, name: str, keep_stages: bool = True) -> Reso
     data["tokenizer"] = rs.spec.tokenizer if rs.spec.tokenizer not in rs.names else name
     data["hybrid"] = {"width": "max", "projector": "linear", "embeddings": "mix", "head": "mix", "mixture": "search"}
     data["train"]["baselines"] = False
-    stages = []
-    for stage, parsed in zip(data["train"]["stages"], rs.spec.train.stages, strict=True) if keep_stages else ():
-        if stage["kind"] in ("align", "search", "finetune", "retrain"):
-            stage = dict(stage, kind="finetune", train=["components", "projectors", "embeddings", "head"])
-            if stage.pop("search", None) is not None:  # as many weight steps as the search takes
-                stage.pop("steps", None)
-                stage.pop("epochs", None)
-                stage.update(parsed.weight_budget())
-            stages.append(stage)
-        elif stage["kind"] == "rewind":
-            stages.append(stage)
+    stages = fixed_mixture_stages(data["train"]["stages"], rs.spec.train.stages, kind="finetune",
+                                  train=("components", "projectors", "embeddings", "head")) if keep_stages else []
     data["train"]["stages"] = stages
     parsed = parse_string(dump_yaml(data), file=f"<baseline {name}>", base_dir=rs.base_dir)
     return resolve(parsed)
