@@ -48,6 +48,19 @@ def point_spec(rs: ResolvedSpec, point: tuple[float, ...]) -> ResolvedSpec:
     return spec_from_data(data, rs.base_dir, "sweep point")
 
 
+def point_dir(out_dir: Path, point: tuple[float, ...]) -> Path:
+    """Where a sweep keeps the run of one grid point (``point-0.3``, ``point-0-0.5``)."""
+    return Path(out_dir) / ("point-" + "-".join(f"{a:g}" for a in point))
+
+
+def point_row(point: tuple[float, ...], run_dir: Path, test: dict[str, Any] | None) -> dict[str, Any]:
+    """One row of ``sweep.csv``: the point's alphas, its last validation and its test loss and accuracy."""
+    valid = last(run_dir, "eval", "valid") or {}
+    return {**{f"alpha_block{b}": a for b, a in enumerate(point)}, "valid_loss": valid.get("loss"),
+            "test_loss": (test or {}).get("loss"), "valid_accuracy": valid.get("accuracy"),
+            "test_accuracy": (test or {}).get("accuracy")}
+
+
 def run_sweep(rs: ResolvedSpec, grid: list[float], out_dir: Path, *, search_run: Path | None = None,
               programmed: Path | None = None, quiet: bool = True, max_steps: int | None = None,
               say: Callable[[str], None] = print) -> list[dict[str, Any]]:
@@ -58,14 +71,11 @@ def run_sweep(rs: ResolvedSpec, grid: list[float], out_dir: Path, *, search_run:
     rows = []
     points = list(itertools.product(grid, repeat=rs.num_blocks))
     for i, point in enumerate(points):
-        run_dir = out_dir / ("point-" + "-".join(f"{a:g}" for a in point))
+        run_dir = point_dir(out_dir, point)
         say(f"sweep: point {i + 1}/{len(points)} alpha[{rs.names[1]}] = {', '.join(f'{a:g}' for a in point)}")
         result = train(point_spec(rs, point), TrainOptions(out_dir=run_dir, quiet=quiet, resume=True,
                                                            max_steps=max_steps), say=lambda _: None)
-        valid = last(run_dir, "eval", "valid") or {}
-        rows.append({**{f"alpha_block{b}": a for b, a in enumerate(point)}, "valid_loss": valid.get("loss"),
-                     "test_loss": (result.test or {}).get("loss"), "valid_accuracy": valid.get("accuracy"),
-                     "test_accuracy": (result.test or {}).get("accuracy")})
+        rows.append(point_row(point, run_dir, result.test))
     out_dir.mkdir(parents=True, exist_ok=True)
     with open(out_dir / "sweep.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
