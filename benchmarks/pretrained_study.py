@@ -460,8 +460,12 @@ def report(results: dict, command: str, variants: list[dict]) -> str:
              "seed, its mean, a 95% Student-t interval of the mean, t, the two-sided p and the sign in every seed.\n\n"
              + paired_table(summary(results)) + "\n")
     if variants:
-        body += ("\nOther searches, each rerun on the same seeds (`--variant NAME --search EXPR`; the components "
-                 "alone and the sweeps are the table's): mean (range over seeds).\n\n" + variants_table(results, variants) + "\n")
+        body += ("\nOther searches, each rerun on the same seeds (`--variant NAME --search EXPR [--settle STEPS] "
+                 "[--free-alphas]`; the components alone and the sweeps are the table's): mean (range over seeds); "
+                 "the last column is the one-block regret's 95% interval (paired by seed) and its sign in each seed. "
+                 "`alphas free in the retraining`: the retraining stage trains the alphas with the weights; `a final "
+                 "alpha-only pass`: after the retraining, an alternating search stage that trains only the alphas "
+                 "(on the search split, every weight fixed).\n\n" + variants_table(results, variants) + "\n")
     return body
 
 
