@@ -449,7 +449,7 @@ def report(results: dict, command: str, variants: list[dict]) -> str:
     import torch
 
     body = textwrap.dedent(f"""\
-        Measured with `{command}` ({results['seconds'] / 60:.0f} min) on {platform.machine()}, {os.cpu_count()} cores,
+        Measured with `{command}` on {platform.machine()}, {os.cpu_count()} cores (every run from scratch: about an hour),
         Python {platform.python_version()}, torch {torch.__version__}. Steps of {BATCH} x {BLOCK} bytes in pretraining,
         {TARGET_BATCH} x {TARGET_BLOCK} bytes on the target: {json.dumps(results['budget'])}; seeds {results['seeds']};
         search `{results['search']}`. Test losses are nats per byte on the target's test split, one split for every
