@@ -167,6 +167,7 @@ def tasks(tmp_path_factory) -> Path:
     return directory
 
 
+@pytest.mark.slow  # CI's long part runs it (.ci/run): it keeps the default suite under 10 minutes
 def test_lm_eval_cli_runs_end_to_end(saved, tasks, tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args", f"pretrained={saved},trust_remote_code=True",
@@ -286,6 +287,7 @@ def test_trl_sft_trainer_from_a_path_with_its_defaults(saved, tmp_path):
     assert len(losses) == 2 and all(0 < loss < 10 for loss in losses)
 
 
+@pytest.mark.slow  # CI's long part runs it (.ci/run): it keeps the default suite under 10 minutes
 def test_hybridc_eval_tasks_records_lm_eval_results_in_the_run(tasks, tmp_path):
     """``hybridc eval RUN --tasks``: lm-eval on the run's final model; the results land in its metrics.jsonl
     and its model card, and an unknown task or a missing --data/--tasks is a clear error."""

@@ -55,6 +55,7 @@ def one_and_two_processes(tmp_path, name, *extra, checkpoint_every):
     return two, double
 
 
+@pytest.mark.slow  # CI's long part runs it (.ci/run): it keeps the default suite under 10 minutes
 def test_two_processes_match_one(tmp_path):
     two, double = one_and_two_processes(tmp_path, "two", checkpoint_every=5)
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == [
@@ -77,7 +78,7 @@ def test_two_processes_match_one(tmp_path):
     assert resumed_losses[:6] == double[:6] and len(resumed_losses) == 10
 
 
-@pytest.mark.slow  # about a minute: CI's long mode runs it (.ci/run)
+@pytest.mark.slow  # CI's long part runs it (.ci/run): it keeps the default suite under 10 minutes
 def test_fsdp_matches_one_process_and_its_checkpoints_resume_anywhere(tmp_path):
     """FSDP (2 processes, component layers sharded): the same losses and alphas as one process; a checkpoint
     taken in the middle of a stage (weights and optimizer state gathered whole) resumes on 1 process and,
@@ -101,6 +102,7 @@ def test_fsdp_matches_one_process_and_its_checkpoints_resume_anywhere(tmp_path):
     assert max(float((a[k] - b[k]).abs().max()) for k in a) <= 1e-6
 
 
+@pytest.mark.slow  # CI's long part runs it (.ci/run): it keeps the default suite under 10 minutes
 def test_accelerate_launch_starting_one_of_several_processes_is_refused(tmp_path):
     """``accelerate launch --num_processes 2`` on a CPU without --multi_cpu starts one process (its simple
     launcher): hybridc says so, with the commands that do start two, instead of training alone."""

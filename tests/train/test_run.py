@@ -101,6 +101,7 @@ def _train_process(spec, out, resume=False):
                             env={**os.environ, "HYBRIDC_DEBUG": "1"})
 
 
+@pytest.mark.slow  # CI's long part runs it (.ci/run): it keeps the default suite under 10 minutes
 def test_kill_9_then_resume_gives_bit_identical_weights(tmp_path):
     text = spec_text(STAGES.replace("steps: 12", "steps: 40").replace("steps: 6", "steps: 20"),
                      train_extra="").replace("checkpoint_every: 0", "checkpoint_every: 5")

@@ -74,7 +74,7 @@ def last_valid_loss(run_dir) -> float:
     return [e for e in events if e["event"] == "eval" and e["split"] == "valid"][-1]["loss"]
 
 
-@pytest.mark.slow  # about a minute: CI's long mode runs it (.ci/run)
+@pytest.mark.slow  # CI's long part runs it (.ci/run): it keeps the default suite under 10 minutes
 def test_search_keeps_both_components_and_beats_each_alone(tmp_path):
     x, y = maps()
     pretrain(x, tmp_path / "a", seed=1)
