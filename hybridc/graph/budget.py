@@ -31,7 +31,7 @@ def flops(node: GraphNode) -> int:
     return node.flops
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class Choice:
     """One discretization: its cost under the measure and its evidence (log-probability under the alphas)."""
 
@@ -43,7 +43,11 @@ class Choice:
 def evidence(alphas: Sequence[Sequence[float]], names: Sequence[str], selection: Sequence[str]) -> float:
     """sum_i log alpha[i][m_i]; -inf where a chosen alpha is 0."""
     index = {m: j for j, m in enumerate(names)}
-    return sum(math.log(row[index[m]]) if row[index[m]] > 0 else -math.inf for row, m in zip(alphas, selection))
+    return sum(_log(row[index[m]]) for row, m in zip(alphas, selection))
+
+
+def _log(alpha: float) -> float:
+    return math.log(alpha) if alpha > 0 else -math.inf
 
 
 def _pareto(choices: list[Choice]) -> list[Choice]:
@@ -64,9 +68,11 @@ def frontier(rs: ResolvedSpec, alphas: Sequence[Sequence[float]], measure: Measu
     mixed_embed = rs.spec.hybrid.embeddings == "mix"
     head = rs.spec.hybrid.head if rs.spec.task.kind in ("causal-lm", "compress") else "mix"
 
+    def embedded(first: str) -> str:
+        return first if mixed_embed else rs.spec.hybrid.embeddings
+
     def ends(first: str) -> int:
-        embed_from = first if mixed_embed else rs.spec.hybrid.embeddings
-        head_from = first if head == "mix" else head
+        embed_from, head_from = embedded(first), first if head == "mix" else head
         return measure(embed_node(rs, costs, (embed_from,))) + measure(head_node(rs, costs, (head_from,), (embed_from,)))
 
     def step(block: int, before: str, m: str) -> int:
@@ -77,15 +83,14 @@ def frontier(rs: ResolvedSpec, alphas: Sequence[Sequence[float]], measure: Measu
 
     done: list[Choice] = []
     for first in names:  # the ends depend on block 0's choice: one chain per first component
-        embed_from = first if mixed_embed else rs.spec.hybrid.embeddings
-        start = Choice(ends(first) + step(0, embed_from, first), evidence(alphas[:1], names, (first,)), (first,))
+        start = Choice(ends(first) + step(0, embedded(first), first), evidence(alphas[:1], names, (first,)), (first,))
         chains = {first: [start]}
         for block in range(1, rs.num_blocks):
             row = alphas[block]
             grown: dict[str, list[Choice]] = {}
             for before, sets in chains.items():
                 for m in names:
-                    gain = math.log(row[order[m]]) if row[order[m]] > 0 else -math.inf
+                    gain = _log(row[order[m]])
                     extra = step(block, before, m)
                     grown.setdefault(m, []).extend(
                         Choice(c.cost + extra, c.evidence + gain, c.selection + (m,)) for c in sets)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hybridc.graph.budget import best_within, evidence, flops, frontier
+from hybridc.graph.budget import best_within, evidence, frontier
 from hybridc.graph.discretize import discretize_graph, select
 from hybridc.spec import load_spec
 from tests.specs import write_spec
@@ -35,7 +35,7 @@ def brute_force(rs, alphas):
     out = []
     for selection in itertools.product(rs.names, repeat=rs.num_blocks):
         graph = discretize_graph(rs, selection)
-        out.append((sum(n.flops for n in graph.nodes()), evidence(alphas, rs.names, selection), selection))
+        out.append((graph.flops_per_token, evidence(alphas, rs.names, selection), selection))
     return out
 
 
