@@ -22,11 +22,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.artifacts import check_outcome, commands, make_base, run_guarded, tree_digest, workspace
+from tests.strategies import FUZZ_DERANDOMIZED
 
 LONG = int(os.environ.get("HYBRIDC_FUZZ_EXAMPLES", "200"))
-FRESH = os.environ.get("HYBRIDC_FUZZ_FRESH") == "1"  # fresh cases (to hunt); else the same every run
 EXAMPLES = LONG // 2 if LONG > 200 else max(LONG // 10, 5)
-SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=not FRESH, database=None,
+SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=FUZZ_DERANDOMIZED, database=None,
                     suppress_health_check=list(HealthCheck))
 
 

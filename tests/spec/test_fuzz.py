@@ -35,10 +35,10 @@ from hybridc.errors import SpecError
 from hybridc.spec.frontend import check_document, parse_document, parse_string
 from hybridc.spec.load import parse_text
 from tests.specs import SMALL
+from tests.strategies import FUZZ_DERANDOMIZED
 
 EXAMPLES = int(os.environ.get("HYBRIDC_FUZZ_EXAMPLES", "200"))
-FRESH = os.environ.get("HYBRIDC_FUZZ_FRESH") == "1"  # fresh cases (to hunt); else the same every run
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=not FRESH,
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=FUZZ_DERANDOMIZED,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
 
 # Specs are "written" in an empty directory: relative paths in them resolve there, never into the repo.
@@ -219,7 +219,7 @@ def with_field(base: str, path: tuple, value: str) -> str:
 
 
 @pytest.mark.parametrize("field", sorted(FIELDS))
-@settings(max_examples=max(20, EXAMPLES // 2), deadline=None, derandomize=not FRESH,
+@settings(max_examples=max(20, EXAMPLES // 2), deadline=None, derandomize=FUZZ_DERANDOMIZED,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(value=expressions)
 def test_arbitrary_strings_in_fields(field: str, value: str) -> None:

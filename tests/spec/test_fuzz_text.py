@@ -29,13 +29,13 @@ from hypothesis import strategies as st
 from hybridc.errors import SpecError
 from hybridc.spec.frontend import check_document, parse_document
 from hybridc.spec.load import parse_text
+from tests.strategies import FUZZ_DERANDOMIZED
 
 SPECS = Path(__file__).resolve().parents[2] / "specs"
 FILES = sorted(p.name for p in SPECS.glob("*.yaml"))
 LONG = int(os.environ.get("HYBRIDC_FUZZ_EXAMPLES", "200"))
-FRESH = os.environ.get("HYBRIDC_FUZZ_FRESH") == "1"  # fresh cases (to hunt); else the same every run
 EXAMPLES = max(LONG // 4, 10) if LONG <= 200 else LONG
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=not FRESH,
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=FUZZ_DERANDOMIZED,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 SECONDS = 2.0
 
