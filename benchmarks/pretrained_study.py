@@ -185,6 +185,14 @@ class Study:
             return False
         return old.canonical_text() == parse_string(text, file="<new>", base_dir=self.out).canonical_text()
 
+    @staticmethod
+    def finished_test(run_dir: Path) -> dict | None:
+        """The test results of a run that finished (its final model saved), else None."""
+        from hybridc.experiments.common import last
+
+        test = last(run_dir, "test")
+        return test if test is not None and (run_dir / "final" / "config.json").exists() else None
+
     def finished(self, name: str, text: str):
         """The result of run ``name`` read from its directory when it already finished with this spec (its
         final model and test, and each baseline's), else None: resuming a finished run would only evaluate
@@ -193,16 +201,14 @@ class Study:
         from hybridc.train.run import RunResult
 
         run_dir = self.out / "runs" / name
-        test = last(run_dir, "test")
-        if test is None or not (run_dir / "final" / "config.json").exists() or \
-                not self.same_spec(run_dir / "spec.yaml", text):
+        test = self.finished_test(run_dir)
+        if test is None or not self.same_spec(run_dir / "spec.yaml", text):
             return None
         comparison = [{"model": "hybrid", **test}]
         if "baselines: true" in text:
             for component in COMPONENTS:
-                alone = run_dir / "baselines" / component
-                row = last(alone, "test")
-                if row is None or not (alone / "final" / "config.json").exists():
+                row = self.finished_test(run_dir / "baselines" / component)
+                if row is None:
                     return None
                 comparison.append({"model": f"{component} alone (same budget)", **row})
         cut = last(run_dir, "discretize")
@@ -220,15 +226,13 @@ class Study:
 
     def sweep(self, name: str, blocks: int, grid: str, seed: int) -> list[dict]:
         """The sweep's rows (``run_sweep``'s), read from its points when every one already finished."""
-        from hybridc.experiments.common import last
         from hybridc.experiments.sweep import parse_grid, point_dir, point_row, run_sweep
 
         text = hybrid_spec(f"{name}-s{seed}", blocks, seed, self.budget)
         out = self.out / "runs" / f"{name}-s{seed}"
         points = list(itertools.product(parse_grid(grid), repeat=blocks))
-        tests = [last(point_dir(out, p), "test") for p in points]
-        if self.same_spec(self.out / f"{name}-s{seed}.yaml", text) and all(
-                t and (point_dir(out, p) / "final" / "config.json").exists() for p, t in zip(points, tests)):
+        tests = [self.finished_test(point_dir(out, p)) for p in points]
+        if self.same_spec(self.out / f"{name}-s{seed}.yaml", text) and all(t is not None for t in tests):
             self.say(f"read (finished) {name} (seed {seed})")
             return [point_row(p, point_dir(out, p), t) for p, t in zip(points, tests)]
         self.say(f"{name} (seed {seed})")
