@@ -476,7 +476,7 @@ def _coerce(b: _Builder, node: Scalar, offset: int, sig: Signature, param, arg: 
         if not math.isfinite(value):
             b.error(loc, f"{where} must be finite")
             return _BAD
-        positive = param.minimum == 0.0 and param.name in ("lr", "tau")  # a rate or temperature of 0 divides by 0
+        positive = param.minimum == 0.0 and param.name in ("lr", "tau", "tau_end")  # a rate or temperature of 0 divides by 0
         if param.minimum is not None and value < param.minimum or (positive and value <= 0):
             b.error(loc, f"{where} must be {'>' if positive else '>='} {param.minimum}, not {value}")
             return _BAD
@@ -592,6 +592,7 @@ def _stage(b: _Builder, i: int, node: Mapping, hybrid: Hybrid, prev_data, discre
                     "remove alphas from train, or use mixture: search")
         groups = tuple(g for g in groups if g != "alphas")
     values["train"] = groups
+    search_warmup = (None, 0)  # (where, steps) of the search's warmup=, checked against the stage's steps below
     if kind == "search":
         if not searched:
             b.error(node.get("name").loc, f"stage '{name}' searches, but hybrid.mixture is '{hybrid.mixture}'",
@@ -611,8 +612,14 @@ def _stage(b: _Builder, i: int, node: Mapping, hybrid: Hybrid, prev_data, discre
                     offset = next(o for key, _, o in kwargs if key == "heldout")
                     b.error(search_node.loc_at(offset), "heldout= has no effect without alternate=true (a joint search "
                             "updates weights and alphas on the same training batch)", "add alternate=true, or remove heldout=")
+                warmup_at = next((o for key, _, o in kwargs if key == "warmup"), parsed.offset)
+                if args["warmup"] and args["alternate"]:
+                    offset = warmup_at
+                    b.error(search_node.loc_at(offset), "warmup= needs a joint search (an alternating search already "
+                            "gives the weights every other step)", "remove warmup=, or set alternate=false")
                 values["search"] = Search(bound[0], lr=args["lr"], alternate=args["alternate"], tau=args.get("tau"),
-                                          heldout=args["heldout"])
+                                          heldout=args["heldout"], tau_end=args.get("tau_end"), warmup=args["warmup"])
+                search_warmup = (search_node.loc_at(warmup_at), args["warmup"])
         else:
             values["search"] = DEFAULT_SEARCH
     elif node.get("search") is not None:
@@ -650,4 +657,7 @@ def _stage(b: _Builder, i: int, node: Mapping, hybrid: Hybrid, prev_data, discre
         values["steps"] = None
         values["epochs"] = float(epochs.value)
     values.setdefault("steps", 100)
+    if kind == "search" and search_warmup[1] and values["steps"] is not None and search_warmup[1] >= values["steps"]:
+        b.error(search_warmup[0], f"warmup={search_warmup[1]} leaves no alpha step in stage '{name}' of "
+                f"{values['steps']} steps", f"use warmup= below {values['steps']}, or more steps")
     return Stage(**values)

@@ -178,6 +178,16 @@ class Search:
     alternate: bool = False
     tau: float | None = None  # dash only: Gumbel-softmax temperature
     heldout: float = 0.1  # alternate only: fraction of the training split the alpha steps read (the search split)
+    tau_end: float | None = None  # dash only: the temperature at the stage's last step (None: tau throughout)
+    warmup: int = 0  # joint only: the stage's first steps, in which the alphas do not move
+
+    def tau_at(self, step: int, steps: int) -> float:
+        """DASH's temperature at 0-based ``step`` of a ``steps``-step stage: ``tau``, or the exponential anneal
+        tau * (tau_end / tau) ** (step / (steps - 1)) from tau at step 0 to tau_end at the last step."""
+        tau = self.tau if self.tau is not None else 1.0
+        if self.tau_end is None or steps <= 1:
+            return tau
+        return tau * (self.tau_end / tau) ** (min(step, steps - 1) / (steps - 1))
 
     def __str__(self) -> str:
         from .expr import render_value
@@ -187,6 +197,10 @@ class Search:
             args.append(f"heldout={render_value(self.heldout)}")
         if self.tau is not None:
             args.append(f"tau={render_value(self.tau)}")
+        if self.tau_end is not None:
+            args.append(f"tau_end={render_value(self.tau_end)}")
+        if self.warmup:
+            args.append(f"warmup={render_value(self.warmup)}")
         return f"{self.algorithm}({', '.join(args)})"
 
 

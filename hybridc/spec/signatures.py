@@ -98,6 +98,10 @@ DATA_SOURCES: dict[str, Signature] = {
     )
 }
 
+_WARMUP = Param("warmup", "int", 0, minimum=0,
+                doc="the stage's first steps in which only the weights move (a joint search; the alphas stay where "
+                    "they start, DASH still samples around them)")
+
 SEARCH_ALGORITHMS: dict[str, Signature] = {
     s.name: s
     for s in (
@@ -107,6 +111,7 @@ SEARCH_ALGORITHMS: dict[str, Signature] = {
             Param("heldout", "float", 0.1, minimum=0.0, maximum=0.5,
                   doc="with alternate=true: the fraction of the training split held out as the search split, which "
                       "the alpha steps read (0: they read the training stream itself)"),
+            _WARMUP,
         ), "DARTS: alphas are the softmax of learned logits"),
         Signature("dash", (
             Param("lr", "float", 0.05, minimum=0.0),
@@ -114,12 +119,17 @@ SEARCH_ALGORITHMS: dict[str, Signature] = {
             Param("heldout", "float", 0.1, minimum=0.0, maximum=0.5,
                   doc="as darts"),
             Param("tau", "float", 1.0, minimum=0.0, doc="Gumbel-softmax temperature during search"),
+            Param("tau_end", "float", None, minimum=0.0,
+                  doc="the temperature at the stage's last step, reached by an exponential anneal from tau "
+                      "(null: tau throughout)"),
+            _WARMUP,
         ), "DASH-style: Gumbel-softmax of the logits during search, softmax outside"),
         Signature("gaea", (
             Param("lr", "float", 0.01, minimum=0.0),
             Param("alternate", "bool", False),
             Param("heldout", "float", 0.1, minimum=0.0, maximum=0.5,
                   doc="as darts"),
+            _WARMUP,
         ), "GAEA: alphas on the simplex, exponentiated-gradient updates"),
     )
 }

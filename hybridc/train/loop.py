@@ -319,13 +319,15 @@ def train_steps(model: HybridModel, stage: Stage, steps: int, start: int, data: 
         weights_split, search_split = alternating_splits(stage, data, seed)
         splits = {"weights": weights_split, "alphas": search_split}
     if search is not None:
-        search.begin()
+        search.begin(start, steps)
     model.train()
     task = model.graph.task
     try:
         for step in range(start, steps):
             began = time.perf_counter()
-            kind = "joint" if search is not None and not alternate else "weights"
+            kind = "joint" if search is not None and not alternate and search.moves(step) else "weights"
+            if search is not None:
+                search.at_step(step, steps)
             split, stream, position = data.train, f"{stage.name}/train", step
             if alternate:
                 kind = "weights" if step % 2 == 0 else "alphas"

@@ -48,6 +48,8 @@ class SearchPlan:
     optimizer: str  # adam (darts/dash) | exponentiated-gradient (gaea)
     heldout: float | None = None  # alternate: the fraction of the training split in the search split
     alpha_data: str = "train"  # the split the alpha steps read: search | train
+    tau_end: float | None = None  # dash: the annealed temperature at the stage's last step
+    warmup: int = 0  # the stage's first steps, in which only the weights move
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,8 @@ def _stage_plan(stage: Stage, graph: BlockGraph | None, discretized: bool, proce
         search = SearchPlan(s.algorithm, s.lr, s.alternate, s.tau,
                             "exponentiated-gradient" if s.algorithm == "gaea" else "adam",
                             heldout=s.heldout if s.alternate else None,
-                            alpha_data="search" if s.alternate and s.heldout > 0 else "train")
+                            alpha_data="search" if s.alternate and s.heldout > 0 else "train",
+                            tau_end=s.tau_end, warmup=s.warmup)
     trains = stage.trains
     return StagePlan(
         name=stage.name,

@@ -3,7 +3,8 @@
 - ``darts``: alpha = softmax(logits); the logits train with their own AdamW (lr from the spec, no
   weight decay).
 - ``dash``: as darts, but during the search stage each training forward pass samples alpha by
-  Gumbel-softmax at temperature ``tau`` (plain softmax in evaluation and in every other stage): one draw
+  Gumbel-softmax at temperature ``tau`` (with ``tau_end``, annealed exponentially from ``tau`` at the stage's
+  first step to ``tau_end`` at its last; plain softmax in evaluation and in every other stage): one draw
   per block per forward, which that block's gate and mixture share, and block 0's draw also mixes the
   embeddings and the head, so every mixture of one forward sums to 1. (The authors' code draws anew at each
   ``get_alphas()`` call, so its embedding and head are mixed by other draws than block 0's.) What is
@@ -12,6 +13,10 @@
   clip(-lr * dL/da, -9, 9)), 1e-5)): floored, then normalized, so every row is exactly on the simplex (the
   authors' code normalizes, then floors, which can leave a row's sum above 1 by up to M x 1e-5). The
   logits store log a, so softmax(logits) = a and every other stage reads the same alphas.
+
+``warmup`` (joint mode, any algorithm): the stage's first ``warmup`` steps update the weights only; the
+alphas stay where they start (DASH still samples around them), so the weights adapt to the mixture before
+the mixture moves.
 
 Alternating mode (DARTS-style): even steps update the weights on training batches, odd steps update the
 alphas on the search split, carved from the training data (never the validation split; see
@@ -44,11 +49,22 @@ class AlphaSearch:
     def alternate(self) -> bool:
         return self.search.alternate
 
-    def begin(self) -> None:
-        """Enter search mode (DASH samples during training forward passes)."""
+    def begin(self, step: int = 0, steps: int = 1) -> None:
+        """Enter search mode at 0-based ``step`` of a ``steps``-step stage (DASH samples during training
+        forward passes, at ``Search.tau_at``)."""
+        self.at_step(step, steps)
+
+    def at_step(self, step: int, steps: int) -> None:
+        """Before step ``step``: DASH's temperature for it (a pure function of the step, so a resumed stage
+        anneals exactly as an uninterrupted one)."""
         if self.algorithm == "dash":
+            tau = self.search.tau_at(step, steps)
             for m in self.mixes:
-                m.gumbel_tau = self.search.tau if self.search.tau is not None else 1.0
+                m.gumbel_tau = tau
+
+    def moves(self, step: int) -> bool:
+        """Whether the alphas move at ``step`` (not during the search's ``warmup`` steps)."""
+        return step >= self.search.warmup
 
     def end(self) -> None:
         for m in self.mixes:
