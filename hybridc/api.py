@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 from .graph.build import build_graph
+from .graph.budget import check_budget
 from .graph.checks import check_graph
 from .graph.model import BlockGraph
 from .graph.render import to_dot
@@ -62,6 +63,7 @@ class Compiled:
 def compile_resolved(rs: ResolvedSpec, *, pretrained: bool = True) -> Compiled:
     graph = build_graph(rs)
     check_graph(graph, {c.name: c.num_layers for c in rs.components})
+    check_budget(rs, graph)  # a budget no selection fits fails here, before any weight loads
     return Compiled(rs, graph, lower_plan(rs, graph), pretrained=pretrained)
 
 

@@ -110,6 +110,15 @@ def validate(specs: tuple[Path, ...], root: Path | None) -> None:
             click.echo(err.render(), err=True)
             failed.append(path)
             continue
+        if rs.spec.hybrid.budget is not None:  # can any discretization fit it? (needs the components' costs)
+            from .graph.budget import check_budget
+
+            try:
+                check_budget(rs)
+            except SpecError as err:
+                click.echo(err.render(), err=True)
+                failed.append(path)
+                continue
         _print_warnings(rs)
         blocks = rs.num_blocks
         click.echo(f"{path}: ok ({len(rs.components)} component{'s' * (len(rs.components) != 1)}, "
@@ -192,11 +201,13 @@ def compile_cmd(spec: Path, out_dir: Path | None, build: bool, root: Path | None
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Output file (required for png; default stdout for text and dot).")
 @click.option("--discretize", "selection", default=None,
-              help="Show the discretized graph for comma-separated component names, one per block.")
+              help="Show the discretized graph for comma-separated component names, one per block (or "
+                   "'argmax', or 'budget' for fixed alphas; compile lists every choice and its cost).")
 def graph(spec: Path, fmt_: str, out: Path | None, selection: str | None) -> None:
     """Render SPEC's block graph (configs only, no weights)."""
     from .api import compile as compile_spec
     from .graph import render
+    from .graph.budget import selection_for
     from .graph.discretize import discretize_graph, select
 
     compiled = compile_spec(spec)
@@ -205,11 +216,14 @@ def graph(spec: Path, fmt_: str, out: Path | None, selection: str | None) -> Non
         names = [s.strip() for s in selection.split(",")]
         if names == ["argmax"] and compiled.resolved.alphas is not None:
             names = list(select(compiled.resolved.alphas, compiled.resolved.names))
+        if names == ["budget"] and compiled.resolved.alphas is not None and compiled.resolved.spec.hybrid.budget:
+            names = list(selection_for(compiled.resolved, compiled.resolved.alphas))
         unknown = [n for n in names if n not in compiled.resolved.names]
         if unknown or len(names) != bg.num_blocks:
             raise click.BadParameter(
-                f"give {bg.num_blocks} component names from {', '.join(compiled.resolved.names)} (or 'argmax' "
-                "for fixed alphas)", param_hint="--discretize")
+                f"give {bg.num_blocks} component names from {', '.join(compiled.resolved.names)} (or, for fixed "
+                "alphas, 'argmax', or 'budget': the most probable selection within hybrid.budget)",
+                param_hint="--discretize")
         bg = discretize_graph(compiled.resolved, names)
     if fmt_ == "png":
         if out is None:

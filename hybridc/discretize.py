@@ -21,7 +21,7 @@ from .components.adapters import build_model, load_adapter
 from .components.registry import get_family
 from .data.tokenizer import save_tokenizer, set_generation_ids
 from .errors import CompileError, RunError
-from .graph.discretize import select
+from .graph.budget import selection_for
 from .io import (PathRefused, atomic_write_text, fresh_staging_dir, give_umask_mode, install_directory,
                  refuse_unless_directory)
 from .model_card import model_card
@@ -30,11 +30,15 @@ from .saved import EXPORT_RECORD
 
 
 def discretize_model(model: HybridModel, selection: list[str] | None = None) -> HybridModel:
-    """The pruned model running argmax-alpha components (or ``selection``), with the kept weights."""
+    """The pruned model running ``selection``, by default what the spec's discretization keeps for the
+    model's alphas (argmax per block, or the most probable selection within the spec's budget:
+    ``graph.budget.selection_for``), with the kept weights."""
     rs = model.resolved_spec
     if model.graph.discretized:
         return model
-    selection = list(selection) if selection is not None else list(select(model.alphas().detach().cpu().tolist(), rs.names))
+    if selection is None:
+        selection = selection_for(rs, model.alphas().detach().cpu().tolist())
+    selection = list(selection)
     small = lower(rs, selection=selection, pretrained=False)
     state = model.state_dict()
     wanted = small.state_dict()

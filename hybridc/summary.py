@@ -48,6 +48,60 @@ def summary_tables(c: Compiled) -> list[Table]:
     return [comps, groups, stages] if plan.stages else [comps, groups]
 
 
+MAX_LISTED = 64  # selections listed one by one in the compile summary; beyond, only the frontier
+
+
+def discretizations_table(c: Compiled) -> Table | None:
+    """Every discretized choice (one component per block) with its cost against the continuous hybrid's,
+    marked with what a discretize stage keeps: argmax of fixed alphas, or the budget's choice. With more
+    than ``MAX_LISTED`` selections, the frontier only (the cheapest selection of each evidence level)."""
+    import itertools
+
+    from .graph.budget import cost_of, evidence, flops, frontier, params, plan_budget
+    from .graph.discretize import discretize_graph, select
+
+    rs, graph = c.resolved, c.graph
+    if rs.num_blocks == 0 or len(rs.names) < 2:
+        return None
+    alphas = rs.alphas
+    budget = rs.spec.hybrid.budget
+    planned = plan_budget(rs, alphas or _uniform(rs), continuous=graph) if budget is not None else None
+    if len(rs.names) ** rs.num_blocks <= MAX_LISTED:
+        selections = list(itertools.product(rs.names, repeat=rs.num_blocks))
+    else:
+        selections = [p.selection for p in frontier(rs, alphas or _uniform(rs))]
+    whole = graph.flops_per_token
+    rows = []
+    for sel in selections:
+        small = discretize_graph(rs, sel)
+        rows.append((cost_of(small, flops), cost_of(small, params), sel))
+    rows.sort(key=lambda r: (r[0], r[2]))
+    title = "discretized choices"
+    if budget is not None:
+        title += f" (budget: {budget.measure} <= {budget.amount()} = {planned.limit:,.0f})"
+    table = Table(title=title)
+    for col, justify in (("blocks", "left"), ("FLOPs/token", "right"), ("x continuous", "right"),
+                         ("params", "right"), ("log P(alphas)", "right"), ("", "left")):
+        table.add_column(col, justify=justify)
+    top = select(alphas, rs.names) if alphas is not None else None
+    for flop, count, sel in rows:
+        notes = []
+        if top is not None and sel == top:
+            notes.append("argmax")
+        if planned is not None:
+            if planned.chosen is not None and sel == planned.chosen.selection and alphas is not None:
+                notes.append("budget's choice")
+            if (flop if budget.measure == "flops_per_token" else count) > planned.limit:
+                notes.append("over budget")
+        table.add_row(" | ".join(sel), f"{flop:,}", f"{flop / whole:.2f}", f"{count:,}",
+                      f"{evidence(alphas, rs.names, sel):.3f}" if alphas is not None else "-", ", ".join(notes))
+    return table
+
+
+def _uniform(rs) -> list[list[float]]:
+    return [[1.0 / len(rs.names)] * len(rs.names) for _ in range(rs.num_blocks)]
+
+
 def wide_console() -> Console:
     """A console that does not squeeze tables to 80 columns when the output is a file or pipe."""
     console = Console()
@@ -58,6 +112,9 @@ def print_summary(c: Compiled, console: Console | None = None) -> None:
     console = console or wide_console()
     for table in summary_tables(c):
         console.print(table)
+    choices = discretizations_table(c)
+    if choices is not None:
+        console.print(choices)
     g = c.graph
     console.print(f"shared width {g.width} · vocabulary {g.vocab_size} · mixture {g.mixture} · "
                   f"{human(g.total_params)} parameters · {human(g.flops_per_token)} FLOPs/token at context "

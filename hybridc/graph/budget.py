@@ -20,15 +20,24 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from ..errors import Diagnostic, SpecError
 from ..spec.frontend import ResolvedSpec
-from .build import component_costs, embed_node, head_node, projector_node, segment_node
-from .model import GraphNode
+from ..spec.model import Budget
+from .build import build_graph, component_costs, embed_node, head_node, projector_node, segment_node
+from .model import BlockGraph, GraphNode
 
 Measure = Callable[[GraphNode], int]  # a node's cost (e.g. its FLOPs per token): additive over nodes
 
 
 def flops(node: GraphNode) -> int:
     return node.flops
+
+
+def params(node: GraphNode) -> int:
+    return node.params
+
+
+MEASURES: dict[str, Measure] = {"flops_per_token": flops, "params": params}  # the spec's budget measures
 
 
 @dataclass(frozen=True)
@@ -103,3 +112,78 @@ def best_within(points: Sequence[Choice], budget: float) -> Choice | None:
     """The most probable selection whose cost is at most ``budget`` (None when none is)."""
     feasible = [c for c in points if c.cost <= budget]
     return max(feasible, key=lambda c: (c.evidence, -c.cost)) if feasible else None
+
+
+def cost_of(bg: BlockGraph, measure: Measure) -> int:
+    """A graph's cost under ``measure``: the sum over its nodes."""
+    return sum(measure(n) for n in bg.nodes())
+
+
+@dataclass(frozen=True)
+class Budgeted:
+    """What a budget asks of a discretization, and what it gets."""
+
+    budget: Budget
+    limit: float  # in the measure's units
+    continuous: int  # the continuous hybrid's cost
+    chosen: Choice | None  # the most probable selection within the limit (None: none fits)
+    argmax: Choice  # plain argmax, for comparison
+    points: tuple[Choice, ...]  # the frontier, cheapest first
+
+
+def plan_budget(rs: ResolvedSpec, alphas: Sequence[Sequence[float]], budget: Budget | None = None,
+                continuous: BlockGraph | None = None) -> Budgeted:
+    """The budgeted choice for ``alphas`` (default budget: the spec's). The chosen selection's real
+    discretized graph is checked against the limit: a measure that is not exactly a chain (parameters that
+    layers in several blocks share) can only make the walk take the next cheaper frontier point."""
+    from .discretize import discretize_graph, select
+
+    budget = budget or rs.spec.hybrid.budget
+    if budget is None:
+        raise ValueError("the spec has no budget")
+    measure = MEASURES[budget.measure]
+    whole = cost_of(continuous or build_graph(rs), measure)
+    limit = budget.limit(whole)
+    points = frontier(rs, alphas, measure)
+    ranked = sorted((c for c in points if c.cost <= limit), key=lambda c: (-c.evidence, c.cost, c.selection))
+    chosen = next((c for c in ranked if cost_of(discretize_graph(rs, c.selection), measure) <= limit), None)
+    top = select(alphas, rs.names)
+    argmax = Choice(cost_of(discretize_graph(rs, top), measure), evidence(alphas, rs.names, top), top)
+    return Budgeted(budget, limit, whole, chosen, argmax, tuple(points))
+
+
+def selection_for(rs: ResolvedSpec, alphas: Sequence[Sequence[float]]) -> tuple[str, ...]:
+    """The components a discretize stage keeps: argmax per block, or, with a budget in the spec, the most
+    probable selection within it. Raises ``SpecError`` (at the budget) when no selection fits."""
+    from .discretize import select
+
+    if rs.spec.hybrid.budget is None:
+        return select(alphas, rs.names)
+    planned = plan_budget(rs, alphas)
+    if planned.chosen is None:
+        raise _unmet(rs, planned)
+    return planned.chosen.selection
+
+
+def check_budget(rs: ResolvedSpec, continuous: BlockGraph | None = None) -> Budgeted | None:
+    """At validate: some selection must fit the spec's budget (whatever alphas search finds). Raises a
+    located ``SpecError`` naming the cheapest selection when none does."""
+    if rs.spec.hybrid.budget is None:
+        return None
+    uniform = [[1.0 / len(rs.names)] * len(rs.names) for _ in range(rs.num_blocks)]
+    planned = plan_budget(rs, rs.alphas or uniform, continuous=continuous)
+    if planned.chosen is None and not any(c.cost <= planned.limit for c in planned.points):
+        raise _unmet(rs, planned)
+    return planned
+
+
+def _unmet(rs: ResolvedSpec, planned: Budgeted) -> SpecError:
+    budget = planned.budget
+    cheapest = min(planned.points, key=lambda c: c.cost)
+    share = cheapest.cost / planned.continuous if planned.continuous else math.inf
+    where = rs.source_map.at("hybrid", "budget", budget.measure)
+    return SpecError([Diagnostic(
+        where, f"no discretization fits hybrid.budget.{budget.measure} {budget.amount()} ({planned.limit:,.0f}): "
+               f"the cheapest, {' | '.join(cheapest.selection)}, needs {cheapest.cost:,} ({share:.2f}x the continuous "
+               f"hybrid's {planned.continuous:,})",
+        f"raise the budget to at least {math.ceil(cheapest.cost):,} or {math.ceil(share * 100) / 100:g}x")])

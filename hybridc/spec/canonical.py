@@ -20,6 +20,8 @@ from .model import (
     TRAINING_KINDS,
     Component,
     DataSource,
+    BUDGET_MEASURES,
+    Budget,
     Hybrid,
     LayerRange,
     Mixture,
@@ -298,7 +300,45 @@ def _hybrid(b: _Builder, node: Mapping | None, names: tuple[str, ...]) -> Hybrid
     embeddings = _mode_or_component(b, node.get("embeddings"), "embeddings", names)
     head = _mode_or_component(b, node.get("head"), "head", names)
     mixture = _mixture(b, node.get("mixture"))
-    return Hybrid(width, projectors, embeddings, head, mixture)
+    return Hybrid(width, projectors, embeddings, head, mixture, _budget(b, node.get("budget")))
+
+
+def _budget(b: _Builder, node: Mapping | None) -> Budget | None:
+    """``{measure: amount}``, one measure (the schema has checked the keys and that amounts are numbers
+    or strings); an amount is a positive number or a positive multiple written ``0.6x``."""
+    if node is None or not isinstance(node, Mapping):
+        return None
+    items = list(node)
+    if not items:
+        return None  # the schema has said so
+    if len(items) > 1:
+        b.error(items[1][0].loc, "hybrid.budget limits one measure", f"keep one of {', '.join(k.value for k, _ in items)}")
+        return None
+    key, value = items[0]
+    if not isinstance(value, Scalar) or key.value not in BUDGET_MEASURES:
+        return None  # the schema has said what is wrong
+    b.smap.set(("hybrid", "budget", key.value), value.loc)
+    where = f"hybrid.budget.{key.value}"
+    if isinstance(value.value, str):  # 0.6x, or a number YAML read as text (1e9)
+        text = value.value.strip()
+        relative = text.endswith("x")
+        number = _finite_float(text[:-1] if relative else text)
+        if number is None or number <= 0:
+            b.error(value.loc, f"{where} must be a positive number or a multiple such as 0.6x, not {value.value!r}",
+                    "0.6x: 60% of the continuous hybrid's; a number: an absolute limit")
+            return None
+        return Budget(key.value, number, relative=relative)
+    if isinstance(value.value, bool) or not isinstance(value.value, (int, float)) or not math.isfinite(value.value):
+        return None  # the schema has said what is wrong
+    return Budget(key.value, float(value.value), relative=False)
+
+
+def _finite_float(text: str) -> float | None:
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _projectors(b: _Builder, node: Node | None, names: tuple[str, ...]) -> tuple[tuple[str, str], ...]:

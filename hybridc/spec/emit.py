@@ -84,6 +84,7 @@ def spec_to_data(spec: Spec) -> dict[str, Any]:
             "embeddings": spec.hybrid.embeddings,
             "head": spec.hybrid.head,
             "mixture": str(spec.hybrid.mixture),
+            **({"budget": {spec.hybrid.budget.measure: spec.hybrid.budget.amount()}} if spec.hybrid.budget else {}),
         },
         "task": str(spec.task),
         "train": {"seed": spec.train.seed,
@@ -99,7 +100,7 @@ def _is_flow(path: tuple, value: Any) -> bool:
         return not value or not all(isinstance(v, dict) for v in value)
     if isinstance(value, dict):
         return not value or (len(path) == 3 and path[0] == "components" and path[2] == "init") or path == (
-            "hybrid", "projector")
+            "hybrid", "projector") or path == ("hybrid", "budget")
     return False
 
 

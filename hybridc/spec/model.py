@@ -148,6 +148,34 @@ class Mixture:
         return self.mode
 
 
+BUDGET_MEASURES = ("flops_per_token", "params")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """An inference budget for the discretized hybrid: at most ``value`` of ``measure`` (a graph measure,
+    additive over its nodes), or, when ``relative``, ``value`` times the continuous hybrid's."""
+
+    measure: str  # one of BUDGET_MEASURES
+    value: float
+    relative: bool
+
+    def limit(self, continuous: float) -> float:
+        """The budget in the measure's units, given the continuous hybrid's cost."""
+        return self.value * continuous if self.relative else self.value
+
+    def amount(self) -> str | int | float:
+        """As written in a canonical spec: ``0.6x``, or the number."""
+        from .expr import render_value
+
+        if self.relative:
+            return f"{render_value(self.value)}x"
+        return int(self.value) if float(self.value).is_integer() else self.value
+
+    def __str__(self) -> str:
+        return f"{self.measure} <= {self.amount()}"
+
+
 @dataclass(frozen=True)
 class Hybrid:
     width: int | None  # None: max over components
@@ -155,6 +183,7 @@ class Hybrid:
     embeddings: str  # "mix" or a component name
     head: str  # "mix" or a component name
     mixture: Mixture
+    budget: Budget | None = None  # what a discretize stage must fit
 
     def projector(self, component: str) -> str:
         return dict(self.projectors)[component]

@@ -140,7 +140,7 @@ def _diagnose(root: Node, err) -> Diagnostic:
         bound = "at least" if validator == "minItems" else "at most"
         return Diagnostic(loc, f"{where} has {n} item{'s' * (n != 1)}; it takes {bound} {err.validator_value}")
     if validator == "minProperties":
-        return Diagnostic(loc, f"{where} is empty", "name at least one component")
+        return Diagnostic(loc, f"{where} is empty", err.schema.get("x-empty", "name at least one component"))
     if validator == "minLength":
         return Diagnostic(loc, f"{where} is empty")
     if validator == "uniqueItems":

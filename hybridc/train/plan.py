@@ -14,7 +14,8 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..graph.discretize import discretize_graph, select
+from ..graph.budget import selection_for
+from ..graph.discretize import discretize_graph
 from ..graph.model import BlockGraph
 from ..spec.emit import render_data
 from ..spec.frontend import ResolvedSpec
@@ -133,7 +134,7 @@ def lower_plan(rs: ResolvedSpec, graph: BlockGraph, processes: int = 1) -> Train
         if stage.kind == "discretize":
             discretized = True
             # With fixed alphas the selection is known now; with search it is known after training.
-            current = discretize_graph(rs, select(rs.alphas, rs.names)) if rs.alphas is not None else None
+            current = discretize_graph(rs, selection_for(rs, rs.alphas)) if rs.alphas is not None else None
         stages.append(_stage_plan(stage, current, discretized, processes))
     return TrainingPlan(
         name=rs.spec.name,

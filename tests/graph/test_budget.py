@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
+import re
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -91,3 +93,107 @@ def test_a_tight_budget_trades_the_expensive_component_for_the_cheap_one(tmp_pat
     assert chosen.selection == ("wide", "ssm", "ssm")  # keeps the block where wide is surest
     assert chosen.evidence == pytest.approx(max(ev for c, ev, _ in everything if c <= budget))
     assert select(alphas, rs.names) == ("wide", "wide", "wide")
+
+
+# ---- the spec's budget -------------------------------------------------------------------------------------
+
+
+def budget_spec(tmp_path, names, blocks, alphas, budget, stages=""):
+    """A fixed-mixture spec over ``names`` with ``hybrid.budget: budget`` (a YAML flow mapping)."""
+    components = "".join(f"  {m}:\n    init: {FAMILIES[m]}\n    blocks: split({blocks})\n" for m in names)
+    rows = "[" + ", ".join("[" + ", ".join(repr(a) for a in row) + "]" for row in alphas) + "]"
+    text = (f"hybridc: 1\nname: budgeted\ncomponents:\n{components}"
+            f"hybrid:\n  mixture: fixed({rows})\n  budget: {budget}\n"
+            f"train:\n  seed: 5\n  checkpoint_every: 0\n  stages:{' []' if not stages else ''}\n{stages}")
+    return write_spec(tmp_path, text)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=cases(), share=st.floats(0.2, 1.0), measure=st.sampled_from(["flops_per_token", "params"]))
+def test_the_specs_budget_is_met_by_the_most_probable_selection_within_it(tmp_path_factory, case, share, measure):
+    """``selection_for`` (what every discretize path keeps) against brute force over every selection's real
+    graph: within the budget, and no selection within it is more probable; none at all when none fits."""
+    from hybridc.errors import SpecError
+    from hybridc.graph.budget import MEASURES, cost_of, selection_for
+    from hybridc.graph.build import build_graph
+
+    names, blocks, _, _, _, alphas = case
+    rs = load_spec(budget_spec(tmp_path_factory.mktemp("budget"), names, blocks, alphas,
+                               f"{{{measure}: {share!r}x}}"))
+    cost = MEASURES[measure]
+    limit = share * cost_of(build_graph(rs), cost)
+    everything = [(cost_of(discretize_graph(rs, s), cost), evidence(alphas, rs.names, s), s)
+                  for s in itertools.product(rs.names, repeat=rs.num_blocks)]
+    feasible = [(c, e, s) for c, e, s in everything if c <= limit]
+    if not feasible:
+        with pytest.raises(SpecError, match=f"no discretization fits hybrid.budget.{measure}"):
+            selection_for(rs, alphas)
+        return
+    chosen = selection_for(rs, alphas)
+    assert cost_of(discretize_graph(rs, chosen), cost) <= limit
+    assert evidence(alphas, rs.names, chosen) == pytest.approx(max(e for _, e, _ in feasible))
+
+
+@pytest.mark.parametrize("written, canonical", [("{flops_per_token: 0.6x}", "{flops_per_token: 0.6x}"),
+                                                ("{params: 20000}", "{params: 20000}"),
+                                                ("{flops_per_token: 1.5e4}", "{flops_per_token: 15000}"),
+                                                ("{params: ' 2x '}", "{params: 2.0x}")])
+def test_a_budget_round_trips_through_the_canonical_form(tmp_path, written, canonical):
+    from hybridc.spec import parse_file
+
+    parsed = parse_file(budget_spec(tmp_path, ["attn", "ssm"], 2, [[0.5, 0.5], [0.5, 0.5]], written))
+    text = parsed.canonical_text(keep_comments=False)
+    assert f"  budget: {canonical}\n" in text
+    again = parse_file(write_spec(tmp_path, text, "again.yaml"))
+    assert again.spec.hybrid.budget == parsed.spec.hybrid.budget
+
+
+@pytest.mark.parametrize("written, message, col", [
+    ("{flops_per_token: 0.05x}", r"no discretization fits hybrid.budget.flops_per_token 0.05x .*the cheapest, "
+                                 r"ssm \| ssm, needs", 29),
+    ("{params: 10}", "no discretization fits hybrid.budget.params 10", 20),
+    ("{flops_per_token: 0x}", "must be a positive number or a multiple such as 0.6x", 29),
+    ("{flops_per_token: -3}", "must be > 0", 29),
+    ("{flops_per_token: 1, params: 2}", "limits one measure", 32),
+    ("{flops: 0.5x}", "unknown key 'flops'", 12),
+    ("{}", "is empty", 11),
+])
+def test_a_bad_or_unmet_budget_is_a_located_error_at_validate(tmp_path, written, message, col):
+    from click.testing import CliRunner
+
+    from hybridc.cli import main
+
+    path = budget_spec(tmp_path, ["attn", "ssm"], 2, [[0.5, 0.5], [0.5, 0.5]], written)
+    result = CliRunner().invoke(main, ["validate", str(path)])
+    assert result.exit_code == 2, result.output
+    assert re.search(message, result.output), result.output
+    line = next(k for k, text in enumerate(path.read_text().splitlines(), 1) if "budget:" in text)
+    assert f"{path}:{line}:{col}: error: " in result.output and "Traceback" not in result.output
+
+
+def test_a_run_discretizes_to_the_budgets_choice_and_reports_it(tmp_path):
+    """Through a real run: the discretize stage keeps the budget's choice, not argmax; compile lists both."""
+    from click.testing import CliRunner
+
+    from hybridc.cli import main
+    from hybridc.graph.budget import cost_of, flops
+    from hybridc.graph.build import build_graph
+
+    alphas = [[0.9, 0.1], [0.6, 0.4], [0.8, 0.2]]
+    stages = ("    - {name: discretize}\n"
+              "    - {name: retrain, data: \"recall(vocab=16, length=16, examples=64)\", steps: 2, batch_size: 4}\n")
+    probe = load_spec(budget_spec(tmp_path, ["wide", "ssm"], 3, alphas, "{params: 1.0x}", stages))
+    everything = {s: cost_of(discretize_graph(probe, s), flops) for s in itertools.product(probe.names, repeat=3)}
+    limit = max(c for s, c in everything.items() if s.count("wide") <= 1)  # only one block of wide fits
+    path = budget_spec(tmp_path, ["wide", "ssm"], 3, alphas,
+                       f"{{flops_per_token: {limit / cost_of(build_graph(probe), flops)!r}x}}", stages)
+    compiled = CliRunner().invoke(main, ["compile", str(path)])
+    assert compiled.exit_code == 0, compiled.output
+    assert re.search(r"wide \| wide \| wide .*argmax, over budget", compiled.output)
+    assert re.search(r"wide \| ssm \| ssm .*budget's choice", compiled.output)
+    shown = CliRunner().invoke(main, ["graph", str(path), "--discretize", "budget"])
+    assert shown.exit_code == 0 and "discretized: wide | ssm | ssm" in shown.output, shown.output
+    trained = CliRunner().invoke(main, ["train", str(path), "-o", str(tmp_path / "run"), "--quiet"])
+    assert trained.exit_code == 0, trained.output
+    config = json.loads((tmp_path / "run" / "final" / "config.json").read_text())
+    assert json.dumps(["wide", "ssm", "ssm"]) in json.dumps(config)
