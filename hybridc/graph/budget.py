@@ -69,30 +69,79 @@ def _pareto(choices: list[Choice]) -> list[Choice]:
     return kept
 
 
+@dataclass(frozen=True)
+class CostTable:
+    """A discretization's cost as a chain over blocks, under one measure (component j = ``names[j]``):
+
+        cost(m_0..m_{N-1}) = ends[m_0] + sum_i (segment[i][m_i] + [m_i != m_{i-1}] switch[i][m_i])
+
+    with m_{-1} the embedding's component (block 0's own choice when embeddings are mixed)."""
+
+    names: tuple[str, ...]
+    embed_from: str | None  # None: mixed (block 0's choice)
+    ends: tuple[int, ...]  # per component chosen in block 0: the embedding and head it brings
+    segment: tuple[tuple[int, ...], ...]  # (N, M): block i's layers of component j
+    switch: tuple[tuple[int, ...], ...]  # (N, M): block i's in and out projectors of component j
+
+    def embedded(self, first: str) -> str:
+        return first if self.embed_from is None else self.embed_from
+
+    def step(self, block: int, before: str, m: str) -> int:
+        j = self.names.index(m)
+        return self.segment[block][j] + (self.switch[block][j] if m != before else 0)
+
+    def cost(self, selection: Sequence[str]) -> int:
+        total, before = self.ends[self.names.index(selection[0])], self.embedded(selection[0])
+        for block, m in enumerate(selection):
+            total, before = total + self.step(block, before, m), m
+        return total
+
+    def expected(self, alphas):
+        """E[cost] when block i picks component j with probability alphas[i][j], independently per block: the
+        sum of each term times its probability (a projector pair is paid when the component changes). Plain
+        arithmetic on ``alphas[i][j]``: floats, or the entries of a tensor (then differentiable)."""
+        total = 0.0
+        for i, row in enumerate(alphas):
+            for j, m in enumerate(self.names):
+                if i == 0:
+                    change = 0.0 if self.embed_from in (None, m) else 1.0
+                    term = self.ends[j] + self.segment[0][j] + change * self.switch[0][j]
+                else:
+                    term = self.segment[i][j] + (1 - alphas[i - 1][j]) * self.switch[i][j]
+                total = total + row[j] * term
+        return total
+
+
+def cost_table(rs: ResolvedSpec, measure: Measure = flops) -> CostTable:
+    """The chain of costs of ``rs``'s discretizations under ``measure``, from the graph's own node builders."""
+    names = rs.names
+    costs = component_costs(rs)
+    embed_from = None if rs.spec.hybrid.embeddings == "mix" else rs.spec.hybrid.embeddings
+    head = rs.spec.hybrid.head if rs.spec.task.kind in ("causal-lm", "compress") else "mix"
+
+    def ends(first: str) -> int:
+        source = first if embed_from is None else embed_from
+        return measure(embed_node(rs, costs, (source,))) + measure(
+            head_node(rs, costs, (first if head == "mix" else head,), (source,)))
+
+    return CostTable(
+        names=names, embed_from=embed_from, ends=tuple(ends(m) for m in names),
+        segment=tuple(tuple(measure(segment_node(rs, costs, i, m)) for m in names) for i in range(rs.num_blocks)),
+        switch=tuple(tuple(measure(projector_node(rs, i, m, "in")) + measure(projector_node(rs, i, m, "out"))
+                           for m in names) for i in range(rs.num_blocks)))
+
+
 def frontier(rs: ResolvedSpec, alphas: Sequence[Sequence[float]], measure: Measure = flops) -> list[Choice]:
     """Every selection not beaten in both cost and evidence by another, cheapest first."""
     names = rs.names
     order = {m: j for j, m in enumerate(names)}
-    costs = component_costs(rs)
-    mixed_embed = rs.spec.hybrid.embeddings == "mix"
-    head = rs.spec.hybrid.head if rs.spec.task.kind in ("causal-lm", "compress") else "mix"
-
-    def embedded(first: str) -> str:
-        return first if mixed_embed else rs.spec.hybrid.embeddings
-
-    def ends(first: str) -> int:
-        embed_from, head_from = embedded(first), first if head == "mix" else head
-        return measure(embed_node(rs, costs, (embed_from,))) + measure(head_node(rs, costs, (head_from,), (embed_from,)))
-
-    def step(block: int, before: str, m: str) -> int:
-        cost = measure(segment_node(rs, costs, block, m))
-        if m != before:
-            cost += measure(projector_node(rs, block, m, "in")) + measure(projector_node(rs, block, m, "out"))
-        return cost
+    table = cost_table(rs, measure)
+    step = table.step
 
     done: list[Choice] = []
     for first in names:  # the ends depend on block 0's choice: one chain per first component
-        start = Choice(ends(first) + step(0, embedded(first), first), evidence(alphas[:1], names, (first,)), (first,))
+        start = Choice(table.ends[order[first]] + step(0, table.embedded(first), first),
+                       evidence(alphas[:1], names, (first,)), (first,))
         chains = {first: [start]}
         for block in range(1, rs.num_blocks):
             row = alphas[block]

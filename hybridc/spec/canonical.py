@@ -14,14 +14,16 @@ from typing import Any
 from ..errors import Diagnostic, Location
 from . import expr as E
 from .model import (
+    BUDGET_MEASURES,
+    DEFAULT_DISTILL,
     DEFAULT_SEARCH,
     PARAM_GROUPS,
     STAGE_KINDS,
     TRAINING_KINDS,
+    Budget,
     Component,
     DataSource,
-    BUDGET_MEASURES,
-    Budget,
+    Distill,
     Hybrid,
     LayerRange,
     Mixture,
@@ -35,7 +37,7 @@ from .model import (
     Train,
 )
 from .schema import did_you_mean
-from .signatures import DATA_SOURCES, SEARCH_ALGORITHMS, Signature
+from .signatures import DATA_SOURCES, DISTILL_LOSSES, SEARCH_ALGORITHMS, Signature
 from .tree import Mapping, Node, Scalar, Sequence
 
 COMMON_INIT_KEYS = ("family", "hidden_size", "layers", "heads", "vocab_size", "max_length")
@@ -516,7 +518,7 @@ def _coerce(b: _Builder, node: Scalar, offset: int, sig: Signature, param, arg: 
         if not math.isfinite(value):
             b.error(loc, f"{where} must be finite")
             return _BAD
-        positive = param.minimum == 0.0 and param.name in ("lr", "tau", "tau_end")  # a rate or temperature of 0 divides by 0
+        positive = param.minimum == 0.0 and param.name in ("lr", "tau", "tau_end", "temperature")  # a rate or temperature of 0 divides by 0
         if param.minimum is not None and value < param.minimum or (positive and value <= 0):
             b.error(loc, f"{where} must be {'>' if positive else '>='} {param.minimum}, not {value}")
             return _BAD
@@ -537,7 +539,7 @@ def _coerce(b: _Builder, node: Scalar, offset: int, sig: Signature, param, arg: 
 
 # ---- train -----------------------------------------------------------------------------------
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # a config attribute name
-_STAGE_KEYS_ORDER = ("name", "kind", "init", "train", "data", "search", "steps", "epochs", "batch_size", "grad_accum",
+_STAGE_KEYS_ORDER = ("name", "kind", "init", "train", "data", "search", "distill", "steps", "epochs", "batch_size", "grad_accum",
                      "lr", "weight_decay", "betas", "warmup", "schedule", "grad_clip", "eval_every")
 
 
@@ -546,7 +548,7 @@ def default_train_groups(kind: str, searched: bool) -> tuple[str, ...]:
         return ("projectors", "embeddings") + (("alphas",) if searched else ())
     if kind == "search":
         return PARAM_GROUPS
-    if kind in ("finetune", "retrain"):
+    if kind in ("finetune", "retrain", "distill"):
         return ("components", "projectors", "embeddings", "head")
     return ()
 
@@ -609,8 +611,8 @@ def _stage(b: _Builder, i: int, node: Mapping, hybrid: Hybrid, prev_data, discre
     if init is not None:
         values["init"] = str(init.value)
     if kind not in TRAINING_KINDS:
-        for key in ("train", "data", "search", "steps", "epochs", "batch_size", "grad_accum", "lr", "weight_decay",
-                    "betas", "warmup", "schedule", "grad_clip", "eval_every"):
+        for key in ("train", "data", "search", "distill", "steps", "epochs", "batch_size", "grad_accum", "lr",
+                    "weight_decay", "betas", "warmup", "schedule", "grad_clip", "eval_every"):
             if node.get(key) is not None:
                 b.error(node.key_node(key).loc, f"a {kind} stage does not train; '{key}' has no effect here",
                         "remove it, or add a finetune/retrain stage after this one")
@@ -665,6 +667,21 @@ def _stage(b: _Builder, i: int, node: Mapping, hybrid: Hybrid, prev_data, discre
     elif node.get("search") is not None:
         b.error(node.key_node("search").loc, f"only search stages take 'search' (stage '{name}' is {kind})",
                 "remove it, or set kind: search")
+    if kind == "distill":
+        if not discretized:
+            b.error(node.get("name").loc, f"stage '{name}' distills, but no discretize stage comes before it",
+                    "the student is the discretized hybrid and the teacher the continuous one before it: add "
+                    "{name: discretize} before this stage")
+        values["distill"] = DEFAULT_DISTILL
+        distill_node = node.get("distill")
+        if distill_node is not None:
+            parsed = b.parse(distill_node, "distillation loss")
+            bound = bind_call(b, distill_node, parsed, DISTILL_LOSSES, "distillation loss") if parsed else None
+            if bound is not None:
+                values["distill"] = Distill(**dict(bound[1]))
+    elif node.get("distill") is not None:
+        b.error(node.key_node("distill").loc, f"only distill stages take 'distill' (stage '{name}' is {kind})",
+                "remove it, or set kind: distill")
     data_node = node.get("data")
     if data_node is not None:
         parsed = b.parse(data_node, "data source")

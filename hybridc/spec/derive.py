@@ -16,7 +16,8 @@ def fixed_mixture_stages(stages: Sequence[dict[str, Any]], plan: Sequence[Stage]
     """``stages`` (canonical data; ``plan``: the same stages parsed) with nothing left to search: a search
     stage becomes a finetune stage with the weight steps the search takes (``Stage.weight_budget``: half of
     an alternating search's steps), every training stage trains ``train`` (default: its own groups without
-    the alphas) and, with ``kind``, becomes a stage of that kind; discretization is dropped. Rewinds stay,
+    the alphas) and, with ``kind``, becomes a stage of that kind; discretization is dropped (a distill stage
+    becomes a finetune stage of its steps). Rewinds stay,
     so the final weights have had exactly the fine-tuning the searched hybrid's have had since its last
     rewind, and everything trained across rewinds (projectors) as many steps in all."""
     out = []
@@ -27,6 +28,9 @@ def fixed_mixture_stages(stages: Sequence[dict[str, Any]], plan: Sequence[Stage]
         if stage["kind"] not in TRAINING_KINDS:
             continue
         stage = dict(stage)
+        if stage["kind"] == "distill":  # no discretized student: the same steps on the labels
+            stage["kind"] = "finetune"
+            stage.pop("distill", None)
         if stage["kind"] == "search":
             stage["kind"] = "finetune"
             for key in ("search", "steps", "epochs"):

@@ -58,6 +58,8 @@ def _stage(s: Stage) -> dict[str, Any]:
     out["data"] = render_data(s.data) if s.data is not None else None
     if s.search is not None:
         out["search"] = str(s.search)
+    if s.distill is not None:
+        out["distill"] = str(s.distill)
     if s.epochs is not None:  # the stage's length is steps or epochs, never both
         out["epochs"] = _number(s.epochs)
     else:

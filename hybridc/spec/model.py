@@ -16,8 +16,8 @@ from typing import Any, Union
 SPEC_VERSION = 1
 PROJECTOR_KINDS = ("linear", "linear-skip", "mlp", "mlp-skip", "none")
 PARAM_GROUPS = ("components", "projectors", "embeddings", "head", "alphas")
-STAGE_KINDS = ("align", "search", "rewind", "finetune", "discretize", "retrain")
-TRAINING_KINDS = ("align", "search", "finetune", "retrain")  # stages that take optimizer steps
+STAGE_KINDS = ("align", "search", "rewind", "finetune", "discretize", "retrain", "distill")
+TRAINING_KINDS = ("align", "search", "finetune", "retrain", "distill")  # stages that take optimizer steps
 SEARCH_ALGORITHMS = ("darts", "dash", "gaea")
 SCHEDULES = ("linear", "cosine", "constant")
 TASK_KINDS = ("causal-lm", "compress", "classify", "tag")
@@ -199,6 +199,23 @@ class Task:
 
 
 @dataclass(frozen=True)
+class Distill:
+    """A distill stage's loss: temperature^2 x KL(teacher || student) on the softmax of the logits at
+    ``temperature``, per scored target, plus ``ce`` x the ordinary cross-entropy on the labels."""
+
+    temperature: float = 2.0
+    ce: float = 0.0
+
+    def __str__(self) -> str:
+        from .expr import render_value
+
+        return f"kl(temperature={render_value(self.temperature)}, ce={render_value(self.ce)})"
+
+
+DEFAULT_DISTILL = Distill()
+
+
+@dataclass(frozen=True)
 class Search:
     """An architecture search algorithm and its hyper-parameters."""
 
@@ -277,6 +294,7 @@ class Stage:
     search: Search | None = None
     init: str | None = None
     steps: int | None = 0  # None: given by ``epochs``
+    distill: Distill | None = None  # distill stages: the loss against the teacher
     epochs: float | None = None
     batch_size: int = 8
     grad_accum: int = 1

@@ -133,3 +133,14 @@ SEARCH_ALGORITHMS: dict[str, Signature] = {
         ), "GAEA: alphas on the simplex, exponentiated-gradient updates"),
     )
 }
+
+
+DISTILL_LOSSES: dict[str, Signature] = {
+    s.name: s
+    for s in (
+        Signature("kl", (
+            Param("temperature", "float", 2.0, minimum=0.0, doc="softmax temperature of teacher and student"),
+            Param("ce", "float", 0.0, minimum=0.0, doc="weight of the ordinary cross-entropy on the labels"),
+        ), "temperature^2 x KL(teacher || student) per scored target, + ce x cross-entropy"),
+    )
+}

@@ -21,9 +21,9 @@ import torch
 from ..data import DataBundle, Split, batch_indices
 from ..errors import RunError
 from ..nn.hybrid import IGNORE_INDEX, HybridModel, derived_seed
-from ..spec.model import Stage
+from ..spec.model import Distill, Stage
 from .nonfinite import describe_parameters, nonfinite_parameters, where_nonfinite
-from .search import AlphaSearch
+from .search import AlphaSearch, CostBound
 
 WEIGHT_GROUPS = ("components", "projectors", "embeddings", "head")
 
@@ -111,6 +111,17 @@ def freeze_for(model: HybridModel, stage: Stage) -> None:
             p.requires_grad_(group in stage.train)
 
 
+def cost_bound(model: HybridModel) -> CostBound | None:
+    """The spec's budget as a bound on the search's expected cost (None without one)."""
+    from ..graph.budget import MEASURES, cost_of, cost_table
+
+    budget = model.resolved_spec.spec.hybrid.budget
+    if budget is None or model.graph.discretized:
+        return None
+    measure = MEASURES[budget.measure]
+    return CostBound(cost_table(model.resolved_spec, measure), budget.limit(cost_of(model.graph, measure)))
+
+
 def build_optimizers(model: HybridModel, stage: Stage, steps: int) -> StageOptimizers:
     groups = model.param_groups()
     weights = [p for g in WEIGHT_GROUPS if g in stage.train for _, p in groups[g]]
@@ -120,7 +131,7 @@ def build_optimizers(model: HybridModel, stage: Stage, steps: int) -> StageOptim
     if weights:
         param_groups.append({"params": weights, "weight_decay": stage.weight_decay})
     if alphas and stage.search is not None:
-        search = AlphaSearch([b.mix for b in model.blocks], stage.search)
+        search = AlphaSearch([b.mix for b in model.blocks], stage.search, cost_bound(model))
     elif alphas:  # alphas trained outside search (e.g. align): with the weights, no decay
         param_groups.append({"params": alphas, "weight_decay": 0.0})
     optimizer = scheduler = None
@@ -255,9 +266,28 @@ def loss_terms(logits: torch.Tensor, labels: torch.Tensor, task: str) -> tuple[t
     return total, (flat_labels != IGNORE_INDEX).sum()
 
 
+def distill_terms(logits: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor, task: str,
+                  distill: Distill) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sum over scored targets of T^2 KL(softmax(teacher / T) || softmax(logits / T)) + ce x cross-entropy,
+    their count); the positions ``loss_terms`` scores. ``logits``, ``teacher``: (B, T, V) or (B, C)."""
+    if task == "causal-lm":
+        logits, teacher, labels = logits[:, :-1], teacher[:, :-1], labels[:, 1:]
+    flat_labels = labels.reshape(-1)
+    keep = flat_labels != IGNORE_INDEX
+    student = logits.reshape(-1, logits.shape[-1]).float()[keep]
+    target = teacher.reshape(-1, teacher.shape[-1]).float()[keep]
+    t = distill.temperature
+    kl = torch.nn.functional.kl_div(torch.log_softmax(student / t, -1), torch.log_softmax(target / t, -1),
+                                    log_target=True, reduction="sum")
+    total = t * t * kl
+    if distill.ce:
+        total = total + distill.ce * torch.nn.functional.cross_entropy(student, flat_labels[keep], reduction="sum")
+    return total, keep.sum()
+
+
 def _micro_step(model, forward, stage: Stage, step: int, micro: int, split: Split, stream: str, seed: int,
                 device: torch.device, task: str, parallel: Parallel, autocast, backward,
-                position: int | None = None) -> tuple[float, int]:
+                position: int | None = None, teacher: HybridModel | None = None) -> tuple[float, int]:
     """Forward and backward of one micro-batch (this process's share); returns the global mean loss
     and the global number of scored targets. ``position``: which batch of ``stream`` (default ``step``)."""
     index = (step if position is None else position) * stage.grad_accum + micro
@@ -266,7 +296,12 @@ def _micro_step(model, forward, stage: Stage, step: int, micro: int, split: Spli
     torch.manual_seed(derived_seed(seed, stage.name, str(step), str(micro)))
     with autocast():
         logits = forward(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask")).logits
-    local_sum, local_count = loss_terms(logits, batch["labels"], task)
+    if teacher is not None:
+        with torch.no_grad(), autocast():
+            target = teacher(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask")).logits
+        local_sum, local_count = distill_terms(logits, target, batch["labels"], task, stage.distill)
+    else:
+        local_sum, local_count = loss_terms(logits, batch["labels"], task)
     count = parallel.reduce(local_count.detach().float())
     loss = local_sum / count.clamp(min=1) * parallel.world / stage.grad_accum
     mean = (parallel.reduce(local_sum.detach()) / count.clamp(min=1)).item()
@@ -298,7 +333,8 @@ def train_steps(model: HybridModel, stage: Stage, steps: int, start: int, data: 
                 clip: Callable[[list[torch.nn.Parameter], float], Any], forward: Callable[..., Any] | None = None,
                 parallel: Parallel = Parallel(),
                 autocast: Callable[[], AbstractContextManager] = nullcontext,
-                after_backward: Callable[[], None] | None = None) -> Iterator[StepResult]:
+                after_backward: Callable[[], None] | None = None,
+                teacher: HybridModel | None = None) -> Iterator[StepResult]:
     """Take steps ``start .. steps-1`` of ``stage``, yielding after each one (the caller logs and
     checkpoints). Raises ``RunError`` on a non-finite loss, naming the stage, step and bad groups.
 
@@ -307,6 +343,7 @@ def train_steps(model: HybridModel, stage: Stage, steps: int, start: int, data: 
     its summed cross-entropy over the global number of scored targets (times ``world``, which the gradient
     averaging divides out), so any process count computes the same update as one process would.
     ``after_backward`` runs once per step after the micro-batches' backward passes, before any update.
+    ``teacher`` (a distill stage): the loss is ``distill_terms`` against its logits on the same batch.
     Batches come from the training split; in an alternating search the even steps update the weights on
     the training split without the search split, the odd steps the alphas on the search split
     (``split_roles``). The validation split is only ever evaluated.
@@ -345,7 +382,7 @@ def train_steps(model: HybridModel, stage: Stage, steps: int, start: int, data: 
             for micro in range(stage.grad_accum):
                 try:
                     mean, count = _micro_step(model, forward, stage, step, micro, split, stream, seed, device, task,
-                                              parallel, autocast, backward, position)
+                                              parallel, autocast, backward, position, teacher)
                 except torch.OutOfMemoryError:
                     raise RunError(f"stage '{stage.name}' step {step + 1}: out of memory with batch_size {stage.batch_size}",
                                    f"lower batch_size and raise grad_accum (e.g. batch_size: {max(1, stage.batch_size // 2)}, "

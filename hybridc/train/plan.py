@@ -73,6 +73,7 @@ class StagePlan:
     grad_clip: float | None
     eval_every: int
     search: SearchPlan | None
+    distill: str | None = None  # distill stages: the loss against the teacher
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,7 @@ def _stage_plan(stage: Stage, graph: BlockGraph | None, discretized: bool, proce
         grad_clip=stage.grad_clip,
         eval_every=stage.eval_every,
         search=search,
+        distill=str(stage.distill) if stage.distill is not None else None,
     )
 
 

@@ -50,7 +50,8 @@ LOCK_FILE = ".lock"
 FRESH_FILES = ("spec.yaml", "spec.lock.yaml", "plan.json", "graph.dot", "metrics.jsonl", "plots")  # a new run's
 RUN_FILES = ("spec.yaml", "spec.lock.yaml", "plan.json", "graph.dot", "metrics.jsonl", "plots/loss.png",
              "plots/alphas.png")  # what a run writes as files, and as directories:
-RUN_DIRECTORIES = ("plots", "checkpoints", "final")
+RUN_DIRECTORIES = ("plots", "checkpoints", "final", "teacher")
+TEACHER = "teacher"  # RUN/teacher/checkpoints/step-N: the continuous hybrid distill stages learn from
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,7 @@ class Run:
         self.metrics = MetricsLog(self.run_dir / "metrics.jsonl", enabled=self.main)
         self.seed = self.spec.train.seed
         self.spec_digest = spec_digest(lock_data(rs))
+        self.teacher: HybridModel | None = None  # the continuous hybrid, frozen, while distill stages remain
         self._lock = None  # the open RUN/.lock while this process trains the run (main process only)
         self._lock_created = False  # ... a file this process created (the only lock it ever removes)
         self._fresh = False  # this process started the run in an empty (or new) directory
@@ -250,6 +252,47 @@ class Run:
         small = discretize_model(model)
         self.say(f"discretized: {' | '.join(small.graph.selection)} (alphas {[[round(a, 3) for a in row] for row in alphas]})")
         return self.place(small)
+
+    def keep_teacher(self, model: HybridModel, k: int, global_step: int) -> None:
+        """Before discretize stage ``k``: when a distill stage follows, keep the continuous hybrid as the
+        teacher (frozen, in inference mode) and save it as a verified checkpoint under RUN/teacher, which
+        a run resumed after the discretization loads (``distill_teacher``)."""
+        if not any(s.kind == "distill" for s in self.spec.train.stages[k + 1:]):
+            return
+        if self.main:
+            save_checkpoint(self.run_dir / TEACHER, model, {}, RunPosition(k, 0, global_step), keep=1,
+                            spec_digest=self.spec_digest)
+        self.accelerator.wait_for_everyone()
+        self.teacher = frozen_teacher(model)
+
+    def distill_teacher(self) -> HybridModel:
+        """The teacher: the one kept at the discretize stage, or, in a resumed run, its checkpoint (the
+        newest under RUN/teacher that passes every check and was written for this spec)."""
+        if self.teacher is not None:
+            return self.teacher
+        from .checkpoint import latest_checkpoint, load_checkpoint
+
+        found = latest_checkpoint(self.run_dir / TEACHER, warn=self.say)
+        if found is None or checkpoint_spec_digest(found[0]) != self.spec_digest:
+            raise RunError(f"{self.run_dir / TEACHER} holds no teacher this run saved (the continuous hybrid its "
+                           "distill stages learn from, written at the discretize stage)",
+                           "restore the directory from a copy, or train the run again from the beginning in a "
+                           "new -o directory")
+        model = lower(self.rs, pretrained=False)
+        load_checkpoint(found[0], model)
+        self.teacher = frozen_teacher(self.place(model))
+        return self.teacher
+
+    def release_teacher(self, k: int) -> None:
+        """After stage ``k``: with no distill stage left, free the teacher's memory and its files."""
+        if any(s.kind == "distill" for s in self.spec.train.stages[k + 1:]):
+            return
+        self.teacher = None
+        directory = self.run_dir / TEACHER
+        if self.main and directory.is_dir() and not directory.is_symlink():
+            import shutil
+
+            shutil.rmtree(directory, ignore_errors=True)
 
     def place(self, model: HybridModel) -> HybridModel:
         """Move to the run's device, with the chosen Mamba scan backend."""
@@ -495,6 +538,7 @@ class Run:
                 stage = stages[k]
                 start = position.stage_step if k == position.stage_index else 0
                 if stage.kind == "discretize":
+                    self.keep_teacher(model, k, global_step)
                     model = self.discretize(model)
                     self.metrics.write(event="discretize", stage=stage.name, stage_index=k, global_step=global_step,
                                        selection=list(model.graph.selection))
@@ -511,6 +555,8 @@ class Run:
                                                           position.extra.get("threads") if resumed else None)
                 optim_state = None
                 self.checkpoint(model, None, RunPosition(k + 1, 0, global_step))
+                if stage.kind == "distill":
+                    self.release_teacher(k)
         return self.finish(model, bundles)
 
     def train_stage(self, model: HybridModel, k: int, stage: Stage, start: int, global_step: int, data: DataBundle,
@@ -542,16 +588,20 @@ class Run:
         if is_sharded(model):  # FSDP leaves the (replicated) alphas' gradients to us
             after_backward = lambda: average_replicated_grads(model, self.parallel.reduce, self.parallel.world)  # noqa: E731
         self.signals.stepping = True
+        teacher = self.distill_teacher() if stage.kind == "distill" else None
         for result in train_steps(model, stage, steps, start, data, optim, seed=self.seed, device=self.device,
                                   backward=self.accelerator.backward, clip=self.accelerator.clip_grad_norm_,
                                   forward=forward, parallel=self.parallel, autocast=self.accelerator.autocast,
-                                  after_backward=after_backward):
+                                  after_backward=after_backward, teacher=teacher):
             global_step += 1
             done = result.step + 1
             alphas = None if discretized else [[round(a, 6) for a in row] for row in model.alphas().tolist()]
+            budgeted = optim.search is not None and optim.search.bound is not None
             self.metrics.write(event="train", stage=stage.name, stage_index=k, step=done, global_step=global_step,
                                kind=result.kind, loss=result.loss, lr=result.lr, alphas=alphas,
-                               tokens_per_s=result.tokens / max(result.seconds, 1e-9))
+                               tokens_per_s=result.tokens / max(result.seconds, 1e-9),
+                               **({"expected_cost": optim.search.expected_cost(),  # E[cost] / the budget's limit
+                                   "budget_multiplier": optim.search.multiplier} if budgeted else {}))
             progress.update(task, done, loss=result.loss, alphas=alphas, lr=result.lr)
             if stage.eval_every and done % stage.eval_every == 0 and done < steps:
                 self.log_eval(model, stage, k, global_step, data, "valid")
@@ -660,6 +710,14 @@ class Run:
             else:
                 rows.append({"model": f"{name} alone", "note": "trained from scratch: set train.baselines: true"})
         return rows
+
+
+def frozen_teacher(model: HybridModel) -> HybridModel:
+    """``model`` as a teacher: inference mode, no parameter takes gradients."""
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
 
 
 def end_process_group() -> None:

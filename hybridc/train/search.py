@@ -25,8 +25,11 @@ alphas on the search split, carved from the training data (never the validation 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
+from ..graph.budget import CostTable
 from ..nn.mixture import Mix
 from ..spec.model import Search
 
@@ -34,13 +37,32 @@ GAEA_CLIP = 9.0
 GAEA_FLOOR = 1e-5
 
 
-class AlphaSearch:
-    """Owns the alphas' optimizer during a search stage."""
+DUAL_LR = 0.5  # the budget multiplier's step per alpha step, per unit of relative excess cost
 
-    def __init__(self, mixes: list[Mix], search: Search):
+
+@dataclass(frozen=True)
+class CostBound:
+    """A search under a budget: E[cost] under the alphas (``CostTable.expected``) at most ``limit``."""
+
+    table: CostTable
+    limit: float
+
+
+class AlphaSearch:
+    """Owns the alphas' optimizer during a search stage.
+
+    With a ``bound`` (the spec's ``hybrid.budget``) the search is cost-aware: the alphas' objective gains
+    lambda * E[cost] / limit, and after each alpha step the multiplier moves by dual ascent,
+    lambda <- max(0, lambda + DUAL_LR * (E[cost] / limit - 1)), so the search ends where a discretization
+    within the budget is likely. While the expected cost stays within the limit lambda stays 0 and the
+    search is exactly the plain one."""
+
+    def __init__(self, mixes: list[Mix], search: Search, bound: CostBound | None = None):
         self.mixes = [m for m in mixes if m.learned]
         self.search = search
         self.algorithm = search.algorithm
+        self.bound = bound if bound is not None and len(self.mixes) == len(bound.table.segment) else None
+        self.multiplier = 0.0
         self.optimizer = None
         if self.algorithm in ("darts", "dash"):
             self.optimizer = torch.optim.AdamW([m.logits for m in self.mixes], lr=search.lr, weight_decay=0.0)
@@ -99,8 +121,37 @@ class AlphaSearch:
             if m.leaf is not None and m.leaf.grad is not None:
                 m.leaf.grad.copy_(parallel.reduce(m.leaf.grad) / parallel.world)
 
+    def expected_cost(self) -> float:
+        """E[cost] / limit at the current alphas (0 without a budget)."""
+        if self.bound is None:
+            return 0.0
+        with torch.no_grad():
+            rows = [torch.softmax(m.logits.float(), -1).tolist() for m in self.mixes]
+        return float(self.bound.table.expected(rows)) / self.bound.limit
+
+    def _add_cost_gradient(self) -> None:
+        """lambda * dE[cost]/d(alphas) / limit into the gradients the update reads (GAEA: its simplex leaves)."""
+        if self.bound is None or self.multiplier == 0.0:
+            return
+        with torch.enable_grad():
+            if self.algorithm == "gaea":
+                rows = [m.leaf if m.leaf is not None else torch.softmax(m.logits.detach(), -1).requires_grad_(True)
+                        for m in self.mixes]
+                for m, row in zip(self.mixes, rows):
+                    m.leaf = row
+            else:
+                rows = [torch.softmax(m.logits.float(), -1) for m in self.mixes]
+            penalty = self.multiplier * self.bound.table.expected(rows) / self.bound.limit
+            penalty.backward()
+
     @torch.no_grad()
     def step(self) -> None:
+        self._add_cost_gradient()
+        self._update()
+        if self.bound is not None:  # dual ascent on the budget
+            self.multiplier = max(0.0, self.multiplier + DUAL_LR * (self.expected_cost() - 1.0))
+
+    def _update(self) -> None:
         if self.algorithm == "gaea":
             for m in self.mixes:
                 a = m.leaf.detach() if m.leaf is not None else torch.softmax(m.logits, -1)
@@ -112,11 +163,14 @@ class AlphaSearch:
         self.optimizer.step()
 
     def state_dict(self) -> dict:
-        return {"optimizer": self.optimizer.state_dict() if self.optimizer is not None else None}
+        return {"optimizer": self.optimizer.state_dict() if self.optimizer is not None else None,
+                "multiplier": self.multiplier}
 
     def load_state_dict(self, state: dict) -> None:
         if self.optimizer is not None and state.get("optimizer") is not None:
             self.optimizer.load_state_dict(state["optimizer"])
+        multiplier = state.get("multiplier", 0.0)
+        self.multiplier = float(multiplier) if isinstance(multiplier, (int, float)) and multiplier >= 0 else 0.0
 
 
 def gaea_update(a: torch.Tensor, grad: torch.Tensor, lr: float) -> torch.Tensor:

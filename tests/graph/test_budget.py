@@ -197,3 +197,85 @@ def test_a_run_discretizes_to_the_budgets_choice_and_reports_it(tmp_path):
     assert trained.exit_code == 0, trained.output
     config = json.loads((tmp_path / "run" / "final" / "config.json").read_text())
     assert json.dumps(["wide", "ssm", "ssm"]) in json.dumps(config)
+
+
+# ---- cost-aware search -------------------------------------------------------------------------------------
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=cases())
+def test_the_cost_table_gives_every_selections_cost_and_the_expected_cost(tmp_path_factory, case):
+    """Against every selection's real graph: its cost, and E[cost] = sum over selections of P(selection) x cost."""
+    from hybridc.graph.budget import cost_table
+
+    names, blocks, projectors, embeddings, head, alphas = case
+    if "none" in projectors and len({FAMILIES[m] for m in names}) > 1:
+        projectors = ["linear" if p == "none" else p for p in projectors]
+    rs = spec_of(tmp_path_factory.mktemp("table"), names, blocks, projectors, embeddings, head)
+    table = cost_table(rs)
+    index = {m: j for j, m in enumerate(rs.names)}
+    expected = 0.0
+    for cost, _, selection in brute_force(rs, alphas):
+        assert table.cost(selection) == cost
+        expected += math.prod(row[index[m]] for row, m in zip(alphas, selection)) * cost
+    assert table.expected(alphas) == pytest.approx(expected, rel=1e-9)
+
+
+def searched(tmp_path, budget: str | None, algorithm: str, steps: int = 12):
+    """A searched 2-block wide + ssm hybrid after ``steps`` search steps: (model, its search)."""
+    import torch
+
+    from hybridc.data import build_data
+    from hybridc.nn.hybrid import lower
+    from hybridc.train.loop import build_optimizers, freeze_for, train_steps
+
+    components = "".join(f"  {m}:\n    init: {FAMILIES[m]}\n    blocks: split(2)\n" for m in ("wide", "ssm"))
+    text = (f"hybridc: 1\nname: costaware\ncomponents:\n{components}hybrid:\n  mixture: search\n"
+            + (f"  budget: {budget}\n" if budget else "")
+            + "train:\n  seed: 2\n  stages:\n"
+            f"    - {{name: search, search: '{algorithm}', data: 'recall(vocab=16, length=16, examples=128)', "
+            f"steps: {steps}, batch_size: 4}}\n")
+    rs = load_spec(write_spec(tmp_path, text, f"{abs(hash((budget, algorithm)))}.yaml"))
+    stage = rs.spec.train.stages[0]
+    data = build_data(stage.data, task=rs.spec.task, tokenizer=None, seed=0, base_dir=tmp_path,
+                      location=rs.source_map.at("train"))
+    torch.manual_seed(0)
+    model = lower(rs)
+    freeze_for(model, stage)
+    optim = build_optimizers(model, stage, steps)
+    for _ in train_steps(model, stage, steps, 0, data, optim, seed=0, device=torch.device("cpu"),
+                         backward=lambda loss: loss.backward(),
+                         clip=lambda params, norm: torch.nn.utils.clip_grad_norm_(params, norm)):
+        pass
+    return model, optim.search
+
+
+@pytest.mark.parametrize("algorithm", ["darts(lr=0.2)", "dash(lr=0.2)", "gaea(lr=0.5)"])
+def test_a_search_under_a_loose_budget_is_the_plain_search(tmp_path, algorithm):
+    import torch
+
+    plain, _ = searched(tmp_path, None, algorithm)
+    loose, search = searched(tmp_path, "{flops_per_token: 1.0x}", algorithm)
+    assert search.bound is not None and search.multiplier == 0.0
+    a, b = plain.state_dict(), loose.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("algorithm", ["darts(lr=0.2)", "gaea(lr=0.5)"])
+def test_a_tight_budget_pulls_the_search_toward_what_fits(tmp_path, algorithm):
+    """wide costs more than ssm: under a budget a little above all-ssm, the multiplier rises and the search
+    ends with less weight on wide, and a lower expected cost, than the plain search."""
+    from hybridc.graph.budget import cost_table
+
+    plain, _ = searched(tmp_path, None, algorithm, steps=20)
+    rs = plain.resolved_spec
+    table = cost_table(rs)
+    share = 1.05 * table.cost(("ssm", "ssm")) / plain.graph.flops_per_token
+    tight, search = searched(tmp_path, f"{{flops_per_token: {share:.4f}x}}", algorithm, steps=20)
+    assert search.multiplier > 0
+    wide = rs.names.index("wide")
+    before, after = plain.alphas()[:, wide], tight.alphas()[:, wide]
+    assert (after < before).all(), (before, after)
+    assert table.expected(tight.alphas().tolist()) < table.expected(plain.alphas().tolist())
+    state = search.state_dict()  # the multiplier is part of the checkpointed search state
+    assert state["multiplier"] == search.multiplier
