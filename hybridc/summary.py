@@ -52,12 +52,13 @@ MAX_LISTED = 64  # selections listed one by one in the compile summary; beyond, 
 
 
 def discretizations_table(c: Compiled) -> Table | None:
-    """Every discretized choice (one component per block) with its cost against the continuous hybrid's,
+    """Every discretized choice (one component per block) with its costs (FLOPs per token against the
+    continuous hybrid's, parameters, parameters read per decoded token, decode state at the context length),
     marked with what a discretize stage keeps: argmax of fixed alphas, or the budget's choice. With more
     than ``MAX_LISTED`` selections, the frontier only (the cheapest selection of each evidence level)."""
     import itertools
 
-    from .graph.budget import cost_of, evidence, flops, frontier, params, plan_budget
+    from .graph.budget import MEASURES, cost_of, evidence, frontier, plan_budget
     from .graph.discretize import discretize_graph, select
 
     rs, graph = c.resolved, c.graph
@@ -70,30 +71,29 @@ def discretizations_table(c: Compiled) -> Table | None:
         selections = list(itertools.product(rs.names, repeat=rs.num_blocks))
     else:
         selections = [p.selection for p in frontier(rs, alphas or _uniform(rs))]
-    whole = graph.flops_per_token
-    rows = []
-    for sel in selections:
-        small = discretize_graph(rs, sel)
-        rows.append((cost_of(small, flops), cost_of(small, params), sel))
-    rows.sort(key=lambda r: (r[0], r[2]))
+    graphs = sorted(((discretize_graph(rs, sel), sel) for sel in selections),
+                    key=lambda gs: (gs[0].flops_per_token, gs[1]))
     title = "discretized choices"
     if budget is not None:
         title += f" (budget: {budget.measure} <= {budget.amount()} = {planned.limit:,.0f})"
     table = Table(title=title)
     for col, justify in (("blocks", "left"), ("FLOPs/token", "right"), ("x continuous", "right"),
-                         ("params", "right"), ("log P(alphas)", "right"), ("", "left")):
+                         ("params", "right"), ("read/token", "right"), (f"state at {graph.context_length}", "right"),
+                         ("log P(alphas)", "right"), ("", "left")):
         table.add_column(col, justify=justify)
     top = select(alphas, rs.names) if alphas is not None else None
-    for flop, count, sel in rows:
+    for small, sel in graphs:
         notes = []
         if top is not None and sel == top:
             notes.append("argmax")
         if planned is not None:
             if planned.chosen is not None and sel == planned.chosen.selection and alphas is not None:
                 notes.append("budget's choice")
-            if (flop if budget.measure == "flops_per_token" else count) > planned.limit:
+            if cost_of(small, MEASURES[budget.measure]) > planned.limit:
                 notes.append("over budget")
-        table.add_row(" | ".join(sel), f"{flop:,}", f"{flop / whole:.2f}", f"{count:,}",
+        state = small.decode_state
+        table.add_row(" | ".join(sel), f"{small.flops_per_token:,}", f"{small.flops_per_token / graph.flops_per_token:.2f}",
+                      f"{small.total_params:,}", f"{small.decode_params:,}", f"{state:,}" if state is not None else "?",
                       f"{evidence(alphas, rs.names, sel):.3f}" if alphas is not None else "-", ", ".join(notes))
     return table
 
@@ -116,9 +116,11 @@ def print_summary(c: Compiled, console: Console | None = None) -> None:
     if choices is not None:
         console.print(choices)
     g = c.graph
+    state = human(g.decode_state) if g.decode_state is not None else "unknown"
     console.print(f"shared width {g.width} · vocabulary {g.vocab_size} · mixture {g.mixture} · "
                   f"{human(g.total_params)} parameters · {human(g.flops_per_token)} FLOPs/token at context "
-                  f"{g.context_length}")
+                  f"{g.context_length} · decoding reads {human(g.decode_params)} parameters per token and keeps "
+                  f"{state} numbers per sequence at that context")
 
 
 def print_results(result, console: Console | None = None) -> None:

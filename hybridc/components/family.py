@@ -162,3 +162,13 @@ class Family:
     def layers_flops_per_token(self, config: Mapping[str, Any], seq_len: int) -> tuple[int, ...]:
         """Forward FLOPs per token of each layer at context ``seq_len``; by default all layers cost alike."""
         return (self.layer_flops_per_token(config, seq_len),) * self.shape(config).num_layers
+
+    def layers_decode_state(self, config: Mapping[str, Any], seq_len: int) -> tuple[int | None, ...]:
+        """Numbers each layer keeps per sequence while decoding after ``seq_len`` tokens (KV cache, recurrent
+        state); None where unknown. By default measured from transformers' own cache on the meta device
+        (``meta_cost.measure_state``)."""
+        import json
+
+        from .meta_cost import measure_state
+
+        return measure_state(self, json.dumps(self.full_config(config), sort_keys=True, default=str), seq_len)

@@ -58,6 +58,45 @@ def measure(family: Family, config_json: str, seq_len: int) -> Measured:
         return Measured(params=_param_counts(adapter), layer_flops=_layer_flops(adapter, seq_len) if seq_len else ())
 
 
+@lru_cache(maxsize=128)
+def measure_state(family: Family, config_json: str, seq_len: int) -> tuple[int | None, ...]:
+    """Numbers each layer of ``family`` (config.json dict ``config_json``) keeps per sequence for decoding
+    after ``seq_len`` tokens: the tensors of its cache layer after a prefill of ``seq_len`` tokens on the meta
+    device (keys and values of attention, convolution windows and recurrent states of linear-attention layers;
+    0 for a layer that keeps nothing, as an MLP-only layer). None for every layer when the model cannot run
+    on meta (data-dependent expert routing) or keeps its state outside transformers' cache layers."""
+    from .adapters import build_on_meta, quiet_transformers
+
+    config = json.loads(config_json)
+    model = build_on_meta(family, config)
+    layers = family.shape(config).num_layers
+    ids = torch.zeros(1, max(int(seq_len), 1), dtype=torch.long, device="meta")
+    try:
+        with quiet_transformers(), torch.no_grad(), _no_packed_sequences():
+            out = model(input_ids=ids, use_cache=True)
+    except Exception:  # noqa: BLE001 - cannot run on meta: unknown
+        return (None,) * layers
+    cache = getattr(out, "past_key_values", None) or getattr(out, "cache_params", None)
+    cached = getattr(cache, "layers", None)
+    if not isinstance(cached, (list, tuple)) or len(cached) != layers:
+        return (None,) * layers
+    per_layer = []
+    for layer in cached:
+        per_layer.append(sum(t.numel() for v in vars(layer).values() for t in _tensors_in(v)))  # 0: no state
+    return tuple(per_layer)
+
+
+def _tensors_in(value) -> list[torch.Tensor]:
+    """The tensors a cache layer's attribute holds: itself, or those of a list, tuple or dict of them."""
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
+        return [v for v in value if isinstance(v, torch.Tensor)]
+    return []
+
+
 def _param_counts(adapter) -> ParamCounts:
     seen: set[int] = set()
 

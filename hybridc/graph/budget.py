@@ -37,7 +37,19 @@ def params(node: GraphNode) -> int:
     return node.params
 
 
-MEASURES: dict[str, Measure] = {"flops_per_token": flops, "params": params}  # the spec's budget measures
+def decode_params(node: GraphNode) -> int:
+    return node.decode_params
+
+
+def decode_state(node: GraphNode) -> int:
+    if node.decode_state is None:
+        raise ValueError(f"{node.id}: decode state unknown")
+    return node.decode_state
+
+
+# the spec's budget measures (spec.model.BUDGET_MEASURES)
+MEASURES: dict[str, Measure] = {"flops_per_token": flops, "params": params, "decode_params": decode_params,
+                                "decode_state": decode_state}
 
 
 @dataclass(frozen=True)
@@ -191,7 +203,15 @@ def plan_budget(rs: ResolvedSpec, alphas: Sequence[Sequence[float]], budget: Bud
     if budget is None:
         raise ValueError("the spec has no budget")
     measure = MEASURES[budget.measure]
-    whole = cost_of(continuous or build_graph(rs), measure)
+    continuous = continuous or build_graph(rs)
+    unknown = sorted({n.component for n in continuous.nodes() if n.decode_state is None})
+    if budget.measure == "decode_state" and unknown:
+        families = ", ".join(f"{m} ({rs.component(m).family})" for m in unknown)
+        raise SpecError([Diagnostic(rs.source_map.at("hybrid", "budget", budget.measure),
+                                    f"the decode state of {families} is not known: transformers' cache of its layers "
+                                    "cannot be measured on the meta device", "budget another measure "
+                                    "(flops_per_token, params, decode_params)")])
+    whole = cost_of(continuous, measure)
     limit = budget.limit(whole)
     points = frontier(rs, alphas, measure)
     ranked = sorted((c for c in points if c.cost <= limit), key=lambda c: (-c.evidence, c.cost, c.selection))

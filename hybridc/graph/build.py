@@ -16,13 +16,15 @@ from .model import BlockGraph, GraphNode
 
 
 def component_costs(rs: ResolvedSpec):
-    """Per component: (family, ParamCounts, forward FLOPs per token of each layer) from its config."""
+    """Per component: (family, ParamCounts, forward FLOPs per token of each layer, decode state of each layer
+    at the context length) from its config."""
     out = {}
     for rc in rs.components:
         family = get_family(rc.family)
         counts = family.param_counts(rc.config)
         flops = family.layers_flops_per_token(rc.config, rs.context_length)
-        out[rc.name] = (family, counts, flops)
+        state = family.layers_decode_state(rc.config, rs.context_length)
+        out[rc.name] = (family, counts, flops, state)
     return out
 
 
@@ -33,8 +35,9 @@ def vocab_kinds(rs: ResolvedSpec, sources: tuple[str, ...]) -> tuple[tuple[str, 
 
 def embed_node(rs: ResolvedSpec, costs, sources: tuple[str, ...]) -> GraphNode:
     params = sum(costs[m][1].embedding for m in sources)
+    rows = sum(rs.component(m).hidden_size for m in sources)  # one row of each source's table per token
     return GraphNode("embed", "embed", d_in=rs.vocab_size, d_out=rs.width, params=params, flops=0, components=sources,
-                     vocab=vocab_kinds(rs, sources))
+                     vocab=vocab_kinds(rs, sources), decode_params=min(rows, params))
 
 
 def head_node(rs: ResolvedSpec, costs, sources: tuple[str, ...], embedded: tuple[str, ...]) -> GraphNode:
@@ -44,14 +47,16 @@ def head_node(rs: ResolvedSpec, costs, sources: tuple[str, ...], embedded: tuple
     if task.kind not in ("causal-lm", "compress"):
         n = task.num_classes or 0
         return GraphNode("head", "head", d_in=d, d_out=n, params=linear_params(d, n), flops=2 * d * n,
-                         head_kind=task.kind)
+                         head_kind=task.kind, decode_params=linear_params(d, n))
     params = 0
     flops = 0
+    read = 0  # every head weight is read per token, tied ones too (the embed node reads only a row of them)
     for m in sources:
         rc = rs.component(m)
         counts = costs[m][1]
         own = counts.head if counts.head else (0 if m in embedded else counts.embedding)
         params += own
+        read += counts.head if counts.head else counts.embedding
         flops += 2 * rc.hidden_size * rc.shape.vocab_size
     kind = "lm"
     if task.kind == "compress":  # every position decoded from the last state, then the LM heads
@@ -59,43 +64,52 @@ def head_node(rs: ResolvedSpec, costs, sources: tuple[str, ...], embedded: tuple
         params += readout_params(d)
         flops += 2 * 2 * d * d
     return GraphNode("head", "head", d_in=d, d_out=rs.vocab_size, params=params, flops=flops,
-                     components=sources, head_kind=kind, vocab=vocab_kinds(rs, sources))
+                     components=sources, head_kind=kind, vocab=vocab_kinds(rs, sources),
+                     decode_params=read + (readout_params(d) if kind == "compress" else 0))
 
 
 def segment_node(rs: ResolvedSpec, costs, block: int, m: str, present: tuple[int, ...] | None = None) -> GraphNode:
     """Component m's layers of ``block``. ``present``: the blocks where m runs in the graph (default: all);
     parameters several layers share belong to the first of them that runs one of those layers."""
     rc = rs.component(m)
-    _, counts, layer_flops = costs[m]
+    _, counts, layer_flops, layer_state = costs[m]
     r = rc.ranges[block]
-    params = sum(counts.layers[r.start:r.stop])
+    params = read = sum(counts.layers[r.start:r.stop])
     for count, users in counts.shared:
         runs = [b for b in (present if present is not None else range(rs.num_blocks))
                 if any(rc.ranges[b].start <= u < rc.ranges[b].stop for u in users)]
         if runs and runs[0] == block:
             params += count
+        if any(r.start <= u < r.stop for u in users):  # read here whichever block owns it
+            read += count
     if r.start == 0:
         params += counts.position
+        read += rc.hidden_size if counts.position else 0  # one row of a position table per token
     if r.stop == rc.num_layers:
         params += counts.final_norm
+        read += counts.final_norm
+    states = layer_state[r.start:r.stop]
     return GraphNode(f"b{block}/{m}/seg", "segment", d_in=rc.hidden_size, d_out=rc.hidden_size, params=params,
-                     flops=sum(layer_flops[r.start:r.stop]), block=block, component=m, layers=r)
+                     flops=sum(layer_flops[r.start:r.stop]), block=block, component=m, layers=r, decode_params=read,
+                     decode_state=None if any(x is None for x in states) else sum(states))
 
 
 def projector_node(rs: ResolvedSpec, block: int, m: str, direction: str) -> GraphNode:
     kind = rs.spec.hybrid.projector(m)
     d, dm = rs.width, rs.component(m).hidden_size
     d_in, d_out = (d, dm) if direction == "in" else (dm, d)
+    params = projector_params(kind, d_in, d_out)
     return GraphNode(f"b{block}/{m}/{direction}", "in_proj" if direction == "in" else "out_proj",
-                     d_in=d_in, d_out=d_out, params=projector_params(kind, d_in, d_out),
-                     flops=projector_flops(kind, d_in, d_out), block=block, component=m, projector=kind)
+                     d_in=d_in, d_out=d_out, params=params, flops=projector_flops(kind, d_in, d_out), block=block,
+                     component=m, projector=kind, decode_params=params)
 
 
 def mix_node(rs: ResolvedSpec, block: int) -> GraphNode:
     names = rs.names
     learned = rs.spec.hybrid.mixture.mode == "search"
     return GraphNode(f"b{block}/mix", "mix", d_in=rs.width, d_out=rs.width, params=len(names) if learned else 0,
-                     flops=4 * rs.width * len(names), block=block, components=names)
+                     flops=4 * rs.width * len(names), block=block, components=names,
+                     decode_params=len(names) if learned else 0)
 
 
 def _sources(rs: ResolvedSpec, mode: str) -> tuple[str, ...]:

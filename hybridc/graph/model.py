@@ -34,6 +34,8 @@ class GraphNode:
     params: int  # parameters this node owns (tied weights are owned once)
     flops: int  # forward FLOPs per token
     block: int | None = None
+    decode_params: int = 0  # parameters read per decoded token (an embedding reads one row per source)
+    decode_state: int | None = 0  # numbers kept per sequence to decode after the context length; None: unknown
     component: str | None = None
     layers: LayerRange | None = None  # segment: the component's layer range
     projector: str | None = None  # in_proj/out_proj: projector kind
@@ -49,8 +51,10 @@ class GraphNode:
         """Plain attributes for networkx/DOT/JSON."""
         out = {
             "kind": self.kind, "d_in": self.d_in, "d_out": self.d_out, "params": self.params, "flops": self.flops,
-            "group": self.group,
+            "group": self.group, "decode_params": self.decode_params,
         }
+        if self.decode_state is not None:
+            out["decode_state"] = self.decode_state
         if self.block is not None:
             out["block"] = self.block
         if self.component is not None:
@@ -122,6 +126,18 @@ class BlockGraph:
     @property
     def flops_per_token(self) -> int:
         return sum(n.flops for n in self.nodes())
+
+    @property
+    def decode_params(self) -> int:
+        """Parameters read to decode one token (every weight but the embedding tables' other rows)."""
+        return sum(n.decode_params for n in self.nodes())
+
+    @property
+    def decode_state(self) -> int | None:
+        """Numbers a sequence keeps for decoding after ``context_length`` tokens (KV caches, recurrent states;
+        the hidden stream itself is not counted); None when a component's is unknown."""
+        states = [n.decode_state for n in self.nodes()]
+        return None if any(s is None for s in states) else sum(states)
 
     def params_by_group(self) -> dict[str, int]:
         out = {g: 0 for g in ("components", "projectors", "embeddings", "head", "alphas")}

@@ -148,7 +148,7 @@ class Mixture:
         return self.mode
 
 
-BUDGET_MEASURES = ("flops_per_token", "params")
+BUDGET_MEASURES = ("flops_per_token", "params", "decode_params", "decode_state")
 
 
 @dataclass(frozen=True)

@@ -440,3 +440,39 @@ def test_layer_flops_positive_integers(name: str) -> None:
         # attention only: the scores grow with the context (chunked recurrent algorithms pad short inputs
         # to a chunk, so a hybrid's per-token cost need not grow at tiny lengths)
         assert values[0] < values[1] < values[2]
+
+
+# ---- decode state -------------------------------------------------------------------------------------------
+def _cached_numbers(model: nn.Module, seq_len: int) -> list[int] | None:
+    """Per layer, the numbers transformers' own model keeps in its cache after a prefill of ``seq_len``
+    tokens on the CPU (None when its cache is not a list of layers)."""
+    from hybridc.components.meta_cost import _tensors_in
+
+    with torch.no_grad():
+        out = model(input_ids=torch.ones(1, seq_len, dtype=torch.long), use_cache=True)
+    cache = getattr(out, "past_key_values", None) or getattr(out, "cache_params", None)
+    layers = getattr(cache, "layers", None)
+    if not isinstance(layers, (list, tuple)):
+        return None
+    return [sum(t.numel() for v in vars(layer).values() for t in _tensors_in(v)) for layer in layers]
+
+
+# Families whose decode state hybridc does not know (reported as unknown; a decode_state budget is refused):
+# expert routers cannot run on the meta device, and these keep their state outside transformers' cache layers.
+STATE_UNKNOWN = {"granitemoehybrid", "jamba", "nemotron-h", "qwen3-next", "recurrent-gemma", "rwkv", "xlstm"}
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_decode_state_is_what_transformers_caches(name: str) -> None:
+    """``layers_decode_state`` (formulas for Mamba and Mamba2, the meta-device measurement for the rest)
+    against the cache of the family's own model after a real prefill, at two context lengths."""
+    family = get_family(name)
+    config = tiny_config(name)
+    model = build_model(family, config, seed=0).eval()
+    for seq_len in (9, 20):
+        predicted = family.layers_decode_state(config, seq_len)
+        assert len(predicted) == family.shape(config).num_layers
+        if name in STATE_UNKNOWN:
+            assert None in predicted
+            continue
+        assert _cached_numbers(model, seq_len) == list(predicted)

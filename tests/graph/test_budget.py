@@ -109,7 +109,8 @@ def budget_spec(tmp_path, names, blocks, alphas, budget, stages=""):
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(case=cases(), share=st.floats(0.2, 1.0), measure=st.sampled_from(["flops_per_token", "params"]))
+@given(case=cases(), share=st.floats(0.2, 1.0),
+       measure=st.sampled_from(["flops_per_token", "params", "decode_params", "decode_state"]))
 def test_the_specs_budget_is_met_by_the_most_probable_selection_within_it(tmp_path_factory, case, share, measure):
     """``selection_for`` (what every discretize path keeps) against brute force over every selection's real
     graph: within the budget, and no selection within it is more probable; none at all when none fits."""
@@ -156,6 +157,7 @@ def test_a_budget_round_trips_through_the_canonical_form(tmp_path, written, cano
     ("{flops_per_token: -3}", "must be > 0", 29),
     ("{flops_per_token: 1, params: 2}", "limits one measure", 32),
     ("{flops: 0.5x}", "unknown key 'flops'", 12),
+    ("{decode_state: 0.01x}", "no discretization fits hybrid.budget.decode_state 0.01x", 26),
     ("{}", "is empty", 11),
 ])
 def test_a_bad_or_unmet_budget_is_a_located_error_at_validate(tmp_path, written, message, col):
@@ -279,3 +281,22 @@ def test_a_tight_budget_pulls_the_search_toward_what_fits(tmp_path, algorithm):
     assert table.expected(tight.alphas().tolist()) < table.expected(plain.alphas().tolist())
     state = search.state_dict()  # the multiplier is part of the checkpointed search state
     assert state["multiplier"] == search.multiplier
+
+
+def test_a_decode_state_budget_over_a_family_whose_state_is_unknown_is_refused_at_validate(tmp_path):
+    from click.testing import CliRunner
+
+    from hybridc.cli import main
+
+    text = ("hybridc: 1\nname: unknown\ncomponents:\n"
+            "  rnn:\n    init: {family: rwkv, hidden_size: 32, layers: 2, vocab_size: 64}\n    blocks: split(2)\n"
+            f"  ssm:\n    init: {FAMILIES['ssm']}\n    blocks: split(2)\n"
+            "hybrid:\n  mixture: search\n  budget: {decode_state: 0.5x}\ntrain:\n  stages: []\n")
+    path = write_spec(tmp_path, text)
+    result = CliRunner().invoke(main, ["validate", str(path)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert f"{path}:12:26: error: the decode state of rnn (rwkv) is not known" in result.output
+    assert "budget another measure" in result.output
+    ok = CliRunner().invoke(main, ["validate", str(write_spec(tmp_path, text.replace("decode_state", "decode_params"),
+                                                                   "ok.yaml"))])
+    assert ok.exit_code == 0, ok.output

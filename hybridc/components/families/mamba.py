@@ -61,6 +61,12 @@ class Mamba(BuiltinFamily):
             head=head_params(cfg, d, vocab),
         )
 
+    def layers_decode_state(self, config: Mapping[str, Any], seq_len: int) -> tuple[int, ...]:
+        """Per layer I x k (the convolution's window) + I x N (the scan's state), whatever ``seq_len``."""
+        cfg = self.full_config(config)
+        _, inner, _, state, kernel = self._sizes(cfg)
+        return (inner * kernel + inner * state,) * int(cfg["num_hidden_layers"])
+
     def layer_flops_per_token(self, config: Mapping[str, Any], seq_len: int) -> int:
         """2 * (2 d I + I (R + 2N) + R I + I d) projections + 2 I k conv + 8 I N scan.
 

@@ -65,6 +65,13 @@ class Mamba2(BuiltinFamily):
             int(cfg["conv_kernel"]),
         )
 
+    def layers_decode_state(self, config: Mapping[str, Any], seq_len: int) -> tuple[int, ...]:
+        """Per layer (I + 2 G N) x k (the convolution's window over x, B and C) + H x (I / H) x N (the SSD
+        state), whatever ``seq_len``."""
+        cfg = self.full_config(config)
+        _, inner, heads, groups, state, kernel = self._sizes(cfg)
+        return ((inner + 2 * groups * state) * kernel + inner * state,) * int(cfg["num_hidden_layers"])
+
     def param_counts(self, config: Mapping[str, Any]) -> ParamCounts:
         cfg = self.full_config(config)
         d, inner, heads, groups, state, kernel = self._sizes(cfg)
