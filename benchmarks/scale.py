@@ -96,17 +96,22 @@ def rss_kib(field: str) -> int:
     return 0
 
 
-def worker(pair: str, variant: str, length: int, warmup: int, steps: int) -> None:
-    """One timed step of ``variant`` of ``pair`` at ``length`` in this process; prints JSON."""
+def build_hybrid(pair: str, length: int):
+    """The pair's hybrid at ``length`` (random weights, training mode)."""
     sys.path.insert(0, str(ROOT))
-    import torch
-
     from hybridc.nn.hybrid import lower
     from hybridc.spec import load_spec
 
     tmp = Path(tempfile.mkdtemp(prefix="hybridc-scale-"))
     (tmp / "spec.yaml").write_text(spec_text(pair, length))
-    hybrid = lower(load_spec(tmp / "spec.yaml")).train()
+    return lower(load_spec(tmp / "spec.yaml")).train()
+
+
+def make_step(hybrid, pair: str, variant: str, length: int):
+    """(a function taking one training step of ``variant`` and returning its seconds, the parameters it
+    updates): forward + backward + AdamW on a causal-LM loss, batch 1."""
+    import torch
+
     names = PAIRS[pair]
     ids = torch.randint(0, 50257, (1, length), generator=torch.Generator().manual_seed(0))
 
@@ -155,12 +160,54 @@ def worker(pair: str, variant: str, length: int, warmup: int, steps: int) -> Non
         opt.step()
         return time.perf_counter() - began
 
+    return step, params
+
+
+def minor_faults() -> int:
+    """Minor page faults of this process so far (pages the kernel mapped in on first touch)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def worker(pair: str, variant: str, length: int, warmup: int, steps: int) -> None:
+    """One timed step of ``variant`` of ``pair`` at ``length`` in this process; prints JSON."""
+    import torch
+
+    step, params = make_step(build_hybrid(pair, length), pair, variant, length)
     before = rss_kib("VmRSS")
     for _ in range(warmup):
         step()
+    faulted = minor_faults()
     seconds = statistics.median(step() for _ in range(steps))
     print(json.dumps({"seconds": seconds, "peak_mib": (rss_kib("VmHWM") - before) / 1024,
-                      "params": sum(p.numel() for p in params), "threads": torch.get_num_threads()}))
+                      "params": sum(p.numel() for p in params), "threads": torch.get_num_threads(),
+                      "faults": (minor_faults() - faulted) / steps}))
+
+
+def interleaved_worker(pair: str, length: int, warmup: int, rounds: int) -> None:
+    """Both components of ``pair`` trained in this one process, steps interleaved (a, b, then b, a in the
+    next round: neither always goes first); ``warmup`` untimed steps of each first. Prints JSON: the
+    seconds of each round's two steps."""
+    import torch
+
+    hybrid = build_hybrid(pair, length)
+    a, b = PAIRS[pair]
+    steps = {v: make_step(hybrid, pair, v, length)[0] for v in (a, b)}
+    for _ in range(warmup):
+        for v in (a, b):
+            steps[v]()
+    timed, faults = [], []
+    for r in range(rounds):
+        order = (a, b) if r % 2 == 0 else (b, a)
+        seconds, faulted = {}, {}
+        for v in order:
+            before = minor_faults()
+            seconds[v] = steps[v]()
+            faulted[v] = minor_faults() - before
+        timed.append(seconds)
+        faults.append(faulted)
+    print(json.dumps({"rounds": timed, "faults": faults, "threads": torch.get_num_threads()}))
 
 
 def plot(path: Path, lengths: list[int], seconds: dict[str, list[float]]) -> None:
@@ -284,11 +331,18 @@ def main() -> None:
     parser.add_argument("--write", type=Path)
     parser.add_argument("--plot", type=Path, help="a log-log plot of step time against T")
     parser.add_argument("--from-log", type=Path, help="report an earlier run's output instead of measuring")
+    parser.add_argument("--interleaved", action="store_true",
+                        help="also train both components in one process, steps interleaved (--rounds rounds after "
+                             "--warmup warm-up steps of each), and compare with the fresh-process numbers")
     parser.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--interleaved-worker", nargs=4, help=argparse.SUPPRESS)
     parser.add_argument("--count", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker(args.worker[0], args.worker[1], *map(int, args.worker[2:]))
+        return
+    if args.interleaved_worker:
+        interleaved_worker(args.interleaved_worker[0], *map(int, args.interleaved_worker[1:]))
         return
     if args.count:
         count(*args.count[:2], int(args.count[2]))
