@@ -58,7 +58,6 @@ def rss_mib() -> float:
 
 def build(variant: str):
     """(model, forward: ids -> logits) for a variant."""
-    import torch
 
     from hybridc.components.adapters import build_model, load_adapter, quiet_transformers
     from hybridc.components.registry import get_family

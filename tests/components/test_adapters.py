@@ -15,7 +15,6 @@ from hybridc.components.adapters import (
     config_class,
     load_adapter,
     load_pretrained,
-    model_class,
 )
 from hybridc.components.logits import apply_logit_ops
 from hybridc.components.registry import families, get_family

@@ -23,7 +23,6 @@ hybrid has fed it, so masks and positions are right even when some of the compon
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
 from typing import Any
 
 import torch
