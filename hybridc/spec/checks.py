@@ -425,6 +425,13 @@ def semantic_warnings(spec: Spec, smap: SourceMap) -> list[Diagnostic]:
             warnings.append(Diagnostic(smap.at("components", c.name, "trust_remote_code"),
                                        f"'{c.name}' may run code from its checkpoint (trust_remote_code: true)",
                                        "only enable this for checkpoints you trust", severity="warning"))
+    budget = spec.hybrid.budget
+    kinds = {s.kind for s in spec.train.stages}
+    if budget is not None and not kinds & {"search", "discretize"}:
+        warnings.append(Diagnostic(smap.at("hybrid", "budget", budget.measure),
+                                   "hybrid.budget has no effect: no stage searches or discretizes",
+                                   "add a discretize stage (it keeps the most probable selection within the budget)",
+                                   severity="warning"))
     return warnings
 
 

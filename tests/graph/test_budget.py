@@ -300,3 +300,16 @@ def test_a_decode_state_budget_over_a_family_whose_state_is_unknown_is_refused_a
     ok = CliRunner().invoke(main, ["validate", str(write_spec(tmp_path, text.replace("decode_state", "decode_params"),
                                                                    "ok.yaml"))])
     assert ok.exit_code == 0, ok.output
+
+
+def test_a_budget_without_search_or_discretize_is_warned_about(tmp_path):
+    from click.testing import CliRunner
+
+    from hybridc.cli import main
+
+    idle = budget_spec(tmp_path, ["attn", "ssm"], 2, [[0.5, 0.5], [0.5, 0.5]], "{params: 0.9x}")
+    result = CliRunner().invoke(main, ["validate", str(idle)])
+    assert result.exit_code == 0 and "warning: hybrid.budget has no effect" in result.output
+    used = write_spec(tmp_path, idle.read_text().replace("stages: []", "stages:\n    - {name: discretize}"), "used.yaml")
+    result = CliRunner().invoke(main, ["validate", str(used)])
+    assert result.exit_code == 0 and "warning" not in result.output, result.output
