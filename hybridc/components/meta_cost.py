@@ -77,6 +77,7 @@ def measure_state(family: Family, config_json: str, seq_len: int) -> tuple[int |
     except Exception:  # noqa: BLE001 - cannot run on meta: unknown
         return (None,) * layers
     cache = getattr(out, "past_key_values", None) or getattr(out, "cache_params", None)
+    cache = getattr(cache, "self_attention_cache", cache)  # an encoder-decoder cache: a decoder caches no encoder
     cached = getattr(cache, "layers", None)
     if not isinstance(cached, (list, tuple)) or len(cached) != layers:
         return (None,) * layers

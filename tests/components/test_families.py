@@ -451,6 +451,7 @@ def _cached_numbers(model: nn.Module, seq_len: int) -> list[int] | None:
     with torch.no_grad():
         out = model(input_ids=torch.ones(1, seq_len, dtype=torch.long), use_cache=True)
     cache = getattr(out, "past_key_values", None) or getattr(out, "cache_params", None)
+    cache = getattr(cache, "self_attention_cache", cache)  # (GPT-2 with cross-attention: no encoder, none cached)
     layers = getattr(cache, "layers", None)
     if not isinstance(layers, (list, tuple)):
         return None
@@ -476,3 +477,17 @@ def test_decode_state_is_what_transformers_caches(name: str) -> None:
             assert None in predicted
             continue
         assert _cached_numbers(model, seq_len) == list(predicted)
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+@HYPOTHESIS
+@given(data=st.data())
+def test_decode_state_formulas_of_config_variants(name: str, data: st.DataObject) -> None:
+    """The built-in families' formulas (torch-free) against a real prefill, over drawn configs
+    (grouped-query heads, head widths, inner widths, state sizes, local attention)."""
+    family = get_family(name)
+    common, extra = data.draw(VARIANTS[name](), label="common, extra")
+    config = family.init_config(common, extra)
+    seq_len = data.draw(st.integers(1, min(24, common.get("max_length") or 24)), label="seq_len")
+    model = build_model(family, config, seed=0).eval()
+    assert _cached_numbers(model, seq_len) == list(family.layers_decode_state(config, seq_len))

@@ -74,6 +74,12 @@ def matmul_flops(weights: int) -> int:
     return 2 * weights
 
 
+def kv_cache(seq_len: int, kv_dim: int) -> int:
+    """Numbers an attention layer caches per sequence after ``seq_len`` tokens: keys and values, ``kv_dim``
+    each per token (heads x head width; key-value heads x head width under grouped-query attention)."""
+    return 2 * seq_len * kv_dim
+
+
 def attention_flops(seq_len: int, attn_dim: int) -> int:
     """Scores (QK^T) plus weighted values (AV) per token: 2 * 2 * seq_len * attn_dim.
 

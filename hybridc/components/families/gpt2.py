@@ -7,7 +7,7 @@ from typing import Any
 
 from ..architectures import ARCHITECTURES
 from ..family import ParamCounts
-from . import BuiltinFamily, attention_flops, head_params, layer_norm, linear, matmul_flops
+from . import BuiltinFamily, attention_flops, head_params, kv_cache, layer_norm, linear, matmul_flops
 
 
 class GPT2(BuiltinFamily):
@@ -53,6 +53,11 @@ class GPT2(BuiltinFamily):
             final_norm=layer_norm(d),
             head=head_params(cfg, d, vocab),
         )
+
+    def layers_decode_state(self, config: Mapping[str, Any], seq_len: int) -> tuple[int, ...]:
+        """Keys and values of every head: 2 T d per layer."""
+        cfg = self.full_config(config)
+        return (kv_cache(seq_len, int(cfg["n_embd"])),) * int(cfg["n_layer"])
 
     def layer_flops_per_token(self, config: Mapping[str, Any], seq_len: int) -> int:
         """2 * (4 d^2 + 2 d I) for the projections + 4 * T * d for scores and values.

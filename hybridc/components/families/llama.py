@@ -7,7 +7,7 @@ from typing import Any
 
 from ..architectures import ARCHITECTURES
 from ..family import ParamCounts
-from . import BuiltinFamily, attention_flops, head_params, linear, matmul_flops, set_unless_given
+from . import BuiltinFamily, attention_flops, head_params, kv_cache, linear, matmul_flops, set_unless_given
 
 
 class Llama(BuiltinFamily):
@@ -59,6 +59,12 @@ class Llama(BuiltinFamily):
             final_norm=d,
             head=head_params(cfg, d, vocab),
         )
+
+    def layers_decode_state(self, config: Mapping[str, Any], seq_len: int) -> tuple[int, ...]:
+        """Keys and values of the key-value heads: 2 T kv hd per layer."""
+        cfg = self.full_config(config)
+        _, _, kv, hd = self._attention_sizes(cfg)
+        return (kv_cache(seq_len, kv * hd),) * int(cfg["num_hidden_layers"])
 
     def layer_flops_per_token(self, config: Mapping[str, Any], seq_len: int) -> int:
         """2 * (d*h*hd*2 + 2*d*kv*hd + 3 d I) for the projections + 4 * T * h * hd (scores, values)."""
