@@ -70,6 +70,8 @@ def measure_state(family: Family, config_json: str, seq_len: int) -> tuple[int |
     config = json.loads(config_json)
     model = build_on_meta(family, config)
     layers = family.shape(config).num_layers
+    if not family.has_attention:  # a recurrent state does not grow with the context: a short prefill tells it
+        seq_len = min(seq_len, RECURRENT_LENGTH)
     ids = torch.zeros(1, max(int(seq_len), 1), dtype=torch.long, device="meta")
     try:
         with quiet_transformers(), torch.no_grad(), _no_packed_sequences():

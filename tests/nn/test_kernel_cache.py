@@ -51,6 +51,7 @@ def compile_c(source: str, out: Path) -> None:
     subprocess.run([shutil.which("cc") or "gcc", "-shared", "-fPIC", str(src), "-o", str(out)], check=True)
 
 
+@pytest.mark.slow  # a kernel rebuild or a fresh process: in .ci/run's long part
 def test_a_library_planted_in_a_directory_others_can_write_is_never_loaded(tmp_path):
     cache = tmp_path / "shared"
     cache.mkdir()
@@ -78,6 +79,7 @@ def test_a_truncated_library_is_rebuilt_not_loaded(tmp_path):
     assert library.stat().st_size > 4096
 
 
+@pytest.mark.slow  # a kernel rebuild or a fresh process: in .ci/run's long part
 def test_a_library_without_the_kernels_is_rebuilt(tmp_path):
     import hashlib
 
@@ -89,6 +91,7 @@ def test_a_library_without_the_kernels_is_rebuilt(tmp_path):
     assert probe(cache)["ok"]
 
 
+@pytest.mark.slow  # a kernel rebuild or a fresh process: in .ci/run's long part
 def test_a_fifo_under_the_library_s_name_neither_hangs_nor_is_opened(tmp_path):
     cache = tmp_path / "cache"
     cache.mkdir(mode=0o700)

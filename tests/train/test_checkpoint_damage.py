@@ -342,6 +342,7 @@ def test_state_json_that_is_not_json_is_refused(copy):
     assert output.count("cannot be read as JSON") >= 2
 
 
+@pytest.mark.slow  # a kernel rebuild or a fresh process: in .ci/run's long part
 def test_a_thread_count_of_a_million_exits_2_in_a_real_process(copy):
     """The CLI as a user runs it (it used to crash with a segmentation fault, exit 139)."""
     spec, run_dir, _ = copy
