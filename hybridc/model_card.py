@@ -52,7 +52,10 @@ def model_card(model: "HybridModel", test: dict | None = None, plain_family: str
         lines += ["A pretrained hybrid built and trained by hybridc.", ""]
     lines += [f"- components: {', '.join(f'{c.name} ({c.family}, {c.num_layers} layers, d={c.hidden_size})' for c in rs.components)}",
               f"- blocks: {g.num_blocks}, shared width {g.width}, vocabulary {g.vocab_size}",
-              f"- parameters: {g.total_params:,}"]
+              f"- parameters: {g.total_params:,}",
+              f"- inference cost at context {g.context_length}: {g.flops_per_token:,} forward FLOPs per token, "
+              f"{g.decode_params:,} parameters read per decoded token, decode state "
+              + (f"{g.decode_state:,} numbers per sequence" if g.decode_state is not None else "unknown")]
     if g.selection:
         lines.append(f"- discretized: {' | '.join(g.selection)}")
     else:

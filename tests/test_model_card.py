@@ -55,3 +55,20 @@ def test_classifiers_have_their_pipeline_tag(tmp_path):
         "pipeline_tag"] == "text-classification"
     assert front_matter(model_card(lower(load_spec(write_spec(tmp_path, front + "task: tag(4)\n")))))[
         "pipeline_tag"] == "token-classification"
+
+
+def test_the_card_gives_the_models_inference_cost(tmp_path):
+    """The saved model's own graph (continuous or discretized), as compile reports it."""
+    from hybridc.graph.discretize import discretize_graph
+    from tests.specs import SMALL
+
+    rs = load_spec(write_spec(tmp_path, SMALL.split("train:")[0]))
+    model = lower(rs)
+    g = model.graph
+    card = model_card(model)
+    assert (f"- inference cost at context {g.context_length}: {g.flops_per_token:,} forward FLOPs per token, "
+            f"{g.decode_params:,} parameters read per decoded token, decode state {g.decode_state:,} numbers "
+            "per sequence") in card
+    small = lower(rs, selection=[rs.names[0]] * rs.num_blocks)
+    assert f"{discretize_graph(rs, small.graph.selection).flops_per_token:,} forward FLOPs" in model_card(small)
+    assert small.graph.flops_per_token < g.flops_per_token
