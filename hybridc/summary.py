@@ -58,7 +58,7 @@ def discretizations_table(c: Compiled) -> Table | None:
     than ``MAX_LISTED`` selections, the frontier only (the cheapest selection of each evidence level)."""
     import itertools
 
-    from .graph.budget import MEASURES, cost_of, evidence, frontier, plan_budget
+    from .graph.budget import MEASURES, cost_of, evidence, frontier, plan_budget, uniform_alphas
     from .graph.discretize import discretize_graph, select
 
     rs, graph = c.resolved, c.graph
@@ -66,11 +66,11 @@ def discretizations_table(c: Compiled) -> Table | None:
         return None
     alphas = rs.alphas
     budget = rs.spec.hybrid.budget
-    planned = plan_budget(rs, alphas or _uniform(rs), continuous=graph) if budget is not None else None
+    planned = plan_budget(rs, alphas or uniform_alphas(rs), continuous=graph) if budget is not None else None
     if len(rs.names) ** rs.num_blocks <= MAX_LISTED:
         selections = list(itertools.product(rs.names, repeat=rs.num_blocks))
     else:
-        selections = [p.selection for p in frontier(rs, alphas or _uniform(rs))]
+        selections = [p.selection for p in frontier(rs, alphas or uniform_alphas(rs))]
     graphs = sorted(((discretize_graph(rs, sel), sel) for sel in selections),
                     key=lambda gs: (gs[0].flops_per_token, gs[1]))
     title = "discretized choices"
@@ -96,10 +96,6 @@ def discretizations_table(c: Compiled) -> Table | None:
                       f"{small.total_params:,}", f"{small.decode_params:,}", f"{state:,}" if state is not None else "?",
                       f"{evidence(alphas, rs.names, sel):.3f}" if alphas is not None else "-", ", ".join(notes))
     return table
-
-
-def _uniform(rs) -> list[list[float]]:
-    return [[1.0 / len(rs.names)] * len(rs.names) for _ in range(rs.num_blocks)]
 
 
 def wide_console() -> Console:

@@ -165,10 +165,5 @@ class Family:
 
     def layers_decode_state(self, config: Mapping[str, Any], seq_len: int) -> tuple[int | None, ...]:
         """Numbers each layer keeps per sequence while decoding after ``seq_len`` tokens (KV cache, recurrent
-        state); None where unknown. By default measured from transformers' own cache on the meta device
-        (``meta_cost.measure_state``)."""
-        import json
-
-        from .meta_cost import measure_state
-
-        return measure_state(self, json.dumps(self.full_config(config), sort_keys=True, default=str), seq_len)
+        state); None where unknown."""
+        raise NotImplementedError

@@ -188,7 +188,6 @@ class Budgeted:
     limit: float  # in the measure's units
     continuous: int  # the continuous hybrid's cost
     chosen: Choice | None  # the most probable selection within the limit (None: none fits)
-    argmax: Choice  # plain argmax, for comparison
     points: tuple[Choice, ...]  # the frontier, cheapest first
 
 
@@ -197,7 +196,7 @@ def plan_budget(rs: ResolvedSpec, alphas: Sequence[Sequence[float]], budget: Bud
     """The budgeted choice for ``alphas`` (default budget: the spec's). The chosen selection's real
     discretized graph is checked against the limit: a measure that is not exactly a chain (parameters that
     layers in several blocks share) can only make the walk take the next cheaper frontier point."""
-    from .discretize import discretize_graph, select
+    from .discretize import discretize_graph
 
     budget = budget or rs.spec.hybrid.budget
     if budget is None:
@@ -216,19 +215,24 @@ def plan_budget(rs: ResolvedSpec, alphas: Sequence[Sequence[float]], budget: Bud
     points = frontier(rs, alphas, measure)
     ranked = sorted((c for c in points if c.cost <= limit), key=lambda c: (-c.evidence, c.cost, c.selection))
     chosen = next((c for c in ranked if cost_of(discretize_graph(rs, c.selection), measure) <= limit), None)
-    top = select(alphas, rs.names)
-    argmax = Choice(cost_of(discretize_graph(rs, top), measure), evidence(alphas, rs.names, top), top)
-    return Budgeted(budget, limit, whole, chosen, argmax, tuple(points))
+    return Budgeted(budget, limit, whole, chosen, tuple(points))
 
 
-def selection_for(rs: ResolvedSpec, alphas: Sequence[Sequence[float]]) -> tuple[str, ...]:
+def uniform_alphas(rs: ResolvedSpec) -> list[list[float]]:
+    """Equal alphas in every block: under them every selection is as probable as any other."""
+    return [[1.0 / len(rs.names)] * len(rs.names) for _ in range(rs.num_blocks)]
+
+
+def selection_for(rs: ResolvedSpec, alphas: Sequence[Sequence[float]],
+                  continuous: BlockGraph | None = None) -> tuple[str, ...]:
     """The components a discretize stage keeps: argmax per block, or, with a budget in the spec, the most
-    probable selection within it. Raises ``SpecError`` (at the budget) when no selection fits."""
+    probable selection within it. Raises ``SpecError`` (at the budget) when no selection fits.
+    ``continuous``: the spec's continuous graph, when the caller has it (built otherwise)."""
     from .discretize import select
 
     if rs.spec.hybrid.budget is None:
         return select(alphas, rs.names)
-    planned = plan_budget(rs, alphas)
+    planned = plan_budget(rs, alphas, continuous=continuous)
     if planned.chosen is None:
         raise _unmet(rs, planned)
     return planned.chosen.selection
@@ -239,8 +243,7 @@ def check_budget(rs: ResolvedSpec, continuous: BlockGraph | None = None) -> Budg
     located ``SpecError`` naming the cheapest selection when none does."""
     if rs.spec.hybrid.budget is None:
         return None
-    uniform = [[1.0 / len(rs.names)] * len(rs.names) for _ in range(rs.num_blocks)]
-    planned = plan_budget(rs, rs.alphas or uniform, continuous=continuous)
+    planned = plan_budget(rs, rs.alphas or uniform_alphas(rs), continuous=continuous)
     if planned.chosen is None and not any(c.cost <= planned.limit for c in planned.points):
         raise _unmet(rs, planned)
     return planned

@@ -355,8 +355,6 @@ def train_steps(model: HybridModel, stage: Stage, steps: int, start: int, data: 
         heldout = stage.search.heldout
         weights_split, search_split = alternating_splits(stage, data, seed)
         splits = {"weights": weights_split, "alphas": search_split}
-    if search is not None:
-        search.begin(start, steps)
     model.train()
     task = model.graph.task
     try:

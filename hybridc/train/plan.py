@@ -136,7 +136,8 @@ def lower_plan(rs: ResolvedSpec, graph: BlockGraph, processes: int = 1) -> Train
         if stage.kind == "discretize":
             discretized = True
             # With fixed alphas the selection is known now; with search it is known after training.
-            current = discretize_graph(rs, selection_for(rs, rs.alphas)) if rs.alphas is not None else None
+            current = (discretize_graph(rs, selection_for(rs, rs.alphas, continuous=graph))
+                       if rs.alphas is not None else None)
         stages.append(_stage_plan(stage, current, discretized, processes))
     return TrainingPlan(
         name=rs.spec.name,

@@ -71,11 +71,6 @@ class AlphaSearch:
     def alternate(self) -> bool:
         return self.search.alternate
 
-    def begin(self, step: int = 0, steps: int = 1) -> None:
-        """Enter search mode at 0-based ``step`` of a ``steps``-step stage (DASH samples during training
-        forward passes, at ``Search.tau_at``)."""
-        self.at_step(step, steps)
-
     def at_step(self, step: int, steps: int) -> None:
         """Before step ``step``: DASH's temperature for it (a pure function of the step, so a resumed stage
         anneals exactly as an uninterrupted one)."""

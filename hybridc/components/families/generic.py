@@ -103,6 +103,13 @@ class GenericFamily(BuiltinFamily):
 
         return measure(self, _frozen(self.full_config(config)), seq_len).layer_flops
 
+    def layers_decode_state(self, config: Mapping[str, Any], seq_len: int) -> tuple[int | None, ...]:
+        """Measured from transformers' own cache after a prefill on the meta device
+        (``hybridc.components.meta_cost.measure_state``)."""
+        from ..meta_cost import measure_state
+
+        return measure_state(self, _frozen(self.full_config(config)), seq_len)
+
 
 def _config_value(cfg: Mapping[str, Any], factor: str) -> Any:
     """``key``, or ``key.sub=default``: ``cfg[key][sub]``, the default when it is absent."""
