@@ -1,15 +1,18 @@
 """The fused CPU selective scan: one C pass per direction (``mamba_kernels.c``, see ``hybridc.nn.kernels``).
 
-What it computes is ``chunked_scan``'s bare recurrence (see ``hybridc.nn.scan``)::
+What it computes is ``chunked_scan``'s recurrence (see ``hybridc.nn.scan``) with the element-wise steps
+the mixer puts around it (each only when given)::
 
-    h_t = exp(dt_t * A) * h_{t-1} + dt_t * u_t * B_t,   y_t = sum_n C_t[n] h_t[n]
+    dt_t = softplus(delta_t + bias),   h_t = exp(dt_t * A) * h_{t-1} + dt_t * u_t * B_t,
+    out_t = (sum_n C_t[n] h_t[n] + D * u_t) * silu(z_t)
 
 but where the chunked backend runs thousands of small PyTorch ops over materialized (chunks, N, d)
-tensors (memory-bound), this one keeps each group of 64 channels' state in cache and walks the tokens
-once: the forward stores the state before every chunk of ``CHUNK`` tokens, the backward recomputes a
-chunk's decays and states from it and runs backwards through them. Float32 (with a polynomial 2^x
-accurate to about 2e-7 relative, 0 where the true value is a subnormal below 1.2e-38) and float64
-(libm's exp2). Parallel over (batch row, channel group); the results do not depend on the thread count
+tensors (memory-bound), then element-wise passes over (b, d, T) tensors around it, this one keeps each
+group of 64 channels' state in cache and walks the tokens once, the element-wise steps included: the
+forward stores the state before every chunk of ``CHUNK`` tokens, the backward recomputes a chunk's time
+steps, decays, states and outputs from it and runs backwards through them. Float32 (with a polynomial 2^x
+accurate to about 2e-7 relative, 0 where the true value is a subnormal below 1.2e-38, and softplus and
+sigmoid built on it) and float64 (libm's exp2, log1p, exp). Parallel over (batch row, channel group); the results do not depend on the thread count
 (sums across channel groups are made per group and added in a fixed order).
 """
 
@@ -31,28 +34,33 @@ def _token_major(x: torch.Tensor) -> torch.Tensor:
 
 
 class FusedScan(torch.autograd.Function):
-    """y = C . h for h_t = exp(dt_t A) h_{t-1} + dt_t u_t B_t, both directions in C.
+    """out = (C . h + D u) * silu(z) for h_t = exp(dt_t A) h_{t-1} + dt_t u_t B_t, dt = softplus(delta + bias),
+    both directions in C (each of D, z, bias, softplus only when given).
 
-    Inputs (b, d, T) / (d, N) / (b, N, T) / initial state (b, d, N) or None, one dtype (float32 or
-    float64); ``keep`` says whether a backward will follow (the chunk states are then saved).
-    Outputs: y (b, d, T) (a transposed view of token-major memory) and the last state (b, d, N).
+    Inputs (b, d, T) / (d, N) / (b, N, T) / initial state (b, d, N) / D and bias (d,) / z (b, d, T), each
+    None when absent, one dtype (float32 or float64); ``softplus`` (bool); ``keep`` says whether a backward
+    will follow (the chunk states are then saved). Outputs: out (b, d, T) (a transposed view of token-major
+    memory) and the last state (b, d, N).
     """
 
     @staticmethod
-    def forward(ctx, u, dt, A, B, C, h0, keep: bool):
+    def forward(ctx, u, delta, A, B, C, h0, D, z, bias, softplus: bool, keep: bool):
         b, d, T = u.shape
         N = A.shape[1]
         K = -(-T // CHUNK)
-        u_t, dt_t, B_t, C_t = (_token_major(x) for x in (u, dt, B, C))
+        u_t, delta_t, B_t, C_t = (_token_major(x) for x in (u, delta, B, C))
+        z_t, zs = _rows(z)
         A2 = (A * _LOG2E).t().contiguous()  # (N, d)
         h0_t = _token_major(h0) if h0 is not None else None  # (b, N, d)
+        D_c, bias_c = (x.contiguous() if x is not None else None for x in (D, bias))
         y = u.new_empty(b, T, d)
         hs = u.new_empty(b, K, N, d) if keep else None
         last = u.new_empty(b, N, d)
-        kernels.call("scan_fwd", u.dtype, b, T, d, N, CHUNK, ptr(u_t), ptr(dt_t), ptr(A2), ptr(B_t), ptr(C_t),
-                     ptr(h0_t), ptr(y), ptr(hs), ptr(last))
+        kernels.call("scan_fwd", u.dtype, b, T, d, N, CHUNK, zs, int(softplus), ptr(u_t), ptr(delta_t), ptr(A2),
+                     ptr(B_t), ptr(C_t), ptr(h0_t), ptr(bias_c), ptr(D_c), ptr(z_t), ptr(y), ptr(hs), ptr(last))
         if keep:
-            ctx.save_for_backward(u_t, dt_t, A, A2, B_t, C_t, hs)
+            ctx.save_for_backward(u_t, delta_t, A, A2, B_t, C_t, hs, D_c, z_t, bias_c)
+            ctx.zs, ctx.softplus = zs, softplus
         last = last.transpose(1, 2).contiguous()  # (b, d, N)
         ctx.mark_non_differentiable(last)
         return y.transpose(1, 2), last
@@ -60,43 +68,72 @@ class FusedScan(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, gy, _g_last):
-        u_t, dt_t, A, A2, B_t, C_t, hs = ctx.saved_tensors
+        u_t, delta_t, A, A2, B_t, C_t, hs, D, z_t, bias = ctx.saved_tensors
         b, T, d = u_t.shape
         N = A.shape[1]
         groups = -(-d // kernels.library().scan_group_width())
         gy_t = _token_major(gy.to(u_t.dtype))
         At = A.t().contiguous()
-        g_u, g_dt = torch.empty_like(u_t), torch.empty_like(u_t)
+        g_u, g_delta = torch.empty_like(u_t), torch.empty_like(u_t)
         g_A = u_t.new_empty(b, N, d)
         g_B, g_C = u_t.new_empty(groups, b, T, N), u_t.new_empty(groups, b, T, N)
         g_h0 = u_t.new_empty(b, N, d)
-        kernels.call("scan_bwd", u_t.dtype, b, T, d, N, CHUNK, ptr(u_t), ptr(dt_t), ptr(A2), ptr(At), ptr(B_t),
-                     ptr(C_t), ptr(hs), ptr(gy_t), ptr(g_u), ptr(g_dt), ptr(g_A), ptr(g_B), ptr(g_C), ptr(g_h0))
+        g_D = u_t.new_empty(b, d) if D is not None else None
+        g_bias = u_t.new_empty(b, d) if bias is not None else None
+        g_z = torch.empty_like(u_t) if z_t is not None else None
+        kernels.call("scan_bwd", u_t.dtype, b, T, d, N, CHUNK, ctx.zs, int(ctx.softplus), ptr(u_t), ptr(delta_t),
+                     ptr(A2), ptr(At), ptr(B_t), ptr(C_t), ptr(hs), ptr(bias), ptr(D), ptr(z_t), ptr(gy_t), ptr(g_u),
+                     ptr(g_delta), ptr(g_A), ptr(g_B), ptr(g_C), ptr(g_h0), ptr(g_D), ptr(g_bias), ptr(g_z))
         return (
             g_u.transpose(1, 2),
-            g_dt.transpose(1, 2),
+            g_delta.transpose(1, 2),
             g_A.sum(0).t(),
             g_B.sum(0).transpose(1, 2),
             g_C.sum(0).transpose(1, 2),
             g_h0.transpose(1, 2) if ctx.needs_input_grad[5] else None,
+            g_D.sum(0) if g_D is not None else None,
+            g_z.transpose(1, 2) if g_z is not None else None,
+            g_bias.sum(0) if g_bias is not None else None,
+            None,
             None,
         )
 
 
+def _rows(z: torch.Tensor | None) -> tuple[torch.Tensor | None, int]:
+    """z (b, d, T) as token-major rows for the kernel: (memory, elements between tokens). A transposed
+    slice of a wider (b, T, .) tensor (the mixer's gate) is used in place; anything else is copied."""
+    if z is None:
+        return None, 0
+    rows = z.transpose(1, 2)  # (b, T, d)
+    b, T, d = rows.shape
+    if rows.stride(2) == 1 and rows.stride(0) == T * rows.stride(1) and rows.stride(1) >= d:
+        return rows, rows.stride(1)
+    return rows.contiguous(), d
+
+
 def fused_scan(
     u: torch.Tensor,  # (b, d, T)
-    dt: torch.Tensor,  # (b, d, T)
+    delta: torch.Tensor,  # (b, d, T)
     A: torch.Tensor,  # (d, N)
     B: torch.Tensor,  # (b, N, T)
     C: torch.Tensor,  # (b, N, T)
     initial_state: torch.Tensor | None = None,  # (b, d, N)
+    *,
+    D: torch.Tensor | None = None,  # (d,)
+    z: torch.Tensor | None = None,  # (b, d, T)
+    delta_bias: torch.Tensor | None = None,  # (d,)
+    delta_softplus: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:  # (b, d, T), last state (b, d, N), in the compute dtype
-    """The bare recurrence by the fused kernel (float32, or float64 when any input is)."""
+    """The scan by the fused kernel, with the time step's bias and softplus and the output's D skip and
+    silu(z) gate applied inside it (float32, or float64 when any input is). Without the keywords: the bare
+    recurrence (``delta`` is then dt)."""
     kernels.library()  # RuntimeError with the reason when the kernels do not build here
-    dtype = compute_dtype(u, dt, A, B, C)
-    inputs = [x.to(dtype) for x in (u, dt, A, B, C)]
+    given = [x for x in (u, delta, A, B, C, D, z, delta_bias) if x is not None]
+    dtype = compute_dtype(*given)
+    inputs = [x.to(dtype) if x is not None else None for x in (u, delta, A, B, C)]
     h0 = initial_state.to(dtype) if initial_state is not None else None
-    keep = torch.is_grad_enabled() and any(x.requires_grad for x in (u, dt, A, B, C, initial_state) if x is not None)
+    D, z, delta_bias = (x.to(dtype) if x is not None else None for x in (D, z, delta_bias))
+    keep = torch.is_grad_enabled() and any(x.requires_grad for x in (*given, initial_state) if x is not None)
     if u.shape[-1] == 0:
-        return empty_scan(u, dt, A, h0, dtype)
-    return FusedScan.apply(*inputs, h0, keep)
+        return empty_scan(u, delta, A, h0, dtype)
+    return FusedScan.apply(*inputs, h0, D, z, delta_bias, delta_softplus, keep)

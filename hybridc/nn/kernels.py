@@ -2,7 +2,7 @@
 with ctypes.
 
 The C file is compiled once per machine (``$CC``, else ``cc``, ``gcc`` or ``clang``; ``-O3
--march=native -fopenmp``) into ``$HYBRIDC_KERNEL_CACHE`` (default ``$XDG_CACHE_HOME/hybridc/kernels``,
+-march=native -fno-trapping-math -fopenmp``: the third lets the loops with clamps and selects vectorize) into ``$HYBRIDC_KERNEL_CACHE`` (default ``$XDG_CACHE_HOME/hybridc/kernels``,
 i.e. ``~/.cache/hybridc/kernels``), named by a hash of the source, the compiler, the flags and the CPU's
 features, and written atomically (a half-written file is never loaded; two processes building at once
 each write their own temporary file). The library links the process's OpenMP runtime: torch's own
@@ -39,7 +39,7 @@ import torch
 from ..io import read_regular
 
 SOURCE = Path(__file__).with_name("mamba_kernels.c")
-_FLAGS = ("-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-std=c11")
+_FLAGS = ("-O3", "-march=native", "-fno-trapping-math", "-fopenmp", "-fPIC", "-shared", "-std=c11")
 _ERRORS = {1: "could not allocate its work buffers", 2: "got a convolution kernel longer than it supports"}
 
 
@@ -237,7 +237,7 @@ def _load(target: Path) -> ctypes.CDLL:
 
 def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
     i64, ptr, i32 = ctypes.c_int64, ctypes.c_void_p, ctypes.c_int
-    signatures = {"scan_fwd": [i64] * 5 + [ptr] * 9, "scan_bwd": [i64] * 5 + [ptr] * 14,
+    signatures = {"scan_fwd": [i64] * 7 + [ptr] * 12, "scan_bwd": [i64] * 7 + [ptr] * 20,
                   "conv_fwd": [i64] * 5 + [ptr] * 4, "conv_bwd": [i64] * 5 + [ptr] * 7}
     for name, args in signatures.items():
         for suffix in ("f32", "f64"):

@@ -2,11 +2,16 @@
  * direction (hybridc.nn.fused_scan: the math and the layouts), and the causal depthwise conv1d with its
  * SiLU (hybridc.nn.fused_conv, at the end of this file).
  *
+ *   dt_t = softplus(delta_t + bias)                         (each step only when asked)
  *   h_t = exp(dt_t * A) * h_{t-1} + dt_t * u_t * B_t      (per channel c and state n)
- *   y_t = sum_n C_t[n] * h_t[n]
+ *   y_t = (sum_n C_t[n] * h_t[n] + D * u_t) * silu(z_t)   (each term only when given)
  *
- * Layouts (all contiguous): per-token tensors are token-major, u/dt/y/g_u/g_dt (b, T, d) and
+ * Layouts (all contiguous but z): per-token tensors are token-major, u/delta/y/g_u/g_delta (b, T, d) and
  * B/C (b, T, N); A2 = A^T * log2(e) and At = A^T are (N, d); states are (b, N, d).
+ *
+ * Built with -fno-trapping-math (no effect on results: nothing here reads the floating-point exception
+ * flags), which lets GCC turn the clamps and selects below into vector blends, so that the loops over a
+ * group's channels vectorize (2^x included).
  *
  * Work is split into items (batch row, group of W channels), run in parallel with OpenMP (the
  * caller passes the thread count; the process's OpenMP runtime is torch's). Results do not depend
@@ -50,11 +55,63 @@ static inline double exp2_f64(double x) { return exp2(x); }
 
 int scan_group_width(void) { return W; }
 
-#define DEFINE_SCAN(T_, SUFFIX, EXP2)                                                                   \
-int scan_fwd_##SUFFIX(int64_t b, int64_t T, int64_t d, int64_t N, int64_t L,                             \
-                       const T_ *u, const T_ *dt, const T_ *A2, const T_ *Bm, const T_ *Cm,               \
-                       const T_ *h0, T_ *y, T_ *hs, T_ *last, int nthreads) {                            \
+static inline float expneg_f32(float x) { return exp2_f32(-x * 1.4426950408889634f); }
+static inline double expneg_f64(double x) { return exp(-x); }
+
+/* log(1 + e) for e in [0, 1], float32: 2 atanh(s), s = e / (2 + e) in [0, 1/3], by its odd series to s^13
+ * (truncation below 1e-8 relative); written to vectorize. */
+static inline float log1p_unit_f32(float e) {
+    const float s = e / (2.0f + e), s2 = s * s;
+    float p = 1.0f / 13.0f;
+    p = p * s2 + 1.0f / 11.0f;
+    p = p * s2 + 1.0f / 9.0f;
+    p = p * s2 + 1.0f / 7.0f;
+    p = p * s2 + 1.0f / 5.0f;
+    p = p * s2 + 1.0f / 3.0f;
+    p = p * s2 + 1.0f;
+    return 2.0f * s * p;
+}
+
+/* softplus(x) = log(1 + e^x) = max(x, 0) + log(1 + e^-|x|) (torch's threshold of 20 changes nothing in
+ * float32: there log(1 + e^-x) < 2.1e-9) */
+static inline float softplus_f32(float x) {
+    const float ax = x < 0 ? -x : x;
+    return (x > 0 ? x : 0.0f) + log1p_unit_f32(expneg_f32(ax));
+}
+static inline double softplus_f64(double x) { return x > 20.0 ? x : log1p(exp(x)); }
+static inline float sigmoid_f32(float x) { return 1.0f / (1.0f + expneg_f32(x)); }
+static inline double sigmoid_f64(double x) { return 1.0 / (1.0 + exp(-x)); }
+
+/* The scan with the mixer's element-wise steps around it (each only when given / flagged):
+ *
+ *   dt  = softplus(delta + bias)                   (flags & 1: softplus; bias (d) or NULL)
+ *   out = (y + D * u) * silu(z)                    (D (d) or NULL; z or NULL)
+ *
+ * delta is the raw time step (b, T, d); z (b, T, .) has rows zs elements apart (a slice of the mixer's
+ * in_proj output). The backward recomputes dt and y from the saved chunk states and writes the gradients
+ * of delta, z (b, T, d), and per batch row those of D and bias, g_D and g_bias (b, d), for the caller
+ * to add. */
+/* v = delta_t + bias over the item's channels (delta_t alone without a bias); the branches stay outside the
+ * loops so that they vectorize */
+#define PLUS_BIAS(v, delta_t)                                                                             \
+    do {                                                                                                  \
+        if (bias) for (int64_t c = 0; c < cw; c++) (v)[c] = (delta_t)[c] + bias[c0 + c];                 \
+        else for (int64_t c = 0; c < cw; c++) (v)[c] = (delta_t)[c];                                      \
+    } while (0)
+/* dt = softplus(delta_t + bias), or delta_t + bias without softplus */
+#define TIME_STEPS(dt, delta_t, SOFTPLUS)                                                                 \
+    do {                                                                                                  \
+        PLUS_BIAS(dt, delta_t);                                                                           \
+        if (softplus) for (int64_t c = 0; c < cw; c++) (dt)[c] = SOFTPLUS((dt)[c]);                       \
+    } while (0)
+
+#define DEFINE_SCAN(T_, SUFFIX, EXP2, SOFTPLUS, SIGMOID)                                                 \
+int scan_fwd_##SUFFIX(int64_t b, int64_t T, int64_t d, int64_t N, int64_t L, int64_t zs, int64_t flags,  \
+                       const T_ *u, const T_ *delta, const T_ *A2, const T_ *Bm, const T_ *Cm,            \
+                       const T_ *h0, const T_ *bias, const T_ *Dv, const T_ *z,                           \
+                       T_ *y, T_ *hs, T_ *last, int nthreads) {                                           \
     const int64_t groups = (d + W - 1) / W, K = (T + L - 1) / L;                                          \
+    const int softplus = (int)(flags & 1);                                                                \
     int failed = 0;                                                                                       \
     _Pragma("omp parallel for schedule(static) num_threads(nthreads) reduction(|:failed)")                \
     for (int64_t item = 0; item < b * groups; item++) {                                                   \
@@ -69,17 +126,24 @@ int scan_fwd_##SUFFIX(int64_t b, int64_t T, int64_t d, int64_t N, int64_t L,    
             if (hs && t % L == 0)                                                                         \
                 for (int64_t n = 0; n < N; n++)                                                           \
                     memcpy(hs + ((bi * K + t / L) * N + n) * d + c0, h + n * W, (size_t)cw * sizeof(T_)); \
-            const T_ *dt_t = dt + (bi * T + t) * d + c0, *u_t = u + (bi * T + t) * d + c0;               \
+            const T_ *delta_t = delta + (bi * T + t) * d + c0, *u_t = u + (bi * T + t) * d + c0;         \
             const T_ *B_t = Bm + (bi * T + t) * N, *C_t = Cm + (bi * T + t) * N;                         \
-            T_ dtu[W], acc[W];                                                                            \
-            for (int64_t c = 0; c < cw; c++) { dtu[c] = dt_t[c] * u_t[c]; acc[c] = 0; }                   \
+            T_ dt[W], dtu[W], acc[W];                                                                     \
+            TIME_STEPS(dt, delta_t, SOFTPLUS);                                                            \
+            for (int64_t c = 0; c < cw; c++) { dtu[c] = dt[c] * u_t[c]; acc[c] = 0; }                     \
             for (int64_t n = 0; n < N; n++) {                                                             \
                 const T_ bn = B_t[n], cn = C_t[n], *a2 = A2 + n * d + c0;                                 \
                 T_ *hn = h + n * W;                                                                       \
                 for (int64_t c = 0; c < cw; c++) {                                                        \
-                    hn[c] = EXP2(dt_t[c] * a2[c]) * hn[c] + dtu[c] * bn;                                  \
+                    hn[c] = EXP2(dt[c] * a2[c]) * hn[c] + dtu[c] * bn;                                    \
                     acc[c] += cn * hn[c];                                                                 \
                 }                                                                                         \
+            }                                                                                             \
+            if (Dv)                                                                                       \
+                for (int64_t c = 0; c < cw; c++) acc[c] += Dv[c0 + c] * u_t[c];                           \
+            if (z) {                                                                                      \
+                const T_ *z_t = z + (bi * T + t) * zs + c0;                                               \
+                for (int64_t c = 0; c < cw; c++) acc[c] *= z_t[c] * SIGMOID(z_t[c]);                      \
             }                                                                                             \
             memcpy(y + (bi * T + t) * d + c0, acc, (size_t)cw * sizeof(T_));                              \
         }                                                                                                 \
@@ -90,51 +154,80 @@ int scan_fwd_##SUFFIX(int64_t b, int64_t T, int64_t d, int64_t N, int64_t L,    
     return failed;                                                                                        \
 }                                                                                                         \
                                                                                                           \
-int scan_bwd_##SUFFIX(int64_t b, int64_t T, int64_t d, int64_t N, int64_t L,                             \
-                       const T_ *u, const T_ *dt, const T_ *A2, const T_ *At, const T_ *Bm,               \
-                       const T_ *Cm, const T_ *hs, const T_ *gy, T_ *g_u, T_ *g_dt, T_ *g_A,              \
-                       T_ *g_B, T_ *g_C, T_ *g_h0, int nthreads) {                                        \
-    /* g_A (b, N, d); g_B, g_C (groups, b, T, N); g_h0 (b, N, d) */                                      \
+int scan_bwd_##SUFFIX(int64_t b, int64_t T, int64_t d, int64_t N, int64_t L, int64_t zs, int64_t flags,  \
+                       const T_ *u, const T_ *delta, const T_ *A2, const T_ *At, const T_ *Bm,            \
+                       const T_ *Cm, const T_ *hs, const T_ *bias, const T_ *Dv, const T_ *z,             \
+                       const T_ *gy, T_ *g_u, T_ *g_delta, T_ *g_A, T_ *g_B, T_ *g_C, T_ *g_h0,           \
+                       T_ *g_D, T_ *g_bias, T_ *g_z, int nthreads) {                                      \
+    /* g_A (b, N, d); g_B, g_C (groups, b, T, N); g_h0 (b, N, d); g_D, g_bias (b, d); g_z (b, T, d) */   \
     const int64_t groups = (d + W - 1) / W, K = (T + L - 1) / L;                                          \
+    const int softplus = (int)(flags & 1);                                                                \
     int failed = 0;                                                                                       \
     _Pragma("omp parallel for schedule(static) num_threads(nthreads) reduction(|:failed)")                \
     for (int64_t item = 0; item < b * groups; item++) {                                                   \
         const int64_t bi = item / groups, gi = item % groups, c0 = gi * W;                                \
         const int64_t cw = d - c0 < W ? d - c0 : W;                                                       \
         const int64_t NW = N * W;                                                                         \
-        T_ *buf = (T_ *)calloc((size_t)(NW * (2 * L + 3)), sizeof(T_));                                   \
+        T_ *buf = (T_ *)calloc((size_t)(NW * (2 * L + 3) + W * (2 * L + 2)), sizeof(T_));                 \
         if (!buf) { failed = 1; continue; }                                                               \
         T_ *a = buf, *hh = buf + L * NW, *h_start = buf + 2 * L * NW;                                     \
         T_ *g = h_start + NW, *gA = g + NW;                                                               \
+        T_ *dts = gA + NW, *ys = dts + L * W, *gD = ys + L * W, *gbias = gD + W;                          \
         T_ *gB = g_B + (gi * b + bi) * T * N, *gC = g_C + (gi * b + bi) * T * N;                          \
         for (int64_t k = K - 1; k >= 0; k--) {                                                            \
             const int64_t t0 = k * L, len = T - t0 < L ? T - t0 : L;                                      \
             for (int64_t n = 0; n < N; n++)                                                               \
                 memcpy(h_start + n * W, hs + ((bi * K + k) * N + n) * d + c0, (size_t)cw * sizeof(T_));   \
-            /* the chunk's decays and states again */                                                    \
+            /* the chunk's time steps, decays, states and scan outputs again */                          \
             for (int64_t l = 0; l < len; l++) {                                                           \
                 const int64_t t = t0 + l;                                                                 \
-                const T_ *dt_t = dt + (bi * T + t) * d + c0, *u_t = u + (bi * T + t) * d + c0;           \
-                const T_ *B_t = Bm + (bi * T + t) * N;                                                    \
+                const T_ *delta_t = delta + (bi * T + t) * d + c0, *u_t = u + (bi * T + t) * d + c0;     \
+                const T_ *B_t = Bm + (bi * T + t) * N, *C_t = Cm + (bi * T + t) * N;                     \
                 const T_ *hp = l > 0 ? hh + (l - 1) * NW : h_start;                                       \
+                T_ *dt = dts + l * W, *yl = ys + l * W, dtu[W];                                           \
+                TIME_STEPS(dt, delta_t, SOFTPLUS);                                                        \
+                for (int64_t c = 0; c < cw; c++) { dtu[c] = dt[c] * u_t[c]; yl[c] = 0; }                  \
                 for (int64_t n = 0; n < N; n++) {                                                         \
                     const T_ bn = B_t[n], *a2 = A2 + n * d + c0, *hpn = hp + n * W;                       \
                     T_ *an = a + l * NW + n * W, *hn = hh + l * NW + n * W;                               \
                     for (int64_t c = 0; c < cw; c++) {                                                    \
-                        an[c] = EXP2(dt_t[c] * a2[c]);                                                    \
-                        hn[c] = an[c] * hpn[c] + dt_t[c] * u_t[c] * bn;                                   \
+                        an[c] = EXP2(dt[c] * a2[c]);                                                      \
+                        hn[c] = an[c] * hpn[c] + dtu[c] * bn;                                             \
+                    }                                                                                     \
+                    if (z) { /* the scan's output, for the gate's gradient */                             \
+                        const T_ cn = C_t[n];                                                             \
+                        for (int64_t c = 0; c < cw; c++) yl[c] += cn * hn[c];                             \
                     }                                                                                     \
                 }                                                                                         \
             }                                                                                             \
             /* backwards through the chunk; g = dL/dh_t */                                               \
             for (int64_t l = len - 1; l >= 0; l--) {                                                      \
                 const int64_t t = t0 + l;                                                                 \
-                const T_ *dt_t = dt + (bi * T + t) * d + c0, *u_t = u + (bi * T + t) * d + c0;           \
+                const T_ *delta_t = delta + (bi * T + t) * d + c0, *u_t = u + (bi * T + t) * d + c0;     \
                 const T_ *gy_t = gy + (bi * T + t) * d + c0;                                              \
                 const T_ *B_t = Bm + (bi * T + t) * N, *C_t = Cm + (bi * T + t) * N;                     \
                 const T_ *hp = l > 0 ? hh + (l - 1) * NW : h_start;                                       \
-                T_ dtu[W], g_dtu[W], g_dd[W];                                                             \
-                for (int64_t c = 0; c < cw; c++) { dtu[c] = dt_t[c] * u_t[c]; g_dtu[c] = 0; g_dd[c] = 0; }\
+                const T_ *dt = dts + l * W, *yl = ys + l * W;                                             \
+                T_ dtu[W], g_dtu[W], g_dd[W], gs[W]; /* gs: dL/d(the scan's y) */                        \
+                for (int64_t c = 0; c < cw; c++) {                                                        \
+                    dtu[c] = dt[c] * u_t[c]; g_dtu[c] = 0; g_dd[c] = 0; gs[c] = gy_t[c];                  \
+                }                                                                                         \
+                if (z) {                                                                                  \
+                    const T_ *z_t = z + (bi * T + t) * zs + c0;                                           \
+                    T_ *gz_t = g_z + (bi * T + t) * d + c0;                                               \
+                    T_ pre[W];                                                                            \
+                    if (Dv)                                                                               \
+                        for (int64_t c = 0; c < cw; c++) pre[c] = yl[c] + Dv[c0 + c] * u_t[c];            \
+                    else                                                                                  \
+                        for (int64_t c = 0; c < cw; c++) pre[c] = yl[c];                                  \
+                    for (int64_t c = 0; c < cw; c++) {                                                    \
+                        const T_ zc = z_t[c], s = SIGMOID(zc);                                            \
+                        gz_t[c] = gs[c] * pre[c] * (s * (1 + zc * (1 - s)));                              \
+                        gs[c] = gs[c] * (zc * s);                                                         \
+                    }                                                                                     \
+                }                                                                                         \
+                if (Dv)                                                                                   \
+                    for (int64_t c = 0; c < cw; c++) gD[c] += gs[c] * u_t[c];                             \
                 for (int64_t n = 0; n < N; n++) {                                                         \
                     const T_ bn = B_t[n], cn = C_t[n], *an = a + l * NW + n * W;                          \
                     const T_ *hn = hh + l * NW + n * W, *hpn = hp + n * W, *atn = At + n * d + c0;        \
@@ -142,36 +235,46 @@ int scan_bwd_##SUFFIX(int64_t b, int64_t T, int64_t d, int64_t N, int64_t L,    
                     T_ sC = 0, sB = 0;                                                                    \
                     _Pragma("omp simd reduction(+:sC, sB)")                                               \
                     for (int64_t c = 0; c < cw; c++) {                                                    \
-                        const T_ gc = gn[c] + cn * gy_t[c];                                               \
-                        sC += hn[c] * gy_t[c];                                                            \
+                        const T_ gc = gn[c] + cn * gs[c];                                                 \
+                        sC += hn[c] * gs[c];                                                              \
                         sB += gc * dtu[c];                                                                \
                         g_dtu[c] += bn * gc;                                                              \
                         const T_ gw = gc * an[c] * hpn[c]; /* dL/d(dt A) */                               \
                         g_dd[c] += gw * atn[c];                                                           \
-                        gAn[c] += gw * dt_t[c];                                                           \
+                        gAn[c] += gw * dt[c];                                                             \
                         gn[c] = gc * an[c];                                                               \
                     }                                                                                     \
                     gC[t * N + n] = sC;                                                                   \
                     gB[t * N + n] = sB;                                                                   \
                 }                                                                                         \
-                T_ *gu_t = g_u + (bi * T + t) * d + c0, *gdt_t = g_dt + (bi * T + t) * d + c0;            \
+                T_ *gu_t = g_u + (bi * T + t) * d + c0, *gdl_t = g_delta + (bi * T + t) * d + c0;         \
                 for (int64_t c = 0; c < cw; c++) {                                                        \
-                    gu_t[c] = g_dtu[c] * dt_t[c];                                                         \
-                    gdt_t[c] = g_dd[c] + g_dtu[c] * u_t[c];                                               \
+                    gu_t[c] = g_dtu[c] * dt[c];                                                           \
+                    gdl_t[c] = g_dd[c] + g_dtu[c] * u_t[c];                                               \
                 }                                                                                         \
+                if (Dv)                                                                                   \
+                    for (int64_t c = 0; c < cw; c++) gu_t[c] += gs[c] * Dv[c0 + c];                       \
+                if (softplus) { /* softplus'(v) = sigmoid(v) */                                           \
+                    T_ v[W];                                                                              \
+                    PLUS_BIAS(v, delta_t);                                                                \
+                    for (int64_t c = 0; c < cw; c++) gdl_t[c] *= SIGMOID(v[c]);                           \
+                }                                                                                         \
+                for (int64_t c = 0; c < cw; c++) gbias[c] += gdl_t[c];                                    \
             }                                                                                             \
         }                                                                                                 \
         for (int64_t n = 0; n < N; n++) {                                                                 \
             memcpy(g_A + (bi * N + n) * d + c0, gA + n * W, (size_t)cw * sizeof(T_));                     \
             memcpy(g_h0 + (bi * N + n) * d + c0, g + n * W, (size_t)cw * sizeof(T_));                     \
         }                                                                                                 \
+        if (g_D) memcpy(g_D + bi * d + c0, gD, (size_t)cw * sizeof(T_));                                  \
+        if (g_bias) memcpy(g_bias + bi * d + c0, gbias, (size_t)cw * sizeof(T_));                         \
         free(buf);                                                                                        \
     }                                                                                                     \
     return failed;                                                                                        \
 }
 
-DEFINE_SCAN(float, f32, exp2_f32)
-DEFINE_SCAN(double, f64, exp2_f64)
+DEFINE_SCAN(float, f32, exp2_f32, softplus_f32, sigmoid_f32)
+DEFINE_SCAN(double, f64, exp2_f64, softplus_f64, sigmoid_f64)
 
 /* Mamba's causal depthwise conv1d and its SiLU, token-major (hybridc.nn.fused_conv):
  *
@@ -256,9 +359,6 @@ int conv_bwd_##SUFFIX(int64_t b, int64_t T, int64_t d, int64_t K, int64_t xs, co
     }                                                                                                     \
     return 0;                                                                                             \
 }
-
-static inline float expneg_f32(float x) { return exp2_f32(-x * 1.4426950408889634f); }
-static inline double expneg_f64(double x) { return exp(-x); }
 
 DEFINE_CONV(float, f32, expneg_f32)
 DEFINE_CONV(double, f64, expneg_f64)

@@ -26,18 +26,20 @@ Backends:
   backward) plus at most two tile buffers of ``max_tile_elements`` elements (chunks are processed
   in tiles).
 - ``"fused"``: the same recurrence in one C pass per direction (``hybridc.nn.fused_scan``, built with
-  the system C compiler on first use): 5-7x faster than ``"chunked"`` at Mamba-130M's width, and its
-  memory is the inputs plus one state per 16 tokens. CPU tensors only.
+  the system C compiler on first use), the bias, softplus, D skip and silu gate included: 5-7x faster
+  than ``"chunked"`` at Mamba-130M's width, and its memory is the inputs plus one state per 16 tokens.
+  CPU tensors only.
 - ``"cuda"``: mamba-ssm's fused kernel (``selective_scan_fn``); needs ``mamba_ssm`` and CUDA tensors.
 - ``"auto"``: ``"cuda"`` when mamba-ssm imports and the input is on a CUDA device; else ``"fused"``
   when the kernels build here (``kernels.available()``), else ``"chunked"``.
 
 Dtypes: the reference keeps the state in float32 (or wider), casts it to the input dtype before the
 contraction with C, then adds ``D * u`` and gates with the dtypes it is given. The chunked backend
-(and the fused one) keeps everything in float32 (float64 for float64 input) up to the contraction, casts the scan output
-to the reference's dtype, then applies D and z with the same expressions: the output dtype always
-matches; in float32 the values match to rounding; in half precision it rounds once instead of at
-every token. (In float64 the reference casts B and u to float32; the chunked backend does not.)
+keeps everything in float32 (float64 for float64 input) up to the contraction, casts the scan output
+to the reference's dtype, then applies D and z with the same expressions; the fused one computes the
+D skip and the gate in float32 too and casts its output once, to the dtype those expressions give. The
+output dtype always matches; in float32 the values match to rounding; in half precision they round once
+instead of at every token. (In float64 the reference casts B and u to float32; chunked and fused do not.)
 
 Layouts: the chunked backend is fastest with token-major inputs, i.e. (b, d, T) views of
 (b, T, d) tensors (what the Mamba mixer produces); (b, d, T)-contiguous inputs cost a transposing
@@ -100,6 +102,16 @@ def selective_scan(
         return _scan_cuda(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
 
     input_dtype = u.dtype
+    if backend == "fused":  # the time step's and the output's element-wise steps run inside the kernel
+        if u.is_cuda:
+            raise RuntimeError("selective-scan backend 'fused' runs on the CPU; this input is on CUDA")
+        y, last = fused_scan.fused_scan(u, delta, A, B, C, initial_state, D=D, z=z, delta_bias=delta_bias,
+                                        delta_softplus=delta_softplus)
+        out_dtype = torch.promote_types(input_dtype, C.dtype)  # the dtype the steps below would give
+        for x in (D, z):
+            out_dtype = out_dtype if x is None else torch.promote_types(out_dtype, x.dtype)
+        y = y.to(out_dtype)
+        return (y, last) if return_last_state else y
     dt = delta
     if delta_bias is not None:
         dt = dt + delta_bias.to(dt.dtype)[..., None]
@@ -107,11 +119,6 @@ def selective_scan(
         dt = F.softplus(dt)
     if backend == "reference":
         y, last = _scan_reference(u, dt, A, B, C, initial_state)
-    elif backend == "fused":
-        if u.is_cuda:
-            raise RuntimeError("selective-scan backend 'fused' runs on the CPU; this input is on CUDA")
-        y, last = fused_scan.fused_scan(u, dt, A, B, C, initial_state)
-        y = y.to(torch.promote_types(input_dtype, C.dtype))
     else:
         y, last = chunked_scan(u, dt, A, B, C, chunk_size=chunk_size, max_tile_elements=max_tile_elements,
                                return_last_state=True, initial_state=initial_state)
