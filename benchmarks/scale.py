@@ -34,6 +34,9 @@ per parameter) divided by what one sequence adds at batch 1 (the step's added pe
 moments, 12 bytes per parameter: the weights were resident before the steps), rounded down; the process's
 own base (Python, torch: about 0.5 GB) is not counted.
 
+``--both-ways`` measures only the pair's two components, per T in two ways: trained in turn in one process
+(steps interleaved, as a hybrid trains them) and each in fresh processes, with per-round ratios.
+
 ``--from-log LOG`` writes the report from the per-round lines of an earlier run's output (parameter
 counts are taken from the models, built again) instead of measuring.
 """
@@ -331,9 +334,11 @@ def main() -> None:
     parser.add_argument("--write", type=Path)
     parser.add_argument("--plot", type=Path, help="a log-log plot of step time against T")
     parser.add_argument("--from-log", type=Path, help="report an earlier run's output instead of measuring")
-    parser.add_argument("--interleaved", action="store_true",
-                        help="also train both components in one process, steps interleaved (--rounds rounds after "
-                             "--warmup warm-up steps of each), and compare with the fresh-process numbers")
+    parser.add_argument("--both-ways", action="store_true",
+                        help="only the pair's two components, per T measured two ways: in one process, steps "
+                             "interleaved (--rounds rounds after --warmup warm-up steps of each), and in fresh "
+                             "processes (--fresh-rounds rounds); writes the section scale-both-ways-PAIR")
+    parser.add_argument("--fresh-rounds", type=int, default=3, help="with --both-ways: fresh-process rounds")
     parser.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
     parser.add_argument("--interleaved-worker", nargs=4, help=argparse.SUPPRESS)
     parser.add_argument("--count", nargs=3, help=argparse.SUPPRESS)
@@ -346,6 +351,14 @@ def main() -> None:
         return
     if args.count:
         count(*args.count[:2], int(args.count[2]))
+        return
+    if args.both_ways:
+        body = both_ways(args)
+        print(body)
+        if args.write:
+            a, b = (SHAPES[n][0] for n in PAIRS[args.pair])
+            write_section(args.write, f"scale-both-ways-{args.pair}", f"{b} against {a}: one process and fresh "
+                          "processes", body)
         return
     if args.from_log:
         results, load = from_log(args.pair, args.from_log)
@@ -383,6 +396,63 @@ def measure(args) -> tuple[dict, list[float]]:
                       f"{out['threads']} threads, load {os.getloadavg()[0]:.2f}", flush=True)
     load.append(os.getloadavg()[0])
     return results, load
+
+
+def run_worker(*argv: str) -> dict:
+    done = subprocess.run([sys.executable, __file__, *argv], capture_output=True, text=True, cwd=ROOT)
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(argv)} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def both_ways(args) -> str:
+    """The pair's second component against its first, per T: interleaved in one process and in fresh
+    processes; per-round ratios (second / first), their median and range."""
+    first, second = PAIRS[args.pair]
+    names = {v: SHAPES[v][0] for v in (first, second)}
+    load = [os.getloadavg()[0]]
+    rows = []
+    for length in args.lengths:
+        one = run_worker("--interleaved-worker", args.pair, str(length), str(args.warmup), str(args.rounds))
+        together = [r[second] / r[first] for r in one["rounds"]]
+        print(f"T={length}, one process: " + ", ".join(f"{x:.3f}" for x in together), flush=True)
+        fresh: dict[str, list[dict]] = {first: [], second: []}
+        for r in range(args.fresh_rounds):
+            for v in ((first, second) if r % 2 == 0 else (second, first)):
+                fresh[v].append(run_worker("--worker", args.pair, v, str(length), str(args.warmup), str(args.steps)))
+        apart = [b["seconds"] / a["seconds"] for a, b in zip(fresh[first], fresh[second])]
+        print(f"T={length}, fresh processes: " + ", ".join(f"{x:.3f}" for x in apart), flush=True)
+
+        def seconds(v):
+            return statistics.median(r[v] for r in one["rounds"])
+
+        def faults(rounds, v):
+            return statistics.median(r[v] for r in rounds) / 1e6
+
+        rows.append(
+            f"| {length} | {seconds(second):.2f} | {seconds(first):.2f} | **{statistics.median(together):.3f}** "
+            f"({min(together):.3f}-{max(together):.3f}) | "
+            f"{statistics.median(x['seconds'] for x in fresh[second]):.2f} | "
+            f"{statistics.median(x['seconds'] for x in fresh[first]):.2f} | **{statistics.median(apart):.3f}** "
+            f"({min(apart):.3f}-{max(apart):.3f}) | {faults(one['faults'], second):.2f} / "
+            f"{faults(one['faults'], first):.2f} |")
+    load.append(os.getloadavg()[0])
+    import torch
+
+    head = (f"| T | one process: {names[second]} s | {names[first]} s | ratio: median (range over rounds) | "
+            f"fresh: {names[second]} s | {names[first]} s | ratio: median (range) | page faults per step, one "
+            f"process (M): {names[second]} / {names[first]} |\n|---:|---:|---:|---:|---:|---:|---:|---:|")
+    return head + "\n" + "\n".join(rows) + "\n" + textwrap.dedent(f"""
+        One process: both components of the hybrid (its embedding, segments and head of each) trained in turn
+        in one process, {args.warmup} warm-up steps of each, then {args.rounds} rounds (which goes first alternates);
+        ratio = {names[second]} / {names[first]} per round. Fresh processes: {args.fresh_rounds} rounds of one
+        process per component ({args.warmup} warm-ups, median of {args.steps} steps), alternating which runs first;
+        ratio per round. A step is forward + backward + AdamW on a causal-LM loss, batch 1. Machine: {platform.machine()},
+        {os.cpu_count()} cores, Python {platform.python_version()}, torch {torch.__version__}, {one['threads']} torch
+        threads. Load average at start / end: {load[0]:.2f} / {load[1]:.2f}.
+
+        Command: `python benchmarks/scale.py {' '.join(sys.argv[1:])}`
+        """)
 
 
 def count(pair: str, variant: str, length: int) -> None:
