@@ -236,6 +236,7 @@ def test_train_and_eval_commands(tmp_path):
     assert bad.exit_code == 2 and "--data:1:1: error: unknown data source 'recal'" in bad.output
 
 
+@pytest.mark.slow  # CI's long part runs it (.ci/run), beside the kill -9 resume test
 def test_sigterm_saves_a_checkpoint_and_resume_matches(tmp_path):
     text = spec_text(STAGES.replace("steps: 12", "steps: 40").replace("steps: 6", "steps: 10"))
     spec = write_spec(tmp_path, text)
