@@ -2,8 +2,8 @@
 with ctypes.
 
 The C file is compiled once per machine (``$CC``, else ``cc``, ``gcc`` or ``clang``; ``-O3
--march=native -fno-trapping-math -fopenmp``: the third lets the loops with clamps and selects vectorize) into ``$HYBRIDC_KERNEL_CACHE`` (default ``$XDG_CACHE_HOME/hybridc/kernels``,
-i.e. ``~/.cache/hybridc/kernels``), named by a hash of the source, the compiler, the flags and the CPU's
+-march=native -fno-trapping-math -fopenmp``: the third lets the loops with clamps and selects vectorize)
+into ``$HYBRIDC_KERNEL_CACHE`` (default ``$XDG_CACHE_HOME/hybridc/kernels``, i.e. ``~/.cache/hybridc/kernels``), named by a hash of the source, the compiler, the flags and the CPU's
 features, and written atomically (a half-written file is never loaded; two processes building at once
 each write their own temporary file). The library links the process's OpenMP runtime: torch's own
 ``libgomp.so.1`` is already loaded and is the one used, so the kernels and torch share one thread pool;
