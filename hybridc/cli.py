@@ -20,8 +20,8 @@ EXIT_USAGE = 2
 
 class _Group(click.Group):
     # commands that live in other modules, imported only when used (start-up time of validate/fmt)
-    LAZY = {"mad": "hybridc.experiments.commands:mad", "sweep": "hybridc.experiments.commands:sweep",
-            "program": "hybridc.experiments.commands:program"}
+    LAZY = {"mad": "hybridc.experiments.commands:mad", "lra": "hybridc.experiments.commands:lra",
+            "sweep": "hybridc.experiments.commands:sweep", "program": "hybridc.experiments.commands:program"}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *self.LAZY])

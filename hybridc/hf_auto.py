@@ -18,7 +18,7 @@ CONFIG_AUTO = "transformers.models.auto.configuration_auto"
 MODEL_AUTO = "transformers.models.auto.modeling_auto"
 TRIGGERS = (CONFIG_AUTO, MODEL_AUTO)
 AUTO_CLASS_OF_TASK = {"causal-lm": "AutoModelForCausalLM", "classify": "AutoModelForSequenceClassification",
-                      "tag": "AutoModelForTokenClassification"}
+                      "tag": "AutoModelForTokenClassification", "match": "AutoModelForSequenceClassification"}
 
 
 def register() -> None:
@@ -41,7 +41,7 @@ def register() -> None:
 
 
 TASK_CLASS_NAMES = {"causal-lm": "HybridForCausalLM", "classify": "HybridForSequenceClassification",
-                    "tag": "HybridForTokenClassification"}
+                    "tag": "HybridForTokenClassification", "match": "HybridForSequenceClassification"}
 
 
 def _deferred(name: str) -> type:

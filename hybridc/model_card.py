@@ -13,7 +13,8 @@ from .spec.emit import dump_yaml, spec_to_data
 if TYPE_CHECKING:
     from .nn.hybrid import HybridModel
 
-PIPELINE_TAGS = {"causal-lm": "text-generation", "classify": "text-classification", "tag": "token-classification"}
+PIPELINE_TAGS = {"causal-lm": "text-generation", "classify": "text-classification", "tag": "token-classification",
+                 "match": "text-classification"}
 
 
 def metadata(model: "HybridModel", plain_family: str | None = None) -> dict:

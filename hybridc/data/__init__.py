@@ -1,4 +1,5 @@
-"""Training data: data sources (``text``, ``recall``, ``classify``; ``mad``/``listops`` to come),
+"""Training data: data sources (``text``, ``recall``, ``classify``, ``mad``, ``listops`` and the other Long Range
+Arena tasks: ``pathfinder``, ``pixels``, ``bytetext``, ``retrieval``),
 tokenizers, deterministic disjoint splits and resumable batch order. Uses torch; the front end never
 imports this package.
 

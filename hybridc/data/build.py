@@ -16,11 +16,15 @@ from pathlib import Path
 from ..errors import Location
 from ..spec.model import DataSource, Task
 from ..spec.signatures import DATA_SOURCES
+from .bytetext import build_bytetext
 from .classify import build_classify
 from .context import Examples, SourceContext, canonical_source
 from .dataset import DataBundle
 from .listops import build_listops
 from .mad import build_mad
+from .pathfinder import build_pathfinder
+from .pixels import build_pixels
+from .retrieval import build_retrieval
 from .sampling import generator, split_indices
 from .synthetic import build_recall
 from .text import build_text
@@ -36,6 +40,10 @@ BUILDERS: dict[str, Builder] = {
     "classify": build_classify,
     "mad": build_mad,
     "listops": build_listops,
+    "pathfinder": build_pathfinder,
+    "pixels": build_pixels,
+    "bytetext": build_bytetext,
+    "retrieval": build_retrieval,
 }
 
 

@@ -1,4 +1,4 @@
-"""Command-line faces of the experiments: ``hybridc mad``, ``hybridc sweep``, ``hybridc program``."""
+"""Command-line faces of the experiments: ``hybridc mad``, ``hybridc lra``, ``hybridc sweep``, ``hybridc program``."""
 
 from __future__ import annotations
 
@@ -86,6 +86,75 @@ def print_mad_table(results: dict) -> None:
 
 @click.command()
 @click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--tasks", default="listops,pathfinder,image,text,retrieval", show_default=True,
+              help="Comma-separated LRA tasks (image, text and retrieval read --data-dir; missing ones are skipped).")
+@click.option("--preset", type=click.Choice(["cpu", "lra"]), default="cpu", show_default=True,
+              help="cpu: minutes on 2 cores; lra: LRA's lengths, sizes and budgets (an accelerator's job).")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("data"), show_default=True,
+              help="Where image (cifar-10-batches-bin/, cifar10/ or cifar10.npz), text (aclImdb/) and retrieval "
+                   "(lra_release/.../tsv_data/ or aan/) data are.")
+@click.option("--steps", type=click.IntRange(min=1), help="Training steps per run (default: the preset's per task).")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Default: the preset's per task.")
+@click.option("--lrs", help="Learning rates to try, the best on validation wins (default: the preset's per task).")
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Output directory (default runs/<name>-lra).")
+@click.option("--quiet", "-q", is_flag=True)
+def lra(spec: Path, tasks: str, preset: str, data_dir: Path, steps: int | None, batch_size: int | None,
+        lrs: str | None, out_dir: Path | None, quiet: bool) -> None:
+    """Train SPEC's hybrid and each component from scratch on the Long Range Arena tasks; table, JSON and PNG."""
+    from ..cli import _quiet_libraries
+    from .lra import TASKS as LRA_TASKS
+    from .lra import run_lra
+
+    chosen = tuple(t.strip() for t in tasks.split(",") if t.strip())
+    unknown = [t for t in chosen if t not in LRA_TASKS]
+    if unknown or not chosen:
+        raise click.BadParameter(f"unknown task(s) {', '.join(unknown) or '(none given)'}; tasks: {', '.join(LRA_TASKS)}",
+                                 param_hint="--tasks")
+    rates = None
+    if lrs is not None:
+        try:
+            rates = tuple(float(x) for x in lrs.split(","))
+        except ValueError:
+            raise click.BadParameter("comma-separated numbers, e.g. 5e-4,1e-3", param_hint="--lrs") from None
+    rs = _load(spec)
+    _quiet_libraries()
+    out = out_dir or Path("runs") / f"{rs.spec.name}-lra"
+    results = run_lra(rs, out, tasks=chosen, preset=preset, data_dir=data_dir, steps=steps, batch_size=batch_size,
+                      lrs=rates, quiet=quiet, say=_say)
+    print_lra_table(results)
+    for task, why in results["skipped"].items():
+        click.echo(f"skipped {task}: {why}")
+    if results["tasks"]:
+        click.echo(f"wrote {out / 'lra-results.json'} and {out / 'lra-results.png'}")
+    else:
+        click.echo(f"wrote {out / 'lra-results.json'} (no task ran)")
+
+
+def print_lra_table(results: dict) -> None:
+    from rich.table import Table
+
+    from ..summary import wide_console
+
+    models = ["hybrid", *results["components"]]
+    table = Table(title=f"Long Range Arena test accuracy, preset {results['preset']}, best validation lr per model")
+    table.add_column("task")
+    for model in models:
+        table.add_column(model, justify="right")
+    table.add_column("searched alphas (per block)")
+    for task, row in results["tasks"].items():
+        best = max(row["test"].values())
+        cells = [(f"[bold]{row['test'][m]:.3f}[/bold]" if row["test"][m] == best else f"{row['test'][m]:.3f}")
+                 for m in models]
+        alphas = " ".join("[" + " ".join(f"{a:.2f}" for a in r) + "]" for r in (row.get("alphas") or []))
+        table.add_row(task, *cells, alphas)
+    for task in results["skipped"]:
+        table.add_row(task, *["-"] * len(models), "skipped: data not found")
+    wide_console().print(table)
+
+
+@click.command()
+@click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--alphas", "grid", default="0:1:11", show_default=True, help="start:stop:count of the second component's weight.")
 @click.option("--search", "search_run", type=click.Path(file_okay=False, path_type=Path),
               help="A run whose final alphas are marked (where search landed).")
@@ -139,4 +208,4 @@ def program(spec: Path, results_path: Path, tasks: str | None, out: Path | None)
     click.echo(f"compare: hybridc diff {spec} {new_spec}")
 
 
-COMMANDS = (mad, sweep, program)
+COMMANDS = (mad, lra, sweep, program)

@@ -11,7 +11,7 @@ import networkx as nx
 
 from ..components.registry import get_family
 from ..spec.frontend import ResolvedSpec
-from .cost import linear_params, projector_flops, projector_params, readout_params
+from .cost import linear_params, match_head_biases, match_head_params, projector_flops, projector_params, readout_params
 from .model import BlockGraph, GraphNode
 
 
@@ -46,8 +46,10 @@ def head_node(rs: ResolvedSpec, costs, sources: tuple[str, ...], embedded: tuple
     d = rs.width
     if task.kind not in ("causal-lm", "compress"):
         n = task.num_classes or 0
-        return GraphNode("head", "head", d_in=d, d_out=n, params=linear_params(d, n), flops=2 * d * n,
-                         head_kind=task.kind, decode_params=linear_params(d, n))
+        params = match_head_params(d, n) if task.kind == "match" else linear_params(d, n)
+        flops = 2 * (params - match_head_biases(d, n)) if task.kind == "match" else 2 * d * n  # per sequence
+        return GraphNode("head", "head", d_in=d, d_out=n, params=params, flops=flops,
+                         head_kind=task.kind, decode_params=params)
     params = 0
     flops = 0
     read = 0  # every head weight is read per token, tied ones too (the embed node reads only a row of them)

@@ -38,6 +38,16 @@ def projector_flops(kind: str, d_in: int, d_out: int) -> int:
     return 2 * (d_in * hidden + hidden * d_out)
 
 
+def match_head_params(d: int, n: int) -> int:
+    """The match task's head (see ``hybridc.nn.blocks.MatchHead``): 4d -> d -> d // 2 -> n."""
+    half = max(1, d // 2)
+    return linear_params(4 * d, d) + linear_params(d, half) + linear_params(half, n)
+
+
+def match_head_biases(d: int, n: int) -> int:
+    return d + max(1, d // 2) + n
+
+
 def readout_params(d: int) -> int:
     """The compress task's read-out (see ``hybridc.nn.blocks.CompressionHead``): 3 LayerNorms, 2 Linears."""
     return 3 * 2 * d + 2 * linear_params(d, d)

@@ -40,7 +40,7 @@ class GraphNode:
     layers: LayerRange | None = None  # segment: the component's layer range
     projector: str | None = None  # in_proj/out_proj: projector kind
     components: tuple[str, ...] = ()  # embed/head/mix: the components they combine
-    head_kind: str | None = None  # head: lm | classify | tag
+    head_kind: str | None = None  # head: lm | compress | classify | tag | match
     vocab: tuple[tuple[str, str], ...] = ()  # embed/head: components whose rows are new or transplanted
 
     @property
@@ -91,7 +91,7 @@ class BlockGraph:
     num_blocks: int
     width: int
     vocab_size: int
-    task: str  # causal-lm | classify | tag
+    task: str  # causal-lm | compress | classify | tag | match
     num_classes: int | None
     mixture: str  # search | fixed | programmed (continuous graphs)
     alphas: tuple[tuple[float, ...], ...] | None  # fixed/programmed alphas (N x M)

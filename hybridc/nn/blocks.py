@@ -225,6 +225,43 @@ def sinusoidal_positions(length: int, width: int, device, dtype) -> torch.Tensor
     return codes.to(dtype)
 
 
+def last_real(h: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+    """(B, T, d) -> (B, d): each row's state at its last real token (the last position without a mask)."""
+    if attention_mask is None:
+        return h[:, -1]
+    last = attention_mask.long().cumsum(-1).argmax(-1)  # index of each row's last real token
+    return h[torch.arange(h.shape[0], device=h.device), last]
+
+
+class MatchHead(nn.Module):
+    """LRA's dual-encoder classifier (``task: match(n)``): the two documents of a pair, each pooled at its last
+    real token (the components are causal: only it has read the whole document; LRA's bidirectional encoders
+    pool their first), u, v (B, d) -> [u, v, u * v, u - v] (B, 4d) -> two ReLU layers (d, d // 2) -> (B, n),
+    the shape of LRA's ``classifier_head_dual`` with the NLI interaction."""
+
+    def __init__(self, width: int, num_classes: int):
+        super().__init__()
+        hidden = match_hidden(width)
+        self.mlp = nn.Sequential(nn.Linear(4 * width, hidden[0]), nn.ReLU(), nn.Linear(hidden[0], hidden[1]), nn.ReLU(),
+                                 nn.Linear(hidden[1], num_classes))
+        self.pool = True
+
+    @staticmethod
+    def features(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """(B, d), (B, d) -> (B, 4d): [u, v, u * v, u - v]."""
+        return torch.cat([u, v, u * v, u - v], dim=-1)
+
+    def forward(self, h: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """h (2B, T, d): rows 2b and 2b + 1 are the documents of pair b; mask (2B, T) -> logits (B, n)."""
+        pooled = last_real(h, attention_mask).reshape(-1, 2, h.shape[-1])  # (B, 2, d)
+        return self.mlp(self.features(pooled[:, 0], pooled[:, 1]))
+
+
+def match_hidden(width: int) -> tuple[int, int]:
+    """The widths of the match head's two hidden layers."""
+    return width, max(1, width // 2)
+
+
 class ClassifierHead(nn.Module):
     """A new linear head. ``pool=True``: (B, T, d) -> (B, n) at each row's last real token;
     ``pool=False`` (tagging): (B, T, d) -> (B, T, n)."""
@@ -236,9 +273,5 @@ class ClassifierHead(nn.Module):
 
     def forward(self, h: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         if self.pool:
-            if attention_mask is None:
-                h = h[:, -1]
-            else:
-                last = attention_mask.long().cumsum(-1).argmax(-1)  # index of each row's last real token
-                h = h[torch.arange(h.shape[0], device=h.device), last]
+            h = last_real(h, attention_mask)
         return self.proj(h)

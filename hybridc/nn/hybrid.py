@@ -35,7 +35,7 @@ from ..hf_auto import AUTO_CLASS_OF_TASK, AUTO_MAP, write_remote_code
 from ..hf_config import HybridConfig
 from ..io import give_umask_mode
 from ..spec.frontend import ResolvedSpec, lock_data
-from .blocks import ClassifierHead, CompressionHead, MixedBlock, MixedEmbedding, MixedLMHead, SingleBlock
+from .blocks import ClassifierHead, CompressionHead, MatchHead, MixedBlock, MixedEmbedding, MixedLMHead, SingleBlock
 from .cache import HybridCache
 from .mixture import Mix
 from .projectors import Projector, fit
@@ -56,7 +56,9 @@ def graph_of(rs: ResolvedSpec, selection: list[str] | None) -> BlockGraph:
 
 class HybridModel(PreTrainedModel, GenerationMixin):
     """A pretrained hybrid. ``forward(input_ids, attention_mask=None, labels=None)`` returns an output
-    with ``.logits`` ((B, T, V) for causal-lm/tag, (B, n) for classify) and ``.loss`` given labels.
+    with ``.logits`` ((B, T, V) for causal-lm/tag, (B, n) for classify and match) and ``.loss`` given labels.
+    A match hybrid reads pairs of documents side by side: input_ids (B, 2T), the first document in positions
+    0..T-1 and the second in T..2T-1, each right-padded; it encodes each alone.
 
     Causal-LM hybrids generate with Hugging Face ``generate()`` (greedy, sampling, beam search) through a
     ``HybridCache``: each component keeps its own cache (keys/values, or conv + SSM states)."""
@@ -70,14 +72,15 @@ class HybridModel(PreTrainedModel, GenerationMixin):
     supports_gradient_checkpointing = True
     _no_split_modules: list[str] = []
 
-    required_task: str | None = None  # set by the task classes the Auto classes load (HybridForCausalLM, ...)
+    required_task: str | tuple[str, ...] | None = None  # set by the task classes the Auto classes load (HybridForCausalLM, ...)
 
     def __init__(self, config: HybridConfig, components: Mapping[str, nn.Module] | None = None,
                  resolved: ResolvedSpec | None = None):
         super().__init__(config)
         rs = resolved or config.resolved()
-        if self.required_task is not None and rs.spec.task.kind != self.required_task:
-            raise CompileError(f"this hybrid's task is {rs.spec.task}, not {self.required_task}",
+        required = (self.required_task,) if isinstance(self.required_task, str) else self.required_task
+        if required is not None and rs.spec.task.kind not in required:
+            raise CompileError(f"this hybrid's task is {rs.spec.task}, not {' or '.join(required)}",
                                f"load it with {AUTO_CLASS_OF_TASK[rs.spec.task.kind]} (or AutoModel, or HybridModel)")
         self.resolved_spec = rs
         self.graph = graph_of(rs, config.selection)
@@ -141,6 +144,8 @@ class HybridModel(PreTrainedModel, GenerationMixin):
                 self.head = CompressionHead(heads, widths, g.vocab_size, d, ops)
             else:
                 self.head = MixedLMHead(heads, widths, g.vocab_size, ops)
+        elif head.head_kind == "match":
+            self.head = MatchHead(d, head.d_out)
         else:
             self.head = ClassifierHead(d, head.d_out, pool=head.head_kind == "classify")
 
@@ -237,6 +242,15 @@ class HybridModel(PreTrainedModel, GenerationMixin):
         if cache is not None and not isinstance(cache, HybridCache):
             raise CompileError("a HybridModel takes a HybridCache as past_key_values",
                                "let generate() create it, or use model.new_cache()")
+        if isinstance(self.head, MatchHead):  # (B, 2T) -> (2B, T): rows 2b, 2b + 1 are pair b's documents
+            if cache is not None or input_ids.shape[1] % 2:
+                raise CompileError(f"a match hybrid reads pairs of documents side by side, (B, 2T) tokens, not "
+                                   f"{tuple(input_ids.shape)}" + (" with a cache" if cache is not None else ""),
+                                   "give input_ids of even length: each document right-padded to T")
+            input_ids = input_ids.reshape(-1, input_ids.shape[1] // 2)
+            if attention_mask is not None:
+                attention_mask = attention_mask.reshape(input_ids.shape)
+            position_ids = None
         h = self.hidden_states(input_ids, attention_mask, mixtures, position_ids, cache)
         if isinstance(self.head, MixedLMHead):
             a0, skip0 = mixtures[0]
@@ -538,9 +552,10 @@ class HybridForCausalLM(HybridModel):
 
 
 class HybridForSequenceClassification(HybridModel):
-    """A ``classify(n)`` hybrid, as ``AutoModelForSequenceClassification`` loads it."""
+    """A ``classify(n)`` hybrid (or a ``match(n)`` one: a pair of documents side by side), as
+    ``AutoModelForSequenceClassification`` loads it."""
 
-    required_task = "classify"
+    required_task = ("classify", "match")
 
 
 class HybridForTokenClassification(HybridModel):

@@ -435,15 +435,15 @@ def _task(b: _Builder, node: Scalar | None) -> Task:
         return Task("causal-lm")
     if isinstance(parsed, E.Atom) and parsed.value in ("causal-lm", "compress"):
         return Task(parsed.value)
-    if isinstance(parsed, E.Call) and parsed.name in ("classify", "tag"):
+    if isinstance(parsed, E.Call) and parsed.name in ("classify", "tag", "match"):
         if len(parsed.args) == 1 and not parsed.kwargs and _is_int(parsed.args[0]) and parsed.args[0].value >= 2:
             return Task(parsed.name, parsed.args[0].value)
         b.error(node.loc_at(parsed.offset), f"{parsed.name}(n) takes the number of classes (>= 2)", f"e.g. {parsed.name}(2)")
         return Task("causal-lm")
     word = parsed.name if isinstance(parsed, E.Call) else str(getattr(parsed, "value", ""))
     b.error(node.loc, f"unknown task '{node.value}'",
-            did_you_mean(word, ["causal-lm", "compress", "classify", "tag"])
-            or "write causal-lm, compress, classify(n) or tag(n)")
+            did_you_mean(word, ["causal-lm", "compress", "classify", "tag", "match"])
+            or "write causal-lm, compress, classify(n), tag(n) or match(n)")
     return Task("causal-lm")
 
 

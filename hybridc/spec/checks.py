@@ -19,6 +19,7 @@ from .model import BYTES_TOKENIZER, BYTES_VOCAB_SIZE, Ranges, Spec, Split
 from .load import MAX_BYTES
 from .resolve import PathError, ResolvedComponent, show_ref, spec_path
 from .schema import did_you_mean
+from .lra_checks import LRA_SOURCES, check_lra, sequence_length
 from .signatures import DATA_SOURCES
 
 SIMPLEX_TOLERANCE = 1e-6
@@ -244,7 +245,11 @@ def check_data(spec: Spec, base_dir: Path, smap: SourceMap, vocab: int | None,
             problems.extend(_check_mad(stage.data, spec, loc, vocab, limits, task_known))
             continue
         source = stage.data.arg("source")
-        if isinstance(source, str) and source.startswith("hf:"):
+        data_path = None
+        if isinstance(source, str) and source.startswith("hf:") and stage.data.name in ("pixels", "retrieval"):
+            problems.append(Diagnostic(loc, f"{stage.data.name}() reads local files, not a Hub dataset ({source})",
+                                       "download the data and name its directory or file"))
+        elif isinstance(source, str) and source.startswith("hf:"):
             problem = hub_id_problem(source[3:].partition("@")[0])
             if problem:
                 problems.append(Diagnostic(loc, f"data: {problem}", "write hf:<org>/<dataset>; a local file or "
@@ -262,8 +267,11 @@ def check_data(spec: Spec, base_dir: Path, smap: SourceMap, vocab: int | None,
             elif data_path is not None and data_path.is_file() and data_path.stat().st_size == 0:
                 problems.append(Diagnostic(loc, f"the data file '{show_ref(source)}' is empty",
                                            "point the data at a file with text or records in it"))
-            elif task_known and data_path is not None and data_path.is_file() and stage.data.name == "classify":
+            elif (task_known and data_path is not None and data_path.is_file()
+                  and stage.data.name in ("classify", "bytetext")):
                 problems.extend(_check_first_records(stage.data, data_path, spec, loc))
+        if stage.data.name in LRA_SOURCES:
+            problems.extend(check_lra(stage.data, data_path, spec.task if task_known else None, loc, vocab, limits, root))
         problems.extend(length_problems(stage.data, loc, limits))
         data_vocab = stage.data.arg("vocab")
         if isinstance(data_vocab, int) and vocab is not None and data_vocab > vocab:
@@ -411,7 +419,7 @@ def context_length(spec: Spec, comps: list[ResolvedComponent]) -> int:
     """Sequence length used by the cost model: the first stage's data length, else the shortest limit, else 1024."""
     for stage in spec.train.stages:
         if stage.data is not None:
-            length = stage.data.arg("block") or stage.data.arg("length")
+            length = stage.data.arg("block") or stage.data.arg("length") or sequence_length(stage.data)
             if isinstance(length, int):
                 return length
     limits = [c.shape.max_length for c in comps if c.shape.max_length is not None]

@@ -20,7 +20,7 @@ STAGE_KINDS = ("align", "search", "rewind", "finetune", "discretize", "retrain",
 TRAINING_KINDS = ("align", "search", "finetune", "retrain", "distill")  # stages that take optimizer steps
 SEARCH_ALGORITHMS = ("darts", "dash", "gaea")
 SCHEDULES = ("linear", "cosine", "constant")
-TASK_KINDS = ("causal-lm", "compress", "classify", "tag")
+TASK_KINDS = ("causal-lm", "compress", "classify", "tag", "match")
 MIXTURE_MODES = ("search", "fixed", "programmed")
 BYTES_TOKENIZER = "bytes"
 BYTES_VOCAB_SIZE = 259  # 256 byte values + pad, bos, eos
@@ -191,7 +191,7 @@ class Hybrid:
 
 @dataclass(frozen=True)
 class Task:
-    kind: str  # causal-lm | classify | tag
+    kind: str  # causal-lm | compress | classify | tag | match
     num_classes: int | None = None
 
     def __str__(self) -> str:

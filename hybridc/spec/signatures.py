@@ -56,6 +56,15 @@ _SPLITS = (
     Param("test", "float", 0.05, minimum=0.0, maximum=0.5, doc="fraction held out for testing"),
 )
 
+_LRA_SPLITS = (
+    Param("valid", "float", 0.1, minimum=0.0, maximum=0.5,
+          doc="fraction held out for validation (of the training part, when the source has its own test split)"),
+    Param("test", "float", 0.1, minimum=0.0, maximum=0.5,
+          doc="fraction held out for testing, when the source has no test split of its own"),
+)
+PATHFINDER_DIFFICULTIES = ("easy", "intermediate", "hard")
+PATHFINDER_RESOLUTIONS = (32, 64, 128)
+
 DATA_SOURCES: dict[str, Signature] = {
     s.name: s
     for s in (
@@ -88,6 +97,37 @@ DATA_SOURCES: dict[str, Signature] = {
             Param("examples", "int", 4096, minimum=8, doc="sequences generated"),
             *_SPLITS,
         ), "Long Range Arena ListOps (10 classes)", ("classify",)),
+        Signature("pathfinder", (
+            Param("resolution", "int", 32, minimum=32, maximum=128, doc="image side: 32, 64 or 128 (Path-X)"),
+            Param("difficulty", "choice", "hard", choices=PATHFINDER_DIFFICULTIES,
+                  doc="path length: easy (6 dashes), intermediate (9) or hard (14, LRA's)"),
+            Param("examples", "int", 4096, minimum=8, doc="images generated (half of each label)"),
+            *_LRA_SPLITS,
+        ), "Long Range Arena Pathfinder: generated images as pixel sequences (2 classes)", ("classify",)),
+        Signature("pixels", (
+            Param("source", "path", doc="CIFAR-10's binary batches (a directory), a folder of images per class, "
+                  "or an .npz of arrays"),
+            Param("mode", "choice", "gray", choices=("gray", "rgb"),
+                  doc="gray: one token per pixel (LRA Image); rgb: three, red green blue"),
+            Param("limit", "int", None, minimum=1, doc="at most this many images of each split the source has"),
+            *_LRA_SPLITS,
+        ), "image classification as a sequence of pixel values 0-255 (LRA Image)", ("classify",)),
+        Signature("bytetext", (
+            Param("source", "path", doc="the IMDb archive's folder (train/ and test/, a folder per class), "
+                  "a .jsonl or .csv file, or hf:<dataset>"),
+            Param("text", "str", "text", doc="the text field of records"),
+            Param("label", "str", "label", doc="the integer label field of records"),
+            Param("length", "int", 4000, minimum=2, doc="bytes kept of each text (its first; LRA Text: 4000)"),
+            Param("limit", "int", None, minimum=1, doc="at most this many texts of each split the source has"),
+            *_LRA_SPLITS,
+        ), "byte-level text classification (LRA Text)", ("classify",)),
+        Signature("retrieval", (
+            Param("source", "path", doc="a directory of LRA's AAN files (*.train.tsv, *.eval.tsv, *.test.tsv) or one "
+                  ".tsv file: label, id1, id2, text1, text2 per line"),
+            Param("length", "int", 4000, minimum=2, doc="bytes kept of each document (its first; LRA: 4000)"),
+            Param("limit", "int", None, minimum=1, doc="at most this many pairs of each split the source has"),
+            *_LRA_SPLITS,
+        ), "document matching: pairs of byte-level documents, for task match(n) (LRA Retrieval)", ("match",)),
         Signature("classify", (
             Param("source", "path", doc="a local .jsonl or .csv file, or hf:<dataset>"),
             Param("text", "str", "text", doc="the text field"),

@@ -17,6 +17,7 @@ import atexit
 import math
 import os
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -111,11 +112,18 @@ class StopSignals:
             signal.signal(number, handler)
 
 
+TOKENIZED_SOURCES = ("text", "classify")  # the data sources that read the spec's tokenizer
+
+
 class Run:
     """One execution of a training plan (mutable while it runs; its outputs are files)."""
 
-    def __init__(self, rs: ResolvedSpec, options: TrainOptions, say=print):
+    def __init__(self, rs: ResolvedSpec, options: TrainOptions, say=print,
+                 built: Mapping[DataSource, DataBundle] | None = None):
+        """``built``: data already built for sources of this spec, with its task and data seed (a baseline takes
+        its hybrid's; ``hybridc lra`` builds each task's once for every learning rate)."""
         self.rs = rs
+        self.built = dict(built or {})
         self.spec = rs.spec
         self.options = options
         self.say = say
@@ -213,9 +221,12 @@ class Run:
         for i, stage in enumerate(self.spec.train.stages):
             if stage.data is None or stage.data in bundles:
                 continue
+            if stage.data in self.built:
+                bundles[stage.data] = self.built[stage.data]
+                continue
             users = stage_names(self.spec.train.stages, stage.data)
             self.note(f"preparing data for {users}: {render_data(stage.data)}")
-            if tokenizer is None and stage.data.name in ("text", "classify"):
+            if tokenizer is None and stage.data.name in TOKENIZED_SOURCES:
                 tokenizer = load_tokenizer(self.rs)
             location = self.rs.source_map.at("train", "stages", i, "data")
             bundle = build_data(stage.data, task=self.spec.task, tokenizer=tokenizer,
@@ -675,7 +686,7 @@ class Run:
         comparison = [{"model": "hybrid" + (f" ({' | '.join(model.graph.selection)})" if model.graph.selection else ""),
                        **(test or {})}]
         if last is not None:
-            comparison += self.baselines(last)
+            comparison += self.baselines(last, bundles)
         self.plots()
         return RunResult(self.run_dir, final, model.graph.selection, test, comparison)
 
@@ -689,16 +700,18 @@ class Run:
             raise RunError(f"the processes disagree on the alphas (max difference {spread:g})",
                            "this is a bug in hybridc's data parallelism; please report it")
 
-    def baselines(self, last: tuple[Stage, DataBundle]) -> list[dict[str, Any]]:
-        """Each component alone on the same test split: trained with the same budget when the spec asks
-        for baselines, else evaluated as it is (pretrained components only)."""
+    def baselines(self, last: tuple[Stage, DataBundle], bundles: Mapping[DataSource, DataBundle]) -> list[dict[str, Any]]:
+        """Each component alone on the same test split (the hybrid's data, not built again): trained with the same
+        budget when the spec asks for baselines, else evaluated as it is (pretrained components only)."""
         rows = []
         for name in self.rs.names:
             component = self.spec.component(name)
             if self.spec.train.baselines:
                 rs = baseline_spec(self.rs, name)
                 options = replace(self.options, out_dir=self.run_dir / "baselines" / name)
-                sub = Run(rs, options, say=self.say)
+                same = {source: bundle for source, bundle in bundles.items()  # tokenized with the same tokenizer
+                        if source.name not in TOKENIZED_SOURCES or rs.spec.tokenizer == self.spec.tokenizer}
+                sub = Run(rs, options, say=self.say, built=same)
                 result = sub.execute()
                 rows.append({"model": f"{name} alone (same budget)", **(result.test or {})})
             elif component.source.kind != "init":
@@ -850,10 +863,11 @@ def save_final(model: HybridModel, final: Path, test: dict | None) -> None:
     tmp.rename(final)
 
 
-def train(rs: ResolvedSpec, options: TrainOptions, say=print) -> RunResult:
-    """Run ``rs``'s training plan (see module doc)."""
+def train(rs: ResolvedSpec, options: TrainOptions, say=print,
+          built: Mapping[DataSource, DataBundle] | None = None) -> RunResult:
+    """Run ``rs``'s training plan (see module doc); ``built``: data already built for its sources (``Run``)."""
     check_scan_option(options.scan)
-    return Run(rs, options, say=say).execute()
+    return Run(rs, options, say=say, built=built).execute()
 
 
 def check_scan_option(scan: str) -> None:

@@ -198,6 +198,7 @@ FIELDS = {
 }
 EXPR_ALPHABET = list("()[],=.\"'\\ 0123456789-+eExu_/:~@ \t") + [
     "split", "fixed", "programmed", "search", "darts", "dash", "gaea", "text", "recall", "mad", "classify", "tag",
+    "match", "pathfinder", "pixels", "bytetext", "retrieval", "resolution=", "difficulty=", "length=", "limit=",
     "lr=", "block=", "vocab=", "tau=", "tau_end=", "warmup=", "alternate=", "true", "..", "hf:", "causal-lm", "attn",
     "ssm", "mix", "linear", "nan", "inf", "1e999"]
 expressions = st.one_of(st.text(max_size=60), st.lists(st.sampled_from(EXPR_ALPHABET), max_size=40).map("".join))
