@@ -40,11 +40,10 @@ from .dataset import Split
 from .sampling import derive_seed
 
 DIFFICULTIES = {"easy": 6, "intermediate": 9, "hard": 14}
-VOCAB_SIZE = 256
-MAX_TARGET_TRIES = 100000  # target path pairs drawn before giving up on an image (never reached in practice)
+VOCAB_SIZE = 256  # pixel values
+MAX_TARGET_TRIES = 10_000  # target path pairs drawn before giving up on an image (about 30 are needed at 32 hard)
 PADDLE_TRIES = 3  # samples of a dash's direction before its path fails (the generator's max_paddle_retrial + 1)
 DISTRACTOR_TRIES = 5  # attempts at one distractor path (the generator's max_distractor_contour_retrial + 1)
-STOP_FREE = 0.01  # no more distractors once less than this fraction of the image is free
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,34 @@ def small_plans(monkeypatch):
     monkeypatch.setitem(lra.PLANS, "cpu", cpu)
 
 
-def test_lra_runs_the_generated_tasks_skips_what_is_missing_and_reads_the_data_dir(tmp_path, small_plans):
+def test_lra_runs_the_generated_tasks_and_skips_what_is_missing(tmp_path, small_plans):
+    spec = write_spec(tmp_path, SPEC)
+    out = tmp_path / "lra"
+    result = CliRunner().invoke(main, ["lra", str(spec), "--tasks", "listops,text", "--steps", "2", "--batch-size", "4",
+                                       "--lrs", "1e-3,3e-3", "--data-dir", str(tmp_path / "data"), "-o", str(out), "-q"])
+    assert result.exit_code == 0, result.output
+    assert "Long Range Arena test accuracy" in result.output
+    assert f"skipped text: no data under {tmp_path / 'data'} (looked for aclImdb, imdb)" in result.output
+    results = json.loads((out / "lra-results.json").read_text())
+    assert set(results["tasks"]) == {"listops"} and set(results["skipped"]) == {"text"}
+    assert (out / "lra-results.png").stat().st_size > 1000
+    row = results["tasks"]["listops"]
+    assert set(row["test"]) == {"hybrid", "attn", "ssm"}
+    for model, lr in row["lr"].items():  # the learning rate kept is the one with the best validation accuracy
+        valid = {r: json.loads(line)["accuracy"] for r in ("0.001", "0.003")
+                 for line in (out / "listops" / f"lr{r}" / ("" if model == "hybrid" else f"baselines/{model}")
+                              / "metrics.jsonl").read_text().splitlines()
+                 if '"event": "eval"' in line}
+        assert valid[f"{lr:g}"] == max(valid.values()) == row["valid"][model]
+    assert len(row["alphas"]) == 2 and all(abs(sum(r) - 1) < 1e-5 for r in row["alphas"])
+    lock = (out / "listops" / "lr0.001" / "spec.lock.yaml").read_text()
+    assert "family: gpt-neo" in lock and "blocks: split(2)" in lock and "task: classify(10)" in lock
+    assert "hidden_size: 32" in lock  # the cpu preset's proxies
+
+
+@pytest.mark.slow
+def test_lra_pathfinder_and_retrieval_from_the_data_dir(tmp_path, small_plans):
+    """Pathfinder's 1024 pixels per image make this the slow one (CI runs it in its long part)."""
     spec = write_spec(tmp_path, SPEC)
     data = tmp_path / "data" / "aan"
     data.mkdir(parents=True)
@@ -47,38 +74,15 @@ def test_lra_runs_the_generated_tasks_skips_what_is_missing_and_reads_the_data_d
         (data / f"new_aan_pairs.{split}.tsv").write_text(
             "".join(f"{k % 2}.0\ta{k}\tb{k}\tpaper {k}\tpaper {k + k % 2}\n" for k in range(n)))
     out = tmp_path / "lra"
-    result = CliRunner().invoke(main, ["lra", str(spec), "--tasks", "listops,text,retrieval", "--steps", "2",
-                                       "--batch-size", "4", "--lrs", "1e-3,3e-3", "--data-dir", str(tmp_path / "data"),
+    result = CliRunner().invoke(main, ["lra", str(spec), "--tasks", "pathfinder,retrieval", "--steps", "2",
+                                       "--batch-size", "4", "--lrs", "1e-3", "--data-dir", str(tmp_path / "data"),
                                        "-o", str(out), "-q"])
     assert result.exit_code == 0, result.output
-    assert "Long Range Arena test accuracy" in result.output
-    assert f"skipped text: no data under {tmp_path / 'data'} (looked for aclImdb, imdb)" in result.output
     results = json.loads((out / "lra-results.json").read_text())
-    assert set(results["tasks"]) == {"listops", "retrieval"} and set(results["skipped"]) == {"text"}
-    assert (out / "lra-results.png").stat().st_size > 1000
-    for task, row in results["tasks"].items():
-        assert set(row["test"]) == {"hybrid", "attn", "ssm"}
-        for model, lr in row["lr"].items():  # the learning rate kept is the one with the best validation accuracy
-            valid = {r: json.loads(line)["accuracy"] for r in ("0.001", "0.003")
-                     for line in (out / task / f"lr{r}" / ("" if model == "hybrid" else f"baselines/{model}")
-                                  / "metrics.jsonl").read_text().splitlines()
-                     if '"event": "eval"' in line}
-            assert valid[f"{lr:g}"] == max(valid.values()) == row["valid"][model]
-        assert len(row["alphas"]) == 2 and all(abs(sum(r) - 1) < 1e-5 for r in row["alphas"])
-    lock = (out / "retrieval" / "lr0.001" / "spec.lock.yaml").read_text()
-    assert "family: gpt-neo" in lock and "blocks: split(2)" in lock and "task: match(2)" in lock
-    assert "vocab_size: 257" in lock and "hidden_size: 64" in lock  # the cpu preset's proxies, bytes and padding
-
-
-@pytest.mark.slow
-def test_lra_pathfinder(tmp_path, small_plans):
-    """Pathfinder's 1024 pixels per image make this the slow one (CI runs it in its long part)."""
-    spec = write_spec(tmp_path, SPEC)
-    out = tmp_path / "lra"
-    result = CliRunner().invoke(main, ["lra", str(spec), "--tasks", "pathfinder", "--steps", "2", "--batch-size", "4",
-                                       "--lrs", "1e-3", "-o", str(out), "-q"])
-    assert result.exit_code == 0, result.output
-    row = json.loads((out / "lra-results.json").read_text())["tasks"]["pathfinder"]
-    assert set(row["test"]) == {"hybrid", "attn", "ssm"} and all(0 <= a <= 1 for a in row["test"].values())
+    assert set(results["tasks"]) == {"pathfinder", "retrieval"} and not results["skipped"]
+    for row in results["tasks"].values():
+        assert set(row["test"]) == {"hybrid", "attn", "ssm"} and all(0 <= a <= 1 for a in row["test"].values())
     lock = (out / "pathfinder" / "lr0.001" / "spec.lock.yaml").read_text()
     assert "task: classify(2)" in lock and "vocab_size: 256" in lock and "max_length: 1024" in lock
+    lock = (out / "retrieval" / "lr0.001" / "spec.lock.yaml").read_text()
+    assert "task: match(2)" in lock and "vocab_size: 257" in lock

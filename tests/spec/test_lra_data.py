@@ -169,3 +169,17 @@ def test_every_lra_source_validates_and_trains_two_steps(tmp_path):
     rs = load_spec(spec(tmp_path, "retrieval(aan, length=16)", task="match(2)"))
     result = train(rs, TrainOptions(out_dir=tmp_path / "pairs", quiet=True), say=lambda _: None)
     assert result.test is not None and result.test["targets"] == 2
+
+
+def test_a_file_inside_a_data_directory_may_not_escape_the_root(tmp_path):
+    root = tmp_path / "root"
+    image_folder(root / "imgs")
+    outside = tmp_path / "secret.png"
+    (root / "imgs" / "train" / "cat" / "0.png").rename(outside)
+    (root / "imgs" / "train" / "cat" / "0.png").symlink_to(outside)
+    path = spec(root, "pixels(imgs)")
+    with pytest.raises(SpecError) as info:
+        load_spec(path, root=root)
+    (d,) = info.value.diagnostics
+    assert (d.location.line, d.location.col) == DATA_AT and "escapes the root" in d.message
+    assert load_spec(path).spec.name == "lra-data"  # without a root the link is read
