@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import math
 import random
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,6 +44,7 @@ from .sampling import derive_seed
 DIFFICULTIES = {"easy": 6, "intermediate": 9, "hard": 14}
 VOCAB_SIZE = 256  # pixel values
 MAX_TARGET_TRIES = 10_000  # target path pairs drawn before giving up on an image (about 30 are needed at 32 hard)
+PROGRESS_FROM = 5000  # examples from which drawing them shows a progress bar (on a terminal)
 PADDLE_TRIES = 3  # samples of a dash's direction before its path fails (the generator's max_paddle_retrial + 1)
 DISTRACTOR_TRIES = 5  # attempts at one distractor path (the generator's max_distractor_contour_retrial + 1)
 
@@ -321,21 +324,33 @@ def draw(style: Style, contour: int, label: int, rng: random.Random, geometries:
     return Drawing(image, label, record, markers, (origin, terminal), margin)
 
 
-def draw_examples(seed: int, resolution: int, difficulty: str, start: int, stop: int) -> list[Drawing]:
-    """Examples ``start`` .. ``stop - 1`` of the Pathfinder data of ``seed`` (see the module docstring)."""
+def draw_examples(seed: int, resolution: int, difficulty: str, start: int, stop: int,
+                  advance: Callable[[], None] | None = None) -> list[Drawing]:
+    """Examples ``start`` .. ``stop - 1`` of the Pathfinder data of ``seed`` (see the module docstring);
+    ``advance`` is called after each."""
     style, contour = STYLES[resolution], DIFFICULTIES[difficulty]
     geometries = {m: _Geometry(style, m) for m in style.margins}
     out = []
     for k in range(start, stop):
         rng = random.Random(derive_seed(seed, "pathfinder", resolution, difficulty, k))
         out.append(draw(style, contour, k % 2, rng, geometries))
+        if advance is not None:
+            advance()
     return out
 
 
 def build_pathfinder(ctx: SourceContext) -> Examples:
-    """input_ids (N, resolution^2) long pixel values 0-255, row-major; labels (N,) 0/1, half of each."""
+    """input_ids (N, resolution^2) long pixel values 0-255, row-major; labels (N,) 0/1, half of each. Thousands of
+    images take a while (about 10 ms each at 32, hard): a progress bar shows on a terminal."""
     resolution, difficulty, count = int(ctx.arg("resolution")), str(ctx.arg("difficulty")), int(ctx.arg("examples"))
-    drawings = draw_examples(ctx.seed, resolution, difficulty, 0, count)
+    if count >= PROGRESS_FROM and sys.stderr.isatty():
+        from rich.progress import Progress
+
+        with Progress(transient=True) as bar:
+            task = bar.add_task(f"drawing {count:,} Pathfinder images", total=count)
+            drawings = draw_examples(ctx.seed, resolution, difficulty, 0, count, lambda: bar.advance(task))
+    else:
+        drawings = draw_examples(ctx.seed, resolution, difficulty, 0, count)
     pixels = np.stack([d.image.reshape(-1) for d in drawings])
     ids = torch.from_numpy(pixels.astype(np.int64))
     labels = torch.tensor([d.label for d in drawings], dtype=torch.long)

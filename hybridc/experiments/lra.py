@@ -13,7 +13,7 @@ Tasks: ``listops`` and ``pathfinder`` are generated; ``image`` (CIFAR-10), ``tex
   steps of 32; Pathfinder-32 hard, 200,000 images, 200 epochs of 512; CIFAR-10 in gray, 200 epochs of 256; IMDb
   bytes cut to 4000, 20,000 steps of 32; AAN pairs of 4000 bytes, 5,000 steps of 32); the components keep the
   sizes their ``init:`` gives them. A job for accelerators.
-- ``cpu``: minutes on 2 CPU cores: ListOps of up to 256 tokens (6,000 expressions, 200 steps of 32, learning
+- ``cpu``: minutes on 2 CPU cores: ListOps of up to 256 tokens (6,000 expressions, 300 steps of 32, learning
   rates 1e-3 and 3e-3), Pathfinder-32 easy (1024 pixels, 2,000 images, 100 steps of 16, 3e-3), the read tasks
   likewise shortened (2,000 examples of each split, bytes cut to 1000 and 500), and components shrunk to LRA's
   Pathfinder and Image model size: width 32, 2 attention heads, as many layers as blocks (2 at least). A
@@ -68,8 +68,8 @@ PLANS: dict[str, dict[str, TaskPlan]] = {
                               lrs=(1e-4, 3e-4, 1e-3)),
     },
     "cpu": {
-        "listops": TaskPlan("listops(length=256, depth=4, examples=6000)", "classify(10)", 18, 256, steps=200,
-                            batch_size=32, lrs=(1e-3, 3e-3), warmup=20),
+        "listops": TaskPlan("listops(length=256, depth=4, examples=6000)", "classify(10)", 18, 256, steps=300,
+                            batch_size=32, lrs=(1e-3, 3e-3), warmup=30),
         "pathfinder": TaskPlan("pathfinder(resolution=32, difficulty=easy, examples=2000)", "classify(2)", 256, 1024,
                                steps=100, batch_size=16, lrs=(3e-3,), warmup=10),
         "image": TaskPlan("pixels({data}, limit=2000)", "classify(10)", 256, 1024, steps=100, batch_size=16,

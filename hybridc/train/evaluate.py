@@ -62,13 +62,14 @@ def check_data_fits(saved, source: DataSource, data_expr: str, data, split: str)
 
     problems = []
     limits = position_limits(saved)
-    if limits and data.seq_len > limits[0][0]:
+    length = data.seq_len // 2 if saved.task.kind == "match" else data.seq_len  # a match reads each half alone
+    if limits and length > limits[0][0]:
         limit, name = limits[0]
         key = "block" if "block" in dict(source.args) else "length"
         given = dict(source.args).get(key)
         what = f"{key}={given}" if isinstance(given, int) and source.name != "mad" else f"{source.name}(...)"
         problems.append(Diagnostic(_argument_location(data_expr, key), f"the {split} split's sequences of "
-                                   f"{data.seq_len} tokens ({what}) are longer than the model's {limit} positions "
+                                   f"{length} tokens ({what}) are longer than the model's {limit} positions "
                                    f"({name})", f"set {key}={limit} or less in --data"))
     vocab = vocabulary_size(saved)
     labels_are_tokens = saved.task.kind in ("causal-lm", "compress")

@@ -144,7 +144,7 @@ def test_a_malformed_aan_line(tmp_path):
     assert "line 2 of 'x.train.tsv' has 4 tab-separated fields, not 5" in d.message
 
 
-def test_every_lra_source_validates_and_trains_two_steps(tmp_path):
+def test_every_lra_source_validates_and_trains_two_steps(tmp_path, monkeypatch):
     """pathfinder, pixels and bytetext in one classify(2) spec (a stage each), retrieval in a match(2) one."""
     from hybridc.train.run import TrainOptions, train
 
@@ -166,9 +166,17 @@ def test_every_lra_source_validates_and_trains_two_steps(tmp_path):
     for split, n in (("train", 8), ("eval", 2), ("test", 2)):
         (tmp_path / "aan" / f"p.{split}.tsv").write_text(
             "".join(f"{k % 2}.0\ta{k}\tb{k}\tdocument {k}\tanother {k * 7}\n" for k in range(n)))
-    rs = load_spec(spec(tmp_path, "retrieval(aan, length=16)", task="match(2)"))
+    short = write_spec(tmp_path, SPEC.replace("DATA", "retrieval(aan, length=16)").replace("TASK", "match(2)")
+                       .replace("VOCAB", "257").replace("max_length: 4100", "max_length: 24"), "pairs.yaml")
+    rs = load_spec(short)  # 24 positions: each document (16 bytes) fits, a pair's row (32) would not
     result = train(rs, TrainOptions(out_dir=tmp_path / "pairs", quiet=True), say=lambda _: None)
     assert result.test is not None and result.test["targets"] == 2
+    # hybridc eval of the saved pair model gives the run's own test numbers (each half within its positions)
+    from hybridc.train.evaluate import evaluate_directory
+
+    monkeypatch.chdir(tmp_path)
+    again = evaluate_directory(tmp_path / "pairs", "retrieval(aan, length=16)")
+    assert again["accuracy"] == result.test["accuracy"] and abs(again["loss"] - result.test["loss"]) < 1e-5
 
 
 def test_a_file_inside_a_data_directory_may_not_escape_the_root(tmp_path):
