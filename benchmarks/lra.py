@@ -2,14 +2,19 @@
 component alone, three seeds on one test split, read paired by seed.
 
     python benchmarks/lra.py [--seeds 0,1,2] [--tasks listops,pathfinder] [--preset cpu] [--data-seed 0]
-                             [--out runs/benchmark-lra] [--write benchmarks/README.md]
+                             [--out runs/benchmark-lra] [--reuse DIR] [--write benchmarks/README.md]
 
-Runs ``hybridc lra`` on ``specs/lra.yaml`` (GPT-Neo-style attention and Mamba from scratch, 6 blocks, DASH search)
-once per seed: ``train.seed`` is the seed (initialisation, batch order, the search's draws) and ``train.data_seed``
+Runs ``hybridc lra`` on ``specs/lra.yaml`` (GPT-Neo-style attention and Mamba from scratch over the spec's 2 blocks,
+DASH search; the paper used up to 6) once per seed: ``train.seed`` is the seed (initialisation, batch order, the search's draws) and ``train.data_seed``
 stays ``--data-seed``, so every seed generates the same ListOps expressions and Pathfinder images and is tested on
 the same test split. Per model the learning rate with the best validation accuracy is kept (the preset's), its test
 accuracy reported; each comparison hybrid - component is the per-seed difference, its mean and a 95% Student-t
 interval (``paired.py``). The paper's numbers (hybrid / GPT-Neo / Mamba, accuracy %) stand beside ours.
+
+``--reuse DIR`` takes over the tasks of an earlier run (``DIR/seed<S>/lra-results.json``) that this one would redo
+as they are (same spec, preset, seeds, data and budget, and each learning rate's run dir holding the very spec
+this run would train: ``hybridc.experiments.lra.reusable``) and runs only the rest, into ``--out``; the reasons a
+task is not reused are printed. An interrupted benchmark is finished this way.
 """
 
 from __future__ import annotations
@@ -39,6 +44,16 @@ def seeded(rs, seed: int, data_seed: int):
     return spec_from_data(data, rs.base_dir, f"lra seed {seed}")
 
 
+def reused(runs: dict[int, dict]) -> dict[str, list[str]]:
+    """Tasks taken over from earlier runs, by the directory that ran them."""
+    out: dict[str, list[str]] = {}
+    for seed, run in runs.items():
+        for task, row in run["tasks"].items():
+            if row.get("reused"):
+                out.setdefault(row["reused"], []).append(f"seed {seed} {task}")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0,1,2")
@@ -48,11 +63,12 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=Path("data"))
     parser.add_argument("--spec", type=Path, default=ROOT / "specs" / "lra.yaml")
     parser.add_argument("--out", type=Path, default=Path("runs/benchmark-lra"))
+    parser.add_argument("--reuse", type=Path, help="an earlier --out whose complete, matching tasks are kept")
     parser.add_argument("--write", type=Path)
     args = parser.parse_args()
     from transformers.utils import logging as hf_logging
 
-    from hybridc.experiments.lra import run_lra
+    from hybridc.experiments.lra import reusable, run_lra
     from hybridc.spec import load_spec
 
     hf_logging.set_verbosity_error()
@@ -62,10 +78,17 @@ def main() -> None:
     tasks = tuple(args.tasks.split(","))
     runs, minutes = {}, {}
     for seed in seeds:
-        began = time.time()
-        runs[seed] = run_lra(seeded(base, seed, args.data_seed), args.out / f"seed{seed}", tasks=tasks,
-                             preset=args.preset, data_dir=args.data_dir, say=lambda text: print(text, file=sys.stderr))
-        minutes[seed] = (time.time() - began) / 60
+        rs = seeded(base, seed, args.data_seed)
+        done = {}
+        earlier = args.reuse / f"seed{seed}" if args.reuse else None
+        if earlier is not None and (earlier / "lra-results.json").is_file():
+            done, why = reusable(json.loads((earlier / "lra-results.json").read_text()), earlier, rs, tasks=tasks,
+                                 preset=args.preset, data_dir=args.data_dir)
+            for task, reason in why.items():
+                print(f"seed {seed}: {task} not reused: {reason}", file=sys.stderr)
+        runs[seed] = run_lra(rs, args.out / f"seed{seed}", tasks=tasks, preset=args.preset, data_dir=args.data_dir,
+                             done=done, say=lambda text: print(text, file=sys.stderr))
+        minutes[seed] = {task: row.get("minutes") for task, row in runs[seed]["tasks"].items()}
     names = base.names  # neo, mamba
     lines = ["| task | model | paper (%) | " + " | ".join(f"seed {s}" for s in seeds) + " | mean | lr kept per seed |",
              "|---|---|---:|" + "---:|" * len(seeds) + "---:|---|"]
@@ -99,8 +122,11 @@ def main() -> None:
         f"{args.data_seed} (one test split). Budgets per task: `{plans}`. Searched weight of GPT-Neo per block "
         f"(the rest is Mamba's): " + "; ".join(alphas) + ".\n\n"
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
-        + ", ".join(f"seed {s} {m:.1f} min" for s, m in minutes.items())
-        + f" ({(time.time() - started) / 60:.1f} minutes in all). "
+        + "; ".join(f"seed {s}: " + ", ".join(f"{t} {m:.1f} min" if m is not None else f"{t} (time not recorded)"
+                                              for t, m in per.items()) for s, per in minutes.items())
+        + f" (this invocation {(time.time() - started) / 60:.1f} minutes"
+        + "".join(f"; reused, run in `{where}`: " + ", ".join(sorted(what)) for where, what in reused(runs).items())
+        + "). "
         f"Command: `python benchmarks/lra.py {' '.join(sys.argv[1:])}`\n")
     print(text)
     if args.write:

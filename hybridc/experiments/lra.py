@@ -23,6 +23,7 @@ Tasks: ``listops`` and ``pathfinder`` are generated; ``image`` (CIFAR-10), ``tex
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -162,6 +163,54 @@ def proxy_spec(rs: ResolvedSpec, task: str, preset: str, plan: TaskPlan, data: s
     return spec_from_data(spec, rs.base_dir, f"lra proxy {task}")
 
 
+def reusable(previous: dict[str, Any], previous_dir: Path, rs: ResolvedSpec, *, tasks: tuple[str, ...],
+             preset: str = "cpu", data_dir: Path = Path("data"), steps: int | None = None,
+             batch_size: int | None = None, lrs: tuple[float, ...] | None = None
+             ) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """The rows of an earlier ``lra-results.json`` (``previous``, written into ``previous_dir``) that this run would
+    redo as they are, and why each other task of ``tasks`` is not reusable. A row is taken when the results are
+    of the same spec name, preset, blocks, components, seed and data seed, its data and budget are what this run's
+    plan gives, and the spec each of its learning rates ran (``TASK/lrLR/spec.yaml`` under the directory that ran
+    it: ``previous_dir``, or the row's own ``reused`` when it was itself taken over) is, canonically, the one this
+    run would train. Rows come back as they were, with ``reused`` naming the directory that ran them."""
+    from ..spec import load_spec
+
+    previous_dir = Path(previous_dir)
+    rows: dict[str, dict[str, Any]] = {}
+    why: dict[str, str] = {}
+    header = {"spec": rs.spec.name, "preset": preset, "blocks": rs.num_blocks, "components": list(rs.names),
+              "seed": rs.spec.train.seed, "data_seed": rs.spec.train.data_seed_or_seed}
+    differs = [f"{key} {previous.get(key)!r}, not {value!r}" for key, value in header.items()
+               if previous.get(key) != value]
+    for task in tasks:
+        row = previous.get("tasks", {}).get(task)
+        if differs:
+            why[task] = "; ".join(differs)
+            continue
+        if row is None:
+            why[task] = "not in the results"
+            continue
+        plan = plan_for(task, preset, steps, batch_size, lrs)
+        found = find_data(task, data_dir)
+        data = plan.data.replace("{data}", json.dumps(str(found)) if found is not None else "")
+        budget = {"steps": plan.steps, "epochs": plan.epochs, "batch_size": plan.batch_size, "lrs": list(plan.lrs)}
+        if row.get("data") != data or row.get("budget") != budget:
+            why[task] = f"data {row.get('data')!r} and budget {row.get('budget')} are not {data!r} and {budget}"
+            continue
+        ran_in = Path(row.get("reused") or previous_dir)
+        for lr in plan.lrs:
+            ran = ran_in / task / f"lr{lr:g}" / "spec.yaml"
+            if not ran.is_file():
+                why[task] = f"{ran} is missing"
+                break
+            if canonical(load_spec(ran)) != canonical(proxy_spec(rs, task, preset, plan, data, lr)):
+                why[task] = f"{ran} is not the spec this run would train"
+                break
+        else:
+            rows[task] = {**row, "reused": str(ran_in)}
+    return rows, why
+
+
 def _score(run_dir: Path, split: str) -> float:
     event = last(run_dir, "eval", split) if split == "valid" else last(run_dir, "test")
     return float(event["accuracy"]) if event else float("nan")
@@ -169,10 +218,11 @@ def _score(run_dir: Path, split: str) -> float:
 
 def run_lra(rs: ResolvedSpec, out_dir: Path, *, tasks: tuple[str, ...] = TASKS, preset: str = "cpu",
             data_dir: Path = Path("data"), steps: int | None = None, batch_size: int | None = None,
-            lrs: tuple[float, ...] | None = None, quiet: bool = True,
+            lrs: tuple[float, ...] | None = None, quiet: bool = True, done: dict[str, dict[str, Any]] | None = None,
             say: Callable[[str], None] = print) -> dict[str, Any]:
     """Run the tasks; returns (and writes) the results: per task the test accuracy of each model at its best
-    validation learning rate, the hybrid's searched alphas, and the tasks skipped with the reason."""
+    validation learning rate, the hybrid's searched alphas, its wall time, and the tasks skipped with the reason.
+    ``done``: rows of tasks already run (see ``reusable``), kept as they are and not run again."""
     from ..data import build_data
     from ..train.run import TrainOptions, train
 
@@ -182,6 +232,11 @@ def run_lra(rs: ResolvedSpec, out_dir: Path, *, tasks: tuple[str, ...] = TASKS, 
                                "data_seed": rs.spec.train.data_seed_or_seed, "seed": rs.spec.train.seed,
                                "tasks": {}, "skipped": {}}
     for task in tasks:
+        if done and task in done:
+            results["tasks"][task] = done[task]
+            say(f"lra: {task}: reused from {done[task].get('reused', 'earlier results')}")
+            continue
+        began = time.monotonic()
         plan = plan_for(task, preset, steps, batch_size, lrs)
         found = find_data(task, data_dir)
         if "{data}" in plan.data and found is None:
@@ -212,6 +267,7 @@ def run_lra(rs: ResolvedSpec, out_dir: Path, *, tasks: tuple[str, ...] = TASKS, 
             row["lr"][model] = lr
             if model == "hybrid":
                 row["alphas"] = final_alphas(dirs[model])
+        row["minutes"] = round((time.monotonic() - began) / 60, 2)
         results["tasks"][task] = row
         _write(results, out_dir)
     _write(results, out_dir)

@@ -86,3 +86,59 @@ def test_lra_pathfinder_and_retrieval_from_the_data_dir(tmp_path, small_plans):
     assert "task: classify(2)" in lock and "vocab_size: 256" in lock and "max_length: 1024" in lock
     lock = (out / "retrieval" / "lr0.001" / "spec.lock.yaml").read_text()
     assert "task: match(2)" in lock and "vocab_size: 257" in lock
+
+
+def _earlier_run(tmp_path, rs, preset="cpu"):
+    """lra-results.json and the run dirs' spec.yaml as run_lra leaves them for a finished listops task."""
+    from hybridc.experiments.common import canonical
+    from hybridc.spec.emit import dump_yaml
+
+    earlier = tmp_path / "earlier"
+    plan = lra.plan_for("listops", preset)
+    for lr in plan.lrs:
+        run = earlier / "listops" / f"lr{lr:g}"
+        run.mkdir(parents=True)
+        (run / "spec.yaml").write_text(dump_yaml(canonical(lra.proxy_spec(rs, "listops", preset, plan, plan.data, lr))))
+    row = {"data": plan.data, "test": {"hybrid": 0.5, "attn": 0.4, "ssm": 0.3}, "valid": {}, "lr": {},
+           "budget": {"steps": plan.steps, "epochs": plan.epochs, "batch_size": plan.batch_size, "lrs": list(plan.lrs)}}
+    results = {"spec": rs.spec.name, "preset": preset, "blocks": rs.num_blocks, "components": list(rs.names),
+               "data_seed": rs.spec.train.data_seed_or_seed, "seed": rs.spec.train.seed, "tasks": {"listops": row},
+               "skipped": {}}
+    return earlier, results
+
+
+def test_a_finished_task_is_reused_only_when_this_run_would_redo_it_as_it_was(tmp_path):
+    """benchmarks/lra.py --reuse: a task is taken over from earlier results only when its header, data, budget and
+    every learning rate's spec are what this run would train; otherwise it runs again, and the reason is given."""
+    from hybridc.spec import load_spec
+
+    rs = load_spec(write_spec(tmp_path, SPEC))
+    earlier, results = _earlier_run(tmp_path, rs)
+    rows, why = lra.reusable(results, earlier, rs, tasks=("listops", "pathfinder"))
+    assert set(rows) == {"listops"} and rows["listops"]["reused"] == str(earlier)
+    assert why == {"pathfinder": "not in the results"}
+
+    assert not lra.reusable({**results, "seed": 7}, earlier, rs, tasks=("listops",))[0]  # another seed's
+    assert "steps" in lra.reusable(results, earlier, rs, tasks=("listops",), steps=5)[1]["listops"]  # another budget
+    assert "preset 'cpu', not 'lra'" in lra.reusable(results, earlier, rs, tasks=("listops",), preset="lra")[1]["listops"]
+    spec_yaml = earlier / "listops" / "lr0.003" / "spec.yaml"
+    spec_yaml.write_text(spec_yaml.read_text().replace("hidden_size: 32", "hidden_size: 64", 1))  # other code's model
+    assert lra.reusable(results, earlier, rs, tasks=("listops",))[1] == {
+        "listops": f"{spec_yaml} is not the spec this run would train"}
+    spec_yaml.unlink()
+    assert lra.reusable(results, earlier, rs, tasks=("listops",))[1] == {"listops": f"{spec_yaml} is missing"}
+
+
+def test_run_lra_keeps_the_tasks_done_and_runs_nothing_for_them(tmp_path):
+    from hybridc.spec import load_spec
+
+    rs = load_spec(write_spec(tmp_path, SPEC))
+    earlier, results = _earlier_run(tmp_path, rs)
+    rows, _ = lra.reusable(results, earlier, rs, tasks=("listops",))
+    said = []
+    out = lra.run_lra(rs, tmp_path / "out", tasks=("listops",), done=rows, say=said.append)
+    assert out["tasks"] == rows and said == [f"lra: listops: reused from {earlier}"]
+    assert json.loads((tmp_path / "out" / "lra-results.json").read_text())["tasks"] == rows
+    assert not (tmp_path / "out" / "listops").exists()  # nothing trained
+    again, why = lra.reusable(out, tmp_path / "out", rs, tasks=("listops",))  # taken over twice: still checked where it ran
+    assert again == rows and not why
