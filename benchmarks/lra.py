@@ -4,10 +4,10 @@ component alone, three seeds on one test split, read paired by seed.
     python benchmarks/lra.py [--seeds 0,1,2] [--tasks listops,pathfinder] [--preset cpu] [--data-seed 0]
                              [--out runs/benchmark-lra] [--reuse DIR] [--write benchmarks/README.md]
 
-Runs ``hybridc lra`` on ``specs/lra.yaml`` (GPT-Neo-style attention and Mamba from scratch over the spec's 2 blocks,
-DASH search; the paper used up to 6) once per seed: ``train.seed`` is the seed (initialisation, batch order, the search's draws) and ``train.data_seed``
-stays ``--data-seed``, so every seed generates the same ListOps expressions and Pathfinder images and is tested on
-the same test split. Per model the learning rate with the best validation accuracy is kept (the preset's), its test
+Runs ``hybridc lra`` on ``specs/lra.yaml`` (GPT-Neo-style attention and Mamba from scratch over the spec's 2
+blocks, DASH search; the paper used up to 6) once per seed: ``train.seed`` is the seed (initialisation, batch
+order, the search's draws) and ``train.data_seed`` stays ``--data-seed``, so every seed generates the same ListOps
+expressions and Pathfinder images and is tested on the same test split. Per model the learning rate with the best validation accuracy is kept (the preset's), its test
 accuracy reported; each comparison hybrid - component is the per-seed difference, its mean and a 95% Student-t
 interval (``paired.py``). The paper's numbers (hybrid / GPT-Neo / Mamba, accuracy %) stand beside ours.
 

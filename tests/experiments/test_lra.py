@@ -120,7 +120,8 @@ def test_a_finished_task_is_reused_only_when_this_run_would_redo_it_as_it_was(tm
 
     assert not lra.reusable({**results, "seed": 7}, earlier, rs, tasks=("listops",))[0]  # another seed's
     assert "steps" in lra.reusable(results, earlier, rs, tasks=("listops",), steps=5)[1]["listops"]  # another budget
-    assert "preset 'cpu', not 'lra'" in lra.reusable(results, earlier, rs, tasks=("listops",), preset="lra")[1]["listops"]
+    other_preset = lra.reusable(results, earlier, rs, tasks=("listops",), preset="lra")[1]["listops"]
+    assert "preset 'cpu', not 'lra'" in other_preset
     spec_yaml = earlier / "listops" / "lr0.003" / "spec.yaml"
     spec_yaml.write_text(spec_yaml.read_text().replace("hidden_size: 32", "hidden_size: 64", 1))  # other code's model
     assert lra.reusable(results, earlier, rs, tasks=("listops",))[1] == {
@@ -140,5 +141,6 @@ def test_run_lra_keeps_the_tasks_done_and_runs_nothing_for_them(tmp_path):
     assert out["tasks"] == rows and said == [f"lra: listops: reused from {earlier}"]
     assert json.loads((tmp_path / "out" / "lra-results.json").read_text())["tasks"] == rows
     assert not (tmp_path / "out" / "listops").exists()  # nothing trained
-    again, why = lra.reusable(out, tmp_path / "out", rs, tasks=("listops",))  # taken over twice: still checked where it ran
+    # taken over twice: still checked in the directory that ran it
+    again, why = lra.reusable(out, tmp_path / "out", rs, tasks=("listops",))
     assert again == rows and not why
