@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .. import mamba_ssm
 from ..family import Family
 from ..registry import family_for_config, load_object
 from .base import ComponentAdapter, Segment
@@ -108,7 +109,9 @@ def load_pretrained(family: Family, path_or_id: str | Path, *, revision: str | N
                     trust_remote_code: bool = False) -> nn.Module:
     """``from_pretrained`` for a local save_pretrained dir or a Hub id: safetensors only, no remote
     code, float32. The mode is what transformers returns (eval). Raises ValueError, before any
-    weight is read, when the checkpoint's ``model_type`` is not one of the family's."""
+    weight is read, when the checkpoint's ``model_type`` is not one of the family's. A checkpoint in
+    mamba-ssm's layout (state-spaces' ``mamba-*``, ``mamba2-*``) loads as transformers' Mamba / Mamba2
+    (``mamba_ssm_checkpoint.load_mamba_ssm``)."""
     from .. import hub
 
     cls = model_class(family)
@@ -118,6 +121,10 @@ def load_pretrained(family: Family, path_or_id: str | Path, *, revision: str | N
     with quiet_transformers():
         try:
             config_dict, _ = config_cls.get_config_dict(str(path_or_id), revision=revision, **cache_only)
+            if mamba_ssm.recognizes(config_dict):  # state-spaces' mamba-* / mamba2-*: mamba-ssm's own layout
+                from .mamba_ssm_checkpoint import load_mamba_ssm
+
+                return load_mamba_ssm(family, path_or_id, config_dict, revision=revision)
             model_type = config_dict.get("model_type")
             if family_for_config(config_dict) is not family:
                 raise ValueError(f"{path_or_id}: model_type {model_type!r} is not a {family.name} model")
