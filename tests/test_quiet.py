@@ -32,8 +32,10 @@ class Shown(logging.Handler):
 def fallback_logger():
     """(transformers' kernel logger without hybridc's filter, what reaches transformers' handlers); its
     print-once memory cleared, the filter restored after."""
-    import transformers.utils.logging  # noqa: F401  (adds Logger.warning_once)
+    from transformers.utils import logging as hf_logging  # (adds Logger.warning_once)
 
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_warning()  # (transformers' default; another test or client may have changed it)
     logger = logging.getLogger(quiet.KERNEL_FALLBACK_LOGGER)
     ours = [f for f in logger.filters if isinstance(f, quiet._DropMessages)]
     for f in ours:
@@ -44,6 +46,7 @@ def fallback_logger():
     logging.Logger.warning_once.cache_clear()
     yield logger, shown.messages
     library.removeHandler(shown)
+    hf_logging.set_verbosity(verbosity)
     for f in ours:
         if f not in logger.filters:
             logger.addFilter(f)
