@@ -72,6 +72,12 @@ def _print_warnings(rs) -> None:
         click.echo(w.render(), err=True)
 
 
+def _components(rs) -> str:
+    """``2 components (qwen3, falcon-h1)``."""
+    families = ", ".join(c.family for c in rs.components)
+    return f"{len(rs.components)} component{'s' * (len(rs.components) != 1)} ({families})"
+
+
 @main.command()
 def families() -> None:
     """List the model families hybridc runs as components (from: a checkpoint of one, or init: {family: ...})."""
@@ -172,20 +178,28 @@ def fmt(specs: tuple[Path, ...], check: bool, write: bool, no_comments: bool, te
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write spec.lock.yaml, plan.json and graph.dot here.")
 @click.option("--build", is_flag=True, help="Also lower to a PyTorch model (loads weights) and check it.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress on stderr (what the command prints still prints).")
 @_ROOT_OPTION
-def compile_cmd(spec: Path, out_dir: Path | None, build: bool, root: Path | None) -> None:
+def compile_cmd(spec: Path, out_dir: Path | None, build: bool, quiet: bool, root: Path | None) -> None:
     """Compile SPEC: print the hybrid's summary; write the lock, plan and graph with -o."""
-    from .api import compile as compile_spec
+    from .activity import Activity
     from .spec.frontend import load_spec
-    from .summary import print_summary
 
-    compiled = compile_spec(load_spec(spec, root=root))
+    activity = Activity(enabled=not quiet)
+    rs = load_spec(spec, root=root)
+    with activity.step(f"compiling {spec}: measuring {_components(rs)} on the meta device"):
+        from .api import compile_resolved
+        from .summary import print_summary
+
+        compiled = compile_resolved(rs)
     _print_warnings(compiled.resolved)
     print_summary(compiled)
     if build:
         from .errors import CompileError
 
-        model = compiled.model
+        with activity.step("building the model" + (" (loading the components' weights)" if any(
+                c.source.kind != "init" for c in rs.spec.components) else "")):
+            model = compiled.model
         actual = sum(p.numel() for p in model.parameters())
         if actual != compiled.graph.total_params:
             raise CompileError(f"the built model has {actual} parameters but the graph says {compiled.graph.total_params}")
@@ -293,12 +307,10 @@ def git_setup(patterns: tuple[str, ...], global_: bool) -> None:
 def train(spec: Path, out_dir: Path | None, resume: bool, max_steps: int | None, device: str, mixed_precision: str,
           scan: str, num_processes: int, sharding: str, quiet: bool, root: Path | None) -> None:
     """Run SPEC's training plan: stages, checkpoints, metrics, plots, final/ and a comparison table."""
-    from .spec.frontend import load_spec
-    from .summary import print_results
-    from .train.run import TrainOptions
-    from .train.run import train as run_training
-
+    from .activity import Activity
+    from .spec.frontend import load_spec, lock_data
     from .train.launch import launched_alone
+    from .train.rundir import check_run_directory, run_directory
 
     alone = launched_alone(os.environ)
     if alone is not None:
@@ -306,12 +318,20 @@ def train(spec: Path, out_dir: Path | None, resume: bool, max_steps: int | None,
 
         raise LaunchError(*alone)
     rs = load_spec(spec, root=root)
+    if int(os.environ.get("RANK", "0")) == 0:  # what needs no model is refused before torch loads
+        check_run_directory(run_directory(out_dir, rs.spec.name), lock_data(rs), resume)
     if num_processes > 1 and "WORLD_SIZE" not in os.environ:
         from .train.launch import relaunch
 
         sys.exit(relaunch(num_processes, [a for a in sys.argv[1:]]))
     _print_warnings(rs)
-    _quiet_libraries()
+    activity = Activity(enabled=not quiet and int(os.environ.get("RANK", "0")) == 0)
+    with activity.step(f"compiling {spec}: {_components(rs)}, {rs.num_blocks} block{'s' * (rs.num_blocks != 1)}"):
+        from .summary import print_results
+        from .train.run import TrainOptions
+        from .train.run import train as run_training
+
+        _quiet_libraries()
     options = TrainOptions(out_dir=out_dir, resume=resume, max_steps=max_steps, device=device,
                            mixed_precision=mixed_precision, scan=scan, sharding=sharding, quiet=quiet)
     result = run_training(rs, options, say=lambda text: click.echo(text, err=True))
@@ -334,13 +354,17 @@ def train(spec: Path, out_dir: Path | None, resume: bool, max_steps: int | None,
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--seed", type=int, default=None,
               help="Seed of the data split (default: the model's spec seed, so a run's splits are its own).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress on stderr (what the command prints still prints).")
 def eval_cmd(model_dir: Path, data_expr: str | None, tasks: str | None, include_path: Path | None, limit: int | None,
-             num_fewshot: int | None, split: str, batch_size: int | None, device: str, seed: int | None) -> None:
+             num_fewshot: int | None, split: str, batch_size: int | None, device: str, seed: int | None,
+             quiet: bool) -> None:
     """Evaluate a run (its final/), a saved hybrid or a plain export: on a data split (--data: loss, perplexity,
     accuracy), or on downstream tasks through lm-eval (--tasks; a run records them in its metrics and card)."""
+    from .activity import Activity
+
     if (data_expr is None) == (tasks is None):
         raise click.UsageError("give --data (a data split) or --tasks (lm-eval tasks), one of them")
-    _quiet_libraries()
+    activity = Activity(enabled=not quiet)
     if tasks is not None:
         from rich.console import Console
         from rich.table import Table
@@ -349,7 +373,7 @@ def eval_cmd(model_dir: Path, data_expr: str | None, tasks: str | None, include_
 
         names = [t.strip() for t in tasks.split(",") if t.strip()]
         results = evaluate_tasks(model_dir, names, include_path=include_path, limit=limit, num_fewshot=num_fewshot,
-                                 batch_size=batch_size or 8, device=device)
+                                 batch_size=batch_size or 8, device=device, activity=activity)
         table = Table(title=f"lm-eval ({model_dir})")
         for column in ("task", "metric", "value"):
             table.add_column(column)
@@ -359,7 +383,8 @@ def eval_cmd(model_dir: Path, data_expr: str | None, tasks: str | None, include_
         return
     from .train.evaluate import evaluate_directory
 
-    result = evaluate_directory(model_dir, data_expr, split=split, batch_size=batch_size, device=device, seed=seed)
+    result = evaluate_directory(model_dir, data_expr, split=split, batch_size=batch_size, device=device, seed=seed,
+                                activity=activity)
     for key, value in result.items():
         click.echo(f"{key}: {value:.6g}" if isinstance(value, float) else f"{key}: {value}")
 
@@ -368,15 +393,21 @@ def eval_cmd(model_dir: Path, data_expr: str | None, tasks: str | None, include_
 @click.argument("model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path),
               help="Output directory (default <model>-discretized beside it).")
-def discretize(model_dir: Path, out: Path | None) -> None:
+@click.option("--quiet", "-q", is_flag=True, help="No progress on stderr (what the command prints still prints).")
+def discretize(model_dir: Path, out: Path | None, quiet: bool) -> None:
     """Discretize a trained hybrid (a run or a saved hybrid): one component per block, the rest pruned."""
-    from .discretize import export
+    from .activity import Activity
     from .io import PathRefused
-    from .saved import load_hybrid, model_directory
+    from .saved import check_before_loading
 
-    _quiet_libraries()
-    source = model_directory(model_dir)
-    model = load_hybrid(model_dir)
+    activity = Activity(enabled=not quiet)
+    source = check_before_loading(model_dir)
+    with activity.step(f"loading the model in {source}"):
+        from .discretize import export
+        from .saved import load_hybrid
+
+        _quiet_libraries()
+        model = load_hybrid(model_dir)
     if out is None:  # beside the model directory, named after it (its real name: `discretize .` too)
         here = model_dir.resolve()
         if not here.name:
@@ -384,7 +415,8 @@ def discretize(model_dir: Path, out: Path | None) -> None:
         out = here.parent / f"{here.name}-discretized"
     if out.resolve() == source.resolve():
         raise PathRefused(f"{out} is the model directory being discretized", "choose another -o directory")
-    result = export(model, out)
+    with activity.step(f"discretizing and writing {out}"):
+        result = export(model, out)
     click.echo(f"selection: {' | '.join(result.selection)} (from {source})")
     if result.kind == "hybrid":
         click.echo(f"wrote {result.path}: a discretized hybrid (HybridModel.from_pretrained loads it)")
@@ -403,25 +435,24 @@ def discretize(model_dir: Path, out: Path | None) -> None:
 @click.option("--num-beams", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--quiet", "-q", is_flag=True, help="No progress on stderr (what the command prints still prints).")
 def generate(model_dir: Path, prompt: str, max_new_tokens: int, temperature: float, top_k: int, num_beams: int,
-             seed: int, device: str) -> None:
+             seed: int, device: str, quiet: bool) -> None:
     """Generate text from a hybrid (a run or a saved hybrid), streaming tokens as they come."""
+    from .activity import Activity
     from .generate import generate_text
 
-    _quiet_libraries()
+    activity = Activity(enabled=not quiet)
     generate_text(model_dir, prompt, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k,
-                  num_beams=num_beams, seed=seed, device=device)
+                  num_beams=num_beams, seed=seed, device=device, activity=activity)
 
 
 def _quiet_libraries() -> None:
-    """transformers' info/warning chatter (e.g. Mamba's CPU fallback notice) is not for our users."""
-    import warnings
+    """The few library messages that do not concern hybridc's users dropped, transformers' progress bars off
+    (the command shows its own): ``hybridc.quiet``."""
+    from .quiet import for_command
 
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    warnings.filterwarnings("ignore", category=UserWarning, module="torch")
+    for_command()
 
 
 

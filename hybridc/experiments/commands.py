@@ -38,10 +38,10 @@ def _say(text: str) -> None:
 def mad(spec: Path, tasks: str, preset: str, steps: int, batch_size: int, lrs: str, weight_decay: float,
         out_dir: Path | None, quiet: bool) -> None:
     """Train SPEC's hybrid and each component from scratch on the MAD tasks; table, JSON and PNG."""
+    from ..activity import Activity
     from ..cli import _quiet_libraries
     from ..errors import CompileError
     from ..spec.mad_presets import presets
-    from .mad import MadBudget, run_mad
 
     chosen = tuple(t.strip() for t in tasks.split(",") if t.strip())
     unknown = [t for t in chosen if t not in TASKS]
@@ -55,8 +55,13 @@ def mad(spec: Path, tasks: str, preset: str, steps: int, batch_size: int, lrs: s
     except ValueError:
         raise click.BadParameter("comma-separated numbers, e.g. 5e-4,1e-3", param_hint="--lrs") from None
     rs = _load(spec)
-    _quiet_libraries()
     out = out_dir or Path("runs") / f"{rs.spec.name}-mad"
+    models = ", ".join(["hybrid", *(f"{m} alone" for m in rs.names)])
+    with Activity(enabled=not quiet).step(f"mad: {len(chosen)} task{'s' * (len(chosen) != 1)} x {len(rates)} learning "
+                                          f"rate{'s' * (len(rates) != 1)} ({models}) into {out}"):
+        from .mad import MadBudget, run_mad
+
+        _quiet_libraries()
     results = run_mad(rs, out, tasks=chosen, preset=preset,
                       budget=MadBudget(steps=steps, batch_size=batch_size, lrs=rates, weight_decay=weight_decay),
                       quiet=quiet, say=_say)
@@ -98,13 +103,17 @@ def print_mad_table(results: dict) -> None:
 def sweep(spec: Path, grid: str, search_run: Path | None, programmed: Path | None, max_steps: int | None,
           out_dir: Path | None, quiet: bool) -> None:
     """Fine-tune SPEC at every point of a grid of fixed mixture weights; CSV and PNG."""
+    from ..activity import Activity
     from ..cli import _quiet_libraries
-    from .sweep import parse_grid, run_sweep
+    from .sweep import parse_grid
 
     values = parse_grid(grid)
     rs = _load(spec)
-    _quiet_libraries()
     out = out_dir or Path("runs") / f"{rs.spec.name}-sweep"
+    with Activity(enabled=not quiet).step(f"sweep: {len(values) ** rs.num_blocks} fixed mixtures into {out}"):
+        from .sweep import run_sweep
+
+        _quiet_libraries()
     rows = run_sweep(rs, values, out, search_run=search_run, programmed=programmed, quiet=quiet, max_steps=max_steps,
                      say=_say)
     best = min(rows, key=lambda r: r["valid_loss"] if r["valid_loss"] is not None else float("inf"))

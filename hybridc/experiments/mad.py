@@ -99,8 +99,8 @@ def run_mad(rs: ResolvedSpec, out_dir: Path, *, tasks: tuple[str, ...] = TASKS, 
         for lr in budget.lrs:
             run_dir = out_dir / task / f"lr{lr:g}"
             say(f"mad: {task} (preset {preset}, lr {lr:g})")
-            train(proxy_spec(rs, task, preset, lr, budget), TrainOptions(out_dir=run_dir, quiet=quiet, resume=True),
-                  say=lambda _: None)
+            train(proxy_spec(rs, task, preset, lr, budget),
+                  TrainOptions(out_dir=run_dir, quiet=quiet, resume=True, label="hybrid"), say=lambda _: None)
             models = {"hybrid": run_dir, **{m: run_dir / "baselines" / m for m in names}}
             runs.append((lr, models))
         row: dict[str, Any] = {"test": {}, "valid": {}, "lr": {}}

@@ -19,7 +19,6 @@ from typing import Any, Callable
 from ..errors import CompileError
 from ..spec.derive import fixed_mixture_stages
 from ..spec.frontend import ResolvedSpec
-from ..train.run import TrainOptions, train
 from .common import canonical, last, spec_from_data
 
 
@@ -64,6 +63,8 @@ def point_row(point: tuple[float, ...], run_dir: Path, test: dict[str, Any] | No
 def run_sweep(rs: ResolvedSpec, grid: list[float], out_dir: Path, *, search_run: Path | None = None,
               programmed: Path | None = None, quiet: bool = True, max_steps: int | None = None,
               say: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    from ..train.run import TrainOptions, train
+
     if len(rs.names) != 2 or rs.num_blocks not in (1, 2):
         raise CompileError(f"a sweep needs two components and one or two blocks, not {len(rs.names)} and "
                            f"{rs.num_blocks}", "sweep a smaller hybrid (it trains one model per grid point)")
@@ -72,9 +73,11 @@ def run_sweep(rs: ResolvedSpec, grid: list[float], out_dir: Path, *, search_run:
     points = list(itertools.product(grid, repeat=rs.num_blocks))
     for i, point in enumerate(points):
         run_dir = point_dir(out_dir, point)
-        say(f"sweep: point {i + 1}/{len(points)} alpha[{rs.names[1]}] = {', '.join(f'{a:g}' for a in point)}")
+        where = f"alpha[{rs.names[1]}] = {', '.join(f'{a:g}' for a in point)}"
+        say(f"sweep: point {i + 1}/{len(points)} {where}")
         result = train(point_spec(rs, point), TrainOptions(out_dir=run_dir, quiet=quiet, resume=True,
-                                                           max_steps=max_steps), say=lambda _: None)
+                                                           max_steps=max_steps, label=f"point {i + 1}: {where}"),
+                       say=lambda _: None)
         rows.append(point_row(point, run_dir, result.test))
     out_dir.mkdir(parents=True, exist_ok=True)
     with open(out_dir / "sweep.csv", "w", newline="") as f:

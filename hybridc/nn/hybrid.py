@@ -593,9 +593,10 @@ def load_components(rs: ResolvedSpec, names) -> dict[str, nn.Module]:
         try:
             models[name] = load_pretrained(get_family(rc.family), rc.location, revision=rc.revision,
                                            trust_remote_code=component.trust_remote_code)
-        except Exception as err:
+        except Exception as err:  # (a mamba-ssm checkpoint's error says what to do: its hint)
             raise CompileError(f"cannot load the weights of component '{name}' from {component.source}: {err}",
-                               "check that the directory holds safetensors weights written by save_pretrained") from None
+                               getattr(err, "hint", None) or "check that the directory holds safetensors weights "
+                               "written by save_pretrained") from None
         if rc.vocab != "pretrained":
             plan = transplant_plan_of(rs, rc) if rc.vocab == "transplant" else None
             models[name] = under_hybrid_vocab(models[name], rc, seed=derived_seed(rs.spec.train.seed, "vocab", name),

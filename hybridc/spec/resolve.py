@@ -16,7 +16,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from ..components import hub
+from ..components import hub, mamba_ssm
 from ..components.family import Family, Shape
 from ..components.registry import families, family_for_config, get_family
 from ..errors import Diagnostic
@@ -197,6 +197,7 @@ def resolve_component(
     loc = smap.at("components", name, "from" if source.kind != "init" else "init")
     commit = None
     location = None
+    directory: Path | None = None  # a local source's directory
     if source.kind == "init":
         return _resolve_init(component, smap)
     if source.kind == "local":
@@ -238,6 +239,10 @@ def resolve_component(
             return None, [Diagnostic(loc, f"component '{name}': cannot fetch config.json of hf:{source.ref} ({reason})",
                                      "check the id and your network; offline, download the model once "
                                      "(or save_pretrained it) and use its local directory")]
+    if mamba_ssm.recognizes(config):  # state-spaces' mamba-* / mamba2-*: read as transformers' Mamba / Mamba2
+        config, problems = _mamba_ssm_config(name, config, loc, directory, source.ref, root)
+        if problems:
+            return None, problems
     model_type = config.get("model_type")
     family = family_for_config(config)
     if family is None:
@@ -253,6 +258,26 @@ def resolve_component(
     if resolved is not None and root is not None:
         resolved = dataclasses.replace(resolved, root=os.path.realpath(root))
     return resolved, problems
+
+
+def _mamba_ssm_config(name: str, config: dict[str, Any], loc, directory: Path | None, ref: str,
+                      root: Path | None) -> tuple[dict[str, Any], list[Diagnostic]]:
+    """A config.json in mamba-ssm's layout as transformers' Mamba / Mamba2 config (``components.mamba_ssm``), or
+    its problems located at the component's ``from``: each key that cannot be read, and for a local directory
+    weights that are not there (checked by name only: nothing is read)."""
+    translated, problems = mamba_ssm.to_transformers(config)
+    found = [Diagnostic(loc, f"component '{name}': its config.json (mamba-ssm's layout): {p.message}",
+                        p.hint or "fix its config.json") for p in problems]
+    if directory is not None and not found:
+        try:
+            present = [n for n in mamba_ssm.WEIGHT_FILES if confined_file(directory, n, root).is_file()]
+        except PathError as err:
+            return config, [Diagnostic(loc, f"component '{name}': {err.message}", err.hint)]
+        if not present:
+            found.append(Diagnostic(loc, f"component '{name}': '{ref}' holds a mamba-ssm config.json but no weights "
+                                    f"({' or '.join(mamba_ssm.WEIGHT_FILES)})",
+                                    "copy the checkpoint's weights file beside its config.json"))
+    return (translated or config), found
 
 
 def declared_max_length(component: Component, base_dir: Path, root: Path | None = None) -> int | None:

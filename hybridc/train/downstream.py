@@ -11,36 +11,48 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import RunError
 from ..io import atomic_write_text
+
+if TYPE_CHECKING:
+    from ..activity import Activity
 
 CARD_BEGIN, CARD_END = "<!-- lm-eval:begin -->", "<!-- lm-eval:end -->"
 
 
 def evaluate_tasks(directory: Path, tasks: list[str], *, include_path: Path | None = None, limit: int | None = None,
-                   num_fewshot: int | None = None, batch_size: int = 8, device: str = "cpu") -> dict[str, dict[str, float]]:
-    """lm-eval's ``simple_evaluate`` of the model in ``directory`` on ``tasks``: {task: {metric: value}}."""
+                   num_fewshot: int | None = None, batch_size: int = 8, device: str = "cpu",
+                   activity: Activity | None = None) -> dict[str, dict[str, float]]:
+    """lm-eval's ``simple_evaluate`` of the model in ``directory`` on ``tasks``: {task: {metric: value}}.
+    ``activity`` shows the loading (lm-eval shows its own progress after)."""
+    from ..activity import Activity
+    from ..quiet import install, quiet_lm_eval_git
     from ..saved import model_directory
 
-    try:
-        import lm_eval
-        from lm_eval.models.huggingface import HFLM
-        from lm_eval.tasks import TaskManager
-    except ImportError:
-        raise RunError("downstream evaluation needs lm-eval, which is not installed",
-                       "pip install 'hybridc[eval]'") from None
+    activity = activity if activity is not None else Activity(enabled=False)
     run_dir = Path(directory) if (Path(directory) / "final").is_dir() else None
     model_dir = model_directory(Path(directory))
-    manager = TaskManager(include_path=str(include_path) if include_path else None)
-    unknown = [t for t in tasks if not manager.match_tasks([t])]
-    if unknown:
-        raise RunError(f"lm-eval knows no task {', '.join(repr(t) for t in unknown)}",
-                       "name tasks lm-eval lists (`lm_eval ls tasks`), or give your own task YAMLs with --include-path")
-    lm = HFLM(pretrained=str(model_dir), trust_remote_code=True, batch_size=batch_size, device=device)
-    output = lm_eval.simple_evaluate(model=lm, tasks=tasks, task_manager=manager, limit=limit,
-                                     num_fewshot=num_fewshot)
+    with activity.step(f"loading lm-eval and the model in {model_dir}"):
+        try:
+            import lm_eval
+            from lm_eval.models.huggingface import HFLM
+            from lm_eval.tasks import TaskManager
+        except ImportError:
+            raise RunError("downstream evaluation needs lm-eval, which is not installed",
+                           "pip install 'hybridc[eval]'") from None
+        install()
+        manager = TaskManager(include_path=str(include_path) if include_path else None)
+        unknown = [t for t in tasks if not manager.match_tasks([t])]
+        if unknown:
+            raise RunError(f"lm-eval knows no task {', '.join(repr(t) for t in unknown)}",
+                           "name tasks lm-eval lists (`lm_eval ls tasks`), or give your own task YAMLs with "
+                           "--include-path")
+        lm = HFLM(pretrained=str(model_dir), trust_remote_code=True, batch_size=batch_size, device=device)
+    with quiet_lm_eval_git():  # (git's "fatal: not a git repository" from lm-eval's commit lookup: hybridc.quiet)
+        output = lm_eval.simple_evaluate(model=lm, tasks=tasks, task_manager=manager, limit=limit,
+                                         num_fewshot=num_fewshot)
     results = {task: {metric.replace(",none", ""): float(value) for metric, value in scores.items()
                       if isinstance(value, (int, float)) and not isinstance(value, bool)}
                for task, scores in output["results"].items()}

@@ -188,9 +188,11 @@ class MacroAccuracy:
 
 @torch.no_grad()
 def evaluate(model: HybridModel, split: Split, batch_size: int, device: torch.device,
-             max_batches: int | None = None, task: str | None = None) -> dict[str, float]:
+             max_batches: int | None = None, task: str | None = None,
+             progress: Callable[[int], None] | None = None) -> dict[str, float]:
     """Mean loss per scored target, accuracy and macro accuracy on a split, in order. ``model`` is a
-    hybrid or a plain transformers model of ``task`` (default: the hybrid's).
+    hybrid or a plain transformers model of ``task`` (default: the hybrid's). ``progress`` is told the
+    batches done after each (``eval_batches`` of them).
 
     Scored positions are those whose label is not ``IGNORE_INDEX``, after causal-lm's shift by one.
     ``accuracy`` is micro: the fraction of scored targets predicted right (argmax). ``macro_accuracy``
@@ -227,6 +229,8 @@ def evaluate(model: HybridModel, split: Split, batch_size: int, device: torch.de
             total_correct += int((preds == targets).sum())
             total += int(keep.sum())
             macro.update(preds, targets)
+        if progress is not None:
+            progress(b + 1)
     model.train(was_training)
     if total == 0:
         return {"loss": float("nan"), "accuracy": float("nan"), "macro_accuracy": float("nan"), "targets": 0}
@@ -283,6 +287,12 @@ def distill_terms(logits: torch.Tensor, teacher: torch.Tensor, labels: torch.Ten
     if distill.ce:
         total = total + distill.ce * torch.nn.functional.cross_entropy(student, flat_labels[keep], reduction="sum")
     return total, keep.sum()
+
+
+def eval_batches(split: Split, batch_size: int, max_batches: int | None = None) -> int:
+    """The batches ``evaluate`` runs on ``split``."""
+    batches = math.ceil(len(split) / batch_size)
+    return batches if max_batches is None else min(batches, max_batches)
 
 
 def _micro_step(model, forward, stage: Stage, step: int, micro: int, split: Split, stream: str, seed: int,

@@ -22,17 +22,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 from ..api import Compiled, compile_resolved
 from ..data import DataBundle, build_data, load_tokenizer
-from ..errors import Diagnostic, Interrupted, RunError, SpecError, first_line
-from ..io import PathRefused, atomic_write_text, mode_kind, open_regular, read_regular_text
+from ..errors import Diagnostic, Interrupted, RunError, SpecError
+from ..io import atomic_write_text
 from ..model_card import model_card
 from ..nn.hybrid import HybridModel, group_of, lower
 from ..spec.derive import fixed_mixture_stages
 from ..spec.emit import dump_yaml, render_data, spec_to_data
-from ..spec.frontend import ResolvedSpec, lock_data, locked_spec, parse_string, resolve
+from ..spec.frontend import ResolvedSpec, lock_data, parse_string, resolve
 from ..spec.model import DataSource, Stage
 from ..spec.resolve import PathError, confined_directory, resolve_path
 from .checkpoint import (RunPosition, checkpoint_dirs, checkpoint_spec_digest, resume_from, resume_plan,
@@ -41,16 +40,13 @@ from .loop import Parallel, StageOptimizers, build_optimizers, evaluate, freeze_
 from .metrics import MetricsLog
 from .plots import plot_alphas, plot_losses
 from .progress import Progress, log_every
+from .rundir import (FRESH_FILES, LOCK_FILE, check_run_directory, is_lock_text, lock_refusal, lock_refused,
+                     run_directory)
 from .threads import bounded, choose_threads, fixed_threads
 from .sharding import (average_replicated_grads, full_model, full_optimizer_state, is_sharded,
                        load_sharded_optimizer_state, shard_model)
 
 REWOUND_GROUPS = ("components", "embeddings", "head")
-LOCK_FILE = ".lock"
-FRESH_FILES = ("spec.yaml", "spec.lock.yaml", "plan.json", "graph.dot", "metrics.jsonl", "plots")  # a new run's
-RUN_FILES = ("spec.yaml", "spec.lock.yaml", "plan.json", "graph.dot", "metrics.jsonl", "plots/loss.png",
-             "plots/alphas.png")  # what a run writes as files, and as directories:
-RUN_DIRECTORIES = ("plots", "checkpoints", "final", "teacher")
 TEACHER = "teacher"  # RUN/teacher/checkpoints/step-N: the continuous hybrid distill stages learn from
 
 
@@ -65,6 +61,7 @@ class TrainOptions:
     sharding: str = "ddp"  # with several processes: ddp | fsdp (see sharding.py)
     quiet: bool = False
     eval_batches: int = 16  # validation batches per evaluation (the test split is always evaluated whole)
+    label: str | None = None  # what the run is, in its progress lines ("attn alone"; the main run: none)
 
 
 @dataclass(frozen=True)
@@ -119,7 +116,7 @@ class Run:
         self.spec = rs.spec
         self.options = options
         self.say = say
-        self.run_dir = Path(options.out_dir) if options.out_dir is not None else Path("runs") / rs.spec.name
+        self.run_dir = run_directory(options.out_dir, rs.spec.name)
         self.compiled: Compiled = compile_resolved(rs)
         if options.device == "cuda" and not torch.cuda.is_available():
             raise RunError("--device cuda, but no CUDA device is available", "use --device cpu")
@@ -171,23 +168,8 @@ class Run:
     def _prepare_directory(self) -> None:
         d = self.run_dir
         lock = lock_data(self.rs)
-        if (refusal := self.lock_refusal(d / LOCK_FILE)) is not None:  # (so a .lock left is one of ours)
-            raise refusal
-        if d.exists() and any(p.name != LOCK_FILE for p in d.iterdir()):
-            if not is_run_directory(d):
-                raise RunError(f"{d} is not empty and holds no hybridc run (no spec.lock.yaml or checkpoints "
-                               "written by hybridc)", "choose another output directory with -o; hybridc never "
-                               "writes over files it did not create")
-            if not self.options.resume:
-                raise RunError(f"{d} already holds a run", "add --resume to continue it, or -o to start a new one")
-            if foreign := foreign_run_entries(d):
-                raise PathRefused(f"{d} is not as hybridc left it: {'; '.join(foreign)}",
-                                  "move them away (hybridc neither writes through nor replaces what it did not "
-                                  "create), then resume")
-            old_lock = _read_lock_file(d / "spec.lock.yaml")
-            if old_lock is not None and not same_spec(old_lock, lock):
-                raise RunError(f"the spec changed since the run in {d} started",
-                               "resume with the original spec, or start a new run with -o")
+        check_run_directory(d, lock, self.options.resume)
+        if self.options.resume and d.is_dir():
             for path in checkpoint_dirs(d):  # each says which spec it was trained for: checked before any write
                 digest = checkpoint_spec_digest(path)
                 if digest is not None and digest != self.spec_digest:
@@ -320,7 +302,11 @@ class Run:
             return model
         from torch.nn.parallel import DistributedDataParallel
 
-        return DistributedDataParallel(model, find_unused_parameters=True)
+        from ..quiet import DDP_UNUSED, until_seen
+
+        # (a step may leave parameters without gradients: a branch of constant weight 0, experts no token chose;
+        # DDP's C++ warning when a stage leaves none says nothing a user can act on: hybridc.quiet)
+        return until_seen(DistributedDataParallel(model, find_unused_parameters=True), DDP_UNUSED)
 
     def unshard(self, model: HybridModel, *, here: bool = True) -> HybridModel | None:
         """A plain model with a sharded model's full weights (a collective: every process calls it;
@@ -446,23 +432,23 @@ class Run:
             try:
                 fd = os.open(path, flags)  # (a symbolic link: ELOOP; a directory: EISDIR)
             except OSError as err:
-                raise (self.lock_refusal(path)
-                       or self.lock_refused(path, f"a file hybridc cannot open ({err.strerror})")) from None
+                raise (lock_refusal(path)
+                       or lock_refused(path, f"a file hybridc cannot open ({err.strerror})")) from None
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
-            raise self.lock_refusal(path) or self.lock_refused(path, "not a regular file")
+            raise lock_refusal(path) or lock_refused(path, "not a regular file")
         handle = os.fdopen(fd, "r+", encoding="ascii", errors="replace")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             text = handle.read(64)
-            holder = text.strip() if text.strip() and self.is_lock_text(text) else "another process"
+            holder = text.strip() if text.strip() and is_lock_text(text) else "another process"
             handle.close()
             raise RunError(f"{self.run_dir} is being trained by {holder} right now",
                            "wait for it to finish (or stop it), then --resume") from None
-        if not created and not self.is_lock_text(handle.read(64)):  # (read once we hold it: not changing)
+        if not created and not is_lock_text(handle.read(64)):  # (read once we hold it: not changing)
             handle.close()
-            raise self.lock_refused(path, "a file hybridc did not write")
+            raise lock_refused(path, "a file hybridc did not write")
         handle.seek(0)
         handle.truncate()
         handle.write(f"hybridc process {os.getpid()}\n")
@@ -481,45 +467,6 @@ class Run:
                 path.unlink()
         except OSError:
             pass
-
-    @staticmethod
-    def is_lock_text(text: str | bytes) -> bool:
-        """What hybridc writes in RUN/.lock: ``hybridc process PID`` (or nothing yet: a process stopped
-        between creating the file and writing it)."""
-        if isinstance(text, bytes):
-            text = text.decode("ascii", "replace")
-        text = text.removesuffix("\n")
-        return text == "" or (text.startswith("hybridc process ") and text[16:].isdigit() and text[16:].isascii())
-
-    @staticmethod
-    def lock_refused(path: Path, what: str) -> RunError:
-        from ..io import PathRefused
-
-        return PathRefused(f"{path} is {what}; hybridc keeps its run lock there and does not open, overwrite "
-                           "or remove anything else", f"move {path} away, or train into another directory with -o")
-
-    @classmethod
-    def lock_refusal(cls, path: Path) -> RunError | None:
-        """Why ``path`` (RUN/.lock) is not a lock hybridc wrote: None if it is absent or one of ours. A
-        directory holding a .lock that is not ours is not an empty directory (nor a run to resume)."""
-        try:
-            mode = os.lstat(path).st_mode
-        except (FileNotFoundError, NotADirectoryError):  # (no run directory yet, or not a directory at all)
-            return None
-        except OSError as err:
-            return cls.lock_refused(path, f"unreadable ({err.strerror})")
-        if stat.S_ISLNK(mode):
-            return cls.lock_refused(path, "a symbolic link")
-        if stat.S_ISDIR(mode):
-            return cls.lock_refused(path, "a directory")
-        if not stat.S_ISREG(mode):
-            return cls.lock_refused(path, "not a regular file")
-        try:
-            with open_regular(path, follow_links=False) as f:
-                text = f.read(64)
-        except OSError as err:
-            return cls.lock_refused(path, f"a file hybridc cannot read ({err.strerror})")
-        return None if cls.is_lock_text(text) else cls.lock_refused(path, "a file hybridc did not write")
 
     def stop_requested(self) -> bool:
         """A SIGINT/SIGTERM arrived in any process (all processes stop at the same step)."""
@@ -582,7 +529,8 @@ class Run:
                                components=list(self.rs.names),  # the column order of the alphas below
                                splits=split_roles(stage, data, self.seed), threads=threads)
         every = self.spec.train.checkpoint_every
-        task = progress.stage(f"{k + 1}/{len(self.spec.train.stages)} {stage.name}", total=steps, completed=start)
+        label = f" ({self.options.label})" if self.options.label else ""
+        task = progress.stage(f"{k + 1}/{len(self.spec.train.stages)} {stage.name}{label}", total=steps, completed=start)
         discretized = model.graph.discretized
         after_backward = None
         if is_sharded(model):  # FSDP leaves the (replicated) alphas' gradients to us
@@ -697,7 +645,8 @@ class Run:
             component = self.spec.component(name)
             if self.spec.train.baselines:
                 rs = baseline_spec(self.rs, name)
-                options = replace(self.options, out_dir=self.run_dir / "baselines" / name)
+                options = replace(self.options, out_dir=self.run_dir / "baselines" / name, label=f"{name} alone")
+                self.note(f"training {name} alone with the same budget in {options.out_dir}")
                 sub = Run(rs, options, say=self.say)
                 result = sub.execute()
                 rows.append({"model": f"{name} alone (same budget)", **(result.test or {})})
@@ -736,59 +685,6 @@ def spec_digest(lock: dict) -> str:
     import json
 
     return hashlib.sha256(json.dumps(lock["spec"], sort_keys=True).encode()).hexdigest()
-
-
-def foreign_run_entries(d: Path) -> list[str]:
-    """What stands in run directory ``d`` where the run writes, but is not what it would have written: a
-    symbolic link, a directory or a FIFO (...) where it writes a file, anything but a directory where it
-    writes one. Each said as ``NAME is WHAT``."""
-    found = []
-    for name, directory in [*((n, False) for n in RUN_FILES), *((n, True) for n in RUN_DIRECTORIES)]:
-        try:
-            mode = os.lstat(d / name).st_mode
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        wanted = stat.S_ISDIR(mode) if directory else stat.S_ISREG(mode)
-        if stat.S_ISLNK(mode) or not wanted:
-            found.append(f"{name} is {mode_kind(mode)}" + ("" if stat.S_ISLNK(mode) else
-                                                            f", not a {'directory' if directory else 'file'}"))
-    return found
-
-
-def _read_lock_file(path: Path) -> Any:
-    """A run's spec.lock.yaml as YAML data (None when absent); a ``RunError`` when it is not a regular file
-    hybridc could have written (a link, a FIFO, ...) or not YAML."""
-    try:
-        return yaml.safe_load(read_regular_text(path, follow_links=False))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, RecursionError, yaml.YAMLError) as err:
-        if isinstance(err, RecursionError):
-            reason = "nested too deeply"
-        elif isinstance(err, OSError) and err.strerror:
-            reason = err.strerror
-        else:
-            reason = first_line(err, type(err).__name__)
-        raise RunError(f"{path} cannot be read as the run's lock ({reason})",
-                       "it is not the spec.lock.yaml hybridc wrote; resume a run hybridc wrote, or start a new "
-                       "one with -o") from None
-
-
-def is_run_directory(d: Path) -> bool:
-    """``d`` holds a run hybridc wrote: a spec.lock.yaml with a lock in it, or checkpoints with state."""
-    try:
-        lock = _read_lock_file(d / "spec.lock.yaml")
-    except RunError:
-        lock = None
-    if isinstance(lock, dict) and "hybridc_lock" in lock:
-        return True
-    return any((p / "state.json").is_file() for p in (d / "checkpoints").glob("step-*")) if (d / "checkpoints").is_dir() else False
-
-
-def same_spec(old_lock: dict, new_lock: dict) -> bool:
-    """Two locks hold the same canonical spec, components in the same order (the order is part of the model)."""
-    old, new = locked_spec(old_lock), locked_spec(new_lock)
-    return old == new and list(old["components"]) == list(new["components"])
 
 
 def last_data_stage(spec) -> Stage | None:
@@ -838,11 +734,11 @@ def save_final(model: HybridModel, final: Path, test: dict | None) -> None:
     """final/: save_pretrained layout (with the tokenizer) plus a model card, written beside and renamed into place."""
     import shutil
 
-    from ..components.adapters import quiet_transformers
+    from ..quiet import transformers_bars_off
 
     tmp = final.parent / ".final-tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    with quiet_transformers():  # no "Writing model shards" bars in a run's output
+    with transformers_bars_off():  # no "Writing model shards" bars in a run's output
         model.save_pretrained(tmp)
     atomic_write_text(tmp / "README.md", model_card(model, test))
     if final.exists():
