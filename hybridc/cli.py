@@ -36,7 +36,12 @@ class _Group(click.Group):
 
     def invoke(self, ctx: click.Context):
         try:
-            return super().invoke(ctx)
+            try:
+                return super().invoke(ctx)
+            finally:  # output still buffered meets a closed pipe here, not at exit
+                sys.stdout.flush()
+        except BrokenPipeError:
+            reader_went_away()
         except HybridcError as err:
             for warning in getattr(err, "warnings", ()):
                 click.echo(warning.render(), err=True)
@@ -47,6 +52,8 @@ class _Group(click.Group):
             sys.exit(130)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
             raise
+        except BrokenPipeError:  # the reader went away while an error was being reported
+            reader_went_away()
         except Exception as err:  # a bug in hybridc: say so, briefly
             if os.environ.get("HYBRIDC_DEBUG"):
                 raise
@@ -54,6 +61,26 @@ class _Group(click.Group):
             click.echo("hint: this is a bug in hybridc; rerun with HYBRIDC_DEBUG=1 for a traceback and report it",
                        err=True)
             sys.exit(70)
+
+
+EXIT_SIGPIPE = 128 + 13  # what a shell reports for a tool ended by SIGPIPE (`yes | head -1`)
+
+
+def reader_went_away() -> None:
+    """Whoever read our output closed it (``hybridc fmt ... | head -1``): stop quietly, as Unix tools do.
+
+    Python ignores SIGPIPE, so a write to a closed pipe raises ``BrokenPipeError`` instead of ending the
+    process. Nothing more can be said to that reader: stdout and stderr are pointed at /dev/null (so the
+    interpreter's last flush cannot complain either), and the exit status is the one a shell reports for a
+    process ended by SIGPIPE."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            os.dup2(devnull, stream.fileno())
+        except (OSError, ValueError, AttributeError):  # not a real file (tests' captured streams)
+            pass
+    os.close(devnull)
+    sys.exit(EXIT_SIGPIPE)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -75,10 +102,10 @@ def _print_warnings(rs) -> None:
 @main.command()
 def families() -> None:
     """List the model families hybridc runs as components (from: a checkpoint of one, or init: {family: ...})."""
-    from rich.console import Console
     from rich.table import Table
 
     from .components.architectures import ARCHITECTURES, kind, notes
+    from .terminal import PipeConsole
 
     table = Table(title=f"{len(ARCHITECTURES)} families")
     for column in ("family", "model type", "transformers class", "layers", "notes"):
@@ -86,7 +113,7 @@ def families() -> None:
     for name in sorted(ARCHITECTURES):
         architecture = ARCHITECTURES[name]
         table.add_row(name, architecture.model_type, architecture.model_class, kind(architecture), notes(architecture))
-    Console(soft_wrap=False).print(table)
+    PipeConsole(soft_wrap=False).print(table)
 
 
 _ROOT_OPTION = click.option(
@@ -342,9 +369,9 @@ def eval_cmd(model_dir: Path, data_expr: str | None, tasks: str | None, include_
         raise click.UsageError("give --data (a data split) or --tasks (lm-eval tasks), one of them")
     _quiet_libraries()
     if tasks is not None:
-        from rich.console import Console
         from rich.table import Table
 
+        from .terminal import PipeConsole
         from .train.downstream import evaluate_tasks, table_rows
 
         names = [t.strip() for t in tasks.split(",") if t.strip()]
@@ -355,7 +382,7 @@ def eval_cmd(model_dir: Path, data_expr: str | None, tasks: str | None, include_
             table.add_column(column)
         for task, metric, value in table_rows(results):
             table.add_row(task, metric, f"{value:.4f}")
-        Console().print(table)
+        PipeConsole().print(table)
         return
     from .train.evaluate import evaluate_directory
 
