@@ -316,9 +316,13 @@ def git_setup(patterns: tuple[str, ...], global_: bool) -> None:
               help="With several processes: ddp = every process holds the whole model; fsdp = weights, gradients "
               "and optimizer state sharded over the processes (PyTorch FSDP2; component layers are the units).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or progress lines (stage summaries and results still print).")
+@click.option("--report-to", default="none", show_default=True, metavar="TRACKERS",
+              help="Also send the metrics to experiment trackers through Accelerate, comma-separated: tensorboard, "
+              "wandb, mlflow, comet_ml, aim, clearml, dvclive, swanlab, trackio, all (every one installed) or none; "
+              "local ones write under RUN/logs (metrics.jsonl is written either way).")
 @_ROOT_OPTION
 def train(spec: Path, out_dir: Path | None, resume: bool, max_steps: int | None, device: str, mixed_precision: str,
-          scan: str, num_processes: int, sharding: str, quiet: bool, root: Path | None) -> None:
+          scan: str, num_processes: int, sharding: str, quiet: bool, report_to: str, root: Path | None) -> None:
     """Run SPEC's training plan: stages, checkpoints, metrics, plots, final/ and a comparison table."""
     from .spec.frontend import load_spec
     from .summary import print_results
@@ -332,6 +336,9 @@ def train(spec: Path, out_dir: Path | None, resume: bool, max_steps: int | None,
         from .errors import LaunchError
 
         raise LaunchError(*alone)
+    from .train.tracking import parse_report_to
+
+    trackers = parse_report_to(report_to)  # an unknown or missing tracker is said before anything runs
     rs = load_spec(spec, root=root)
     if num_processes > 1 and "WORLD_SIZE" not in os.environ:
         from .train.launch import relaunch
@@ -340,7 +347,8 @@ def train(spec: Path, out_dir: Path | None, resume: bool, max_steps: int | None,
     _print_warnings(rs)
     _quiet_libraries()
     options = TrainOptions(out_dir=out_dir, resume=resume, max_steps=max_steps, device=device,
-                           mixed_precision=mixed_precision, scan=scan, sharding=sharding, quiet=quiet)
+                           mixed_precision=mixed_precision, scan=scan, sharding=sharding, quiet=quiet,
+                           report_to=trackers)
     result = run_training(rs, options, say=lambda text: click.echo(text, err=True))
     if int(os.environ.get("RANK", "0")) == 0:  # under a launcher, the main process reports
         print_results(result)

@@ -42,15 +42,16 @@ from .metrics import MetricsLog
 from .plots import plot_alphas, plot_losses
 from .progress import Progress, log_every
 from .threads import bounded, choose_threads, fixed_threads
+from .tracking import LOGS, Trackers, flat_config, logging_dir, parse_report_to
 from .sharding import (average_replicated_grads, full_model, full_optimizer_state, is_sharded,
                        load_sharded_optimizer_state, shard_model)
 
 REWOUND_GROUPS = ("components", "embeddings", "head")
 LOCK_FILE = ".lock"
-FRESH_FILES = ("spec.yaml", "spec.lock.yaml", "plan.json", "graph.dot", "metrics.jsonl", "plots")  # a new run's
+FRESH_FILES = ("spec.yaml", "spec.lock.yaml", "plan.json", "graph.dot", "metrics.jsonl", "plots", LOGS)  # a new run's
 RUN_FILES = ("spec.yaml", "spec.lock.yaml", "plan.json", "graph.dot", "metrics.jsonl", "plots/loss.png",
              "plots/alphas.png")  # what a run writes as files, and as directories:
-RUN_DIRECTORIES = ("plots", "checkpoints", "final", "teacher")
+RUN_DIRECTORIES = ("plots", "checkpoints", "final", "teacher", LOGS)
 TEACHER = "teacher"  # RUN/teacher/checkpoints/step-N: the continuous hybrid distill stages learn from
 
 
@@ -64,7 +65,8 @@ class TrainOptions:
     scan: str = "auto"  # Mamba selective-scan backend: auto | fused | chunked | reference | transformers
     sharding: str = "ddp"  # with several processes: ddp | fsdp (see sharding.py)
     quiet: bool = False
-    eval_batches: int = 16  # validation batches per evaluation (the test split is always evaluated whole)
+    eval_batches: int = 16
+    report_to: tuple[str, ...] = ()  # experiment trackers (tracking.py): tensorboard, wandb, mlflow, ...  # validation batches per evaluation (the test split is always evaluated whole)
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,15 @@ class Run:
         AcceleratorState._reset_state(reset_partial_state=False)
         # Accelerate sets up the device and, under torchrun / accelerate launch, the process group (gloo on
         # CPU, NCCL on GPU); it runs backward (scaling under fp16), autocast and gradient clipping.
-        self.accelerator = Accelerator(cpu=options.device == "cpu", mixed_precision=options.mixed_precision)
+        tracking = {}
+        if options.report_to:  # local trackers (TensorBoard, ...) write under RUN/logs
+            from accelerate.utils import ProjectConfiguration
+
+            tracking = dict(log_with=list(options.report_to), project_config=ProjectConfiguration(
+                project_dir=str(self.run_dir), logging_dir=str(logging_dir(self.run_dir))))
+        self.accelerator = Accelerator(cpu=options.device == "cpu", mixed_precision=options.mixed_precision,
+                                       **tracking)
+        self.trackers: Trackers | None = None  # started once the run directory is ours
         self.device = self.accelerator.device
         self.main = self.accelerator.is_main_process
         world = self.accelerator.num_processes
@@ -403,13 +413,22 @@ class Run:
             with StopSignals() as self.signals:
                 return self._execute()
         except BaseException:
+            self.end_trackers()  # (before a run that trained nothing removes what it wrote, RUN/logs too)
             self.forget_if_nothing_trained()
             raise
         finally:
+            self.end_trackers()
             torch.set_num_threads(self.base_threads)  # (stages may have run on fewer)
             if self._lock is not None:
                 self._lock.close()  # releases the lock
                 self._lock = None
+
+    def end_trackers(self) -> None:
+        """Flush and close the experiment trackers (once)."""
+        trackers, self.trackers = self.trackers, None
+        if trackers is not None:
+            self.metrics.listener = None
+            trackers.end()
 
     def forget_if_nothing_trained(self) -> None:
         """A new run that failed before its first checkpoint (bad data, weights that do not load) leaves
@@ -528,6 +547,10 @@ class Run:
 
     def _execute(self) -> RunResult:
         self.prepare_directory()
+        if self.options.report_to:
+            self.trackers = Trackers(self.accelerator, self.spec.name, flat_config(spec_to_data(self.spec)),
+                                     self.rs.names)
+            self.metrics.listener = self.trackers.log
         bundles = self.load_data()
         model, position, optim_state = self.start(bundles)
         stages = self.spec.train.stages
@@ -853,6 +876,7 @@ def save_final(model: HybridModel, final: Path, test: dict | None) -> None:
 def train(rs: ResolvedSpec, options: TrainOptions, say=print) -> RunResult:
     """Run ``rs``'s training plan (see module doc)."""
     check_scan_option(options.scan)
+    options = replace(options, report_to=parse_report_to(options.report_to))  # (unknown or missing: said now)
     return Run(rs, options, say=say).execute()
 
 
