@@ -376,6 +376,8 @@ class Run:
 
         # the newest checkpoint that passes every check (hashes, state.json's meaning, weights); damaged ones
         # are skipped with a warning, and when none is left the resume is refused before anything is written
+        if self.options.resume:
+            self.check_resumed_data(bundles)
         found = (resume_from(self.run_dir, resume_plan(self.rs, bundles), build, warn=self.say)
                  if self.options.resume else None)
         if found is None:
@@ -387,6 +389,30 @@ class Run:
         self.metrics.truncate(int(position.extra.get("metrics", 0)))
         self.say(f"resuming from {path.name} (stage {position.stage_index + 1}, step {position.stage_step})")
         return self.place(model), position, optim_state
+
+    def check_resumed_data(self, bundles) -> None:
+        """A resumed run trains on the splits it started with: each stage it began recorded its data's identity
+        (``data.build.data_identity``), and data that is not that now (a file edited since, or a run begun by a
+        hybridc that keyed splits by the path as written) is refused before anything is loaded or written: its
+        splits would not be the run's, and test examples could be trained on."""
+        stages = self.spec.train.stages
+        for event in self.metrics.records():
+            k = event.get("stage_index")
+            if event.get("event") != "stage" or not isinstance(k, int) or not 0 <= k < len(stages):
+                continue
+            data = stages[k].data
+            if data is None or data not in bundles:
+                continue
+            recorded = event.get("data_identity")
+            if recorded == bundles[data].source:
+                continue
+            why = ("the run began under a hybridc that keyed data splits by the path as written, not by the data "
+                   "itself" if recorded is None else "the data is not what the run began with (a file changed)")
+            from ..data import short_form
+
+            raise RunError(f"cannot resume {self.run_dir}: stage '{stages[k].name}' would split "
+                           f"{short_form(data)} otherwise than it did: {why}",
+                           "start a new run with -o (or resume with the data, and the hybridc, it began with)")
 
     def checkpoint(self, model: HybridModel, optim: StageOptimizers | None, position: RunPosition) -> None:
         """The main process writes the weights and optimizer state. Under FSDP both are gathered whole
@@ -603,7 +629,8 @@ class Run:
             self.metrics.write(event="stage", stage=stage.name, stage_index=k, kind=stage.kind, global_step=global_step,
                                steps=steps, epochs=stage.epochs, train=list(stage.train), data=render_data(stage.data),
                                components=list(self.rs.names),  # the column order of the alphas below
-                               splits=split_roles(stage, data, self.seed), threads=threads)
+                               splits=split_roles(stage, data, self.seed), threads=threads,
+                               data_identity=data.source)  # what its splits are keyed by (checked on resume)
         every = self.spec.train.checkpoint_every
         task = progress.stage(f"{k + 1}/{len(self.spec.train.stages)} {stage.name}", total=steps, completed=start)
         discretized = model.graph.discretized
