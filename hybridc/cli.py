@@ -99,7 +99,7 @@ def _print_warnings(rs) -> None:
         click.echo(w.render(), err=True)
 
 
-@main.command()
+@main.command(short_help="The model families hybridc runs as components.")
 def families() -> None:
     """List the model families hybridc runs as components (from: a checkpoint of one, or init: {family: ...})."""
     from rich.table import Table
@@ -121,7 +121,7 @@ _ROOT_OPTION = click.option(
     help="Refuse local paths in the spec (models, tokenizer, data, alphas) that resolve outside DIR.")
 
 
-@main.command()
+@main.command(short_help="Check specs: every error at once, located.")
 @click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @_ROOT_OPTION
 def validate(specs: tuple[Path, ...], root: Path | None) -> None:
@@ -155,7 +155,7 @@ def validate(specs: tuple[Path, ...], root: Path | None) -> None:
         sys.exit(EXIT_USAGE)
 
 
-@main.command()
+@main.command(short_help="Print specs in canonical form (--check, --write).")
 @click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--check", is_flag=True, help="Exit 1 if a file is not in canonical form; change nothing.")
 @click.option("--write", "-w", is_flag=True, help="Rewrite the files in canonical form.")
@@ -196,7 +196,7 @@ def fmt(specs: tuple[Path, ...], check: bool, write: bool, no_comments: bool, te
     sys.exit(status)
 
 
-@main.command(name="compile")
+@main.command(name="compile", short_help="Parameters, FLOPs, plan and choices of a spec.")
 @click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write spec.lock.yaml, plan.json and graph.dot here.")
@@ -227,7 +227,7 @@ def compile_cmd(spec: Path, out_dir: Path | None, build: bool, root: Path | None
             click.echo(f"wrote {path}")
 
 
-@main.command()
+@main.command(short_help="Render a spec's block graph (text, dot, png).")
 @click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--format", "fmt_", type=click.Choice(["text", "dot", "png"]), default="text", show_default=True)
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path),
@@ -309,7 +309,7 @@ def _run_alphas(run: Path, names: tuple[str, ...], blocks: int) -> list[list[flo
     return alphas
 
 
-@main.command()
+@main.command(short_help="Semantic diff of two specs.")
 @click.argument("specs", nargs=-1, required=True, metavar="A B")
 @click.option("--graph", "with_graph", is_flag=True, help="Also compare parameters and FLOPs per group (configs only).")
 @click.option("--format", "fmt_", type=click.Choice(["text", "json"]), default="text", show_default=True)
@@ -328,7 +328,7 @@ def diff(specs: tuple[str, ...], with_graph: bool, fmt_: str, git_driver: bool, 
     sys.exit(run_diff(specs[0], specs[1], with_graph=with_graph, fmt=fmt_, color=color))
 
 
-@main.command(name="git-setup")
+@main.command(name="git-setup", short_help="Make git diff show semantic diffs of specs.")
 @click.argument("patterns", nargs=-1)
 @click.option("--global", "global_", is_flag=True, help="Write the diff driver to your global git config.")
 def git_setup(patterns: tuple[str, ...], global_: bool) -> None:
@@ -340,7 +340,7 @@ def git_setup(patterns: tuple[str, ...], global_: bool) -> None:
         click.echo(line)
 
 
-@main.command()
+@main.command(short_help="Run a spec's training plan.")
 @click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Run directory (default runs/<name>).")
@@ -398,7 +398,7 @@ def train(spec: Path, out_dir: Path | None, resume: bool, max_steps: int | None,
         print_results(result)
 
 
-@main.command(name="eval")
+@main.command(name="eval", short_help="Evaluate a model on a data split or lm-eval tasks.")
 @click.argument("model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), metavar="RUN_OR_MODEL")
 @click.option("--data", "data_expr", default=None, metavar="EXPR",
               help="A data expression, e.g. 'text(corpus.txt, block=256)'.")
@@ -446,7 +446,7 @@ def eval_cmd(model_dir: Path, data_expr: str | None, tasks: str | None, include_
         click.echo(f"{key}: {value:.6g}" if isinstance(value, float) else f"{key}: {value}")
 
 
-@main.command()
+@main.command(short_help="Write the pruned model of a trained hybrid.")
 @click.argument("model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), metavar="RUN_OR_MODEL")
 @click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path),
               help="Output directory (default <model>-discretized beside it).")
@@ -477,7 +477,7 @@ def discretize(model_dir: Path, out: Path | None) -> None:
                    "model (transformers' AutoModelForCausalLM loads it without hybridc)")
 
 
-@main.command()
+@main.command(short_help="Stream text generated from a model.")
 @click.argument("model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), metavar="MODEL")
 @click.argument("prompt")
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=50, show_default=True)

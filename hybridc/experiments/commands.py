@@ -23,7 +23,7 @@ def _say(text: str) -> None:
     click.echo(text, err=True)
 
 
-@click.command()
+@click.command(short_help="The hybrid and each component on the MAD tasks.")
 @click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--tasks", default=",".join(TASKS), show_default=True, metavar="T1,T2", help="Comma-separated MAD tasks.")
 @click.option("--preset", default="cpu", show_default=True, metavar="cpu|mad|...",
@@ -88,7 +88,7 @@ def print_mad_table(results: dict) -> None:
     wide_console().print(table)
 
 
-@click.command()
+@click.command(short_help="Fine-tune at every point of a grid of mixtures.")
 @click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--alphas", "grid", default="0:1:11", show_default=True, metavar="START:STOP:COUNT",
               help="start:stop:count of the second component's weight.")
@@ -122,7 +122,7 @@ def sweep(spec: Path, grid: str, search_run: Path | None, programmed: Path | Non
     click.echo(f"wrote {out / 'sweep.csv'} and {out / 'sweep.png'}")
 
 
-@click.command()
+@click.command(short_help="A spec with alphas programmed from MAD searches.")
 @click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--from", "results_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="mad-results.json written by hybridc mad.")
