@@ -44,7 +44,7 @@ from .progress import Progress, log_every
 from .threads import bounded, choose_threads, fixed_threads
 from .tracking import LOGS, Trackers, flat_config, logging_dir, parse_report_to
 from .sharding import (average_replicated_grads, full_model, full_optimizer_state, is_sharded,
-                       load_sharded_optimizer_state, shard_model)
+                       load_sharded_optimizer_state, reshard, shard_model)
 
 REWOUND_GROUPS = ("components", "embeddings", "head")
 LOCK_FILE = ".lock"
@@ -689,6 +689,8 @@ class Run:
     def log_eval(self, model, stage: Stage, k: int, global_step: int, data: DataBundle, split: str) -> dict:
         result = evaluate(model, getattr(data, split), eval_batch_size(stage), self.device,
                           max_batches=self.options.eval_batches if split == "valid" else None)
+        if is_sharded(model):  # an evaluation has no backward to free the root unit's gathered weights
+            reshard(model)
         self.metrics.write(event="eval", split=split, stage=stage.name, stage_index=k, global_step=global_step, **result)
         return result
 
