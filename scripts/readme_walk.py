@@ -14,9 +14,10 @@ on GitHub), directives separated by ``;``, each giving the block's command numbe
     <!-- walk: slow 2 (the default suite) -->            run with --all only
     <!-- walk: exit 1 at 2 (no tokenizer: the README says so) -->   announced: exits 1
 
-Every other command must exit 0. ``--quick`` caps every ``hybridc train`` at ``--max-steps 20`` (the commands
-still run in order, each on what the one before left; the numbers are not the README's): what CI's long part
-runs. Without it the walk takes as long as a user's (the trainings in full).
+Every other command must exit 0. ``--quick`` caps every ``hybridc train`` at ``--max-steps 110`` (past the
+quickstart's first evaluation and checkpoint inside a stage; the commands still run in order, each on what the
+one before left, but the numbers are not the README's): what CI's long part runs. Without it the walk takes as
+long as a user's (the trainings in full).
 
 Usage: ``python scripts/readme_walk.py [--quick] [--all] [--keep] [--dir DIR] [--verbose] [--list]``.
 """
@@ -36,7 +37,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-QUICK_STEPS = 20
+# --quick's cap: past the quickstart's first evaluation and checkpoint inside a stage (step 100), where a run
+# does everything it does (a walk capped at 20 steps missed a failure there), in about half the time
+QUICK_STEPS = 110
 DIRECTIVE = re.compile(r"^\s*(skip|slow|exit\s+(\d+)\s+at)\s+(all|\d+(?:\s*,\s*\d+)*)\s*\((.+)\)\s*$")
 
 
@@ -126,11 +129,11 @@ def commands(text: str) -> list[Command]:
     return out
 
 
-def quick(command: str) -> str:
+def quick(command: str, steps: int = QUICK_STEPS) -> str:
     """``hybridc train ...`` (also under torchrun or accelerate launch) capped at ``--max-steps``."""
     if re.search(r"\bhybridc train\b", command) and "--max-steps" not in command:
         head, sep, comment = command.partition(" #")
-        return f"{head.rstrip()} --max-steps {QUICK_STEPS}" + (f"  #{comment}" if sep else "")
+        return f"{head.rstrip()} --max-steps {steps}" + (f"  #{comment}" if sep else "")
     return command
 
 
@@ -171,11 +174,11 @@ def _shell_env() -> dict[str, str]:
     return env
 
 
-def script(chosen: list[Command], status_file: Path, use_quick: bool) -> str:
+def script(chosen: list[Command], status_file: Path, quick_steps: int | None) -> str:
     """One bash session: each command as written, then its status checked against the announced one."""
     out = ["set +e", f"__walk_status={shlex.quote(str(status_file))}"]
     for k, c in enumerate(chosen):
-        text = quick(c.text) if use_quick else c.text
+        text = quick(c.text, quick_steps) if quick_steps else c.text
         out += [f"echo {shlex.quote(f'::walk {k} $ {text}')}",
                 text,
                 "__s=$?",
@@ -203,8 +206,9 @@ def walk(args: argparse.Namespace) -> int:
     repo.mkdir()
     fresh_copy(root, repo)
     status_file, log_file = directory / "status", directory / "walk.log"
-    (directory / "walk.sh").write_text(script(chosen, status_file, args.quick))
-    print(f"walk: {len(chosen)} commands of README.md in {repo}{' (--quick)' if args.quick else ''}; "
+    steps = (args.quick_steps or QUICK_STEPS) if args.quick or args.quick_steps else None
+    (directory / "walk.sh").write_text(script(chosen, status_file, steps))
+    print(f"walk: {len(chosen)} commands of README.md in {repo}{f' (trainings capped at {steps} steps)' if steps else ''}; "
           f"{len(left)} not run: " + "; ".join(f"{c.where} {c.action} ({c.reason})" for c in left))
     began = time.monotonic()
     with open(log_file, "w") as log:
@@ -251,6 +255,7 @@ def walk(args: argparse.Namespace) -> int:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help=f"cap every hybridc train at --max-steps {QUICK_STEPS}")
+    parser.add_argument("--quick-steps", type=int, help="--quick with this cap instead")
     parser.add_argument("--all", action="store_true", help="also run the commands marked slow (the test suite)")
     parser.add_argument("--keep", action="store_true", help="keep the fresh directory after a walk that passed")
     parser.add_argument("--dir", help="walk in this (new or empty) directory instead of a temporary one")

@@ -39,7 +39,7 @@ def test_every_readme_command_is_walked_or_set_aside_with_a_reason():
     # a second training of the quickstart writes elsewhere: the main job's run stays (and nothing is refused)
     trains = [c.text for c in every if c.action == "run" and "hybridc train specs/quickstart.yaml" in c.text]
     assert len(trains) >= 2 and all(" -o runs/" in t for t in trains[1:])
-    assert walk.quick("torchrun --nproc_per_node 4 -m hybridc train s.yaml -o r  # note") == \
+    assert walk.quick("torchrun --nproc_per_node 4 -m hybridc train s.yaml -o r  # note", 20) == \
         "torchrun --nproc_per_node 4 -m hybridc train s.yaml -o r --max-steps 20  # note"
     assert walk.quick("hybridc eval r --data x") == "hybridc eval r --data x"
 
