@@ -36,7 +36,12 @@ class _Group(click.Group):
 
     def invoke(self, ctx: click.Context):
         try:
-            return super().invoke(ctx)
+            try:
+                return super().invoke(ctx)
+            finally:  # output still buffered meets a closed pipe here, not at exit
+                sys.stdout.flush()
+        except BrokenPipeError:
+            reader_went_away()
         except HybridcError as err:
             for warning in getattr(err, "warnings", ()):
                 click.echo(warning.render(), err=True)
@@ -47,6 +52,8 @@ class _Group(click.Group):
             sys.exit(130)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
             raise
+        except BrokenPipeError:  # the reader went away while an error was being reported
+            reader_went_away()
         except Exception as err:  # a bug in hybridc: say so, briefly
             if os.environ.get("HYBRIDC_DEBUG"):
                 raise
@@ -54,6 +61,26 @@ class _Group(click.Group):
             click.echo("hint: this is a bug in hybridc; rerun with HYBRIDC_DEBUG=1 for a traceback and report it",
                        err=True)
             sys.exit(70)
+
+
+EXIT_SIGPIPE = 128 + 13  # what a shell reports for a tool ended by SIGPIPE (`yes | head -1`)
+
+
+def reader_went_away() -> None:
+    """Whoever read our output closed it (``hybridc fmt ... | head -1``): stop quietly, as Unix tools do.
+
+    Python ignores SIGPIPE, so a write to a closed pipe raises ``BrokenPipeError`` instead of ending the
+    process. Nothing more can be said to that reader: stdout and stderr are pointed at /dev/null (so the
+    interpreter's last flush cannot complain either), and the exit status is the one a shell reports for a
+    process ended by SIGPIPE."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            os.dup2(devnull, stream.fileno())
+        except (OSError, ValueError, AttributeError):  # not a real file (tests' captured streams)
+            pass
+    os.close(devnull)
+    sys.exit(EXIT_SIGPIPE)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -78,13 +105,13 @@ def _components(rs) -> str:
     return f"{len(rs.components)} component{'s' * (len(rs.components) != 1)} ({families})"
 
 
-@main.command()
+@main.command(short_help="The model families hybridc runs as components.")
 def families() -> None:
     """List the model families hybridc runs as components (from: a checkpoint of one, or init: {family: ...})."""
-    from rich.console import Console
     from rich.table import Table
 
     from .components.architectures import ARCHITECTURES, kind, notes
+    from .terminal import PipeConsole
 
     table = Table(title=f"{len(ARCHITECTURES)} families")
     for column in ("family", "model type", "transformers class", "layers", "notes"):
@@ -92,7 +119,7 @@ def families() -> None:
     for name in sorted(ARCHITECTURES):
         architecture = ARCHITECTURES[name]
         table.add_row(name, architecture.model_type, architecture.model_class, kind(architecture), notes(architecture))
-    Console(soft_wrap=False).print(table)
+    PipeConsole(soft_wrap=False).print(table)
 
 
 _ROOT_OPTION = click.option(
@@ -100,11 +127,12 @@ _ROOT_OPTION = click.option(
     help="Refuse local paths in the spec (models, tokenizer, data, alphas) that resolve outside DIR.")
 
 
-@main.command()
+@main.command(short_help="Check specs: every error at once, located.")
 @click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @_ROOT_OPTION
 def validate(specs: tuple[Path, ...], root: Path | None) -> None:
-    """Check SPECS (every error at once, located); exit 2 if any is invalid."""
+    """Check SPECS (reading configs only, never weights): every error at once, located; exit 2 if any is
+    invalid. With --root, local paths may not resolve outside DIR (also on compile and train)."""
     from .errors import SpecError
     from .spec.frontend import load_spec
 
@@ -133,7 +161,7 @@ def validate(specs: tuple[Path, ...], root: Path | None) -> None:
         sys.exit(EXIT_USAGE)
 
 
-@main.command()
+@main.command(short_help="Print specs in canonical form (--check, --write).")
 @click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--check", is_flag=True, help="Exit 1 if a file is not in canonical form; change nothing.")
 @click.option("--write", "-w", is_flag=True, help="Rewrite the files in canonical form.")
@@ -141,7 +169,8 @@ def validate(specs: tuple[Path, ...], root: Path | None) -> None:
 @click.option("--textconv", is_flag=True, hidden=True,
               help="For git: canonical form without comments, or the file as it is when it does not parse.")
 def fmt(specs: tuple[Path, ...], check: bool, write: bool, no_comments: bool, textconv: bool) -> None:
-    """Print SPECS in canonical form (all defaults explicit, stable order, comments kept)."""
+    """Print SPECS in canonical form (every default explicit, stable order, comments kept); --check exits 1 if
+    a file is not canonical, --write rewrites it (never an invalid file)."""
     from .errors import SpecError
     from .io import atomic_write_text
     from .spec.frontend import parse_file
@@ -173,7 +202,7 @@ def fmt(specs: tuple[Path, ...], check: bool, write: bool, no_comments: bool, te
     sys.exit(status)
 
 
-@main.command(name="compile")
+@main.command(name="compile", short_help="Parameters, FLOPs, plan and choices of a spec.")
 @click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write spec.lock.yaml, plan.json and graph.dot here.")
@@ -181,7 +210,10 @@ def fmt(specs: tuple[Path, ...], check: bool, write: bool, no_comments: bool, te
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr (what the command prints still prints).")
 @_ROOT_OPTION
 def compile_cmd(spec: Path, out_dir: Path | None, build: bool, quiet: bool, root: Path | None) -> None:
-    """Compile SPEC: print the hybrid's summary; write the lock, plan and graph with -o."""
+    """Compile SPEC: print its components, parameters per group (trainable and frozen per stage), the plan,
+    FLOPs per token and every discretized choice with its cost; -o writes spec.lock.yaml, plan.json and
+    graph.dot; --build also lowers it to PyTorch (loading weights) and checks the parameter count against the
+    graph."""
     from .activity import Activity
     from .spec.frontend import load_spec
 
@@ -209,16 +241,22 @@ def compile_cmd(spec: Path, out_dir: Path | None, build: bool, quiet: bool, root
             click.echo(f"wrote {path}")
 
 
-@main.command()
+@main.command(short_help="Render a spec's block graph (text, dot, png).")
 @click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--format", "fmt_", type=click.Choice(["text", "dot", "png"]), default="text", show_default=True)
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Output file (required for png; default stdout for text and dot).")
-@click.option("--discretize", "selection", default=None,
-              help="Show the discretized graph for comma-separated component names, one per block (or "
-                   "'argmax', or 'budget' for fixed alphas; compile lists every choice and its cost).")
-def graph(spec: Path, fmt_: str, out: Path | None, selection: str | None) -> None:
-    """Render SPEC's block graph (configs only, no weights)."""
+@click.option("--discretize", "selection", default=None, metavar="NAMES|argmax|budget",
+              help="Show the discretized graph for comma-separated component names, one per block, or 'argmax', "
+                   "or 'budget' (the most probable selection within hybrid.budget) of the spec's fixed alphas or "
+                   "of a run's (--alphas); compile lists every choice and its cost.")
+@click.option("--alphas", "alphas_run", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              metavar="RUN",
+              help="A run of SPEC: --discretize argmax|budget takes its last searched alphas (a spec with "
+                   "mixture: search has none of its own).")
+def graph(spec: Path, fmt_: str, out: Path | None, selection: str | None, alphas_run: Path | None) -> None:
+    """Render SPEC's block graph (configs only, no weights): text, Graphviz dot, or PNG (through Graphviz when
+    installed, else matplotlib); with --discretize, the graph of one selection."""
     from .api import compile as compile_spec
     from .graph import render
     from .graph.budget import selection_for
@@ -226,19 +264,28 @@ def graph(spec: Path, fmt_: str, out: Path | None, selection: str | None) -> Non
 
     compiled = compile_spec(spec)
     bg = compiled.graph
+    rs = compiled.resolved
+    alphas = rs.alphas if alphas_run is None else _run_alphas(alphas_run, rs.names, bg.num_blocks)
     if selection is not None:
         names = [s.strip() for s in selection.split(",")]
-        if names == ["argmax"] and compiled.resolved.alphas is not None:
-            names = list(select(compiled.resolved.alphas, compiled.resolved.names))
-        if names == ["budget"] and compiled.resolved.alphas is not None and compiled.resolved.spec.hybrid.budget:
-            names = list(selection_for(compiled.resolved, compiled.resolved.alphas))
-        unknown = [n for n in names if n not in compiled.resolved.names]
+        if names in (["argmax"], ["budget"]) and alphas is None:
+            raise click.BadParameter(
+                f"{spec} searches its mixture (mixture: {rs.spec.hybrid.mixture}): it has no alphas to discretize "
+                f"until a run has searched them; give a run's with --alphas RUN (e.g. --alphas runs/{rs.spec.name}), "
+                f"or name {bg.num_blocks} components, one per block", param_hint="--discretize")
+        if names == ["budget"] and rs.spec.hybrid.budget is None:
+            raise click.BadParameter(f"{spec} has no hybrid.budget; use 'argmax', or add a budget",
+                                     param_hint="--discretize")
+        if names == ["argmax"]:
+            names = list(select(alphas, rs.names))
+        elif names == ["budget"]:
+            names = list(selection_for(rs, alphas))
+        unknown = [n for n in names if n not in rs.names]
         if unknown or len(names) != bg.num_blocks:
             raise click.BadParameter(
-                f"give {bg.num_blocks} component names from {', '.join(compiled.resolved.names)} (or, for fixed "
-                "alphas, 'argmax', or 'budget': the most probable selection within hybrid.budget)",
-                param_hint="--discretize")
-        bg = discretize_graph(compiled.resolved, names)
+                f"give {bg.num_blocks} component names from {', '.join(rs.names)}, or 'argmax', or 'budget' (the "
+                "most probable selection within hybrid.budget)", param_hint="--discretize")
+        bg = discretize_graph(rs, names)
     if fmt_ == "png":
         if out is None:
             raise click.UsageError("--format png needs -o FILE.png")
@@ -255,14 +302,36 @@ def graph(spec: Path, fmt_: str, out: Path | None, selection: str | None) -> Non
         click.echo(f"wrote {out}")
 
 
-@main.command()
-@click.argument("specs", nargs=-1, required=True)
+def _run_alphas(run: Path, names: tuple[str, ...], blocks: int) -> list[list[float]]:
+    """The last alphas a run of the spec logged (softmax of its logits, per block and component)."""
+    from .train.metrics import MetricsLog
+
+    records = MetricsLog(run / "metrics.jsonl").records()
+    stages = [e for e in records if e.get("event") == "stage"]
+    steps = [e for e in records if e.get("event") == "train" and e.get("alphas")]
+    if not steps:
+        raise click.BadParameter(f"{run} logged no alphas (metrics.jsonl has none: not a run, or not one that "
+                                 "searched)", param_hint="--alphas")
+    if stages and stages[-1].get("components") not in (None, list(names)):
+        raise click.BadParameter(f"{run} is a run of components {', '.join(map(str, stages[-1]['components']))}, "
+                                 f"not of this spec's {', '.join(names)}", param_hint="--alphas")
+    alphas = steps[-1]["alphas"]
+    if (not isinstance(alphas, list) or len(alphas) != blocks
+            or any(not isinstance(r, list) or len(r) != len(names) for r in alphas)):
+        raise click.BadParameter(f"{run}'s alphas are not {blocks} rows of {len(names)}: not a run of this spec",
+                                 param_hint="--alphas")
+    return alphas
+
+
+@main.command(short_help="Semantic diff of two specs.")
+@click.argument("specs", nargs=-1, required=True, metavar="A B")
 @click.option("--graph", "with_graph", is_flag=True, help="Also compare parameters and FLOPs per group (configs only).")
 @click.option("--format", "fmt_", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--git-driver", is_flag=True, hidden=True, help="Called by git as diff.hybridc.command.")
 @click.option("--color/--no-color", default=None, help="Colour (default: on a terminal).")
 def diff(specs: tuple[str, ...], with_graph: bool, fmt_: str, git_driver: bool, color: bool | None) -> None:
-    """Semantic diff of two specs (files or git:REV:path): exit 0 same, 1 different, 2 error."""
+    """Semantic diff of two specs A and B (files or git:REV:path), every key of the language compared: exit 0
+    same, 1 different, 2 error (a spec that is not valid: a text diff of the files, then its errors)."""
     from .diffing import run_diff, run_git_driver
 
     if git_driver:
@@ -273,18 +342,19 @@ def diff(specs: tuple[str, ...], with_graph: bool, fmt_: str, git_driver: bool, 
     sys.exit(run_diff(specs[0], specs[1], with_graph=with_graph, fmt=fmt_, color=color))
 
 
-@main.command(name="git-setup")
+@main.command(name="git-setup", short_help="Make git diff show semantic diffs of specs.")
 @click.argument("patterns", nargs=-1)
 @click.option("--global", "global_", is_flag=True, help="Write the diff driver to your global git config.")
 def git_setup(patterns: tuple[str, ...], global_: bool) -> None:
-    """Make `git diff` / `git log -p` show semantic diffs of spec files (PATTERNS default: specs/**/*.yaml)."""
+    """Make git diff (and git log -p --ext-diff) show semantic diffs of spec files, plain git log -p their
+    canonical forms (PATTERNS default: specs/**/*.yaml and *.hybrid.yaml)."""
     from .diffing import setup_git
 
     for line in setup_git(list(patterns) or ["specs/**/*.yaml", "*.hybrid.yaml"], global_=global_):
         click.echo(line)
 
 
-@main.command()
+@main.command(short_help="Run a spec's training plan.")
 @click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Run directory (default runs/<name>).")
@@ -303,10 +373,15 @@ def git_setup(patterns: tuple[str, ...], global_: bool) -> None:
               help="With several processes: ddp = every process holds the whole model; fsdp = weights, gradients "
               "and optimizer state sharded over the processes (PyTorch FSDP2; component layers are the units).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or progress lines (stage summaries and results still print).")
+@click.option("--report-to", default="none", show_default=True, metavar="TRACKERS",
+              help="Also send the metrics to experiment trackers through Accelerate, comma-separated: tensorboard, "
+              "wandb, mlflow, comet_ml, aim, clearml, dvclive, swanlab, trackio, all (every one installed) or none; "
+              "local ones write under RUN/logs (metrics.jsonl is written either way).")
 @_ROOT_OPTION
 def train(spec: Path, out_dir: Path | None, resume: bool, max_steps: int | None, device: str, mixed_precision: str,
-          scan: str, num_processes: int, sharding: str, quiet: bool, root: Path | None) -> None:
-    """Run SPEC's training plan: stages, checkpoints, metrics, plots, final/ and a comparison table."""
+          scan: str, num_processes: int, sharding: str, quiet: bool, report_to: str, root: Path | None) -> None:
+    """Run SPEC's training plan (see Training in the README): stages, checkpoints, metrics, plots, final/ and a
+    table comparing the hybrid with each component on the test split."""
     from .activity import Activity
     from .spec.frontend import load_spec, lock_data
     from .train.launch import launched_alone
@@ -317,6 +392,9 @@ def train(spec: Path, out_dir: Path | None, resume: bool, max_steps: int | None,
         from .errors import LaunchError
 
         raise LaunchError(*alone)
+    from .train.tracking import parse_report_to
+
+    trackers = parse_report_to(report_to)  # an unknown or missing tracker is said before anything runs
     rs = load_spec(spec, root=root)
     if int(os.environ.get("RANK", "0")) == 0:  # what needs no model is refused before torch loads
         check_run_directory(run_directory(out_dir, rs.spec.name), lock_data(rs), resume)
@@ -333,16 +411,18 @@ def train(spec: Path, out_dir: Path | None, resume: bool, max_steps: int | None,
 
         _quiet_libraries()
     options = TrainOptions(out_dir=out_dir, resume=resume, max_steps=max_steps, device=device,
-                           mixed_precision=mixed_precision, scan=scan, sharding=sharding, quiet=quiet)
+                           mixed_precision=mixed_precision, scan=scan, sharding=sharding, quiet=quiet,
+                           report_to=trackers)
     result = run_training(rs, options, say=lambda text: click.echo(text, err=True))
     if int(os.environ.get("RANK", "0")) == 0:  # under a launcher, the main process reports
         print_results(result)
 
 
-@main.command(name="eval")
-@click.argument("model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--data", "data_expr", default=None, help="A data expression, e.g. 'text(corpus.txt, block=256)'.")
-@click.option("--tasks", default=None,
+@main.command(name="eval", short_help="Evaluate a model on a data split or lm-eval tasks.")
+@click.argument("model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), metavar="RUN_OR_MODEL")
+@click.option("--data", "data_expr", default=None, metavar="EXPR",
+              help="A data expression, e.g. 'text(corpus.txt, block=256)'.")
+@click.option("--tasks", default=None, metavar="T1,T2",
               help="Downstream tasks through lm-eval, comma-separated (instead of --data; needs hybridc[eval]).")
 @click.option("--include-path", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="With --tasks: a directory of lm-eval task YAMLs of your own.")
@@ -353,22 +433,24 @@ def train(spec: Path, out_dir: Path | None, resume: bool, max_steps: int | None,
               help="Sequences per batch (default: the batch the run evaluated its test split with, else 8).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--seed", type=int, default=None,
-              help="Seed of the data split (default: the model's spec seed, so a run's splits are its own).")
+              help="Seed of the data split (default: the model's spec's data seed, so a run's splits are its own).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr (what the command prints still prints).")
 def eval_cmd(model_dir: Path, data_expr: str | None, tasks: str | None, include_path: Path | None, limit: int | None,
              num_fewshot: int | None, split: str, batch_size: int | None, device: str, seed: int | None,
              quiet: bool) -> None:
-    """Evaluate a run (its final/), a saved hybrid or a plain export: on a data split (--data: loss, perplexity,
-    accuracy), or on downstream tasks through lm-eval (--tasks; a run records them in its metrics and card)."""
+    """Evaluate a run's final/, a saved hybrid or a plain export: on a split of a data expression (--data: loss,
+    perplexity and accuracy, split with the model's spec seed and evaluated in the run's batch size, so a run's
+    test numbers are its table's), or on downstream tasks through lm-eval (--tasks, needs hybridc[eval]; a run
+    records the results in its metrics and model card)."""
     from .activity import Activity
 
     if (data_expr is None) == (tasks is None):
         raise click.UsageError("give --data (a data split) or --tasks (lm-eval tasks), one of them")
     activity = Activity(enabled=not quiet)
     if tasks is not None:
-        from rich.console import Console
         from rich.table import Table
 
+        from .terminal import PipeConsole
         from .train.downstream import evaluate_tasks, table_rows
 
         names = [t.strip() for t in tasks.split(",") if t.strip()]
@@ -379,7 +461,7 @@ def eval_cmd(model_dir: Path, data_expr: str | None, tasks: str | None, include_
             table.add_column(column)
         for task, metric, value in table_rows(results):
             table.add_row(task, metric, f"{value:.4f}")
-        Console().print(table)
+        PipeConsole().print(table)
         return
     from .train.evaluate import evaluate_directory
 
@@ -389,13 +471,15 @@ def eval_cmd(model_dir: Path, data_expr: str | None, tasks: str | None, include_
         click.echo(f"{key}: {value:.6g}" if isinstance(value, float) else f"{key}: {value}")
 
 
-@main.command()
-@click.argument("model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@main.command(short_help="Write the pruned model of a trained hybrid.")
+@click.argument("model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), metavar="RUN_OR_MODEL")
 @click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path),
               help="Output directory (default <model>-discretized beside it).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr (what the command prints still prints).")
 def discretize(model_dir: Path, out: Path | None, quiet: bool) -> None:
-    """Discretize a trained hybrid (a run or a saved hybrid): one component per block, the rest pruned."""
+    """Discretize a trained hybrid (a run or a saved hybrid): one component per block (argmax, or the budget's
+    choice), the rest pruned, written as a standalone model (see Inference); an existing -o DIR is replaced only
+    if it holds an earlier export."""
     from .activity import Activity
     from .io import PathRefused
     from .saved import check_before_loading
@@ -425,8 +509,8 @@ def discretize(model_dir: Path, out: Path | None, quiet: bool) -> None:
                    "model (transformers' AutoModelForCausalLM loads it without hybridc)")
 
 
-@main.command()
-@click.argument("model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@main.command(short_help="Stream text generated from a model.")
+@click.argument("model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), metavar="MODEL")
 @click.argument("prompt")
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--temperature", type=click.FloatRange(min=0.0), default=0.0, show_default=True,
@@ -438,7 +522,8 @@ def discretize(model_dir: Path, out: Path | None, quiet: bool) -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr (what the command prints still prints).")
 def generate(model_dir: Path, prompt: str, max_new_tokens: int, temperature: float, top_k: int, num_beams: int,
              seed: int, device: str, quiet: bool) -> None:
-    """Generate text from a hybrid (a run or a saved hybrid), streaming tokens as they come."""
+    """Stream text generated from a run, a saved hybrid or a plain export, with the tokenizer saved in it
+    (greedy, sampled with --temperature and --top-k, or beam search)."""
     from .activity import Activity
     from .generate import generate_text
 

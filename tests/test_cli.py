@@ -88,6 +88,28 @@ def test_graph_formats(tmp_path):
     assert run("graph", path, "--discretize", "attn").exit_code == 2
 
 
+def test_graph_of_a_searched_spec_discretizes_a_runs_alphas(tmp_path):
+    searched = write_spec(tmp_path, SMALL.replace("mixture: fixed([[0.5, 0.5], [0.25, 0.75]])", "mixture: search"))
+    refused = run("graph", searched, "--discretize", "argmax")
+    assert refused.exit_code == 2 and "--alphas RUN" in refused.output and "searches its mixture" in refused.output
+    assert "has no hybrid.budget" in run("graph", path_of_fixed(tmp_path), "--discretize", "budget").output
+    runs = tmp_path / "run"
+    runs.mkdir()
+    events = [{"event": "stage", "components": ["attn", "ssm"]},
+              {"event": "train", "alphas": [[0.5, 0.5], [0.9, 0.1]]},
+              {"event": "train", "alphas": [[0.3, 0.7], [0.6, 0.4]]}]  # the last step's are the run's alphas
+    (runs / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    result = run("graph", searched, "--discretize", "argmax", "--alphas", runs)
+    assert result.exit_code == 0 and "discretized: ssm | attn" in result.output, result.output
+    (runs / "metrics.jsonl").write_text(json.dumps({"event": "train", "alphas": [[0.3, 0.7]]}) + "\n")
+    wrong = run("graph", searched, "--discretize", "argmax", "--alphas", runs)
+    assert wrong.exit_code == 2 and "not 2 rows of 2" in wrong.output
+
+
+def path_of_fixed(tmp_path):
+    return write_spec(tmp_path, SMALL, "fixed.yaml")
+
+
 def test_internal_errors_are_reported_without_traceback(tmp_path, monkeypatch):
     import hybridc.spec.frontend as frontend
 

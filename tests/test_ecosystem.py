@@ -59,6 +59,29 @@ def saved(tmp_path_factory) -> Path:
     return directory / "model"
 
 
+def test_lm_eval_gets_the_trained_context_of_a_hybrid_without_positions(saved, tmp_path):
+    """Recurrent components only (two Mambas): no position limit in the config, so lm-eval alone would read the
+    bytes tokenizer's 1e9; hybridc eval --tasks gives it the longest sequence the spec trained on instead."""
+    from lm_eval.models.utils import resolve_max_length
+    from transformers import AutoConfig, AutoTokenizer
+
+    from hybridc.train.downstream import trained_context
+
+    text = SPEC.replace("family: llama, hidden_size: 32, layers: 2, heads: 4, vocab_size: 260, max_length: 48",
+                        "family: mamba, hidden_size: 32, layers: 2, vocab_size: 260") + textwrap.dedent("""\
+        train:
+          stages:
+            - {name: finetune, data: "recall(vocab=16, length=24)", steps: 1}
+            - {name: more, kind: finetune, data: "recall(vocab=16, length=40)", steps: 1}
+        """)
+    lower(load_spec(write_spec(tmp_path, text)), pretrained=False).save_pretrained(tmp_path / "ssm")
+    config = AutoConfig.from_pretrained(tmp_path / "ssm", trust_remote_code=True)
+    unbounded = resolve_max_length(config, AutoTokenizer.from_pretrained(tmp_path / "ssm"))
+    assert unbounded == 1_000_000_000  # what lm-eval reads alone (README: pass max_length=)
+    assert trained_context(tmp_path / "ssm") == 40
+    assert trained_context(saved) is None  # the attention component's 48 positions are in its config
+
+
 def ids_of(text: str = TEXT) -> torch.Tensor:
     return torch.tensor([list(text.encode())[:40]])
 

@@ -23,13 +23,14 @@ def _say(text: str) -> None:
     click.echo(text, err=True)
 
 
-@click.command()
+@click.command(short_help="The hybrid and each component on the MAD tasks.")
 @click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--tasks", default=",".join(TASKS), show_default=True, help="Comma-separated MAD tasks.")
-@click.option("--preset", default="cpu", show_default=True, help="cpu, mad or a grid point (e.g. mad-length256).")
+@click.option("--tasks", default=",".join(TASKS), show_default=True, metavar="T1,T2", help="Comma-separated MAD tasks.")
+@click.option("--preset", default="cpu", show_default=True, metavar="cpu|mad|...",
+              help="cpu, mad or a grid point (e.g. mad-length256).")
 @click.option("--steps", type=click.IntRange(min=1), default=300, show_default=True, help="Training steps per run.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
-@click.option("--lrs", default="1e-3", show_default=True,
+@click.option("--lrs", default="1e-3", show_default=True, metavar="LR1,LR2",
               help="Learning rates to try; the best on validation wins (benchmarks/mad.py tries 1e-3,3e-3,1e-2).")
 @click.option("--weight-decay", type=float, default=0.0, show_default=True)
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
@@ -37,7 +38,10 @@ def _say(text: str) -> None:
 @click.option("--quiet", "-q", is_flag=True)
 def mad(spec: Path, tasks: str, preset: str, steps: int, batch_size: int, lrs: str, weight_decay: float,
         out_dir: Path | None, quiet: bool) -> None:
-    """Train SPEC's hybrid and each component from scratch on the MAD tasks; table, JSON and PNG."""
+    """The hybrid (searched) and each component alone, from scratch, on each MAD task with the same budget;
+    per model the learning rate with the best validation accuracy (default 1e-3 only: the benchmark needed up to
+    1e-2); a table of test accuracies, mad-results.json (with the searched alphas per task and block) and
+    mad-results.png."""
     from ..activity import Activity
     from ..cli import _quiet_libraries
     from ..errors import CompileError
@@ -89,10 +93,11 @@ def print_mad_table(results: dict) -> None:
     wide_console().print(table)
 
 
-@click.command()
+@click.command(short_help="Fine-tune at every point of a grid of mixtures.")
 @click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--alphas", "grid", default="0:1:11", show_default=True, help="start:stop:count of the second component's weight.")
-@click.option("--search", "search_run", type=click.Path(file_okay=False, path_type=Path),
+@click.option("--alphas", "grid", default="0:1:11", show_default=True, metavar="START:STOP:COUNT",
+              help="start:stop:count of the second component's weight.")
+@click.option("--search", "search_run", type=click.Path(file_okay=False, path_type=Path), metavar="RUN",
               help="A run whose final alphas are marked (where search landed).")
 @click.option("--programmed", type=click.Path(dir_okay=False, path_type=Path),
               help="An alphas file from hybridc program, marked on the plot.")
@@ -102,7 +107,11 @@ def print_mad_table(results: dict) -> None:
 @click.option("--quiet", "-q", is_flag=True)
 def sweep(spec: Path, grid: str, search_run: Path | None, programmed: Path | None, max_steps: int | None,
           out_dir: Path | None, quiet: bool) -> None:
-    """Fine-tune SPEC at every point of a grid of fixed mixture weights; CSV and PNG."""
+    """Two components, one or two blocks: run SPEC's stages at every point of a grid of fixed mixtures with the
+    same budget (search stages fine-tune with the alphas fixed, taking the search's weight steps: half the
+    steps of an alternating search; rewinds stay, discretization goes: a point differs from the searched hybrid
+    only in its alphas); sweep.csv and sweep.png (a line or a heatmap, marking where search and programming
+    landed)."""
     from ..activity import Activity
     from ..cli import _quiet_libraries
     from .sweep import parse_grid
@@ -122,15 +131,17 @@ def sweep(spec: Path, grid: str, search_run: Path | None, programmed: Path | Non
     click.echo(f"wrote {out / 'sweep.csv'} and {out / 'sweep.png'}")
 
 
-@click.command()
+@click.command(short_help="A spec with alphas programmed from MAD searches.")
 @click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--from", "results_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="mad-results.json written by hybridc mad.")
-@click.option("--tasks", help="Comma-separated tasks to average over (default: all in the results).")
+@click.option("--tasks", metavar="T1,T2", help="Comma-separated tasks to average over (default: all in the results).")
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path),
               help="The new spec (default <spec>.programmed.yaml beside SPEC).")
 def program(spec: Path, results_path: Path, tasks: str | None, out: Path | None) -> None:
-    """Write a new spec whose mixture is programmed from MAD proxy searches."""
+    """Write a new spec with mixture: programmed(<file>): per block the mean of the proxy-searched alphas of
+    mad-results.json, weight 0 for a component that cannot take the input length; search stages become
+    fine-tuning."""
     from .program import load_for_programming, programmed_check, write_programmed, zero_reasons
 
     loaded = load_for_programming(spec)

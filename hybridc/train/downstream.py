@@ -2,7 +2,9 @@
 
 The model directory (a run's ``final/``, a saved hybrid, or a plain export) is loaded by lm-eval's own
 ``HFLM`` as any transformers client loads it (``trust_remote_code=True``: the directory's ``auto_map``), with
-the model's real context length (``max_position_embeddings``). Results are returned per task and metric;
+the model's real context length: ``max_position_embeddings``, or, for a model of recurrent components only
+(no position limit, so lm-eval would read its tokenizer's unbounded length, 1e9 for ``bytes``), the length
+it was trained on (``trained_context``). Results are returned per task and metric;
 for a run directory they are also appended to its ``metrics.jsonl`` (an ``lm_eval`` event) and written into
 its model card (``final/README.md``).
 """
@@ -49,7 +51,9 @@ def evaluate_tasks(directory: Path, tasks: list[str], *, include_path: Path | No
             raise RunError(f"lm-eval knows no task {', '.join(repr(t) for t in unknown)}",
                            "name tasks lm-eval lists (`lm_eval ls tasks`), or give your own task YAMLs with "
                            "--include-path")
-        lm = HFLM(pretrained=str(model_dir), trust_remote_code=True, batch_size=batch_size, device=device)
+        context = trained_context(model_dir)
+        lm = HFLM(pretrained=str(model_dir), trust_remote_code=True, batch_size=batch_size, device=device,
+                  **({"max_length": context} if context is not None else {}))
     with quiet_lm_eval_git():  # (git's "fatal: not a git repository" from lm-eval's commit lookup: hybridc.quiet)
         output = lm_eval.simple_evaluate(model=lm, tasks=tasks, task_manager=manager, limit=limit,
                                          num_fewshot=num_fewshot)
@@ -59,6 +63,29 @@ def evaluate_tasks(directory: Path, tasks: list[str], *, include_path: Path | No
     if run_dir is not None:
         record(run_dir, model_dir, tasks, results, context=lm.max_length)
     return results
+
+
+CONTEXT_KEYS = ("n_positions", "max_position_embeddings", "n_ctx")  # what lm-eval reads a config's context from
+
+
+def trained_context(model_dir: Path) -> int | None:
+    """The context lm-eval should use for a model whose config names no positions (``CONTEXT_KEYS``: its
+    running components are all recurrent, without a limit): the longest sequence its spec trained on (a
+    ``block`` or ``length`` of a stage's data). None when the config names one (lm-eval reads it), or when
+    nothing says (no spec, or data of a preset's length)."""
+    from ..saved import check_hybrid_config, read_config, read_export_record
+
+    config = read_config(model_dir)
+    if any(config.get(key) is not None for key in CONTEXT_KEYS):
+        return None
+    resolved = (check_hybrid_config(config, model_dir / "config.json") if config.get("model_type") == "hybridc"
+                else read_export_record(model_dir))
+    if resolved is None:
+        return None
+    lengths = [stage.data.arg("block") or stage.data.arg("length") for stage in resolved.spec.train.stages
+               if stage.data is not None]
+    lengths = [n for n in lengths if isinstance(n, int) and not isinstance(n, bool)]
+    return max(lengths) if lengths else None
 
 
 def record(run_dir: Path, model_dir: Path, tasks: list[str], results: dict[str, dict[str, float]],

@@ -8,6 +8,7 @@ import errno
 import json
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ class MetricsLog:
     def __init__(self, path: Path, enabled: bool = True):
         self.path = Path(path)
         self.enabled = enabled
+        self.listener: Callable[[dict[str, Any]], None] | None = None  # also given each event (trackers)
 
     def write(self, **event: Any) -> None:
         if not self.enabled:
@@ -42,6 +44,8 @@ class MetricsLog:
         with os.fdopen(fd, "a", encoding="utf-8") as f:
             f.write(json.dumps(_clean(event)) + "\n")
             f.flush()
+        if self.listener is not None:
+            self.listener(event)
 
     def _refused(self, err: OSError) -> OSError:
         if err.errno in (errno.ELOOP, errno.EINVAL, errno.EISDIR, errno.ENXIO):

@@ -43,8 +43,9 @@ from .progress import Progress, log_every
 from .rundir import (FRESH_FILES, LOCK_FILE, check_run_directory, is_lock_text, lock_refusal, lock_refused,
                      run_directory)
 from .threads import bounded, choose_threads, fixed_threads
+from .tracking import Trackers, flat_config, logging_dir, parse_report_to
 from .sharding import (average_replicated_grads, full_model, full_optimizer_state, is_sharded,
-                       load_sharded_optimizer_state, shard_model)
+                       load_sharded_optimizer_state, reshard, shard_model)
 
 REWOUND_GROUPS = ("components", "embeddings", "head")
 TEACHER = "teacher"  # RUN/teacher/checkpoints/step-N: the continuous hybrid distill stages learn from
@@ -62,6 +63,7 @@ class TrainOptions:
     quiet: bool = False
     eval_batches: int = 16  # validation batches per evaluation (the test split is always evaluated whole)
     label: str | None = None  # what the run is, in its progress lines ("attn alone"; the main run: none)
+    report_to: tuple[str, ...] = ()  # experiment trackers (tracking.py): tensorboard, wandb, mlflow, ...
 
 
 @dataclass(frozen=True)
@@ -129,7 +131,15 @@ class Run:
         AcceleratorState._reset_state(reset_partial_state=False)
         # Accelerate sets up the device and, under torchrun / accelerate launch, the process group (gloo on
         # CPU, NCCL on GPU); it runs backward (scaling under fp16), autocast and gradient clipping.
-        self.accelerator = Accelerator(cpu=options.device == "cpu", mixed_precision=options.mixed_precision)
+        tracking = {}
+        if options.report_to:  # local trackers (TensorBoard, ...) write under RUN/logs
+            from accelerate.utils import ProjectConfiguration
+
+            tracking = dict(log_with=list(options.report_to), project_config=ProjectConfiguration(
+                project_dir=str(self.run_dir), logging_dir=str(logging_dir(self.run_dir))))
+        self.accelerator = Accelerator(cpu=options.device == "cpu", mixed_precision=options.mixed_precision,
+                                       **tracking)
+        self.trackers: Trackers | None = None  # started once the run directory is ours
         self.device = self.accelerator.device
         self.main = self.accelerator.is_main_process
         world = self.accelerator.num_processes
@@ -352,6 +362,8 @@ class Run:
 
         # the newest checkpoint that passes every check (hashes, state.json's meaning, weights); damaged ones
         # are skipped with a warning, and when none is left the resume is refused before anything is written
+        if self.options.resume:
+            self.check_resumed_data(bundles)
         found = (resume_from(self.run_dir, resume_plan(self.rs, bundles), build, warn=self.say)
                  if self.options.resume else None)
         if found is None:
@@ -363,6 +375,30 @@ class Run:
         self.metrics.truncate(int(position.extra.get("metrics", 0)))
         self.say(f"resuming from {path.name} (stage {position.stage_index + 1}, step {position.stage_step})")
         return self.place(model), position, optim_state
+
+    def check_resumed_data(self, bundles) -> None:
+        """A resumed run trains on the splits it started with: each stage it began recorded its data's identity
+        (``data.build.data_identity``), and data that is not that now (a file edited since, or a run begun by a
+        hybridc that keyed splits by the path as written) is refused before anything is loaded or written: its
+        splits would not be the run's, and test examples could be trained on."""
+        stages = self.spec.train.stages
+        for event in self.metrics.records():
+            k = event.get("stage_index")
+            if event.get("event") != "stage" or not isinstance(k, int) or not 0 <= k < len(stages):
+                continue
+            data = stages[k].data
+            if data is None or data not in bundles:
+                continue
+            recorded = event.get("data_identity")
+            if recorded == bundles[data].source:
+                continue
+            why = ("the run began under a hybridc that keyed data splits by the path as written, not by the data "
+                   "itself" if recorded is None else "the data is not what the run began with (a file changed)")
+            from ..data import short_form
+
+            raise RunError(f"cannot resume {self.run_dir}: stage '{stages[k].name}' would split "
+                           f"{short_form(data)} otherwise than it did: {why}",
+                           "start a new run with -o (or resume with the data, and the hybridc, it began with)")
 
     def checkpoint(self, model: HybridModel, optim: StageOptimizers | None, position: RunPosition) -> None:
         """The main process writes the weights and optimizer state. Under FSDP both are gathered whole
@@ -389,13 +425,22 @@ class Run:
             with StopSignals() as self.signals:
                 return self._execute()
         except BaseException:
+            self.end_trackers()  # (before a run that trained nothing removes what it wrote, RUN/logs too)
             self.forget_if_nothing_trained()
             raise
         finally:
+            self.end_trackers()
             torch.set_num_threads(self.base_threads)  # (stages may have run on fewer)
             if self._lock is not None:
                 self._lock.close()  # releases the lock
                 self._lock = None
+
+    def end_trackers(self) -> None:
+        """Flush and close the experiment trackers (once)."""
+        trackers, self.trackers = self.trackers, None
+        if trackers is not None:
+            self.metrics.listener = None
+            trackers.end()
 
     def forget_if_nothing_trained(self) -> None:
         """A new run that failed before its first checkpoint (bad data, weights that do not load) leaves
@@ -475,6 +520,10 @@ class Run:
 
     def _execute(self) -> RunResult:
         self.prepare_directory()
+        if self.options.report_to:
+            self.trackers = Trackers(self.accelerator, self.spec.name, flat_config(spec_to_data(self.spec)),
+                                     self.rs.names)
+            self.metrics.listener = self.trackers.log
         bundles = self.load_data()
         model, position, optim_state = self.start(bundles)
         stages = self.spec.train.stages
@@ -527,7 +576,8 @@ class Run:
             self.metrics.write(event="stage", stage=stage.name, stage_index=k, kind=stage.kind, global_step=global_step,
                                steps=steps, epochs=stage.epochs, train=list(stage.train), data=render_data(stage.data),
                                components=list(self.rs.names),  # the column order of the alphas below
-                               splits=split_roles(stage, data, self.seed), threads=threads)
+                               splits=split_roles(stage, data, self.seed), threads=threads,
+                               data_identity=data.source)  # what its splits are keyed by (checked on resume)
         every = self.spec.train.checkpoint_every
         label = f" ({self.options.label})" if self.options.label else ""
         task = progress.stage(f"{k + 1}/{len(self.spec.train.stages)} {stage.name}{label}", total=steps, completed=start)
@@ -587,6 +637,8 @@ class Run:
     def log_eval(self, model, stage: Stage, k: int, global_step: int, data: DataBundle, split: str) -> dict:
         result = evaluate(model, getattr(data, split), eval_batch_size(stage), self.device,
                           max_batches=self.options.eval_batches if split == "valid" else None)
+        if is_sharded(model):  # an evaluation has no backward to free the root unit's gathered weights
+            reshard(model)
         self.metrics.write(event="eval", split=split, stage=stage.name, stage_index=k, global_step=global_step, **result)
         return result
 
@@ -749,6 +801,7 @@ def save_final(model: HybridModel, final: Path, test: dict | None) -> None:
 def train(rs: ResolvedSpec, options: TrainOptions, say=print) -> RunResult:
     """Run ``rs``'s training plan (see module doc)."""
     check_scan_option(options.scan)
+    options = replace(options, report_to=parse_report_to(options.report_to))  # (unknown or missing: said now)
     return Run(rs, options, say=say).execute()
 
 

@@ -20,10 +20,11 @@ from ..io import PathRefused, mode_kind, open_regular, read_regular_text
 from ..spec.frontend import locked_spec
 
 LOCK_FILE = ".lock"
-FRESH_FILES = ("spec.yaml", "spec.lock.yaml", "plan.json", "graph.dot", "metrics.jsonl", "plots")  # a new run's
+LOGS = "logs"  # RUN/logs: what local experiment trackers write (tracking.py)
+FRESH_FILES = ("spec.yaml", "spec.lock.yaml", "plan.json", "graph.dot", "metrics.jsonl", "plots", LOGS)  # a new run's
 RUN_FILES = ("spec.yaml", "spec.lock.yaml", "plan.json", "graph.dot", "metrics.jsonl", "plots/loss.png",
              "plots/alphas.png")  # what a run writes as files, and as directories:
-RUN_DIRECTORIES = ("plots", "checkpoints", "final", "teacher")
+RUN_DIRECTORIES = ("plots", "checkpoints", "final", "teacher", LOGS)
 
 
 def is_lock_text(text: str | bytes) -> bool:
