@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import RunError
-from ..io import atomic_write_text
 
 CARD_BEGIN, CARD_END = "<!-- lm-eval:begin -->", "<!-- lm-eval:end -->"
 
@@ -45,19 +44,21 @@ def evaluate_tasks(directory: Path, tasks: list[str], *, include_path: Path | No
                       if isinstance(value, (int, float)) and not isinstance(value, bool)}
                for task, scores in output["results"].items()}
     if run_dir is not None:
-        record(run_dir, model_dir, tasks, results, context=lm.max_length)
+        record(run_dir, tasks, results, context=lm.max_length)
     return results
 
 
-def record(run_dir: Path, model_dir: Path, tasks: list[str], results: dict[str, dict[str, float]],
-           context: int) -> None:
-    """Append the results to the run's metrics.jsonl and put them in its model card."""
+def record(run_dir: Path, tasks: list[str], results: dict[str, dict[str, float]], context: int) -> None:
+    """Append the results to the run's metrics.jsonl and put them in its model card (final/README.md), never
+    through a link (``hybridc.guarded_dir``)."""
+    from ..guarded_dir import GuardedDir
     from .metrics import MetricsLog
 
-    MetricsLog(run_dir / "metrics.jsonl").write(event="lm_eval", tasks=tasks, context=context, results=results)
-    card = model_dir / "README.md"
-    if card.is_file():
-        atomic_write_text(card, with_results(card.read_text(encoding="utf-8"), results, context))
+    with GuardedDir.open(run_dir) as run:
+        MetricsLog(run).write(event="lm_eval", tasks=tasks, context=context, results=results)
+        with run.child("final") as final:
+            if final.is_file("README.md"):
+                final.write_text("README.md", with_results(final.read_text("README.md"), results, context))
 
 
 def with_results(card: str, results: dict[str, dict[str, float]], context: int) -> str:
