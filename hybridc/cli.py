@@ -16,6 +16,32 @@ import click
 from .errors import HybridcError
 
 EXIT_USAGE = 2
+DEBUG_OFF = ("", "0", "false", "no", "off")  # HYBRIDC_DEBUG values that leave tracebacks off
+
+
+def debug_enabled(environ=os.environ) -> bool:
+    """``HYBRIDC_DEBUG`` asks for tracebacks of internal errors: set to anything but empty, 0, false, no, off."""
+    return environ.get("HYBRIDC_DEBUG", "").strip().lower() not in DEBUG_OFF
+
+
+class ExistingDirectory(click.Path):
+    """An existing directory (links followed: the user names it): a FIFO, a device or a file is refused
+    at once, before anything opens it (click's own check refuses only regular files)."""
+
+    def __init__(self):
+        super().__init__(exists=True, file_okay=False, path_type=Path)
+
+    def convert(self, value, param, ctx):
+        path = super().convert(value, param, ctx)
+        if not os.path.isdir(path):
+            from .io import mode_kind
+
+            try:
+                kind = mode_kind(os.stat(path).st_mode)
+            except OSError:
+                kind = "not readable"
+            self.fail(f"{path} is {kind}, not a directory", param, ctx)
+        return path
 
 
 class _Group(click.Group):
@@ -48,7 +74,7 @@ class _Group(click.Group):
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
             raise
         except Exception as err:  # a bug in hybridc: say so, briefly
-            if os.environ.get("HYBRIDC_DEBUG"):
+            if debug_enabled():
                 raise
             click.echo(f"internal error: {type(err).__name__}: {err}", err=True)
             click.echo("hint: this is a bug in hybridc; rerun with HYBRIDC_DEBUG=1 for a traceback and report it",
@@ -90,7 +116,7 @@ def families() -> None:
 
 
 _ROOT_OPTION = click.option(
-    "--root", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+    "--root", type=ExistingDirectory(), default=None,
     help="Refuse local paths in the spec (models, tokenizer, data, alphas) that resolve outside DIR.")
 
 
@@ -111,14 +137,20 @@ def validate(specs: tuple[Path, ...], root: Path | None) -> None:
             failed.append(path)
             continue
         if rs.spec.hybrid.budget is not None:  # can any discretization fit it? (needs the components' costs)
-            from .graph.budget import check_budget
+            from .spec.checks import budget_check_deferred
 
             try:
-                check_budget(rs)
+                deferred = budget_check_deferred(rs.spec, list(rs.components), rs.source_map)
+                if deferred is None:
+                    from .graph.budget import check_budget
+
+                    check_budget(rs)
             except SpecError as err:
                 click.echo(err.render(), err=True)
                 failed.append(path)
                 continue
+            if deferred is not None:
+                click.echo(deferred.render(), err=True)
         _print_warnings(rs)
         blocks = rs.num_blocks
         click.echo(f"{path}: ok ({len(rs.components)} component{'s' * (len(rs.components) != 1)}, "
@@ -278,7 +310,8 @@ def git_setup(patterns: tuple[str, ...], global_: bool) -> None:
 @click.option("--max-steps", type=click.IntRange(min=0), help="Cap every training stage at N steps (smoke runs).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--mixed-precision", type=click.Choice(["no", "bf16", "fp16"]), default="no", show_default=True,
-              help="Autocast through Accelerate (fp16 needs a GPU).")
+              help="Autocast through Accelerate: bf16 on the CPU or a GPU; fp16 on a GPU only (--device cuda; "
+              "refused on the CPU).")
 @click.option("--scan", type=click.Choice(["auto", "fused", "chunked", "reference", "transformers"]), default="auto",
               show_default=True, help="Mamba selective scan: auto = mamba-ssm kernels on a GPU when installed, else "
               "the fused CPU scan (built with the C compiler on first use), else the chunked one; fused / chunked = "
@@ -295,7 +328,7 @@ def train(spec: Path, out_dir: Path | None, resume: bool, max_steps: int | None,
     """Run SPEC's training plan: stages, checkpoints, metrics, plots, final/ and a comparison table."""
     from .spec.frontend import load_spec
     from .summary import print_results
-    from .train.run import TrainOptions
+    from .train.run import TrainOptions, check_precision
     from .train.run import train as run_training
 
     from .train.launch import launched_alone
@@ -305,6 +338,7 @@ def train(spec: Path, out_dir: Path | None, resume: bool, max_steps: int | None,
         from .errors import LaunchError
 
         raise LaunchError(*alone)
+    check_precision(device, mixed_precision)  # (before a launcher starts processes that would each refuse it)
     rs = load_spec(spec, root=root)
     if num_processes > 1 and "WORLD_SIZE" not in os.environ:
         from .train.launch import relaunch
@@ -319,27 +353,47 @@ def train(spec: Path, out_dir: Path | None, resume: bool, max_steps: int | None,
         print_results(result)
 
 
+TASK_OPTIONS = ("include_path", "limit", "num_fewshot", "trust_remote_code")  # eval options of --tasks only
+DATA_OPTIONS = ("split", "seed")  # ... and of --data only
+
+
 @main.command(name="eval")
-@click.argument("model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("model_dir", type=ExistingDirectory())
 @click.option("--data", "data_expr", default=None, help="A data expression, e.g. 'text(corpus.txt, block=256)'.")
 @click.option("--tasks", default=None,
               help="Downstream tasks through lm-eval, comma-separated (instead of --data; needs hybridc[eval]).")
-@click.option("--include-path", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+@click.option("--include-path", type=ExistingDirectory(), default=None,
               help="With --tasks: a directory of lm-eval task YAMLs of your own.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="With --tasks: at most N examples per task.")
 @click.option("--num-fewshot", type=click.IntRange(min=0), default=None, help="With --tasks: few-shot examples.")
-@click.option("--split", type=click.Choice(["train", "valid", "test"]), default="test", show_default=True)
+@click.option("--trust-remote-code", is_flag=True, default=False,
+              help="With --tasks: let lm-eval run Python files the model directory names (its auto_map), as "
+              "transformers' trust_remote_code=True does. Off by default: hybridc's own classes need none.")
+@click.option("--split", type=click.Choice(["train", "valid", "test"]), default="test", show_default=True,
+              help="With --data: the split evaluated.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Sequences per batch (default: the batch the run evaluated its test split with, else 8).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--seed", type=int, default=None,
-              help="Seed of the data split (default: the model's spec seed, so a run's splits are its own).")
-def eval_cmd(model_dir: Path, data_expr: str | None, tasks: str | None, include_path: Path | None, limit: int | None,
-             num_fewshot: int | None, split: str, batch_size: int | None, device: str, seed: int | None) -> None:
+              help="With --data: seed of the data split (default: the model's spec seed, so a run's splits are "
+              "its own).")
+@click.pass_context
+def eval_cmd(ctx: click.Context, model_dir: Path, data_expr: str | None, tasks: str | None, include_path: Path | None,
+             limit: int | None, num_fewshot: int | None, trust_remote_code: bool, split: str, batch_size: int | None,
+             device: str, seed: int | None) -> None:
     """Evaluate a run (its final/), a saved hybrid or a plain export: on a data split (--data: loss, perplexity,
-    accuracy), or on downstream tasks through lm-eval (--tasks; a run records them in its metrics and card)."""
+    accuracy), or on downstream tasks through lm-eval (--tasks; a run records them in its metrics and card).
+    No file of the model directory runs as code unless --trust-remote-code is given."""
     if (data_expr is None) == (tasks is None):
         raise click.UsageError("give --data (a data split) or --tasks (lm-eval tasks), one of them")
+    given = {name for name in (*TASK_OPTIONS, *DATA_OPTIONS)
+             if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT}
+    misplaced = sorted(given & set(TASK_OPTIONS if data_expr is not None else DATA_OPTIONS))
+    if misplaced:
+        flags = ", ".join("--" + name.replace("_", "-") for name in misplaced)
+        raise click.UsageError(f"{flags} belong{'s' * (len(misplaced) == 1)} to "
+                               f"{'--tasks' if data_expr is not None else '--data'}, not to "
+                               f"{'--data' if data_expr is not None else '--tasks'}")
     _quiet_libraries()
     if tasks is not None:
         from rich.console import Console
@@ -348,8 +402,11 @@ def eval_cmd(model_dir: Path, data_expr: str | None, tasks: str | None, include_
         from .train.downstream import evaluate_tasks, table_rows
 
         names = [t.strip() for t in tasks.split(",") if t.strip()]
+        if not names:
+            raise click.BadParameter(f"{tasks!r} names no task; give lm-eval task names, comma-separated "
+                                     "(`lm_eval ls tasks` lists them)", param_hint="--tasks")
         results = evaluate_tasks(model_dir, names, include_path=include_path, limit=limit, num_fewshot=num_fewshot,
-                                 batch_size=batch_size or 8, device=device)
+                                 batch_size=batch_size or 8, device=device, trust_remote_code=trust_remote_code)
         table = Table(title=f"lm-eval ({model_dir})")
         for column in ("task", "metric", "value"):
             table.add_column(column)
@@ -365,7 +422,7 @@ def eval_cmd(model_dir: Path, data_expr: str | None, tasks: str | None, include_
 
 
 @main.command()
-@click.argument("model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("model_dir", type=ExistingDirectory())
 @click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path),
               help="Output directory (default <model>-discretized beside it).")
 def discretize(model_dir: Path, out: Path | None) -> None:
@@ -394,7 +451,7 @@ def discretize(model_dir: Path, out: Path | None) -> None:
 
 
 @main.command()
-@click.argument("model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("model_dir", type=ExistingDirectory())
 @click.argument("prompt")
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--temperature", type=click.FloatRange(min=0.0), default=0.0, show_default=True,

@@ -89,6 +89,9 @@ class Family:
     # whose adapter knows its own layout
     architecture: ClassVar[Any] = None
     has_attention: ClassVar[bool] = True
+    # its parameter counts, FLOPs and decode state are measured on its model built on PyTorch's meta device
+    # (``GenericFamily``), not given by torch-free formulas: the front end (``validate``) cannot ask for them
+    measured_on_meta: ClassVar[bool] = False
 
     # ---- configs -------------------------------------------------------------------------
     def defaults(self) -> Mapping[str, Any]:

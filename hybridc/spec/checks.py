@@ -441,3 +441,19 @@ def uses_ranges(spec: Spec) -> bool:
 
 def names_of(items: Any) -> tuple[str, ...]:
     return tuple(i.name for i in items)
+
+
+def budget_check_deferred(spec: Spec, comps: list[ResolvedComponent], smap: SourceMap) -> Diagnostic | None:
+    """Why ``validate`` leaves ``hybrid.budget`` to ``compile`` (a note located at the budget), or None when it
+    can check it: the costs of a component of a family measured on the meta device (``Family.measured_on_meta``)
+    need PyTorch, which the front end never imports."""
+    from ..components.registry import get_family
+
+    measured = [rc for rc in comps if get_family(rc.family).measured_on_meta]
+    if spec.hybrid.budget is None or not measured:
+        return None
+    shown = ", ".join(f"'{rc.name}' ({rc.family})" for rc in measured)
+    return Diagnostic(smap.at("hybrid", "budget"),
+                      f"hybrid.budget is not checked here: the costs of {shown} are measured on PyTorch's meta "
+                      "device, which validate does not load", "hybridc compile checks that a discretization fits "
+                      "the budget (before any weight loads)", severity="note")

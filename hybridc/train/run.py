@@ -135,6 +135,7 @@ class Run:
         self.compiled: Compiled = compile_resolved(rs)
         if options.device == "cuda" and not torch.cuda.is_available():
             raise RunError("--device cuda, but no CUDA device is available", "use --device cpu")
+        check_precision(options.device, options.mixed_precision)
         from accelerate import Accelerator
         from accelerate.state import AcceleratorState
 
@@ -923,10 +924,21 @@ def save_final(model: HybridModel, run: GuardedDir, test: dict | None) -> None:
     run.fsync()
 
 
-def train(rs: ResolvedSpec, options: TrainOptions, say=print) -> RunResult:
-    """Run ``rs``'s training plan (see module doc)."""
+def train(rs: ResolvedSpec, options: TrainOptions, say=print, within: GuardedDir | None = None) -> RunResult:
+    """Run ``rs``'s training plan (see module doc). ``within``: the open directory that holds the run directory
+    (``options.out_dir`` names it there), for runs an experiment makes inside its own output directory."""
     check_scan_option(options.scan)
-    return Run(rs, options, say=say).execute()
+    return Run(rs, options, say=say, within=within).execute()
+
+
+def check_precision(device: str, mixed_precision: str) -> None:
+    """``--mixed-precision fp16`` is a GPU mode (float16 autocast with loss scaling): refused on the CPU,
+    as ``--help`` says, before anything runs."""
+    if mixed_precision == "fp16" and device != "cuda":
+        from ..errors import LaunchError
+
+        raise LaunchError("--mixed-precision fp16 needs a GPU (--device cuda)",
+                          "on the CPU use --mixed-precision bf16 (bfloat16 autocast) or no")
 
 
 def check_scan_option(scan: str) -> None:
