@@ -58,8 +58,8 @@ RUN_FILES = ("spec.yaml", "spec.lock.yaml", "plan.json", "graph.dot", "metrics.j
 TEACHER = "teacher"  # RUN/teacher/checkpoints/step-N: the continuous hybrid distill stages learn from
 FINAL, FINAL_STAGING, FINAL_OLD = "final", ".final-tmp", ".final-old"  # final/ is built beside, then swapped in
 BASELINES = "baselines"
-RUN_DIRECTORIES = ("plots", CHECKPOINTS, TEACHER, f"{TEACHER}/{CHECKPOINTS}", BASELINES)
-RUN_TREES = (FINAL, FINAL_STAGING, FINAL_OLD)  # replaced or removed whole: only hybridc's files may be inside
+RUN_DIRECTORIES = ("plots", CHECKPOINTS, f"{TEACHER}/{CHECKPOINTS}", BASELINES)
+RUN_TREES = (FINAL, FINAL_STAGING, FINAL_OLD, TEACHER)  # replaced or removed whole: only hybridc's files inside
 
 
 @dataclass(frozen=True)
@@ -806,7 +806,8 @@ def foreign_run_entries(run: GuardedDir) -> list[str]:
     """What stands in a run directory where the run writes, but is not what it would have written, each said as
     ``NAME is WHAT``: a symbolic link, a directory or a FIFO (...) where it writes a file, anything but a
     directory where it writes one (``teacher/checkpoints`` too, below ``teacher``), and anything but files
-    and directories inside ``final/`` and its staging directories, which are replaced whole."""
+    and directories inside ``final/``, its staging directories and ``teacher/``, which are replaced or removed
+    whole."""
     return run.foreign_entries(files=RUN_FILES, directories=RUN_DIRECTORIES, trees=RUN_TREES)
 
 
