@@ -86,7 +86,6 @@ class HybridModel(PreTrainedModel, GenerationMixin):
         used = self._used_components()
         for name in used:
             if name not in models:
-                rc = rs.component(name)
                 models[name] = _build_component(rs, name, seed)
         adapters = {name: load_adapter(get_family(rs.component(name).family), models[name]) for name in used}
         self._adapters = adapters  # plain references (their parts are registered below) for cached decoding

@@ -17,19 +17,12 @@ from types import MappingProxyType
 from typing import Any
 
 from ..components import hub
-from ..components.family import Family, Shape
+from ..components.family import MAX_LAYERS, MAX_VOCAB, MAX_WIDTH, Family, Shape
 from ..components.registry import families, family_for_config, get_family
 from ..errors import Diagnostic
 from .canonical import COMMON_INIT_KEYS, SourceMap, thaw
 from .model import Component, LayerRange
 from .schema import did_you_mean
-
-
-# Sizes past any real model's (the largest have ~130 layers, width ~25k, vocabularies ~260k): a number
-# beyond these is a typo, and building it would exhaust memory.
-MAX_LAYERS = 10_000
-MAX_WIDTH = 1 << 20
-MAX_VOCAB = 1 << 24
 
 
 @dataclass(frozen=True)
@@ -283,6 +276,8 @@ def declared_max_length(component: Component, base_dir: Path, root: Path | None 
         if family is None or family.keys.max_length is None:
             return None
         value = family.full_config(config).get(family.keys.max_length)
+    except MemoryError:  # (never taken for a malformed value: a size that should have been refused first)
+        raise
     except Exception:  # noqa: BLE001 - unreadable, unfetchable or malformed: the component's own error says why
         return None
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else None
