@@ -47,6 +47,7 @@ def hostile_specs() -> dict[str, str]:
         pair.format("qwen3"), "hybrid:\n  budget: {flops_per_token: 0.6x}\n")
     out["budget over llama + mamba (formulas: checked)"] = spec(
         pair.format("llama"), "hybrid:\n  budget: {decode_state: 0.6x}\n")
+    out["hybrid.width: 10**12"] = spec(pair.format("llama"), "hybrid:\n  width: 1000000000000\n")
     return out
 
 

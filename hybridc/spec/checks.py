@@ -63,7 +63,12 @@ def check_blocks(spec: Spec, comps: list[ResolvedComponent], smap: SourceMap) ->
 
 
 def check_width(spec: Spec, comps: list[ResolvedComponent], smap: SourceMap) -> list[Diagnostic]:
+    from ..components.family import MAX_WIDTH
+
     widest = max(comps, key=lambda c: c.hidden_size)
+    if spec.hybrid.width is not None and spec.hybrid.width > MAX_WIDTH:
+        return [Diagnostic(smap.at("hybrid", "width"), f"width {spec.hybrid.width:,} is more than hybridc builds (at "
+                           f"most {MAX_WIDTH:,})", f"use width: max (here {widest.hidden_size})")]
     if spec.hybrid.width is not None and spec.hybrid.width < widest.hidden_size:
         return [Diagnostic(smap.at("hybrid", "width"), f"width {spec.hybrid.width} is narrower than '{widest.name}' "
                            f"({widest.hidden_size})", f"use width: max or at least {widest.hidden_size}")]

@@ -181,7 +181,11 @@ class Run:
         finally:
             self.accelerator.wait_for_everyone()
         if self.dir is None:  # the other processes read the run (checkpoints) through it too
-            self.dir = self.open_directory(create=False)
+            try:
+                self.dir = self.open_directory(create=False)
+            except FileNotFoundError:
+                raise RunError(f"{self.run_dir} was not made by the main process", "see the main process's "
+                               "error (rank 0)") from None
         self.metrics = MetricsLog(self.dir, enabled=self.main)
 
     def open_directory(self, create: bool) -> GuardedDir:

@@ -48,6 +48,8 @@ CASES = {  # name: (spec, exit status, fragment of the output)
     "budget-over-a-meta-measured-family": (budgeted("qwen3"), 0, "hybrid.budget is not checked here: the costs of "
                                            "'a' (qwen3) are measured on PyTorch's meta device"),
     "budget-over-formula-families": (budgeted("llama"), 0, "ok (2 components"),
+    "width-of-10**12": (budgeted("llama").replace("hybrid:\n", "hybrid:\n  width: 1000000000000\n"), 2,
+                        "width 1,000,000,000,000 is more than hybridc builds"),
 }
 
 
