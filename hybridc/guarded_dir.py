@@ -8,10 +8,10 @@ removes through one, nor opens a FIFO, a device or a socket:
   ``O_NOFOLLOW | O_DIRECTORY`` (``child``), so a link or a file where a directory belongs stops the walk;
 - every file is opened relative to its directory's descriptor with ``O_NOFOLLOW | O_NONBLOCK`` and checked to be
   a regular file once open (a FIFO cannot block the reader, a file swapped in after a check is still refused);
-- every file and directory it creates is created exclusively (``O_CREAT | O_EXCL``, ``mkdir``), every rename
-  and unlink names its directories by descriptor (``src_dir_fd``/``dst_dir_fd``/``dir_fd``); a replaced file is
-  written beside its target and renamed over it, which replaces a link swapped in there as a name, never its
-  target;
+- a file it writes is created with ``O_NOFOLLOW`` (exclusively, ``O_CREAT | O_EXCL``, where it must be new: a
+  temporary file, a staging directory), every rename and unlink names its directories by descriptor
+  (``src_dir_fd``/``dst_dir_fd``/``dir_fd``); a replaced file is written beside its target and renamed over it,
+  which replaces a link swapped in there as a name, never its target;
 - ``remove_tree`` removes a directory of ours by descriptor, never descending through a link, and refuses a
   tree that holds anything but directories and regular files (a link or a FIFO put there is someone else's).
 

@@ -149,12 +149,15 @@ def tasks(tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow  # lm-eval indexes its task library first (about 20 s); CI's long part runs it (.ci/run)
-def test_eval_tasks_runs_the_directorys_code_only_with_trust_remote_code(planted, tasks, tmp_path):
+def test_eval_tasks_runs_the_directorys_code_only_with_trust_remote_code(planted, tasks, tmp_path, monkeypatch,
+                                                                          capfd):
     _, saved, _, marks = planted
+    monkeypatch.chdir(tmp_path)  # (outside a git repository: lm-eval's git probe must not print git's "fatal")
     done = CliRunner().invoke(main, ["eval", str(saved), "--tasks", "trust_mc", "--include-path", str(tasks)],
                               env={"HYBRIDC_DEBUG": None})
     assert done.exit_code == 0, done.output
     assert "trust_mc" in done.output and not [str(source) for source, mark in marks if mark.exists()]
+    assert "not a git repository" not in capfd.readouterr().err
     # asked for: in a process of its own (transformers copies the code it runs into its modules cache)
     asked = subprocess.run([sys.executable, "-m", "hybridc", "eval", str(saved), "--tasks", "trust_mc",
                             "--include-path", str(tasks), "--trust-remote-code"], capture_output=True, text=True,
