@@ -137,9 +137,11 @@ def validate(specs: tuple[Path, ...], root: Path | None) -> None:
             failed.append(path)
             continue
         if rs.spec.hybrid.budget is not None:  # can any discretization fit it? (needs the components' costs)
-            from .spec.checks import budget_check_deferred
+            from .spec.checks import budget_check_deferred, budget_state_unknown
 
             try:
+                if (unknown := budget_state_unknown(rs.spec, list(rs.components), rs.source_map)) is not None:
+                    raise SpecError([unknown])
                 deferred = budget_check_deferred(rs.spec, list(rs.components), rs.source_map)
                 if deferred is None:
                     from .graph.budget import check_budget

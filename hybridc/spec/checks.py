@@ -448,6 +448,26 @@ def names_of(items: Any) -> tuple[str, ...]:
     return tuple(i.name for i in items)
 
 
+def budget_state_unknown(spec: Spec, comps: list[ResolvedComponent], smap: SourceMap) -> Diagnostic | None:
+    """A ``decode_state`` budget over a family that keeps its state outside transformers' cache layers
+    (``Architecture.state_outside_cache``): no measure of it exists, said torch-free (the families whose
+    state cannot be measured on the meta device for another reason, expert routing, are said at compile)."""
+    from ..components.registry import get_family
+
+    budget = spec.hybrid.budget
+    if budget is None or budget.measure != "decode_state":
+        return None
+    unknown = [rc for rc in comps if getattr(get_family(rc.family).architecture, "state_outside_cache", False)
+               and get_family(rc.family).measured_on_meta]
+    if not unknown:
+        return None
+    families = ", ".join(f"{rc.name} ({rc.family})" for rc in unknown)
+    return Diagnostic(smap.at("hybrid", "budget", budget.measure),
+                      f"the decode state of {families} is not known: the family keeps it outside transformers' "
+                      "cache layers, where no prefill measures it",
+                      "budget another measure (flops_per_token, params, decode_params)")
+
+
 def budget_check_deferred(spec: Spec, comps: list[ResolvedComponent], smap: SourceMap) -> Diagnostic | None:
     """Why ``validate`` leaves ``hybrid.budget`` to ``compile`` (a note located at the budget), or None when it
     can check it: the costs of a component of a family measured on the meta device (``Family.measured_on_meta``)
