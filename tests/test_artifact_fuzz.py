@@ -10,7 +10,7 @@ Whatever the damage, the command must end with a result or a clear error (exit 0
 error (exit 70), a signal (SIGBUS 135, SIGSEGV 139), a traceback or a hang, and nothing outside the run
 directory (and the output asked for) may change.
 
-Examples: by default 20 per target of files and 5 below the top level of the stopped run (the run stopped while
+Examples: by default 20 per target of files and 2 below the top level of the stopped run (the run stopped while
 distilling only in long mode: its named cases are in ``bad_artifacts/``); the CI's long mode sets
 ``HYBRIDC_FUZZ_EXAMPLES=2000``: that many, half per file target (about 15 minutes on 2 cores), and 50 per
 target below the top level (about 4 minutes). Both are derandomized (the same cases every run, so a CI result can be
@@ -37,7 +37,7 @@ EXAMPLES = LONG // 2 if LONG > 200 else max(LONG // 10, 5)
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=FUZZ_DERANDOMIZED, database=None,
                     suppress_health_check=list(HealthCheck))
 # below the top level: a run's directories and the names it writes (fewer cases: many of them train again)
-DEEP_SETTINGS = settings(SETTINGS, max_examples=LONG // 40 if LONG > 200 else max(LONG // 40, 3))
+DEEP_SETTINGS = settings(SETTINGS, max_examples=LONG // 40 if LONG > 200 else max(LONG // 70, 2))
 
 
 @pytest.fixture(scope="module")
