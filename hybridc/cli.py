@@ -16,6 +16,32 @@ import click
 from .errors import HybridcError
 
 EXIT_USAGE = 2
+DEBUG_OFF = ("", "0", "false", "no", "off")  # HYBRIDC_DEBUG values that leave tracebacks off
+
+
+def debug_enabled(environ=os.environ) -> bool:
+    """``HYBRIDC_DEBUG`` asks for tracebacks of internal errors: set to anything but empty, 0, false, no, off."""
+    return environ.get("HYBRIDC_DEBUG", "").strip().lower() not in DEBUG_OFF
+
+
+class ExistingDirectory(click.Path):
+    """An existing directory (links followed: the user names it): a FIFO, a device or a file is refused
+    at once, before anything opens it (click's own check refuses only regular files)."""
+
+    def __init__(self):
+        super().__init__(exists=True, file_okay=False, path_type=Path)
+
+    def convert(self, value, param, ctx):
+        path = super().convert(value, param, ctx)
+        if not os.path.isdir(path):
+            from .io import mode_kind
+
+            try:
+                kind = mode_kind(os.stat(path).st_mode)
+            except OSError:
+                kind = "not readable"
+            self.fail(f"{path} is {kind}, not a directory", param, ctx)
+        return path
 
 
 class _Group(click.Group):
@@ -55,7 +81,7 @@ class _Group(click.Group):
         except BrokenPipeError:  # the reader went away while an error was being reported
             reader_went_away()
         except Exception as err:  # a bug in hybridc: say so, briefly
-            if os.environ.get("HYBRIDC_DEBUG"):
+            if debug_enabled():
                 raise
             click.echo(f"internal error: {type(err).__name__}: {err}", err=True)
             click.echo("hint: this is a bug in hybridc; rerun with HYBRIDC_DEBUG=1 for a traceback and report it",
@@ -123,7 +149,7 @@ def families() -> None:
 
 
 _ROOT_OPTION = click.option(
-    "--root", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+    "--root", type=ExistingDirectory(), default=None,
     help="Refuse local paths in the spec (models, tokenizer, data, alphas) that resolve outside DIR.")
 
 
@@ -145,14 +171,22 @@ def validate(specs: tuple[Path, ...], root: Path | None) -> None:
             failed.append(path)
             continue
         if rs.spec.hybrid.budget is not None:  # can any discretization fit it? (needs the components' costs)
-            from .graph.budget import check_budget
+            from .spec.checks import budget_check_deferred, budget_state_unknown
 
             try:
-                check_budget(rs)
+                if (unknown := budget_state_unknown(rs.spec, list(rs.components), rs.source_map)) is not None:
+                    raise SpecError([unknown])
+                deferred = budget_check_deferred(rs.spec, list(rs.components), rs.source_map)
+                if deferred is None:
+                    from .graph.budget import check_budget
+
+                    check_budget(rs)
             except SpecError as err:
                 click.echo(err.render(), err=True)
                 failed.append(path)
                 continue
+            if deferred is not None:
+                click.echo(deferred.render(), err=True)
         _print_warnings(rs)
         blocks = rs.num_blocks
         click.echo(f"{path}: ok ({len(rs.components)} component{'s' * (len(rs.components) != 1)}, "
@@ -362,7 +396,8 @@ def git_setup(patterns: tuple[str, ...], global_: bool) -> None:
 @click.option("--max-steps", type=click.IntRange(min=0), help="Cap every training stage at N steps (smoke runs).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--mixed-precision", type=click.Choice(["no", "bf16", "fp16"]), default="no", show_default=True,
-              help="Autocast through Accelerate (fp16 needs a GPU).")
+              help="Autocast through Accelerate: bf16 on the CPU or a GPU; fp16 on a GPU only (--device cuda; "
+              "refused on the CPU).")
 @click.option("--scan", type=click.Choice(["auto", "fused", "chunked", "reference", "transformers"]), default="auto",
               show_default=True, help="Mamba selective scan: auto = mamba-ssm kernels on a GPU when installed, else "
               "the fused CPU scan (built with the C compiler on first use), else the chunked one; fused / chunked = "
@@ -384,20 +419,21 @@ def train(spec: Path, out_dir: Path | None, resume: bool, max_steps: int | None,
     table comparing the hybrid with each component on the test split."""
     from .activity import Activity
     from .spec.frontend import load_spec, lock_data
-    from .train.launch import launched_alone
-    from .train.rundir import check_run_directory, run_directory
+    from .train.launch import check_precision, launched_alone
+    from .train.rundir import check_run_path, run_directory
 
     alone = launched_alone(os.environ)
     if alone is not None:
         from .errors import LaunchError
 
         raise LaunchError(*alone)
+    check_precision(device, mixed_precision)  # (before a launcher starts processes that would each refuse it)
     from .train.tracking import parse_report_to
 
     trackers = parse_report_to(report_to)  # an unknown or missing tracker is said before anything runs
     rs = load_spec(spec, root=root)
     if int(os.environ.get("RANK", "0")) == 0:  # what needs no model is refused before torch loads
-        check_run_directory(run_directory(out_dir, rs.spec.name), lock_data(rs), resume)
+        check_run_path(run_directory(out_dir, rs.spec.name), lock_data(rs), resume)
     if num_processes > 1 and "WORLD_SIZE" not in os.environ:
         from .train.launch import relaunch
 
@@ -418,34 +454,53 @@ def train(spec: Path, out_dir: Path | None, resume: bool, max_steps: int | None,
         print_results(result)
 
 
+TASK_OPTIONS = ("include_path", "limit", "num_fewshot", "trust_remote_code")  # eval options of --tasks only
+DATA_OPTIONS = ("split", "seed")  # ... and of --data only
+
+
 @main.command(name="eval", short_help="Evaluate a model on a data split or lm-eval tasks.")
-@click.argument("model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), metavar="RUN_OR_MODEL")
+@click.argument("model_dir", type=ExistingDirectory(), metavar="RUN_OR_MODEL")
 @click.option("--data", "data_expr", default=None, metavar="EXPR",
               help="A data expression, e.g. 'text(corpus.txt, block=256)'.")
 @click.option("--tasks", default=None, metavar="T1,T2",
               help="Downstream tasks through lm-eval, comma-separated (instead of --data; needs hybridc[eval]).")
-@click.option("--include-path", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+@click.option("--include-path", type=ExistingDirectory(), default=None,
               help="With --tasks: a directory of lm-eval task YAMLs of your own.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="With --tasks: at most N examples per task.")
 @click.option("--num-fewshot", type=click.IntRange(min=0), default=None, help="With --tasks: few-shot examples.")
-@click.option("--split", type=click.Choice(["train", "valid", "test"]), default="test", show_default=True)
+@click.option("--trust-remote-code", is_flag=True, default=False,
+              help="With --tasks: let lm-eval run Python files the model directory names (its auto_map), as "
+              "transformers' trust_remote_code=True does. Off by default: hybridc's own classes need none.")
+@click.option("--split", type=click.Choice(["train", "valid", "test"]), default="test", show_default=True,
+              help="With --data: the split evaluated.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Sequences per batch (default: the batch the run evaluated its test split with, else 8).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--seed", type=int, default=None,
-              help="Seed of the data split (default: the model's spec's data seed, so a run's splits are its own).")
+              help="With --data: seed of the data split (default: the model's spec's data seed, so a run's splits "
+              "are its own).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr (what the command prints still prints).")
-def eval_cmd(model_dir: Path, data_expr: str | None, tasks: str | None, include_path: Path | None, limit: int | None,
-             num_fewshot: int | None, split: str, batch_size: int | None, device: str, seed: int | None,
-             quiet: bool) -> None:
+@click.pass_context
+def eval_cmd(ctx: click.Context, model_dir: Path, data_expr: str | None, tasks: str | None, include_path: Path | None,
+             limit: int | None, num_fewshot: int | None, trust_remote_code: bool, split: str, batch_size: int | None,
+             device: str, seed: int | None, quiet: bool) -> None:
     """Evaluate a run's final/, a saved hybrid or a plain export: on a split of a data expression (--data: loss,
     perplexity and accuracy, split with the model's spec seed and evaluated in the run's batch size, so a run's
     test numbers are its table's), or on downstream tasks through lm-eval (--tasks, needs hybridc[eval]; a run
-    records the results in its metrics and model card)."""
+    records the results in its metrics and model card). No file of the model directory runs as code unless
+    --trust-remote-code is given."""
     from .activity import Activity
 
     if (data_expr is None) == (tasks is None):
         raise click.UsageError("give --data (a data split) or --tasks (lm-eval tasks), one of them")
+    given = {name for name in (*TASK_OPTIONS, *DATA_OPTIONS)
+             if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT}
+    misplaced = sorted(given & set(TASK_OPTIONS if data_expr is not None else DATA_OPTIONS))
+    if misplaced:
+        flags = ", ".join("--" + name.replace("_", "-") for name in misplaced)
+        raise click.UsageError(f"{flags} belong{'s' * (len(misplaced) == 1)} to "
+                               f"{'--tasks' if data_expr is not None else '--data'}, not to "
+                               f"{'--data' if data_expr is not None else '--tasks'}")
     activity = Activity(enabled=not quiet)
     if tasks is not None:
         from rich.table import Table
@@ -454,8 +509,12 @@ def eval_cmd(model_dir: Path, data_expr: str | None, tasks: str | None, include_
         from .train.downstream import evaluate_tasks, table_rows
 
         names = [t.strip() for t in tasks.split(",") if t.strip()]
+        if not names:
+            raise click.BadParameter(f"{tasks!r} names no task; give lm-eval task names, comma-separated "
+                                     "(`lm_eval ls tasks` lists them)", param_hint="--tasks")
         results = evaluate_tasks(model_dir, names, include_path=include_path, limit=limit, num_fewshot=num_fewshot,
-                                 batch_size=batch_size or 8, device=device, activity=activity)
+                                 batch_size=batch_size or 8, device=device, trust_remote_code=trust_remote_code,
+                                 activity=activity)
         table = Table(title=f"lm-eval ({model_dir})")
         for column in ("task", "metric", "value"):
             table.add_column(column)
@@ -472,7 +531,7 @@ def eval_cmd(model_dir: Path, data_expr: str | None, tasks: str | None, include_
 
 
 @main.command(short_help="Write the pruned model of a trained hybrid.")
-@click.argument("model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), metavar="RUN_OR_MODEL")
+@click.argument("model_dir", type=ExistingDirectory(), metavar="RUN_OR_MODEL")
 @click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path),
               help="Output directory (default <model>-discretized beside it).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr (what the command prints still prints).")
@@ -510,7 +569,7 @@ def discretize(model_dir: Path, out: Path | None, quiet: bool) -> None:
 
 
 @main.command(short_help="Stream text generated from a model.")
-@click.argument("model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), metavar="MODEL")
+@click.argument("model_dir", type=ExistingDirectory(), metavar="MODEL")
 @click.argument("prompt")
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--temperature", type=click.FloatRange(min=0.0), default=0.0, show_default=True,

@@ -86,8 +86,7 @@ class HybridModel(PreTrainedModel, GenerationMixin):
         used = self._used_components()
         for name in used:
             if name not in models:
-                rc = rs.component(name)
-                models[name] = build_model(get_family(rc.family), rc.config, seed=derived_seed(seed, "component", name))
+                models[name] = _build_component(rs, name, seed)
         adapters = {name: load_adapter(get_family(rs.component(name).family), models[name]) for name in used}
         self._adapters = adapters  # plain references (their parts are registered below) for cached decoding
         # Each component module's own transformers model, whose _init_weights knows its buffers.
@@ -578,6 +577,23 @@ def group_of(param_name: str) -> str:
         return {"segments": "components", "projector_in": "projectors", "projector_out": "projectors",
                 "mix": "alphas"}[parts[2]]
     raise ValueError(f"parameter {param_name} belongs to no group")
+
+
+def _build_component(rs: ResolvedSpec, name: str, seed: int) -> nn.Module:
+    """A new model of component ``name`` (its config, initialised from ``seed``); a config its family cannot build
+    is a located ``SpecError`` naming the key (``components.build_errors``)."""
+    from ..components.adapters import build_on_meta
+    from ..errors import HybridcError
+
+    family = get_family(rs.component(name).family)
+    try:
+        return build_model(family, rs.component(name).config, seed=derived_seed(seed, "component", name))
+    except HybridcError:
+        raise
+    except Exception as err:
+        from ..components.build_errors import located_build_error
+
+        raise located_build_error(rs, name, err, lambda config: build_on_meta(family, config)) from None
 
 
 def load_components(rs: ResolvedSpec, names) -> dict[str, nn.Module]:

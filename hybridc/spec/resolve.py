@@ -17,19 +17,12 @@ from types import MappingProxyType
 from typing import Any
 
 from ..components import hub, mamba_ssm
-from ..components.family import Family, Shape
+from ..components.family import MAX_LAYERS, MAX_VOCAB, MAX_WIDTH, Family, Shape
 from ..components.registry import families, family_for_config, get_family
 from ..errors import Diagnostic
 from .canonical import COMMON_INIT_KEYS, SourceMap, thaw
 from .model import Component, LayerRange
 from .schema import did_you_mean
-
-
-# Sizes past any real model's (the largest have ~130 layers, width ~25k, vocabularies ~260k): a number
-# beyond these is a typo, and building it would exhaust memory.
-MAX_LAYERS = 10_000
-MAX_WIDTH = 1 << 20
-MAX_VOCAB = 1 << 24
 
 
 @dataclass(frozen=True)
@@ -308,6 +301,8 @@ def declared_max_length(component: Component, base_dir: Path, root: Path | None 
         if family is None or family.keys.max_length is None:
             return None
         value = family.full_config(config).get(family.keys.max_length)
+    except MemoryError:  # (never taken for a malformed value: a size that should have been refused first)
+        raise
     except Exception:  # noqa: BLE001 - unreadable, unfetchable or malformed: the component's own error says why
         return None
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else None
@@ -340,11 +335,35 @@ def _resolve_init(component: Component, smap: SourceMap) -> tuple[ResolvedCompon
             problems.append(Diagnostic(where, f"'{key}' of {family.name} expects {_kind(default)}, not {value!r}"))
             continue
         extra[key] = value
+    problems += _init_caps(component, family, values, smap)
     if problems:
         return None, problems
     common = {k: values[k] for k in COMMON_INIT_KEYS[1:] if k in values}
-    config = family.init_config(common, extra)
+    try:
+        config = family.init_config(common, extra)
+    except (ValueError, TypeError, ArithmeticError, KeyError) as err:  # sizes the family's rules cannot split
+        return None, [Diagnostic(smap.at("components", name, "init"), f"component '{name}': no {family.name} "
+                                 f"config has these sizes ({type(err).__name__}: {err})",
+                                 "choose sizes the family's layers can be built with")]
     return _finish(component, family, config, None, None, None, smap)
+
+
+def _init_caps(component: Component, family: Family, values: dict[str, Any], smap: SourceMap) -> list[Diagnostic]:
+    """Sizes of an ``init:`` past what hybridc builds (``MAX_LAYERS``, ...), said before the family's config is
+    made: its per-layer lists (layer types, attention patterns) have one entry per layer."""
+    name = component.name
+    problems = []
+    keys = family.keys
+    for generic, key, most in (("hidden_size", keys.hidden, MAX_WIDTH), ("layers", keys.layers, MAX_LAYERS),
+                               ("vocab_size", keys.vocab, MAX_VOCAB), ("heads", keys.heads, MAX_WIDTH)):
+        for written in dict.fromkeys(k for k in (generic, key) if k):
+            value = values.get(written)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value > most:
+                problems.append(Diagnostic(smap.at("components", name, "init", written),
+                                           f"component '{name}': {written} is {value:,}, more than hybridc builds "
+                                           f"(at most {most:,})", "check the number (a typo, or a config that is "
+                                           "not a model's)"))
+    return problems
 
 
 def _same_kind(default: Any, value: Any) -> bool:

@@ -8,7 +8,12 @@
                 checkpoints/     step-N/ (atomic, verified; --resume continues from the newest)
                 final/           save_pretrained layout + README.md model card
                 plots/           loss.png, alphas.png
+                teacher/         checkpoints/step-N/: the continuous hybrid distill stages learn from
                 baselines/<m>/   each component trained alone with the same budget (train.baselines)
+
+Every file and directory of a run is opened, written, renamed and removed through ``hybridc.guarded_dir``,
+from the run directory's open descriptor: nothing below it is followed through a link, and a link, a FIFO or
+a directory where the run writes is refused (``PathRefused``, exit status 2) before anything is written.
 """
 
 from __future__ import annotations
@@ -25,8 +30,8 @@ import torch
 
 from ..api import Compiled, compile_resolved
 from ..data import DataBundle, build_data, load_tokenizer
-from ..errors import Diagnostic, Interrupted, RunError, SpecError
-from ..io import atomic_write_text
+from ..errors import Diagnostic, Interrupted, PathRefused, RunError, SpecError
+from ..guarded_dir import GuardedDir
 from ..model_card import model_card
 from ..nn.hybrid import HybridModel, group_of, lower
 from ..spec.derive import fixed_mixture_stages
@@ -34,21 +39,20 @@ from ..spec.emit import dump_yaml, render_data, spec_to_data
 from ..spec.frontend import ResolvedSpec, lock_data, parse_string, resolve
 from ..spec.model import DataSource, Stage
 from ..spec.resolve import PathError, confined_directory, resolve_path
-from .checkpoint import (RunPosition, checkpoint_dirs, checkpoint_spec_digest, resume_from, resume_plan,
-                         save_checkpoint)
+from .checkpoint import RunPosition, checkpoint_spec_digest, resume_from, resume_plan, save_checkpoint
 from .loop import Parallel, StageOptimizers, build_optimizers, evaluate, freeze_for, split_roles, train_steps
 from .metrics import MetricsLog
 from .plots import plot_alphas, plot_losses
+from .launch import check_precision
 from .progress import Progress, log_every
-from .rundir import (FRESH_FILES, LOCK_FILE, check_run_directory, is_lock_text, lock_refusal, lock_refused,
-                     run_directory)
+from .rundir import (BASELINES, CHECKPOINTS, FINAL, FINAL_OLD, FINAL_STAGING, FRESH_FILES, LOCK_FILE, TEACHER,
+                     check_run_directory, checkpoint_dirs_of, is_lock_text, lock_refusal, lock_refused, run_directory)
 from .threads import bounded, choose_threads, fixed_threads
 from .tracking import Trackers, flat_config, logging_dir, parse_report_to
 from .sharding import (average_replicated_grads, full_model, full_optimizer_state, is_sharded,
                        load_sharded_optimizer_state, reshard, shard_model)
 
 REWOUND_GROUPS = ("components", "embeddings", "head")
-TEACHER = "teacher"  # RUN/teacher/checkpoints/step-N: the continuous hybrid distill stages learn from
 
 
 @dataclass(frozen=True)
@@ -113,15 +117,20 @@ class StopSignals:
 class Run:
     """One execution of a training plan (mutable while it runs; its outputs are files)."""
 
-    def __init__(self, rs: ResolvedSpec, options: TrainOptions, say=print):
+    def __init__(self, rs: ResolvedSpec, options: TrainOptions, say=print, within: GuardedDir | None = None):
+        """``within``: the directory that holds this run's (a baseline's parent run: its ``baselines/``), which
+        ``options.out_dir`` names as a subdirectory; None: ``options.out_dir`` is the user's path."""
         self.rs = rs
         self.spec = rs.spec
         self.options = options
         self.say = say
         self.run_dir = run_directory(options.out_dir, rs.spec.name)
+        self.within = within
+        self.dir: GuardedDir | None = None  # the run directory, open while the run runs (every process)
         self.compiled: Compiled = compile_resolved(rs)
         if options.device == "cuda" and not torch.cuda.is_available():
             raise RunError("--device cuda, but no CUDA device is available", "use --device cpu")
+        check_precision(options.device, options.mixed_precision)
         from accelerate import Accelerator
         from accelerate.state import AcceleratorState
 
@@ -150,7 +159,7 @@ class Run:
                                  (lambda t: self.accelerator.reduce(t, "sum")) if world > 1 else (lambda t: t))
         if not self.main:  # only the main process writes the run directory and talks
             self.say = lambda _: None
-        self.metrics = MetricsLog(self.run_dir / "metrics.jsonl", enabled=self.main)
+        self.metrics = MetricsLog(self.run_dir, enabled=self.main)  # (bound to self.dir once it is open)
         self.seed = self.spec.train.seed
         self.spec_digest = spec_digest(lock_data(rs))
         self.teacher: HybridModel | None = None  # the continuous hybrid, frozen, while distill stages remain
@@ -174,29 +183,49 @@ class Run:
                 self._prepare_directory()
         finally:
             self.accelerator.wait_for_everyone()
+        if self.dir is None:  # the other processes read the run (checkpoints) through it too
+            try:
+                self.dir = self.open_directory(create=False)
+            except FileNotFoundError:
+                raise RunError(f"{self.run_dir} was not made by the main process", "see the main process's "
+                               "error (rank 0)") from None
+        self.metrics = MetricsLog(self.dir, enabled=self.main)
+
+    def open_directory(self, create: bool) -> GuardedDir:
+        """The run directory, opened (and made, with ``create``): the user's path, or a baseline's below its
+        parent run's directory (never through a link)."""
+        if self.within is not None:
+            return self.within.child(self.run_dir.name, create=create)
+        return GuardedDir.open(self.run_dir, create=create)
 
     def _prepare_directory(self) -> None:
-        d = self.run_dir
         lock = lock_data(self.rs)
-        check_run_directory(d, lock, self.options.resume)
-        if self.options.resume and d.is_dir():
-            for path in checkpoint_dirs(d):  # each says which spec it was trained for: checked before any write
-                digest = checkpoint_spec_digest(path)
+        if self.within is not None:
+            existed = self.within.exists(self.run_dir.name)
+        else:
+            existed = os.path.lexists(self.run_dir)
+        self.dir = run = self.open_directory(create=True)
+        d = run.path
+        check_run_directory(run, lock, self.options.resume)
+        occupied = any(name != LOCK_FILE for name in run.names())
+        if occupied:
+            for path in checkpoint_dirs_of(run):  # each says which spec it was trained for: checked before any write
+                with run.child(f"{CHECKPOINTS}/{path.name}") as checkpoint:
+                    digest = checkpoint_spec_digest(checkpoint)
                 if digest is not None and digest != self.spec_digest:
                     raise RunError(f"checkpoint {path.name} in {d} was written for another spec than this one",
                                    "resume with the spec the run started with (its spec.yaml), or start a new "
                                    "run with -o")
-        self._fresh = not (d.exists() and any(p.name != LOCK_FILE for p in d.iterdir()))
-        self._created = not d.exists()
-        d.mkdir(parents=True, exist_ok=True)
+        self._fresh = not occupied
+        self._created = not existed
         self.take_lock()  # before anything is written
-        (d / "plots").mkdir(exist_ok=True)
-        self.compiled.write(d)  # spec.lock.yaml first: it is what marks the directory as a run
-        atomic_write_text(d / "spec.yaml", self.rs.text or dump_yaml(spec_to_data(self.spec)))
+        run.child("plots", create=True).close()
+        self.compiled.write(run)  # spec.lock.yaml first: it is what marks the directory as a run
+        run.write_text("spec.yaml", self.rs.text or dump_yaml(spec_to_data(self.spec)))
         if self.parallel.world > 1:  # the plan as it runs: global batches over every process
             from ..train.plan import lower_plan
 
-            atomic_write_text(d / "plan.json", lower_plan(self.rs, self.compiled.graph, self.parallel.world).to_json())
+            run.write_text("plan.json", lower_plan(self.rs, self.compiled.graph, self.parallel.world).to_json())
 
     def load_data(self) -> dict[DataSource, DataBundle]:
         """Every stage's data, built before any weight is loaded (errors come early)."""
@@ -252,8 +281,9 @@ class Run:
         if not any(s.kind == "distill" for s in self.spec.train.stages[k + 1:]):
             return
         if self.main:
-            save_checkpoint(self.run_dir / TEACHER, model, {}, RunPosition(k, 0, global_step), keep=1,
-                            spec_digest=self.spec_digest)
+            with self.dir.child(TEACHER, create=True) as teacher:
+                save_checkpoint(teacher, model, {}, RunPosition(k, 0, global_step), keep=1,
+                                spec_digest=self.spec_digest)
         self.accelerator.wait_for_everyone()
         self.teacher = frozen_teacher(model)
 
@@ -264,27 +294,43 @@ class Run:
             return self.teacher
         from .checkpoint import latest_checkpoint, load_checkpoint
 
-        found = latest_checkpoint(self.run_dir / TEACHER, warn=self.say)
-        if found is None or checkpoint_spec_digest(found[0]) != self.spec_digest:
-            raise RunError(f"{self.run_dir / TEACHER} holds no teacher this run saved (the continuous hybrid its "
+        missing = RunError(f"{self.run_dir / TEACHER} holds no teacher this run saved (the continuous hybrid its "
                            "distill stages learn from, written at the discretize stage)",
                            "restore the directory from a copy, or train the run again from the beginning in a "
                            "new -o directory")
-        model = lower(self.rs, pretrained=False)
-        load_checkpoint(found[0], model)
+        try:
+            teacher = self.dir.child(TEACHER)
+        except FileNotFoundError:
+            raise missing from None
+        with teacher:
+            found = latest_checkpoint(teacher, warn=self.say)
+            if found is None:
+                raise missing
+            with teacher.child(f"{CHECKPOINTS}/{found[0].name}") as checkpoint:
+                if checkpoint_spec_digest(checkpoint) != self.spec_digest:
+                    raise missing
+                model = lower(self.rs, pretrained=False)
+                load_checkpoint(checkpoint, model)
         self.teacher = frozen_teacher(self.place(model))
         return self.teacher
+
+    def needs_teacher(self, position: RunPosition) -> bool:
+        """A run resumed at ``position`` has a distill stage to run after its discretization: it needs the
+        teacher saved then."""
+        stages = self.spec.train.stages
+        discretized = any(s.kind == "discretize" for s in stages[:position.stage_index])
+        return discretized and any(s.kind == "distill" for s in stages[position.stage_index:])
 
     def release_teacher(self, k: int) -> None:
         """After stage ``k``: with no distill stage left, free the teacher's memory and its files."""
         if any(s.kind == "distill" for s in self.spec.train.stages[k + 1:]):
             return
         self.teacher = None
-        directory = self.run_dir / TEACHER
-        if self.main and directory.is_dir() and not directory.is_symlink():
-            import shutil
-
-            shutil.rmtree(directory, ignore_errors=True)
+        if self.main:
+            try:
+                self.dir.remove_tree(TEACHER)
+            except PathRefused as err:  # (only what hybridc wrote is removed)
+                self.say(f"warning: {TEACHER}/ left as it is: {err}")
 
     def place(self, model: HybridModel) -> HybridModel:
         """Move to the run's device, with the chosen Mamba scan backend."""
@@ -364,14 +410,16 @@ class Run:
         # are skipped with a warning, and when none is left the resume is refused before anything is written
         if self.options.resume:
             self.check_resumed_data(bundles)
-        found = (resume_from(self.run_dir, resume_plan(self.rs, bundles), build, warn=self.say)
+        found = (resume_from(self.dir, resume_plan(self.rs, bundles), build, warn=self.say)
                  if self.options.resume else None)
         if found is None:
-            if self.options.resume and self.metrics.path.exists():
+            if self.options.resume and self.metrics.exists():
                 self.metrics.truncate(0)
             self.note(f"loading components: {describe_components(self.spec)}")
             return self.place(lower(self.rs)), RunPosition(0, 0, 0), None
         path, position, model, optim_state = found
+        if self.needs_teacher(position):  # (before anything is written: a run without its teacher stops here)
+            self.distill_teacher()
         self.metrics.truncate(int(position.extra.get("metrics", 0)))
         self.say(f"resuming from {path.name} (stage {position.stage_index + 1}, step {position.stage_step})")
         return self.place(model), position, optim_state
@@ -416,7 +464,7 @@ class Run:
                 extra = dict(position.extra, metrics=len(self.metrics.records()))
                 position = RunPosition(position.stage_index, position.stage_step, position.global_step,
                                        list(model.graph.selection) if model.graph.selection else None, extra)
-                save_checkpoint(self.run_dir, model, optim_state, position, spec_digest=self.spec_digest)
+                save_checkpoint(self.dir, model, optim_state, position, spec_digest=self.spec_digest)
         finally:
             self.accelerator.wait_for_everyone()
 
@@ -434,6 +482,9 @@ class Run:
             if self._lock is not None:
                 self._lock.close()  # releases the lock
                 self._lock = None
+            if self.dir is not None:
+                self.dir.close()
+                self.dir = None
 
     def end_trackers(self) -> None:
         """Flush and close the experiment trackers (once)."""
@@ -445,19 +496,26 @@ class Run:
     def forget_if_nothing_trained(self) -> None:
         """A new run that failed before its first checkpoint (bad data, weights that do not load) leaves
         nothing behind that would block a rerun: the files it wrote are removed (a resumed run's never)."""
-        if not (self.main and self._fresh and self._lock is not None) or checkpoint_dirs(self.run_dir):
+        run = self.dir
+        if not (self.main and self._fresh and self._lock is not None and run is not None) or checkpoint_dirs_of(run):
             return  # (only the process that holds the run removes what it wrote)
-        import shutil
-
-        for name in FRESH_FILES:
-            path = self.run_dir / name
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-            elif path.exists():
-                path.unlink()
+        for name in FRESH_FILES:  # (a link or a FIFO put there is not ours: left as it is)
+            try:
+                if run.is_dir(name):
+                    run.remove_tree(name)
+                elif run.is_file(name):
+                    run.remove_file(name)
+            except (OSError, PathRefused):
+                pass
         self.remove_own_lock()
-        if self._created and not any(self.run_dir.iterdir()):
-            self.run_dir.rmdir()
+        if self._created and not run.names():
+            try:
+                if self.within is not None:
+                    os.rmdir(self.run_dir.name, dir_fd=self.within.fd)
+                else:
+                    os.rmdir(self.run_dir)  # (only an empty directory; never a link)
+            except OSError:
+                pass
 
     def take_lock(self) -> None:
         """Only one hybridc process trains a run directory at a time: an advisory lock on RUN/.lock, held
@@ -467,21 +525,22 @@ class Run:
         through or removed."""
         import fcntl
 
-        path = self.run_dir / LOCK_FILE
+        run = self.dir
+        path = run.path / LOCK_FILE
         flags = os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
         created = True
         try:
-            fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o666)
+            fd = run.open_raw(LOCK_FILE, flags | os.O_CREAT | os.O_EXCL, 0o666)
         except FileExistsError:
             created = False
             try:
-                fd = os.open(path, flags)  # (a symbolic link: ELOOP; a directory: EISDIR)
+                fd = run.open_raw(LOCK_FILE, flags)  # (a symbolic link: ELOOP; a directory: EISDIR)
             except OSError as err:
-                raise (lock_refusal(path)
+                raise (lock_refusal(run)
                        or lock_refused(path, f"a file hybridc cannot open ({err.strerror})")) from None
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
-            raise lock_refusal(path) or lock_refused(path, "not a regular file")
+            raise lock_refusal(run) or lock_refused(path, "not a regular file")
         handle = os.fdopen(fd, "r+", encoding="ascii", errors="replace")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -493,7 +552,7 @@ class Run:
                            "wait for it to finish (or stop it), then --resume") from None
         if not created and not is_lock_text(handle.read(64)):  # (read once we hold it: not changing)
             handle.close()
-            raise lock_refused(path, "a file hybridc did not write")
+            raise self.lock_refused(path, "a file hybridc did not write")
         handle.seek(0)
         handle.truncate()
         handle.write(f"hybridc process {os.getpid()}\n")
@@ -503,13 +562,12 @@ class Run:
 
     def remove_own_lock(self) -> None:
         """Remove RUN/.lock if this process created it and it is still the file this process holds."""
-        if self._lock is None or not self._lock_created:
+        if self._lock is None or not self._lock_created or self.dir is None:
             return
-        path = self.run_dir / LOCK_FILE
         try:
-            mine, there = os.fstat(self._lock.fileno()), os.lstat(path)
-            if (mine.st_dev, mine.st_ino) == (there.st_dev, there.st_ino):
-                path.unlink()
+            mine, there = os.fstat(self._lock.fileno()), self.dir.lstat(LOCK_FILE)
+            if there is not None and (mine.st_dev, mine.st_ino) == (there.st_dev, there.st_ino):
+                os.unlink(LOCK_FILE, dir_fd=self.dir.fd)
         except OSError:
             pass
 
@@ -645,9 +703,15 @@ class Run:
     def plots(self) -> None:
         if not self.main:
             return
+        import io
+
         records = self.metrics.records()
-        plot_losses(records, self.run_dir / "plots" / "loss.png")
-        plot_alphas(records, list(self.rs.names), self.run_dir / "plots" / "alphas.png")
+        with self.dir.child("plots", create=True) as plots:
+            for name, draw in (("loss.png", lambda out: plot_losses(records, out)),
+                               ("alphas.png", lambda out: plot_alphas(records, list(self.rs.names), out))):
+                image = io.BytesIO()
+                if draw(image) is not None:
+                    plots.write_bytes(name, image.getvalue())
 
     # ---- the end ------------------------------------------------------------------------------
     def last_data(self, bundles) -> tuple[Stage, DataBundle] | None:
@@ -655,7 +719,7 @@ class Run:
         return (stage, bundles[stage.data]) if stage is not None else None
 
     def finish(self, model: HybridModel, bundles) -> RunResult:
-        final = self.run_dir / "final"
+        final = self.run_dir / FINAL
         test = None
         last = self.last_data(bundles)
         if last is not None:
@@ -667,7 +731,7 @@ class Run:
             self.check_replicas(model)
         if self.main:
             self.note(f"saving {final}")
-            save_final(model, final, test)
+            save_final(model, self.dir, test)
             tok = self.spec.tokenizer
             if model.get_tokenizer() is None and not (tok in self.rs.names and self.spec.component(tok).source.kind == "init"):
                 self.say(f"warning: {final} holds no tokenizer: {model.tokenizer_problem}")
@@ -697,10 +761,10 @@ class Run:
             component = self.spec.component(name)
             if self.spec.train.baselines:
                 rs = baseline_spec(self.rs, name)
-                options = replace(self.options, out_dir=self.run_dir / "baselines" / name, label=f"{name} alone")
+                options = replace(self.options, out_dir=self.run_dir / BASELINES / name, label=f"{name} alone")
                 self.note(f"training {name} alone with the same budget in {options.out_dir}")
-                sub = Run(rs, options, say=self.say)
-                result = sub.execute()
+                with self.dir.child(BASELINES, create=True) as baselines:
+                    result = Run(rs, options, say=self.say, within=baselines).execute()
                 rows.append({"model": f"{name} alone (same budget)", **(result.test or {})})
             elif component.source.kind != "init":
                 rs = baseline_spec(self.rs, name, keep_stages=False)
@@ -782,27 +846,36 @@ def baseline_spec(rs: ResolvedSpec, name: str, keep_stages: bool = True) -> Reso
     return resolve(parsed)
 
 
-def save_final(model: HybridModel, final: Path, test: dict | None) -> None:
-    """final/: save_pretrained layout (with the tokenizer) plus a model card, written beside and renamed into place."""
-    import shutil
-
+def save_final(model: HybridModel, run: GuardedDir, test: dict | None) -> None:
+    """RUN/final/: save_pretrained layout (with the tokenizer) plus a model card, built in RUN/.final-tmp
+    (a leftover of a stopped run is removed first; anything else there is refused) and swapped into place
+    (an earlier final/ is moved to RUN/.final-old and removed once the new one stands)."""
     from ..quiet import transformers_bars_off
 
-    tmp = final.parent / ".final-tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    with transformers_bars_off():  # no "Writing model shards" bars in a run's output
-        model.save_pretrained(tmp)
-    atomic_write_text(tmp / "README.md", model_card(model, test))
-    if final.exists():
-        shutil.rmtree(final)
-    tmp.rename(final)
+    for leftover in (FINAL_STAGING, FINAL_OLD):
+        run.remove_tree(leftover)  # (only a directory of ours: a link or a user's file there is refused)
+    run.mkdir(FINAL_STAGING)
+    with run.child(FINAL_STAGING) as staged:
+        with transformers_bars_off():  # no "Writing model shards" bars in a run's output
+            model.save_pretrained(staged.library_path())
+        staged.write_text("README.md", model_card(model, test))
+    if run.exists(FINAL):
+        if not run.is_dir(FINAL):
+            raise run.refused(FINAL, "a directory")
+        run.rename(FINAL, FINAL_OLD)
+        run.rename(FINAL_STAGING, FINAL)
+        run.remove_tree(FINAL_OLD)
+    else:
+        run.rename(FINAL_STAGING, FINAL)
+    run.fsync()
 
 
-def train(rs: ResolvedSpec, options: TrainOptions, say=print) -> RunResult:
-    """Run ``rs``'s training plan (see module doc)."""
+def train(rs: ResolvedSpec, options: TrainOptions, say=print, within: GuardedDir | None = None) -> RunResult:
+    """Run ``rs``'s training plan (see module doc). ``within``: the open directory that holds the run directory
+    (``options.out_dir`` names it there), for runs an experiment makes inside its own output directory."""
     check_scan_option(options.scan)
     options = replace(options, report_to=parse_report_to(options.report_to))  # (unknown or missing: said now)
-    return Run(rs, options, say=say).execute()
+    return Run(rs, options, say=say, within=within).execute()
 
 
 def check_scan_option(scan: str) -> None:

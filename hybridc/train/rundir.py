@@ -1,9 +1,11 @@
 """A run directory as hybridc writes it, and what it refuses to write into (torch-free).
 
-``check_run_directory`` holds the refusals that need no model: a directory that is not a run, a run without
-``--resume``, entries that are not what hybridc wrote, a lock that is not hybridc's, a changed spec. ``hybridc
-train`` runs it before it imports torch (a refusal comes at once, not after the model is compiled), and the
-run runs it again when it takes the directory.
+The names a run writes (``RUN_FILES``, ``RUN_DIRECTORIES``, the trees replaced whole) live here, and so do
+the refusals that need no model: a directory that is not a run, a run without ``--resume``, entries that are
+not what hybridc wrote (at any depth, ``GuardedDir.foreign_entries``), a lock that is not hybridc's, a changed
+spec (``check_run_directory``). ``hybridc train`` runs them before it imports torch (``check_run_path``: a
+refusal comes at once, not after the model is compiled), and the run runs them again on the directory it has
+opened (``hybridc.guarded_dir``: nothing below the run directory is followed through a link).
 """
 
 from __future__ import annotations
@@ -15,18 +17,52 @@ from typing import Any
 
 import yaml
 
-from ..errors import RunError, first_line
-from ..io import PathRefused, mode_kind, open_regular, read_regular_text
+from ..errors import PathRefused, RunError, first_line
+from ..guarded_dir import GuardedDir
 from ..spec.frontend import locked_spec
 
 LOCK_FILE = ".lock"
+LOCK = "spec.lock.yaml"
+CHECKPOINTS = "checkpoints"
+TEACHER = "teacher"  # RUN/teacher/checkpoints/step-N: the continuous hybrid distill stages learn from
+FINAL, FINAL_STAGING, FINAL_OLD = "final", ".final-tmp", ".final-old"  # final/ is built beside, then swapped in
+BASELINES = "baselines"
 LOGS = "logs"  # RUN/logs: what local experiment trackers write (tracking.py)
-FRESH_FILES = ("spec.yaml", "spec.lock.yaml", "plan.json", "graph.dot", "metrics.jsonl", "plots", LOGS)  # a new run's
-RUN_FILES = ("spec.yaml", "spec.lock.yaml", "plan.json", "graph.dot", "metrics.jsonl", "plots/loss.png",
+FRESH_FILES = ("spec.yaml", LOCK, "plan.json", "graph.dot", "metrics.jsonl", "plots", LOGS)  # a new run's
+RUN_FILES = ("spec.yaml", LOCK, "plan.json", "graph.dot", "metrics.jsonl", "plots/loss.png",
              "plots/alphas.png")  # what a run writes as files, and as directories:
-RUN_DIRECTORIES = ("plots", "checkpoints", "final", "teacher", LOGS)
+RUN_DIRECTORIES = ("plots", CHECKPOINTS, f"{TEACHER}/{CHECKPOINTS}", BASELINES, LOGS)
+RUN_TREES = (FINAL, FINAL_STAGING, FINAL_OLD, TEACHER)  # replaced or removed whole: only hybridc's files inside
 
 
+def run_directory(out_dir: Path | None, name: str) -> Path:
+    """Where a run of the spec called ``name`` goes: ``-o DIR``, else ``runs/<name>``."""
+    return Path(out_dir) if out_dir is not None else Path("runs") / name
+
+
+def step_number(name: str) -> int | None:
+    """N of a directory name ``step-N``, else None."""
+    return int(name[5:]) if name.startswith("step-") and name[5:].isdigit() and name[5:].isascii() else None
+
+
+def checkpoint_names(root: GuardedDir) -> list[str]:
+    """The ``step-N`` directories of a ``checkpoints/`` directory, newest first (a link or a file named so is
+    not one of hybridc's: never listed, so never read nor removed)."""
+    found = [name for name in root.names() if step_number(name) is not None and root.is_dir(name)]
+    return sorted(found, key=step_number, reverse=True)
+
+
+def checkpoint_dirs_of(run: GuardedDir) -> list[Path]:
+    """The run's checkpoint directories, newest first (none when ``checkpoints`` is absent or not a directory
+    of its own: ``foreign_run_entries`` says so)."""
+    try:
+        with run.child(CHECKPOINTS) as root:
+            return [root.path / name for name in checkpoint_names(root)]
+    except (FileNotFoundError, PathRefused):
+        return []
+
+
+# ---- the lock ---------------------------------------------------------------------------------------------
 def is_lock_text(text: str | bytes) -> bool:
     """What hybridc writes in RUN/.lock: ``hybridc process PID`` (or nothing yet: a process stopped
     between creating the file and writing it)."""
@@ -36,26 +72,23 @@ def is_lock_text(text: str | bytes) -> bool:
     return text == "" or (text.startswith("hybridc process ") and text[16:].isdigit() and text[16:].isascii())
 
 
-def run_directory(out_dir: Path | None, name: str) -> Path:
-    """Where a run of the spec called ``name`` goes: ``-o DIR``, else ``runs/<name>``."""
-    return Path(out_dir) if out_dir is not None else Path("runs") / name
-
-
 def lock_refused(path: Path, what: str) -> RunError:
     """The refusal of ``path`` (RUN/.lock), which is ``what`` instead of a lock hybridc wrote."""
     return PathRefused(f"{path} is {what}; hybridc keeps its run lock there and does not open, overwrite "
                        "or remove anything else", f"move {path} away, or train into another directory with -o")
 
 
-def lock_refusal(path: Path) -> RunError | None:
-    """Why ``path`` (RUN/.lock) is not a lock hybridc wrote: None if it is absent or one of ours. A
-    directory holding a .lock that is not ours is not an empty directory (nor a run to resume)."""
+def lock_refusal(run: GuardedDir) -> RunError | None:
+    """Why RUN/.lock is not a lock hybridc wrote: None if it is absent or one of ours. A directory holding
+    a .lock that is not ours is not an empty directory (nor a run to resume)."""
+    path = run.path / LOCK_FILE
     try:
-        mode = os.lstat(path).st_mode
-    except (FileNotFoundError, NotADirectoryError):  # (no run directory yet, or not a directory at all)
-        return None
+        info = run.lstat(LOCK_FILE)
     except OSError as err:
         return lock_refused(path, f"unreadable ({err.strerror})")
+    if info is None:
+        return None
+    mode = info.st_mode
     if stat.S_ISLNK(mode):
         return lock_refused(path, "a symbolic link")
     if stat.S_ISDIR(mode):
@@ -63,35 +96,29 @@ def lock_refusal(path: Path) -> RunError | None:
     if not stat.S_ISREG(mode):
         return lock_refused(path, "not a regular file")
     try:
-        with open_regular(path, follow_links=False) as f:
+        with run.open_read(LOCK_FILE) as f:
             text = f.read(64)
     except OSError as err:
         return lock_refused(path, f"a file hybridc cannot read ({err.strerror})")
     return None if is_lock_text(text) else lock_refused(path, "a file hybridc did not write")
 
 
-def foreign_run_entries(d: Path) -> list[str]:
-    """What stands in run directory ``d`` where the run writes, but is not what it would have written: a
-    symbolic link, a directory or a FIFO (...) where it writes a file, anything but a directory where it
-    writes one. Each said as ``NAME is WHAT``."""
-    found = []
-    for name, directory in [*((n, False) for n in RUN_FILES), *((n, True) for n in RUN_DIRECTORIES)]:
-        try:
-            mode = os.lstat(d / name).st_mode
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        wanted = stat.S_ISDIR(mode) if directory else stat.S_ISREG(mode)
-        if stat.S_ISLNK(mode) or not wanted:
-            found.append(f"{name} is {mode_kind(mode)}" + ("" if stat.S_ISLNK(mode) else
-                                                            f", not a {'directory' if directory else 'file'}"))
-    return found
+# ---- what a run directory holds -----------------------------------------------------------------------------
+def foreign_run_entries(run: GuardedDir) -> list[str]:
+    """What stands in a run directory where the run writes, but is not what it would have written, each said as
+    ``NAME is WHAT``: a symbolic link, a directory or a FIFO (...) where it writes a file, anything but a
+    directory where it writes one (``teacher/checkpoints`` too, below ``teacher``), and anything but files
+    and directories inside ``final/``, its staging directories and ``teacher/``, which are replaced or removed
+    whole."""
+    return run.foreign_entries(files=RUN_FILES, directories=RUN_DIRECTORIES, trees=RUN_TREES)
 
 
-def read_lock_file(path: Path) -> Any:
+def read_lock_file(run: GuardedDir) -> Any:
     """A run's spec.lock.yaml as YAML data (None when absent); a ``RunError`` when it is not a regular file
     hybridc could have written (a link, a FIFO, ...) or not YAML."""
+    path = run.path / LOCK
     try:
-        return yaml.safe_load(read_regular_text(path, follow_links=False))
+        return yaml.safe_load(run.read_text(LOCK))
     except FileNotFoundError:
         return None
     except (OSError, ValueError, RecursionError, yaml.YAMLError) as err:
@@ -106,15 +133,15 @@ def read_lock_file(path: Path) -> Any:
                        "one with -o") from None
 
 
-def is_run_directory(d: Path) -> bool:
-    """``d`` holds a run hybridc wrote: a spec.lock.yaml with a lock in it, or checkpoints with state."""
+def is_run_directory(run: GuardedDir) -> bool:
+    """``run`` holds a run hybridc wrote: a spec.lock.yaml with a lock in it, or checkpoints with state."""
     try:
-        lock = read_lock_file(d / "spec.lock.yaml")
+        lock = read_lock_file(run)
     except RunError:
         lock = None
     if isinstance(lock, dict) and "hybridc_lock" in lock:
         return True
-    return any((p / "state.json").is_file() for p in (d / "checkpoints").glob("step-*")) if (d / "checkpoints").is_dir() else False
+    return any(run.is_file(f"{CHECKPOINTS}/{path.name}/state.json") for path in checkpoint_dirs_of(run))
 
 
 def same_spec(old_lock: dict, new_lock: dict) -> bool:
@@ -123,25 +150,35 @@ def same_spec(old_lock: dict, new_lock: dict) -> bool:
     return old == new and list(old["components"]) == list(new["components"])
 
 
-def check_run_directory(d: Path, lock: dict, resume: bool) -> None:
-    """Refuse, before anything is written, a run directory ``d`` hybridc must not train the spec of ``lock``
-    into: a ``.lock`` that is not hybridc's, a non-empty directory that holds no run, a run without ``resume``,
-    a run whose entries are not what hybridc wrote, or one started for another spec."""
-    if (refusal := lock_refusal(d / LOCK_FILE)) is not None:  # (so a .lock left is one of ours)
+def check_run_directory(run: GuardedDir, lock: dict, resume: bool) -> None:
+    """Refuse, before anything is written, a run directory hybridc must not train the spec of ``lock`` into: a
+    ``.lock`` that is not hybridc's, a non-empty directory that holds no run, a run without ``resume``, a run
+    whose entries are not what hybridc wrote (at any depth), or one started for another spec."""
+    if (refusal := lock_refusal(run)) is not None:  # (so a .lock left is one of ours)
         raise refusal
-    if not (d.exists() and any(p.name != LOCK_FILE for p in d.iterdir())):
+    if not any(name != LOCK_FILE for name in run.names()):
         return
-    if not is_run_directory(d):
+    d = run.path
+    if not is_run_directory(run):
         raise RunError(f"{d} is not empty and holds no hybridc run (no spec.lock.yaml or checkpoints "
                        "written by hybridc)", "choose another output directory with -o; hybridc never "
                        "writes over files it did not create")
     if not resume:
         raise RunError(f"{d} already holds a run", "add --resume to continue it, or -o to start a new one")
-    if foreign := foreign_run_entries(d):
+    if foreign := foreign_run_entries(run):
         raise PathRefused(f"{d} is not as hybridc left it: {'; '.join(foreign)}",
                           "move them away (hybridc neither writes through nor replaces what it did not "
                           "create), then resume")
-    old_lock = read_lock_file(d / "spec.lock.yaml")
+    old_lock = read_lock_file(run)
     if old_lock is not None and not same_spec(old_lock, lock):
         raise RunError(f"the spec changed since the run in {d} started",
                        "resume with the original spec, or start a new run with -o")
+
+
+def check_run_path(d: Path, lock: dict, resume: bool) -> None:
+    """``check_run_directory`` for the path a user named, opened read-only (nothing is made): nothing there
+    is fine; a link, a file or a FIFO where the directory belongs is refused (``GuardedDir.open``)."""
+    if not os.path.lexists(d):
+        return
+    with GuardedDir.open(d) as run:
+        check_run_directory(run, lock, resume)
