@@ -340,7 +340,7 @@ def _run_alphas(run: Path, names: tuple[str, ...], blocks: int) -> list[list[flo
     """The last alphas a run of the spec logged (softmax of its logits, per block and component)."""
     from .train.metrics import MetricsLog
 
-    records = MetricsLog(run / "metrics.jsonl").records()
+    records = MetricsLog(run).records()
     stages = [e for e in records if e.get("event") == "stage"]
     steps = [e for e in records if e.get("event") == "train" and e.get("alphas")]
     if not steps:
