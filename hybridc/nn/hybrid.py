@@ -442,9 +442,37 @@ class HybridModel(PreTrainedModel, GenerationMixin):
         return False  # forward() makes its own HybridCache
 
     def generate(self, *args, **kwargs):
+        """transformers' ``generate``. Assisted generation (``prompt_lookup_num_tokens``, an ``assistant_model``,
+        or this hybrid drafting as another model's assistant) runs with a ``HybridCache`` made here, whose
+        components forget rejected candidates (key/value layers drop them, Mamba and Mamba-2 state layers roll
+        back): the tokens are greedy decoding's. A component whose state cannot roll back is refused first."""
         if self.graph.task != "causal-lm":
             raise CompileError(f"a {self.graph.task} hybrid does not generate text", "generation needs task: causal-lm")
+        config = kwargs.get("generation_config") or self.generation_config
+        assisted = kwargs.get("assistant_model") is not None or any(
+            kwargs.get(key, getattr(config, key, None)) is not None
+            for key in ("prompt_lookup_num_tokens", "assistant_early_exit"))
+        drafting = bool(getattr(config, "is_assistant", False))  # (transformers' candidate generator sets it)
+        if assisted or drafting:
+            cache = kwargs.get("past_key_values")
+            if cache is None:
+                cache = kwargs["past_key_values"] = self.new_cache()
+            if isinstance(cache, HybridCache):
+                self._refuse_unrollable(cache, "drafting for another model" if drafting else "assisted generation")
+                if drafting:  # the main model crops its draft's cache: the draft's recurrent states must roll back
+                    cache.activate_past_recording()
         return super().generate(*args, **kwargs)
+
+    def _refuse_unrollable(self, cache: HybridCache, what: str) -> None:
+        """A ``CompileError`` when a component's cache cannot forget tokens (``HybridCache.rollback_problems``)."""
+        problems = cache.rollback_problems()
+        if problems:
+            named = ", ".join(f"'{m}' ({self.resolved_spec.component(m).family})" for m in problems)
+            several = len(problems) > 1
+            raise CompileError(f"{what} needs a cache that forgets rejected candidates, and component"
+                               f"{'s' if several else ''} {named} keep{'' if several else 's'} a recurrent state that "
+                               "cannot be rolled back", "generate without prompt_lookup_num_tokens or an "
+                               "assistant_model (attention, Mamba and Mamba-2 components roll back)")
 
     def set_scan_backend(self, backend: str) -> None:
         """The selective-scan backend of every Mamba segment: auto (fused CUDA kernels when installed and on
