@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -38,6 +39,7 @@ from ..spec.frontend import ResolvedSpec, lock_data
 from .blocks import ClassifierHead, CompressionHead, MixedBlock, MixedEmbedding, MixedLMHead, SingleBlock
 from .cache import HybridCache
 from .mixture import Mix
+from .outputs import AttentionRecorder
 from .projectors import Projector, fit
 from .vocab import TransplantPlan, transplant_plan, under_hybrid_vocab
 
@@ -104,6 +106,9 @@ class HybridModel(PreTrainedModel, GenerationMixin):
         self._tokenizer_home: str | None = None  # the directory this model was loaded from
         self.tokenizer_problem: str | None = None  # why get_tokenizer() returns None
         self.post_init()
+        if self.config._attn_implementation == "eager":  # asked for (from_pretrained(attn_implementation="eager"))
+            for adapter in adapters.values():
+                _set_component_attention(adapter.model, "eager")
 
     # ---- construction from the graph ----------------------------------------------------------
     def _used_components(self) -> list[str]:
@@ -199,9 +204,10 @@ class HybridModel(PreTrainedModel, GenerationMixin):
 
     def hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                       mixtures: list | None = None, position_ids: torch.Tensor | None = None,
-                      cache: HybridCache | None = None) -> torch.Tensor:
+                      cache: HybridCache | None = None, states: list | None = None) -> torch.Tensor:
         """Final hidden states (B, T, d), before the head. With ``cache``, ``input_ids`` are the tokens that
-        follow the cached ones and every component's cache is extended by them.
+        follow the cached ones and every component's cache is extended by them. ``states``: a list that receives
+        the embedding output and each block's output, N + 1 tensors (B, T, d) (the last is the one returned).
 
         Before any block runs, each running component prepares what its family's forward computes before
         its layers (positions, masks, rotary tables, ...; ``ComponentAdapter.prepare``) from the embeddings
@@ -209,6 +215,8 @@ class HybridModel(PreTrainedModel, GenerationMixin):
         mixtures = mixtures if mixtures is not None else self._mixtures()
         a0, skip0 = mixtures[0]
         h = self.embed(input_ids, a0, skip0)  # (B, T, d)
+        if states is not None:
+            states.append(h)
         contexts = {}
         for m in self._running(mixtures):
             component_cache = cache.components.get(m) if cache is not None else None
@@ -218,6 +226,8 @@ class HybridModel(PreTrainedModel, GenerationMixin):
             contexts[m] = self._adapters[m].prepare(fit(h, width), attention_mask, position_ids, component_cache)
         for block, (alphas, skip) in zip(self.blocks, mixtures):
             h = block(h, alphas, skip, attention_mask=attention_mask, position_ids=position_ids, contexts=contexts)
+            if states is not None:
+                states.append(h)
         if cache is not None:
             cache.advance(input_ids.shape[1])
         return h
@@ -229,7 +239,26 @@ class HybridModel(PreTrainedModel, GenerationMixin):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None, past_key_values: HybridCache | None = None,
-                use_cache: bool | None = None, position_ids: torch.Tensor | None = None, **kwargs):
+                use_cache: bool | None = None, position_ids: torch.Tensor | None = None,
+                output_hidden_states: bool | None = None, output_attentions: bool | None = None,
+                return_dict: bool | None = None, **kwargs):
+        """The logits (and ``loss`` given ``labels``), as transformers' models of the task return them
+        (``CausalLMOutputWithPast``, ``SequenceClassifierOutput``, ``TokenClassifierOutput``).
+
+        ``output_hidden_states`` (default ``config.output_hidden_states``): ``hidden_states`` holds the embedding
+        output and the residual stream after every block, ``num_hidden_layers + 1`` tensors (B, T, d) of the
+        shared width d (the last is what the head reads: after the final norms of the components that end
+        there). ``output_attentions`` (default ``config.output_attentions``): ``attentions`` holds the weights
+        (B, heads, T, past + T) of every attention layer that runs, in the order they run (block by block, a
+        mixed block's components in the spec's order); components without attention (Mamba) add none, and
+        a component computing attention with SDPA returns none (a warning says so and names the fix:
+        ``model.set_attn_implementation("eager")``). ``return_dict=False`` (default: ``config.return_dict``)
+        returns the tuple ``to_tuple()`` gives: loss (given labels), logits, past_key_values (with a cache),
+        hidden_states, attentions (when asked)."""
+        config = self.config
+        output_hidden_states = config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        output_attentions = config.output_attentions if output_attentions is None else output_attentions
+        return_dict = config.return_dict if return_dict is None else return_dict
         mixtures = self._mixtures()
         cache = past_key_values
         if use_cache and cache is None and isinstance(self.head, MixedLMHead) and not self.training:
@@ -237,7 +266,15 @@ class HybridModel(PreTrainedModel, GenerationMixin):
         if cache is not None and not isinstance(cache, HybridCache):
             raise CompileError("a HybridModel takes a HybridCache as past_key_values",
                                "let generate() create it, or use model.new_cache()")
-        h = self.hidden_states(input_ids, attention_mask, mixtures, position_ids, cache)
+        states = [] if output_hidden_states else None
+        recorder = AttentionRecorder(self.blocks, {m: self._adapters[m].model for m in self._running(mixtures)}) \
+            if output_attentions else None
+        with recorder.recording() if recorder is not None else nullcontext():
+            h = self.hidden_states(input_ids, attention_mask, mixtures, position_ids, cache, states)
+        extras = {"hidden_states": tuple(states) if states is not None else None,
+                  "attentions": tuple(recorder.weights) if recorder is not None else None}
+        if recorder is not None:
+            recorder.warn()
         if isinstance(self.head, MixedLMHead):
             a0, skip0 = mixtures[0]
             logits = self.head(h, a0, skip0)  # (B, T, V)
@@ -247,14 +284,23 @@ class HybridModel(PreTrainedModel, GenerationMixin):
                 loss = nn.functional.cross_entropy(
                     logits[:, : logits.shape[1] - shift].reshape(-1, logits.shape[-1]).float(),
                     labels[:, shift:].reshape(-1), ignore_index=IGNORE_INDEX)
-            return CausalLMOutputWithPast(loss=loss, logits=logits, past_key_values=cache)
-        logits = self.head(h, attention_mask)
-        loss = None
-        if labels is not None:
-            loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1),
-                                               ignore_index=IGNORE_INDEX)
-        output = SequenceClassifierOutput if self.head.pool else TokenClassifierOutput
-        return output(loss=loss, logits=logits)
+            output = CausalLMOutputWithPast(loss=loss, logits=logits, past_key_values=cache, **extras)
+        else:
+            logits = self.head(h, attention_mask)
+            loss = None
+            if labels is not None:
+                loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1),
+                                                   ignore_index=IGNORE_INDEX)
+            kind = SequenceClassifierOutput if self.head.pool else TokenClassifierOutput
+            output = kind(loss=loss, logits=logits, **extras)
+        return output if return_dict else output.to_tuple()
+
+    def set_attn_implementation(self, attn_implementation: str | dict, **kwargs) -> None:
+        """transformers' ``set_attn_implementation``, reaching the components: each component's attention layers
+        read their own family's config (``"eager"`` is what ``output_attentions`` needs)."""
+        super().set_attn_implementation(attn_implementation, **kwargs)
+        for adapter in self._adapters.values():
+            _set_component_attention(adapter.model, attn_implementation, **kwargs)
 
     # ---- saving and loading -----------------------------------------------------------------------
     @classmethod
@@ -493,6 +539,17 @@ class HybridModel(PreTrainedModel, GenerationMixin):
         return groups
 
 
+def _set_component_attention(model: nn.Module, attn_implementation: str | dict, **kwargs) -> None:
+    """Set a component's attention implementation, where its family has attention layers and its model can
+    change it (a family without attention, such as Mamba, is left alone)."""
+    from .outputs import attention_specs
+
+    if not isinstance(model, PreTrainedModel) or not attention_specs(model):
+        return
+    if model.config._attn_implementation != attn_implementation:
+        model.set_attn_implementation(attn_implementation, **kwargs)
+
+
 def _resized_rows(weight: torch.Tensor, size: int, mean: bool) -> torch.Tensor:
     """``weight`` (V, ...) with ``size`` rows: the first min(V, size) kept, the others the mean row or 0."""
     rows = weight.detach()
@@ -511,11 +568,17 @@ class Backbone:
         self.model = model
 
     def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                 position_ids: torch.Tensor | None = None, **kwargs) -> BaseModelOutputWithPast:
+                 position_ids: torch.Tensor | None = None, output_hidden_states: bool | None = None,
+                 return_dict: bool | None = None, **kwargs) -> BaseModelOutputWithPast | tuple:
+        """``last_hidden_state`` (B, T, d); ``hidden_states`` as the model's forward gives them when asked."""
+        config = self.model.config
+        output_hidden_states = config.output_hidden_states if output_hidden_states is None else output_hidden_states
         mixtures = self.model._mixtures()
         self.model._head_mixture = mixtures[0]
-        h = self.model.hidden_states(input_ids, attention_mask, mixtures, position_ids)
-        return BaseModelOutputWithPast(last_hidden_state=h)
+        states = [] if output_hidden_states else None
+        h = self.model.hidden_states(input_ids, attention_mask, mixtures, position_ids, states=states)
+        output = BaseModelOutputWithPast(last_hidden_state=h, hidden_states=tuple(states) if states else None)
+        return output if (config.return_dict if return_dict is None else return_dict) else output.to_tuple()
 
     def get_input_embeddings(self) -> nn.Module:
         return self.model.get_input_embeddings()
