@@ -347,12 +347,22 @@ class HybridModel(PreTrainedModel, GenerationMixin):
         check_generation_config(directory)
         check_tensors(build_on_meta(lambda: cls(config, resolved=resolved), directory), directory, key_mapping)
 
+    @classmethod
+    def is_remote_code(cls) -> bool:
+        """False: a hybrid's code is the installed hybridc package, whatever class loaded it. After a
+        ``trust_remote_code=True`` load transformers marks the class as remote code, and ``save_pretrained`` would
+        copy the module defining it; hybridc writes the directory's modules itself (``save_pretrained``), the same
+        for every hybrid, so a model loaded from a directory saved by any release saves again."""
+        return False
+
     def save_pretrained(self, save_directory, *args, **kwargs) -> None:
         """``PreTrainedModel.save_pretrained`` (config.json with the lock, model.safetensors,
         generation_config.json) plus the hybrid's tokenizer files (see ``get_tokenizer``), so the directory
         is self-contained: ``from_pretrained`` and ``AutoTokenizer.from_pretrained`` need nothing else.
-        The config's ``auto_map`` and two one-import modules (``hybridc.hf_auto.REMOTE_CODE``) let any
-        transformers client load it with ``trust_remote_code=True`` without importing hybridc first."""
+        The config's ``auto_map`` and two small modules (``hybridc.hf_auto.REMOTE_CODE``) let any transformers
+        client load it with ``trust_remote_code=True`` without importing hybridc first, and save it again (what
+        ``Trainer.save_model``, its checkpoints, PEFT's merged model and TRL call) into a directory that loads
+        the same way."""
         tokenizer = self.get_tokenizer()
         if tokenizer is not None:
             set_generation_ids(self.generation_config, tokenizer)
