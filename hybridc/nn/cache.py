@@ -47,6 +47,18 @@ class HybridCache(Cache):
             cache.crop(tokens_to_remove)
         self.seen = max(0, self.seen + tokens_to_remove)
 
+    def stop_recording(self) -> None:
+        """Undo ``activate_past_recording``: the state layers keep no journal and sliding-window layers no past
+        beyond their window (what ``generate`` leaves recording after assisted generation)."""
+        for layer in self.layers:
+            if getattr(layer, "journaling", False):
+                layer.crop(0)  # (ends the journal's interval)
+                layer.journaling = False
+            if getattr(layer, "record_past", False):
+                if getattr(layer, "is_initialized", True):
+                    layer.crop(0)  # (a sliding-window layer back to its window)
+                layer.record_past = False
+
     def rollback_problems(self) -> list[str]:
         """The components whose cache cannot forget tokens exactly (a recurrent state that cannot be undone:
         RWKV, xLSTM, the recurrent layers of a generic family), which assisted generation needs."""

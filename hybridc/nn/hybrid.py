@@ -509,6 +509,7 @@ class HybridModel(PreTrainedModel, GenerationMixin):
             kwargs.get(key, getattr(config, key, None)) is not None
             for key in ("prompt_lookup_num_tokens", "assistant_early_exit"))
         drafting = bool(getattr(config, "is_assistant", False))  # (transformers' candidate generator sets it)
+        cache = None
         if assisted or drafting:
             cache = kwargs.get("past_key_values")
             if cache is None:
@@ -517,7 +518,11 @@ class HybridModel(PreTrainedModel, GenerationMixin):
                 self._refuse_unrollable(cache, "drafting for another model" if drafting else "assisted generation")
                 if drafting:  # the main model crops its draft's cache: the draft's recurrent states must roll back
                     cache.activate_past_recording()
-        return super().generate(*args, **kwargs)
+        try:
+            return super().generate(*args, **kwargs)
+        finally:
+            if assisted and not drafting and isinstance(cache, HybridCache):
+                cache.stop_recording()  # the cache given back (return_dict_in_generate) records no more past
 
     def _refuse_unrollable(self, cache: HybridCache, what: str) -> None:
         """A ``CompileError`` when a component's cache cannot forget tokens (``HybridCache.rollback_problems``)."""

@@ -77,6 +77,38 @@ def test_cropped_candidates_leave_the_cache_of_the_kept_tokens(name: str, one_by
         assert cache.get_seq_length() == kept.shape[1] + 3
 
 
+@pytest.mark.parametrize("name", ["gemma3-window", "llama", "mamba", "mamba2"])
+def test_a_cache_whose_first_layers_never_run_forgets_too(name: str) -> None:
+    """A hybrid may run only a component's later layers (a discretized hybrid that kept its last block): the
+    layers that never ran are left alone. Compared with the same segments on the kept sequence without a cache."""
+    adapter = adapter_of(name)
+    segments = segments_of(adapter, (1, 2, 3))
+    h = adapter.embedding()(tokens(1, 16, seed=7))  # stands for the hybrid's input to these segments
+    junk = adapter.embedding()(tokens(1, 4, seed=8))
+    with torch.no_grad():
+        cache, outs = adapter.new_cache(), []
+        cache.activate_past_recording()
+
+        def feed(chunk: torch.Tensor) -> torch.Tensor:
+            context = adapter.prepare(chunk, None, None, cache)
+            for segment in segments:
+                chunk = segment(chunk, context=context)
+            return chunk
+
+        outs.append(feed(h[:, :9]))
+        feed(junk)
+        cache.crop(-4)
+        outs.append(feed(h[:, 9:12]))
+        outs.append(feed(h[:, 12:13]))
+        feed(junk[:, :2])
+        cache.crop(-2)
+        outs.append(feed(h[:, 13:]))
+        full, context = h, adapter.prepare(h)
+        for segment in segments:
+            full = segment(full, context=context)
+    assert max_diff(torch.cat(outs, dim=1), full) <= TOL
+
+
 def test_a_recurrent_layer_forgets_only_after_recording_and_only_what_it_was_fed() -> None:
     adapter = adapter_of("mamba")
     segments, cache = segments_of(adapter), adapter.new_cache()

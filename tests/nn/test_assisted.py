@@ -65,8 +65,12 @@ def test_prompt_lookup_and_draft_models_give_greedy_tokens(tmp_path, forgotten, 
     with torch.no_grad():
         greedy = model.generate(PROMPT, **RUN)
         assert len(set(greedy[0, PROMPT.shape[1]:].tolist())) > 5
-        assert torch.equal(model.generate(PROMPT, prompt_lookup_num_tokens=3, **RUN), greedy)
+        looked_up = model.generate(PROMPT, prompt_lookup_num_tokens=3, return_dict_in_generate=True, **RUN)
+        assert torch.equal(looked_up.sequences, greedy)
         assert max(forgotten) > 0  # candidates were rejected and rolled back
+        # the cache given back records nothing more (a later generate from it keeps no journal)
+        journaled = [x for x in looked_up.past_key_values.layers if isinstance(x, JournaledRecurrentLayer)]
+        assert journaled and not any(x.journaling or x.journaled_tokens() for x in journaled)
         forgotten.clear()
         draft = discretize_model(model, ["ssm", "attn"]).eval()
         assert torch.equal(model.generate(PROMPT, assistant_model=draft, **RUN), greedy)

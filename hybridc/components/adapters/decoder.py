@@ -73,8 +73,11 @@ class ComponentCache(DynamicCache):
         self.seen = 0
 
     def crop(self, tokens_to_remove: int) -> None:
-        """Forget the last ``-tokens_to_remove`` tokens (transformers' convention: a negative count)."""
-        super().crop(tokens_to_remove)
+        """Forget the last ``-tokens_to_remove`` tokens (transformers' convention: a negative count). Layers that
+        never ran hold nothing to forget (transformers' sliding-window layer cannot crop before its first update)."""
+        for layer in self.layers:
+            if not isinstance(layer, CacheLayerMixin) or layer.is_initialized:
+                layer.crop(tokens_to_remove)
         if tokens_to_remove < 0:
             self.seen = max(0, self.seen + tokens_to_remove)
 
