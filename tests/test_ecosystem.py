@@ -96,31 +96,6 @@ def test_the_backbone_and_the_effective_head_give_the_model_s_logits(saved):
 # ---- loading without hybridc imported -------------------------------------------------------------------------
 
 
-def test_a_fresh_process_loads_and_generates_with_trust_remote_code(saved, tmp_path):
-    expected = HybridModel.from_pretrained(saved).eval()
-    with torch.no_grad():
-        logits = expected(ids_of()).logits
-    torch.save(logits, tmp_path / "expected.pt")
-    done = run_python(f"""
-        import sys, torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
-        model = AutoModelForCausalLM.from_pretrained({str(saved)!r}, trust_remote_code=True).eval()
-        tokenizer = AutoTokenizer.from_pretrained({str(saved)!r})
-        ids = tokenizer({TEXT!r}, return_tensors="pt").input_ids[:, :40]
-        with torch.no_grad():
-            assert (model(ids).logits - torch.load("expected.pt")).abs().max().item() == 0.0
-        out = model.generate(ids, max_new_tokens=4, do_sample=False)
-        assert out.shape == (1, 44)
-        text = pipeline("text-generation", model={str(saved)!r}, trust_remote_code=True)("the", max_new_tokens=3)
-        assert text[0]["generated_text"].startswith("the")
-        print(type(model).__module__, [f"{{c.__module__}}.{{c.__name__}}" for c in type(model).__mro__])
-        """, tmp_path)
-    assert done.returncode == 0, done.stderr[-3000:]
-    module, classes = done.stdout.strip().split(" ", 1)
-    assert module.endswith(".modeling_hybridc")  # the directory's own module: transformers copies it on save
-    assert "hybridc.nn.hybrid.HybridForCausalLM" in classes
-
-
 def test_without_the_package_the_error_says_pip_install_hybridc(saved, tmp_path):
     blocker = tmp_path / "blocker"
     blocker.mkdir()
@@ -162,48 +137,6 @@ def legacy_copy(saved: Path, directory: Path) -> Path:
     return directory
 
 
-def test_a_fresh_process_saves_what_it_loaded_and_it_loads_again(saved, tmp_path):
-    """Without ``import hybridc``: load -> save_pretrained -> load gives the same logits, the same auto_map and
-    the same modules (a directory of an earlier release is saved with today's); transformers' own copier of
-    remote code (``custom_object_save``) copies the two modules and nothing else. Hidden states and tuples as
-    transformers models return them."""
-    legacy = legacy_copy(saved, tmp_path / "legacy")
-    done = run_python(f"""
-        import filecmp, json, os, sys, torch
-        assert "hybridc" not in sys.modules
-        from transformers import AutoModelForCausalLM
-        from transformers.dynamic_module_utils import custom_object_save
-        MODULES = ["configuration_hybridc.py", "modeling_hybridc.py"]
-        ids = torch.tensor([list(b"the cat sat on the mat")])
-        for source in ({str(saved)!r}, {str(legacy)!r}):
-            model = AutoModelForCausalLM.from_pretrained(source, trust_remote_code=True).eval()
-            again_dir = source + "-again"
-            model.save_pretrained(again_dir)
-            again = AutoModelForCausalLM.from_pretrained(again_dir, trust_remote_code=True).eval()
-            with torch.no_grad():
-                assert torch.equal(model(ids).logits, again(ids).logits)
-            auto_map = json.load(open(os.path.join(source, "config.json")))["auto_map"]
-            assert json.load(open(os.path.join(again_dir, "config.json")))["auto_map"] == auto_map
-            assert filecmp.cmpfiles({str(saved)!r}, again_dir, MODULES, shallow=False)[0] == MODULES
-            if source == {str(saved)!r}:  # the first load (it imports hybridc, which registers: later ones use it)
-                assert type(model)._auto_class == "AutoModelForCausalLM"  # remote code, as transformers sees it
-                os.makedirs("copied")
-                custom_object_save(model, "copied")
-                assert sorted(os.listdir("copied")) == MODULES
-                assert filecmp.cmpfiles({str(saved)!r}, "copied", MODULES, shallow=False)[0] == MODULES
-        with torch.no_grad():
-            out = again(ids, output_hidden_states=True)
-            assert len(out.hidden_states) == again.config.num_hidden_layers + 1 == 3
-            assert all(h.shape == (1, ids.shape[1], again.config.hidden_size) for h in out.hidden_states)
-            assert torch.equal(out.hidden_states[-1], again.base_model(ids).last_hidden_state)
-            loss, logits = again(ids, labels=ids, return_dict=False)
-            assert torch.equal(logits, out.logits) and loss.ndim == 0
-        print("ok")
-        """, tmp_path)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.strip().endswith("ok")
-
-
 GENERATING = SPEC.replace("max_length: 48", "max_length: 256").replace("name: eco", "name: drafting")
 
 
@@ -224,14 +157,43 @@ def drafting(tmp_path_factory) -> Path:
     return directory
 
 
-def test_a_fresh_process_decodes_with_prompt_lookup_and_a_draft_model_as_greedy_does(drafting, tmp_path):
-    """Assisted generation crops the rejected candidates from the hybrid's cache, the Mamba states included:
-    prompt lookup and the discretized hybrid drafting give greedy decoding's tokens."""
+# Checked after a save: the same auto_map and the same modules as a directory hybridc wrote.
+SAME_DIRECTORY = """
+def same_directory(source, again_dir, written):
+    import filecmp, json, os
+    auto_map = json.load(open(os.path.join(source, "config.json")))["auto_map"]
+    assert json.load(open(os.path.join(again_dir, "config.json")))["auto_map"] == auto_map
+    assert filecmp.cmpfiles(written, again_dir, MODULES, shallow=False)[0] == MODULES
+MODULES = ["configuration_hybridc.py", "modeling_hybridc.py"]
+"""
+
+
+def test_a_fresh_process_loads_decodes_saves_and_reloads_a_hybrid(drafting, tmp_path):
+    """Without ``import hybridc``, the model loaded as remote code (the directory's own module, subclassing
+    hybridc's class) gives hybridc's logits and runs in a pipeline; greedy decoding, prompt lookup and the
+    discretized hybrid drafting give the same tokens (assisted generation crops the rejected candidates from the
+    hybrid's cache, the Mamba states included); hidden states and tuples as transformers models return them;
+    load -> save_pretrained -> load gives the same logits, the same auto_map and the same modules, and
+    transformers' own copier of remote code (``custom_object_save``) copies the two modules and nothing else."""
+    model_dir = str(drafting / "model")
+    expected = HybridModel.from_pretrained(model_dir).eval()
+    with torch.no_grad():
+        torch.save(expected(ids_of()).logits, tmp_path / "expected.pt")
     done = run_python(f"""
-        import sys, torch
+        import filecmp, os, sys, torch
         assert "hybridc" not in sys.modules
-        from transformers import AutoModelForCausalLM
-        model = AutoModelForCausalLM.from_pretrained({str(drafting / "model")!r}, trust_remote_code=True).eval()
+        from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
+        from transformers.dynamic_module_utils import custom_object_save
+        {textwrap.indent(SAME_DIRECTORY, "        ").strip()}
+        model = AutoModelForCausalLM.from_pretrained({model_dir!r}, trust_remote_code=True).eval()
+        assert type(model)._auto_class == "AutoModelForCausalLM"  # remote code, as transformers sees it
+        assert type(model).__module__.endswith(".modeling_hybridc")  # the directory's own: transformers copies it
+        classes = [f"{{c.__module__}}.{{c.__name__}}" for c in type(model).__mro__]
+        assert "hybridc.nn.hybrid.HybridForCausalLM" in classes
+        tokenizer = AutoTokenizer.from_pretrained({model_dir!r})
+        with torch.no_grad():
+            assert torch.equal(model(tokenizer({TEXT!r}, return_tensors="pt").input_ids[:, :40]).logits,
+                               torch.load("expected.pt"))
         draft = AutoModelForCausalLM.from_pretrained({str(drafting / "draft")!r}, trust_remote_code=True).eval()
         ids = torch.tensor([list(b"the cat sat on the mat; the cat sat on the mat; the cat")])
         run = dict(max_new_tokens=16, do_sample=False, eos_token_id=None)
@@ -239,6 +201,47 @@ def test_a_fresh_process_decodes_with_prompt_lookup_and_a_draft_model_as_greedy_
         assert len(set(greedy[0, ids.shape[1]:].tolist())) > 5
         assert torch.equal(model.generate(ids, prompt_lookup_num_tokens=3, **run), greedy)
         assert torch.equal(model.generate(ids, assistant_model=draft, **run), greedy)
+        text = pipeline("text-generation", model={model_dir!r}, trust_remote_code=True)("the", max_new_tokens=3)
+        assert text[0]["generated_text"].startswith("the")
+        with torch.no_grad():
+            out = model(ids, output_hidden_states=True)
+            assert len(out.hidden_states) == model.config.num_hidden_layers + 1 == 3
+            assert all(h.shape == (1, ids.shape[1], model.config.hidden_size) for h in out.hidden_states)
+            assert torch.equal(out.hidden_states[-1], model.base_model(ids).last_hidden_state)
+            loss, logits = model(ids, labels=ids, return_dict=False)
+            assert torch.equal(logits, out.logits) and loss.ndim == 0
+        model.save_pretrained("again")
+        again = AutoModelForCausalLM.from_pretrained("again", trust_remote_code=True).eval()
+        with torch.no_grad():
+            assert torch.equal(again(ids).logits, out.logits)
+        same_directory({model_dir!r}, "again", {model_dir!r})
+        os.makedirs("copied")
+        custom_object_save(model, "copied")
+        assert sorted(os.listdir("copied")) == MODULES
+        assert filecmp.cmpfiles({model_dir!r}, "copied", MODULES, shallow=False)[0] == MODULES
+        print("ok")
+        """, tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().endswith("ok")
+
+
+def test_a_fresh_process_saves_a_directory_of_an_earlier_release(saved, tmp_path):
+    """Its modules re-export hybridc's classes, which transformers marks as remote code (the config's, at least):
+    without ``import hybridc`` it loads, saves (with today's modules) and loads again with the same logits."""
+    legacy = legacy_copy(saved, tmp_path / "legacy")
+    done = run_python(f"""
+        import sys, torch
+        assert "hybridc" not in sys.modules
+        from transformers import AutoModelForCausalLM
+        {textwrap.indent(SAME_DIRECTORY, "        ").strip()}
+        model = AutoModelForCausalLM.from_pretrained({str(legacy)!r}, trust_remote_code=True).eval()
+        assert type(model.config)._auto_class == "AutoConfig"  # what made saving fail
+        model.save_pretrained("again")
+        again = AutoModelForCausalLM.from_pretrained("again", trust_remote_code=True).eval()
+        ids = torch.tensor([list(b"the cat sat on the mat")])
+        with torch.no_grad():
+            assert torch.equal(model(ids).logits, again(ids).logits)
+        same_directory({str(legacy)!r}, "again", {str(saved)!r})
         print("ok")
         """, tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]

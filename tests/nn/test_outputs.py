@@ -27,8 +27,7 @@ def one_hot(tmp_path, tiny_pretrained, family: str, split: int):
     return lower(rs).eval(), own
 
 
-@pytest.mark.parametrize("family", ["llama", "gpt2", "mamba"])
-@pytest.mark.parametrize("split", [1, 3])
+@pytest.mark.parametrize("family, split", [("llama", 3), ("gpt2", 1), ("mamba", 3)])
 def test_hidden_states_are_the_family_s_at_the_block_boundaries(tmp_path, tiny_pretrained, family, split):
     """The embedding output (the token embedding: GPT-2's position embeddings are its first segment's start work),
     then the stream after each block: the family's own hidden states at the layers where blocks end (the last
