@@ -104,7 +104,8 @@ def _stage_fields(stage: Stage) -> dict[str, Any]:
     if stage.trains:
         fields.update(
             train=list(stage.train), data=render_data(stage.data) if stage.data else None,
-            search=str(stage.search) if stage.search else None, steps=stage.steps, epochs=stage.epochs,
+            search=str(stage.search) if stage.search else None,
+            distill=str(stage.distill) if stage.distill else None, steps=stage.steps, epochs=stage.epochs,
             batch_size=stage.batch_size,
             grad_accum=stage.grad_accum, lr=stage.lr, weight_decay=stage.weight_decay, betas=list(stage.betas),
             warmup=stage.warmup, schedule=stage.schedule, grad_clip=stage.grad_clip, eval_every=stage.eval_every,
@@ -184,6 +185,7 @@ def diff_specs(a: Spec, b: Spec, ra: ResolvedSpec | None = None, rb: ResolvedSpe
         _compare(f"hybrid.projector.{name}", ha.projector(name), hb.projector(name), out)
     for key in ("embeddings", "head"):
         _compare(f"hybrid.{key}", getattr(ha, key), getattr(hb, key), out)
+    _compare("hybrid.budget", str(ha.budget) if ha.budget else None, str(hb.budget) if hb.budget else None, out)
     ma, mb = ha.mixture, hb.mixture
     if ma.mode != mb.mode or (ma.mode == "programmed" and ma.path != mb.path):
         _compare("hybrid.mixture", str(ma), str(mb), out)
@@ -196,7 +198,7 @@ def diff_specs(a: Spec, b: Spec, ra: ResolvedSpec | None = None, rb: ResolvedSpe
             if row_a is not None and row_b is not None and len(row_a) == len(row_b):
                 note = ", ".join(f"{n} {_signed(y - x)}" for n, x, y in zip(names_a, row_a, row_b) if x != y)
             _compare(f"hybrid.mixture[{i}]", row_a, row_b, out, note)
-    for key in ("seed", "checkpoint_every", "baselines"):
+    for key in ("seed", "data_seed", "checkpoint_every", "baselines"):
         _compare(f"train.{key}", getattr(a.train, key), getattr(b.train, key), out)
     _diff_stages(a.train.stages, b.train.stages, out)
     return out
