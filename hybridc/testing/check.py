@@ -45,6 +45,7 @@ class Outcome:
     counterexample: str | None = None  # the smallest failing spec (with its stand-ins), as YAML
     what: str = ""  # the variation that fails, in words ("" for the spec itself)
     stand_ins: list[str] = field(default_factory=list)
+    warnings: tuple = ()  # the spec's own warnings (validate's)
     seconds: float = 0.0
 
 
@@ -159,7 +160,7 @@ def check_spec(path: str | Path, *, examples: int = 20, seed: int = 0,
     path = Path(path)
     rs = load_spec(path)
     base_dir = path.resolve().parent
-    outcome = Outcome()
+    outcome = Outcome(warnings=rs.warnings)
     inv.fmt_is_idempotent(path)
     for name in rs.names:  # the real components' counts (meta device: no memory, no weights)
         rc = rs.component(name)

@@ -219,7 +219,8 @@ def _run_check(check: str, case: Case, work: _Workspace, seed: int) -> None:
 
 
 def _greedy(model, ids):
-    """Greedy ``generate`` of ``NEW_TOKENS`` tokens, never stopping at an end-of-sequence token."""
+    """Greedy ``generate`` of ``NEW_TOKENS`` tokens, never stopping at an end-of-sequence token, a row at a time
+    (some families' own one-token step is right for a batch of one row only: RWKV's)."""
     import copy
 
     import torch
@@ -229,11 +230,11 @@ def _greedy(model, ids):
     model.generation_config.eos_token_id, model.generation_config.pad_token_id = None, 0
     try:
         with torch.no_grad():
-            out = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=NEW_TOKENS,
-                                 min_new_tokens=NEW_TOKENS)
+            rows = [model.generate(row[None], attention_mask=torch.ones_like(row[None]), do_sample=False,
+                                   max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS) for row in ids]
     finally:
         model.generation_config = saved
-    return out[:, ids.shape[1]:]
+    return torch.cat(rows)[:, ids.shape[1]:]
 
 
 def check_family(family: str, *, checks: Sequence[str] = CHECKS, examples: int = 10, seed: int = 0,

@@ -60,7 +60,7 @@ def test_an_edited_component_directory_fails_one_hot_and_prints_the_spec(tmp_pat
     assert result.exit_code == 1, result.output
     assert "FAILED: one-hot equals the component's own logits" in result.output
     assert "one-hot on 'neo' (llama)" in result.output
-    printed = result.output.split("as a spec (components replaced by tiny stand-ins):\n", 1)[1]
+    printed = result.output.split("as a spec (components replaced by tiny stand-ins, deleted since):\n", 1)[1]
     data = yaml.safe_load("\n".join(line[4:] for line in printed.splitlines() if line.startswith("    ")))
     assert list(data["components"]) == ["neo", "ssm"] and data["components"]["neo"]["trust_remote_code"] is True
     assert "Traceback" not in result.output
