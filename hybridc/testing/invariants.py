@@ -231,15 +231,22 @@ def _projected(rs: ResolvedSpec, selection: Sequence[str]) -> set[str]:
 class Loader:
     """A fresh Python process that loads saved hybrids and computes their logits (``python -m
     hybridc.testing.loader``): it never built the models it loads, and shares nothing with this process but
-    the files. Start it once for many loads (``with Loader() as loader: ...``); its environment is this
-    process's, with this process's ``sys.path`` (so plugin families installed for the test are found)."""
+    the files. Use one for many loads (``with Loader() as loader: ...``); the process starts at the first load.
+    Its environment is this process's, with this process's ``sys.path`` (so plugin families installed for the
+    test are found)."""
 
     def __init__(self) -> None:
-        env = dict(os.environ)
-        paths = [p for p in sys.path if p and Path(p).is_dir()]
-        env["PYTHONPATH"] = os.pathsep.join(paths + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-        self.process = subprocess.Popen([sys.executable, "-m", "hybridc.testing.loader"], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        self._process: subprocess.Popen | None = None
+
+    @property
+    def process(self) -> subprocess.Popen:
+        if self._process is None:
+            env = dict(os.environ)
+            paths = [p for p in sys.path if p and Path(p).is_dir()]
+            env["PYTHONPATH"] = os.pathsep.join(paths + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+            self._process = subprocess.Popen([sys.executable, "-m", "hybridc.testing.loader"], stdin=subprocess.PIPE,
+                                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        return self._process
 
     def logits(self, directory: str | Path, tensors: Mapping[str, "torch.Tensor"]) -> dict[str, "torch.Tensor"]:
         """{name: logits} of the hybrid saved in ``directory`` on each input ({name: (ids, mask or None)})."""
@@ -266,13 +273,14 @@ class Loader:
             return {k: v.clone() for k, v in load_file(str(answer)).items()}
 
     def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.stdin.close()
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.stdin.close()
             try:
-                self.process.wait(timeout=30)
+                process.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+                process.kill()
+                process.wait()
 
     def __enter__(self) -> "Loader":
         return self

@@ -47,13 +47,6 @@ def spec_with_directories(tmp_path: Path, *, edited: bool) -> Path:
     return spec
 
 
-def test_the_quickstart_holds_every_invariant_on_a_few_variations() -> None:
-    outcome = check_spec(QUICKSTART, examples=3, seed=0)
-    assert outcome.failure is None, outcome.failure
-    assert outcome.examples == 3
-    assert [line.split(":")[0] for line in outcome.stand_ins] == ["attn", "ssm"]
-
-
 def test_an_edited_component_directory_fails_one_hot_and_prints_the_spec(tmp_path) -> None:
     spec = spec_with_directories(tmp_path, edited=True)
     result = CliRunner().invoke(main, ["check", str(spec), "--examples", "3"])
@@ -69,6 +62,7 @@ def test_an_edited_component_directory_fails_one_hot_and_prints_the_spec(tmp_pat
 def test_the_same_directories_unedited_pass(tmp_path) -> None:
     outcome = check_spec(spec_with_directories(tmp_path, edited=False), examples=2, seed=3)
     assert outcome.failure is None, outcome.failure
+    assert outcome.examples == 2 and [line.split(":")[0] for line in outcome.stand_ins] == ["neo", "ssm"]
 
 
 def test_stand_ins_keep_what_the_spec_relies_on(tmp_path) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import textwrap
 
 import pytest
 
@@ -29,7 +28,7 @@ def test_the_plugins_are_found_through_their_entry_points() -> None:
 
 class TestTheSamplePluginConforms(FamilyConformance):
     family = "sample-shift"
-    examples = 3
+    examples = 2
 
 
 def test_a_segment_that_skips_its_last_layer_fails_with_the_smallest_case() -> None:
@@ -52,7 +51,7 @@ def test_the_checks_are_in_the_order_they_run() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("family", ["llama", "mamba2", "gpt2", "falcon-h1", "rwkv"])
+@pytest.mark.parametrize("family", ["gpt2", "falcon-h1", "rwkv"])  # llama: the README's test file
 def test_built_in_families_pass_the_kit(family: str) -> None:
     check_family(family, examples=3)
 
@@ -60,17 +59,21 @@ def test_built_in_families_pass_the_kit(family: str) -> None:
 @pytest.mark.slow
 def test_the_pytest_plugin_runs_the_checks_without_a_test_file(plugin_site, tmp_path) -> None:
     """``pytest -p hybridc.testing.conformance --hybridc-family NAME`` in a directory with no tests: one test per
-    check and family; the broken family's failure names the invariant and the smallest case."""
+    check; the broken family's failures name the invariant and the smallest case (the sample family's passes are
+    the class above)."""
     (tmp_path / "conftest.py").write_text("")
-    env = {"PYTHONPATH": textwrap.dedent(f"{plugin_site}")}
+    env = {"PYTHONPATH": str(plugin_site)}
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "hybridc.testing.conformance",
-                           "--hybridc-family", "sample-shift", "--hybridc-family", "broken-shift",
-                           "--hybridc-examples", "2", "-p", "no:cacheprovider", str(tmp_path)],
+                           "--hybridc-family", "broken-shift", "--hybridc-examples", "2", "-p", "no:cacheprovider",
+                           str(tmp_path)],
                           capture_output=True, text=True, cwd=tmp_path, env={**_env(), **env}, timeout=900)
     out = done.stdout + done.stderr
     assert done.returncode == 1, out[-3000:]
-    assert f"{len(CHECKS) + 1} passed" in out or f"{2 * len(CHECKS) - 1} passed" in out, out[-3000:]
-    assert "conformance[broken-shift-one-hot]" in out and "one-hot equals the component's own logits" in out
+    # the broken family fails what runs its own segments alone: one-hot, and greedy generation on it; a branch of
+    # it at weight 0, and the mixed or pruned hybrids compared with themselves, cannot tell
+    assert f"2 failed, {len(CHECKS) - 2} passed" in out, out[-3000:]
+    assert "conformance[broken-shift-one-hot] - " in out and "conformance[broken-shift-generate] - " in out
+    assert "one-hot equals the component's own logits" in out and "smallest failing case" in out
 
 
 def _env() -> dict:
