@@ -24,7 +24,6 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ from ..errors import RunError
 from ..spec.frontend import ResolvedSpec, load_spec
 from . import invariants as inv
 from .specs import canonical_data, one_hot, resolve, text
-from .tiny import TINY_COMMON, _is_setting, family_of, stand_in, tiny_overrides
+from .tiny import TINY_COMMON, _is_setting, family_of, one_thread, stand_in, tiny_overrides
 
 
 @dataclass
@@ -103,19 +102,6 @@ def stand_in_spec(rs: ResolvedSpec, directory: Path, *, seed: int = 0) -> tuple[
     return data, said
 
 
-@contextmanager
-def _one_thread():
-    """Tiny models run fastest on one thread (and leave the machine's other cores alone); restored after."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 def check_invariants(data: dict, base: dict | None, base_dir: Path, component: str, *, loader: inv.Loader | None,
                      what: str = "", changes: tuple[str, ...] = (), perturb: int = 0) -> None:
     """Every invariant ``hybridc check`` runs, on one spec (``data``; ``base`` and ``changes``: the spec it varies
@@ -167,7 +153,7 @@ def check_spec(path: str | Path, *, examples: int = 20, seed: int = 0,
         inv.cost_model_matches_meta(rc.family, dict(rc.config))
     work = Path(tempfile.mkdtemp(prefix="hybridc-check-"))
     try:
-        with _one_thread(), inv.Loader() as loader:
+        with one_thread(), inv.Loader() as loader:
             base, outcome.stand_ins = stand_in_spec(rs, work, seed=seed)
             names = list(base["components"])
             for name in names:

@@ -41,7 +41,7 @@ from hypothesis import strategies as st
 from . import invariants as inv
 from .specs import canonical_data, fixed, resolve
 from .strategies import PROJECTORS, _init_family, partitions
-from .tiny import family_of, tiny_checkpoint, tiny_config
+from .tiny import family_of, one_thread, tiny_checkpoint, tiny_config
 
 CHECKS = ("counts", "parameters", "one-hot", "zero-branch", "generate", "cache", "discretize", "save-load")
 VOCAB = 96
@@ -254,29 +254,36 @@ def check_family(family: str, *, checks: Sequence[str] = CHECKS, examples: int =
     smallest = find(strategy, lambda case: True, settings=settings(database=None))
     work = _Workspace(fresh_process)
     try:
-        for check in checks:
-            failures: list[tuple[Case, inv.InvariantFailed]] = []
-
-            @hypothesis_seed(seed)
-            @settings(max_examples=examples, deadline=None, database=None, derandomize=False,
-                      suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
-                                             HealthCheck.data_too_large], print_blob=False)
-            @given(case=strategy)
-            @example(case=smallest)
-            def run(case: Case) -> None:
-                try:
-                    _run_check(check, case, work, seed)
-                except inv.InvariantFailed as err:
-                    failures.append((case, err))
-                    raise
-
-            try:
-                run()
-            except inv.InvariantFailed:
-                case, err = failures[-1]  # hypothesis replays the shrunk case last (or the smallest failed)
-                raise FamilyNonconformance(name, check, err.invariant, err.detail, case) from None
+        with one_thread():
+            for check in checks:
+                _check_cases(name, check, strategy, smallest, work, examples=examples, seed=seed)
     finally:
         work.close()
+
+
+def _check_cases(family: str, check: str, strategy: st.SearchStrategy[Case], smallest: Case, work: _Workspace, *,
+                 examples: int, seed: int) -> None:
+    """One check on ``smallest`` then on ``examples`` drawn cases; ``FamilyNonconformance`` with the smallest
+    failing one."""
+    failures: list[tuple[Case, inv.InvariantFailed]] = []
+
+    @hypothesis_seed(seed)
+    @settings(max_examples=examples, deadline=None, database=None, derandomize=False, print_blob=False,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large])
+    @given(case=strategy)
+    @example(case=smallest)
+    def run(case: Case) -> None:
+        try:
+            _run_check(check, case, work, seed)
+        except inv.InvariantFailed as err:
+            failures.append((case, err))
+            raise
+
+    try:
+        run()
+    except inv.InvariantFailed:
+        case, err = failures[-1]  # hypothesis replays the shrunk case last (or the smallest, failing first)
+        raise FamilyNonconformance(family, check, err.invariant, err.detail, case) from None
 
 
 class FamilyConformance:

@@ -11,7 +11,8 @@ the component's, the widths are tiny and the weights random.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -152,3 +153,17 @@ def stand_in(family: str | Family, source: str | Path | None, config: Mapping[st
 
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "special_tokens_map.json",
                     "tokenizer.model", "added_tokens.json", "vocab.txt")
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Torch on one thread while tiny models run (they run fastest so, and leave the machine's other cores
+    alone); the thread count is restored after."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
