@@ -29,6 +29,7 @@ def test_the_plugins_are_found_through_their_entry_points() -> None:
 class TestTheSamplePluginConforms(FamilyConformance):
     family = "sample-shift"
     examples = 2
+    fresh_process = False  # (loaded in another process by the pytest plugin's run, CI's long part)
 
 
 def test_a_segment_that_skips_its_last_layer_fails_with_the_smallest_case() -> None:

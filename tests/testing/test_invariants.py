@@ -16,8 +16,9 @@ from hybridc.testing.tiny import tiny_config
 from tests.specs import SMALL
 from tests.tiny_models import CORE_FAMILIES
 
-# attention (rotary positions) and Mamba, 2 blocks, fixed alphas
-SPEC = SMALL.replace("gpt-neox", "llama")
+# attention (rotary positions) and Mamba, two layers each in 2 blocks, fixed alphas
+SPEC = (SMALL.replace("gpt-neox", "llama").replace("layers: 4", "layers: 2").replace("layers: 3", "layers: 2")
+        .replace("0..1, 1..3", "0..1, 1..2"))
 
 
 @pytest.fixture(scope="module")
