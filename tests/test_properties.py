@@ -16,7 +16,6 @@ import torch
 import yaml
 from click.testing import CliRunner
 from hypothesis import HealthCheck, assume, given, settings
-from hypothesis import strategies as st
 
 from hybridc.cli import main
 from hybridc.graph.discretize import select

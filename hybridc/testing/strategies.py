@@ -449,10 +449,19 @@ def _v_trust(choose: Choose, d: dict, b: _Base):
     return [f"components.{c}.trust_remote_code"], f"component {c}'s trust_remote_code -> {component['trust_remote_code']}"
 
 
+def _budget_meaning(budget: dict | None) -> tuple | None:
+    """A budget as what it means: ``{params: 2x}`` and ``{params: 2.0x}`` are one budget."""
+    if not budget:
+        return None
+    (measure, amount), = budget.items()
+    text = str(amount)
+    return measure, float(text.rstrip("x")), text.endswith("x")
+
+
 def _v_budget(choose: Choose, d: dict, b: _Base):
     current = d["hybrid"].get("budget")
     options = [{m: a} for m in BUDGET_MEASURES for a in ("1x", "2x")]
-    new = choose([o for o in options if o != current] + ([None] if current else []))
+    new = choose([o for o in options if _budget_meaning(o) != _budget_meaning(current)] + ([None] if current else []))
     if new is None:
         d["hybrid"].pop("budget")
     else:
