@@ -236,6 +236,30 @@ def fmt(specs: tuple[Path, ...], check: bool, write: bool, no_comments: bool, te
     sys.exit(status)
 
 
+@main.command(short_help="Property-check a spec and variations of it.")
+@click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--examples", "-n", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Variations of each spec to draw and check.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the variations (the same seed draws the same ones).")
+def check(specs: tuple[Path, ...], examples: int, seed: int) -> None:
+    """Property-check SPECS: hybridc's invariants on each spec and N variations of it (one change each), with
+    tiny stand-ins of its components; prints the smallest failing variation. Exit 1 if one fails, 2 if a spec
+    is invalid. Needs hybridc[testing] (hypothesis)."""
+    from .errors import SpecError
+    from .testing.report import run_check
+
+    _quiet_libraries()
+    status = 0
+    for path in specs:
+        try:
+            status = max(status, run_check(path, examples=examples, seed=seed))
+        except SpecError as err:
+            click.echo(err.render(), err=True)
+            status = EXIT_USAGE
+    sys.exit(status)
+
+
 @main.command(name="compile", short_help="Parameters, FLOPs, plan and choices of a spec.")
 @click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),

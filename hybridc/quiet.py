@@ -97,6 +97,14 @@ def measuring() -> Iterator[None]:
         hf_logging.set_verbosity(verbosity)
 
 
+@contextlib.contextmanager
+def silenced() -> Iterator[None]:
+    """``measuring`` and ``transformers_bars_off`` together: for tiny stand-in models that hybridc.testing builds,
+    saves and loads, whose messages and bars concern nobody."""
+    with measuring(), transformers_bars_off():
+        yield
+
+
 def for_command() -> None:
     """What a hybridc command sets for the rest of its process: ``install``, and transformers' progress bars off
     (the command shows its own progress)."""

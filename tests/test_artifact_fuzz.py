@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 
 from tests.artifacts import (check_outcome, commands, make_base, make_distilling, run_guarded, tree_digest,
                              workspace)
-from tests.strategies import FUZZ_DERANDOMIZED
+from tests.fuzzing import FUZZ_DERANDOMIZED
 
 LONG = int(os.environ.get("HYBRIDC_FUZZ_EXAMPLES", "200"))
 EXAMPLES = LONG // 2 if LONG > 200 else max(LONG // 10, 5)

@@ -184,20 +184,31 @@ def _diff_components(va: dict[str, Any], vb: dict[str, Any], out: list[Change]) 
     return common
 
 
+def _rows_in_order(rows, written: tuple[str, ...], names: tuple[str, ...]) -> list[list[float]]:
+    """Alpha rows written in the components' order ``written``, with their columns in the order ``names``
+    (a row of another length is left as written: its own change)."""
+    columns = [written.index(name) for name in names]
+    return [[row[j] for j in columns] if len(row) == len(columns) else list(row) for row in rows]
+
+
 def _diff_mixture(a: Spec, b: Spec, ra: ResolvedSpec | None, rb: ResolvedSpec | None, out: list[Change]) -> None:
     """The mixture as written, or, between fixed (or programmed from one file) mixtures of the same
-    components, row by row with the change of each weight."""
+    components, row by row with the change of each weight. A weight belongs to its component, not to a
+    column: components reordered with their columns are the same mixture (the reorder is its own change),
+    so the rows of both are read in one order of components (the spec's, or sorted names where the two
+    orders differ, so that a diff and its inverse show the same rows)."""
     ma, mb = a.hybrid.mixture, b.hybrid.mixture
     rowwise = (ma.mode == mb.mode and ma.mode in ("fixed", "programmed") and ma.path == mb.path
-               and a.component_names == b.component_names)
+               and sorted(a.component_names) == sorted(b.component_names))
     if not rowwise:
         _compare("hybrid.mixture", str(ma), str(mb), out)
         return
-    names = a.component_names
-    rows_a, rows_b = _alpha_rows(a, ra) or (), _alpha_rows(b, rb) or ()
+    names = a.component_names if a.component_names == b.component_names else tuple(sorted(a.component_names))
+    rows_a = _rows_in_order(_alpha_rows(a, ra) or (), a.component_names, names)
+    rows_b = _rows_in_order(_alpha_rows(b, rb) or (), b.component_names, names)
     for i in range(max(len(rows_a), len(rows_b))):
-        row_a = list(rows_a[i]) if i < len(rows_a) else None
-        row_b = list(rows_b[i]) if i < len(rows_b) else None
+        row_a = rows_a[i] if i < len(rows_a) else None
+        row_b = rows_b[i] if i < len(rows_b) else None
         note = ""
         if row_a is not None and row_b is not None and len(row_a) == len(row_b):
             note = ", ".join(f"{n} {_signed(y - x)}" for n, x, y in zip(names, row_a, row_b) if x != y)
