@@ -59,14 +59,13 @@ def rss_mib() -> float:
 def build(variant: str):
     """(model, forward: ids -> logits) for a variant."""
 
-    from hybridc.components.adapters import build_model, load_adapter, quiet_transformers
+    from hybridc.components.adapters import build_model, load_adapter
     from hybridc.components.registry import get_family
 
     family = get_family("mamba2" if variant.startswith("mamba2") else "mamba")
     extra = {"use_mambapy": True} if variant == "mambapy" else {"state_size": 16} if variant == "mamba2-n16" else {}
     common = {"hidden_size": HIDDEN, "layers": LAYERS, "heads": None, "vocab_size": VOCAB, "max_length": None}
-    with quiet_transformers():
-        model = build_model(family, family.init_config(common, extra), seed=0).train()
+    model = build_model(family, family.init_config(common, extra), seed=0).train()
     if variant != "chunked":
         return model, lambda ids: model(ids).logits
     adapter = load_adapter(family, model)

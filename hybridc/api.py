@@ -19,6 +19,7 @@ from .spec.model import Spec
 from .train.plan import TrainingPlan, lower_plan
 
 if TYPE_CHECKING:
+    from .guarded_dir import GuardedDir
     from .nn.hybrid import HybridModel
 
 
@@ -46,17 +47,21 @@ class Compiled:
         return "# spec.lock.yaml: the canonical spec and what hybridc resolved (written by hybridc)\n" + yaml.safe_dump(
             lock_data(self.resolved), sort_keys=False, width=100)
 
-    def write(self, out_dir: str | Path) -> list[Path]:
-        """Write spec.lock.yaml, plan.json and graph.dot into ``out_dir`` (created if needed)."""
-        from .io import atomic_write_text
+    def write(self, out_dir: "str | Path | GuardedDir") -> list[Path]:
+        """Write spec.lock.yaml, plan.json and graph.dot into ``out_dir`` (a path, created if needed, or a run's
+        open directory), never through a link (``hybridc.guarded_dir``: a link or a directory where one of the
+        files belongs is refused)."""
+        from contextlib import nullcontext
 
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        written = [
-            atomic_write_text(out / "spec.lock.yaml", self.lock_yaml()),
-            atomic_write_text(out / "plan.json", self.plan.to_json()),
-            atomic_write_text(out / "graph.dot", to_dot(self.graph)),
-        ]
+        from .guarded_dir import GuardedDir
+
+        written = []
+        opened = nullcontext(out_dir) if isinstance(out_dir, GuardedDir) else GuardedDir.open(out_dir, create=True)
+        with opened as out:
+            for name, text in (("spec.lock.yaml", self.lock_yaml()), ("plan.json", self.plan.to_json()),
+                               ("graph.dot", to_dot(self.graph))):
+                out.write_text(name, text)
+                written.append(out.path / name)
         return written
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from .spec.diff import Change, CostDelta, diff_specs, graph_delta, try_resolve
 from .spec.frontend import ParsedSpec, parse_document, resolve
 from .spec.load import parse_text, regular_file_bytes
 from .spec.sources import git_root, parse_source
+from .terminal import PipeConsole
 
 STYLE = {"added": "green", "removed": "red", "changed": "yellow"}
 MARK = {"added": "+", "removed": "-", "changed": "~"}
@@ -47,7 +49,7 @@ def render_text(changes: list[Change], deltas: list[CostDelta], console: Console
 
 
 def _console(color: bool | None) -> Console:
-    return Console(force_terminal=color if color else None, no_color=color is False, highlight=False,
+    return PipeConsole(force_terminal=color if color else None, no_color=color is False, highlight=False,
                    soft_wrap=True)
 
 
@@ -174,7 +176,24 @@ def run_git_driver(args: tuple[str, ...], *, with_graph: bool = False, color: bo
     """git's external diff interface: path old-file old-hex old-mode new-file new-hex new-mode [new-path
     rename-info]. Always exits 0 (git stops at a driver that fails): when a side is not a valid spec, the
     output is a plain unified diff of the two files, preceded by one ``# hybridc: ...`` line per error
-    (in the output, not on stderr: ``git diff`` and ``git log -p`` page only what the driver prints)."""
+    (in the output, not on stderr: ``git diff`` and ``git log -p`` page only what the driver prints).
+
+    When git's reader goes away (``git diff | head``), the rest is dropped and the driver still exits 0:
+    a driver that fails makes git stop with "external diff died"; git itself then ends as a pipe's writer
+    does."""
+    try:
+        _git_driver(args, with_graph=with_graph, color=color)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):  # not a real file (tests' captured streams)
+            pass
+        os.close(devnull)
+
+
+def _git_driver(args: tuple[str, ...], *, with_graph: bool, color: bool | None) -> None:
     console = _console(color)
     if len(args) == 1:  # git passes only the path of an unmerged file
         console.print(f"[bold]{escape(f'hybridc diff {args[0]}')}[/bold]\n* unmerged path (resolve the conflict first)")

@@ -11,7 +11,6 @@ without hybridc).
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,8 +21,8 @@ from .components.registry import get_family
 from .data.tokenizer import save_tokenizer, set_generation_ids
 from .errors import CompileError, RunError
 from .graph.budget import selection_for
-from .io import (PathRefused, atomic_write_text, fresh_staging_dir, give_umask_mode, install_directory,
-                 refuse_unless_directory)
+from .guarded_dir import GuardedDir
+from .io import PathRefused
 from .model_card import model_card
 from .nn.hybrid import HybridModel, lower
 from .saved import EXPORT_RECORD
@@ -93,67 +92,91 @@ class Exported:
     selection: tuple[str, ...]
 
 
-def refuse_foreign_directory(out_dir: Path) -> None:
-    """An existing ``out_dir`` is replaced only if it is a real directory holding an earlier export (a
-    discretized hybrid, or a plain export with its ``hybridc.json``), or an empty one; anything else is
-    the user's and is never deleted or written through: a symbolic link (even to an earlier export) or a
-    file is refused (``PathRefused``, exit 2), and so is a hybrid that is not discretized (a trained
-    model, a run's final/); a directory holding anything else too (``RunError``)."""
-    out_dir = Path(out_dir)
-    refuse_unless_directory(out_dir, "an export")
-    if not out_dir.exists():
+def refuse_foreign_directory(out_dir: GuardedDir) -> None:
+    """An existing output directory (opened without following a link: a link at -o is refused before) is
+    replaced only if it holds an earlier export (a discretized hybrid, or a plain export with its
+    ``hybridc.json``) or nothing; anything else is the user's and is never deleted or written through: a
+    hybrid that is not discretized (a trained model, a run's final/) is refused (``PathRefused``, exit 2), and
+    so is a directory holding anything else too (``RunError``)."""
+    if not out_dir.names():
         return
-    if not any(out_dir.iterdir()):
-        return
-    config = out_dir / "config.json"
     try:
-        data = json.loads(config.read_text()) if config.is_file() else {}
+        data = json.loads(out_dir.read_text("config.json")) if out_dir.is_file("config.json") else {}
         hybrid = data.get("model_type") == "hybridc"
-        ours = (out_dir / EXPORT_RECORD).is_file() or (hybrid and isinstance(data.get("selection"), list))
+        ours = out_dir.is_file(EXPORT_RECORD) or (hybrid and isinstance(data.get("selection"), list))
     except (OSError, ValueError, AttributeError):
         hybrid = ours = False
     if hybrid and not ours:
-        raise PathRefused(f"{out_dir} holds a hybrid that is not discretized (a trained model, not an export)",
-                       "choose another -o directory (hybridc replaces only its own earlier exports)")
+        raise PathRefused(f"{out_dir.path} holds a hybrid that is not discretized (a trained model, not an export)",
+                          "choose another -o directory (hybridc replaces only its own earlier exports)")
     if not ours:
-        raise RunError(f"{out_dir} exists and does not hold a model written by hybridc",
+        raise RunError(f"{out_dir.path} exists and does not hold a model written by hybridc",
                        "choose another -o directory (hybridc replaces only its own earlier exports)")
+
+
+def _refuse_output(parent: GuardedDir, name: str) -> None:
+    """The output ``parent/name`` is absent, or a real directory holding nothing or an earlier export: a link
+    (even to an earlier export) or a file there is refused (``PathRefused``), untouched."""
+    info = parent.lstat(name)
+    if info is None:
+        return
+    if not parent.is_dir(name):
+        kind = parent.kind(name)
+        if kind == "a symbolic link":
+            raise PathRefused(f"{parent.path / name} is a symbolic link; hybridc does not write an export through it",
+                              "choose another output path (hybridc writes only to a new directory or over its "
+                              "own earlier output, and never follows or removes a link)")
+        raise PathRefused(f"{parent.path / name} exists and is not a directory ({kind}); hybridc does not write an "
+                          "export over it", "choose another output path (hybridc never replaces files it did not "
+                          "create)")
+    with parent.child(name) as existing:
+        refuse_foreign_directory(existing)
 
 
 def export(model: HybridModel, out_dir: Path) -> Exported:
     """Write the discretized model to ``out_dir`` with its tokenizer, generation config and model card:
-    built in a fresh staging directory beside it, then moved into place (an earlier export there is
-    replaced; see ``refuse_foreign_directory``). A plain export also holds ``hybridc.json``: the lock of
-    the hybrid it came from and the selection (``hybridc eval`` reads the task, seed and tokenizer kind
-    there; transformers ignores it)."""
+    built in a fresh staging directory beside it (``.OUT.<random>.tmp``, created exclusively), then moved into
+    place (an earlier export there is replaced; see ``refuse_foreign_directory``). Every path is reached from
+    ``out_dir``'s parent directory without following a link (``hybridc.guarded_dir``). A plain export also
+    holds ``hybridc.json``: the lock of the hybrid it came from and the selection (``hybridc eval`` reads the
+    task, seed and tokenizer kind there; transformers ignores it)."""
     out_dir = Path(out_dir)
-    refuse_foreign_directory(out_dir)
-    small = discretize_model(model)
-    name = single_component(small)
-    tmp = fresh_staging_dir(out_dir)  # a new directory of ours: never a user's path, never through a link
-    installed = False
-    try:
-        if name is not None:
-            plain = export_component(small, name)
-            tokenizer = small.get_tokenizer()
-            if tokenizer is not None:
-                set_generation_ids(plain.generation_config, tokenizer)
-            plain.save_pretrained(tmp)
-            give_umask_mode(*tmp.glob("*.safetensors"))
-            if tokenizer is not None:
-                save_tokenizer(tokenizer, tmp)
-            kind = small.resolved_spec.component(name).family
-            record = {"hybridc_export": 1, "component": name, "selection": list(small.graph.selection),
-                      "lock": small.config.lock}
-            atomic_write_text(tmp / EXPORT_RECORD, json.dumps(record, indent=2) + "\n")
-            atomic_write_text(tmp / "README.md", model_card(small, plain_family=kind))
-        else:
-            small.save_pretrained(tmp)
-            kind = "hybrid"
-            atomic_write_text(tmp / "README.md", model_card(small))
-        install_directory(tmp, out_dir, refuse_foreign_directory)  # (checked again: it may have changed)
-        installed = True
-    finally:
-        if not installed:
-            shutil.rmtree(tmp, ignore_errors=True)  # the staging directory this call created
+    if out_dir.name in ("", ".", ".."):
+        raise PathRefused(f"{out_dir} names no directory to write", "give -o a directory name")
+    with GuardedDir.open(out_dir.parent, create=True) as parent:
+        target = out_dir.name
+        _refuse_output(parent, target)
+        small = discretize_model(model)
+        name = single_component(small)
+        staged_name = parent.make_temp_dir(f".{target}.", ".tmp")  # a new directory of ours, never a user's path
+        installed = False
+        try:
+            with parent.child(staged_name) as staged:
+                where = staged.library_path()
+                if name is not None:
+                    plain = export_component(small, name)
+                    tokenizer = small.get_tokenizer()
+                    if tokenizer is not None:
+                        set_generation_ids(plain.generation_config, tokenizer)
+                    plain.save_pretrained(where)
+                    staged.give_umask_mode(*(n for n in staged.names() if n.endswith(".safetensors")))
+                    if tokenizer is not None:
+                        save_tokenizer(tokenizer, where)
+                    kind = small.resolved_spec.component(name).family
+                    record = {"hybridc_export": 1, "component": name, "selection": list(small.graph.selection),
+                              "lock": small.config.lock}
+                    staged.write_text(EXPORT_RECORD, json.dumps(record, indent=2) + "\n")
+                    staged.write_text("README.md", model_card(small, plain_family=kind))
+                else:
+                    small.save_pretrained(where)
+                    kind = "hybrid"
+                    staged.write_text("README.md", model_card(small))
+            parent.install(staged_name, target, refuse_foreign_directory)  # (checked again: it may have changed)
+            installed = True
+        finally:
+            if not installed:
+                try:
+                    parent.remove_tree(staged_name)  # the staging directory this call created
+                except (OSError, PathRefused):
+                    pass
     return Exported(out_dir, kind, tuple(small.graph.selection))

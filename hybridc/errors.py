@@ -96,6 +96,13 @@ class RunError(CompileError):
     exit_code = 1
 
 
+class PathRefused(RunError):
+    """hybridc will not write to, through or over a path it did not create (a user's file, directory or
+    symbolic link where it was asked to write): the user chooses another path. Exit status 2."""
+
+    exit_code = 2
+
+
 class LaunchError(RunError):
     """A run started in a way it cannot train as asked (a launcher that started fewer processes than it says)."""
 

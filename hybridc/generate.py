@@ -5,11 +5,15 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from .errors import RunError
-from .saved import EXPORT_RECORD, SavedModel, load_saved
+from .saved import EXPORT_RECORD, SavedModel, check_before_loading, load_saved
+
+if TYPE_CHECKING:  # (torch is imported when the model loads: the command says what it does first)
+    import torch
+
+    from .activity import Activity
 
 
 class LimitError(RunError):
@@ -23,6 +27,8 @@ def position_limits(saved: SavedModel) -> list[tuple[int, str]]:
     """(positions, what has them) for every part of the model that runs and has a position table, shortest
     first: a hybrid's running components (a branch of weight 0 in every block never runs), or a plain
     export's own config. [] when nothing limits the length (recurrent components only)."""
+    import torch
+
     from .nn.hybrid import HybridModel
 
     model = saved.model
@@ -121,8 +127,17 @@ class TextStreamer:
 
 def generate_text(path: Path, prompt: str, *, max_new_tokens: int = 50, temperature: float = 0.0, top_k: int = 0,
                   num_beams: int = 1, seed: int = 0, device: str = "cpu", stream: bool = True,
-                  write: Callable[[str], None] = lambda t: (sys.stdout.write(t), sys.stdout.flush())) -> str:
-    saved = load_saved(path, device)
+                  write: Callable[[str], None] = lambda t: (sys.stdout.write(t), sys.stdout.flush()),
+                  activity: Activity | None = None) -> str:
+    """Generate from the model in ``path`` (streamed through ``write``); ``activity`` shows the loading. What
+    needs no weights (a causal LM, its tokenizer files) is checked before the model loads."""
+    from contextlib import nullcontext
+
+    directory = check_before_loading(path, generates=True, tokenizer=True)
+    with activity.step(f"loading the model in {directory}") if activity is not None else nullcontext():
+        import torch
+
+        saved = load_saved(directory, device)
     if saved.task.kind != "causal-lm":
         raise RunError(f"a {saved.task} model does not generate text", "generation needs task: causal-lm")
     model, tokenizer = saved.model, saved.need_tokenizer()

@@ -111,17 +111,37 @@ AUTO_MAP = {
     "AutoModel": "modeling_hybridc.HybridModel",
     **{auto_name: f"modeling_hybridc.{TASK_CLASS_NAMES[task]}" for task, auto_name in AUTO_CLASS_OF_TASK.items()},
 }
-# The modules are one import each: the code is hybridc's, installed (transformers checks the imports of a
-# remote-code file and says "pip install hybridc" when the package is missing).
+# The modules subclass hybridc's classes, each in the file transformers will copy. transformers marks the class it
+# loads from a model directory as remote code (``register_for_auto_class``) and, when that model or config is saved
+# again, copies the file that defines the class and the files it imports relatively (``custom_object_save``). A
+# re-exported hybridc class would be defined in hybridc's own source, whose package-relative imports the copier
+# cannot follow; a subclass defined here is copied as this file, whose only relative import is the other file. The
+# code is still hybridc's, installed (transformers checks the imports of a remote-code file and says
+# "pip install hybridc" when the package is missing). hybridc's own save_pretrained writes these files itself.
+#
+# Entry points: these files, and the files of directories saved by earlier releases (which import
+# ``hybridc.hf_config.HybridConfig`` and ``hybridc.nn.hybrid.HybridModel``/``HybridForCausalLM``/
+# ``HybridForSequenceClassification``/``HybridForTokenClassification`` directly), import the module paths in
+# ``ENTRY_POINTS``: moving those classes breaks every saved directory (tests/test_ecosystem.py loads both forms).
+ENTRY_POINTS = {"config": "hybridc.hf_config", "models": "hybridc.nn.hybrid"}
+MODEL_CLASSES = ("HybridModel", *TASK_CLASS_NAMES.values())
+_PACKAGE, _MODULE = ENTRY_POINTS["models"].rsplit(".", 1)
 REMOTE_CODE = {
     "configuration_hybridc.py": (
-        '"""A hybrid saved by hybridc: its config class is hybridc\'s own (`pip install hybridc`)."""\n\n'
-        "from hybridc.hf_config import HybridConfig  # noqa: F401\n"),
+        '"""A hybrid saved by hybridc: its config class is hybridc\'s own (`pip install hybridc`), subclassed in this\n'
+        'file so that transformers copies this file when the model is saved again."""\n\n'
+        f"from {ENTRY_POINTS['config']} import HybridConfig as _HybridConfig\n\n\n"
+        "class HybridConfig(_HybridConfig):\n"
+        '    """hybridc\'s HybridConfig."""\n'),
     "modeling_hybridc.py": (
-        '"""A hybrid saved by hybridc: its model classes are hybridc\'s own (`pip install hybridc`)."""\n\n'
-        "from hybridc.nn.hybrid import (  # noqa: F401\n"
-        "    HybridForCausalLM,\n    HybridForSequenceClassification,\n    HybridForTokenClassification,\n"
-        "    HybridModel,\n)\n"),
+        '"""A hybrid saved by hybridc: its model classes are hybridc\'s own (`pip install hybridc`), subclassed in\n'
+        "this file so that transformers copies this file (and configuration_hybridc.py) when the model is saved "
+        'again."""\n\n'
+        f"from {_PACKAGE} import {_MODULE} as _hybrid\n\n"
+        "from .configuration_hybridc import HybridConfig\n"
+        + "".join(f"\n\nclass {name}(_hybrid.{name}):\n"
+                  f'    """hybridc\'s {name}."""\n\n'
+                  "    config_class = HybridConfig\n" for name in MODEL_CLASSES)),
 }
 
 

@@ -1,25 +1,17 @@
-"""Small file helpers: writes that never leave a half-written file behind, and directories staged in a
-fresh place of their own before they are moved where they belong."""
+"""Small file helpers: reading a file that must be a regular one, and writes of a user's file (a spec, a graph)
+that never leave a half-written file behind. The directories hybridc writes itself (runs, saved models,
+exports) go through ``hybridc.guarded_dir``."""
 
 from __future__ import annotations
 
 import errno
 import os
-import shutil
 import stat
 import tempfile
-from collections.abc import Callable
 from typing import BinaryIO
 from pathlib import Path
 
-from .errors import RunError
-
-
-class PathRefused(RunError):
-    """hybridc will not write to, through or over a path it did not create (a user's file, directory or
-    symbolic link where it was asked to write): the user chooses another path. Exit status 2."""
-
-    exit_code = 2
+from .errors import PathRefused
 
 
 class NotRegularFile(OSError):
@@ -130,72 +122,3 @@ def give_umask_mode(*paths: str | Path) -> None:
     mode = 0o666 & ~process_umask()
     for path in paths:
         os.chmod(path, mode)
-
-
-def fresh_staging_dir(target: str | Path) -> Path:
-    """A new, empty directory beside ``target`` to build it in: created exclusively (``mkdtemp``: never
-    an existing path, never through a symbolic link, mode 0700 while it is built), named
-    ``.<target name>.<random>.tmp``. Missing parents of ``target`` are created. The caller removes it
-    if building fails (it is the caller's own); ``install_directory`` moves it into place."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-
-
-def refuse_unless_directory(path: str | Path, what: str = "the output") -> None:
-    """``path`` is absent or a real directory: a symbolic link (even to a directory) or anything that is
-    not a directory is refused, untouched."""
-    path = Path(path)
-    try:
-        mode = os.lstat(path).st_mode
-    except FileNotFoundError:
-        return
-    if stat.S_ISLNK(mode):
-        raise PathRefused(f"{path} is a symbolic link; hybridc does not write {what} through it",
-                          "choose another output path (hybridc writes only to a new directory or over its "
-                          "own earlier output, and never follows or removes a link)")
-    if not stat.S_ISDIR(mode):
-        raise PathRefused(f"{path} exists and is not a directory; hybridc does not write {what} over it",
-                          "choose another output path (hybridc never replaces files it did not create)")
-
-
-def install_directory(staged: str | Path, target: str | Path,
-                      check: Callable[[Path], None] | None = None) -> Path:
-    """Move the directory ``staged`` (from ``fresh_staging_dir``) to ``target``, giving it the mode a new
-    directory gets (0777 less the umask). A ``target`` that does not exist or is an empty directory is
-    taken at once (rename replaces an empty directory atomically, and fails on one that is not empty). A
-    directory that is not empty is replaced only if ``check`` accepts it (``check`` raises otherwise: it
-    is the caller's test that the directory is its own earlier output); it is moved aside into a fresh
-    directory, checked again there, and removed once ``staged`` is in place (moved back if that fails).
-    A symbolic link or a non-directory at ``target`` is refused (``PathRefused``) and left as it is."""
-    staged, target = Path(staged), Path(target)
-    refuse_unless_directory(target)
-    if check is not None:
-        check(target)
-    os.chmod(staged, 0o777 & ~process_umask())
-    try:
-        os.rename(staged, target)  # a new path, or an empty directory
-        return target
-    except OSError as err:
-        if err.errno not in (errno.ENOTEMPTY, errno.EEXIST):
-            raise
-    if check is None:
-        raise PathRefused(f"{target} is a directory that is not empty",
-                          "choose another output path (hybridc never replaces files it did not create)")
-    aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
-    moved = aside / "old"
-    try:
-        os.rename(target, moved)  # (a link or file put there since the check moves as itself: checked next)
-    except BaseException:
-        os.rmdir(aside)
-        raise
-    try:
-        refuse_unless_directory(moved)
-        check(moved)
-        os.rename(staged, target)
-    except BaseException:
-        os.rename(moved, target)  # what was there is put back as it was
-        os.rmdir(aside)
-        raise
-    shutil.rmtree(aside)  # the earlier output, accepted by check
-    return target

@@ -16,15 +16,17 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from .data.tokenizer import Tokenizer
 from .errors import HybridcError, RunError, SpecError, first_line
 from .io import NotRegularFile, not_regular, read_regular
 from .spec.frontend import ResolvedSpec
 from .spec.model import Task
+
+if TYPE_CHECKING:  # (this module reads directories without torch: ``check_before_loading`` runs before it loads)
+    import torch
+
+    from .data.tokenizer import Tokenizer
 
 WEIGHTS = "model.safetensors"
 WEIGHTS_INDEX = "model.safetensors.index.json"
@@ -65,8 +67,11 @@ def model_directory(path: Path) -> Path:
 def _from_pretrained(load, directory: Path, **kwargs):
     """``load(directory, use_safetensors=True, ...)``, with unreadable weights reported as a ``RunError``
     (hybridc's own errors about the model pass through)."""
+    from .quiet import transformers_bars_off
+
     try:
-        return load(directory, use_safetensors=True, **kwargs)
+        with transformers_bars_off():  # (hybridc says what it loads)
+            return load(directory, use_safetensors=True, **kwargs)
     except HybridcError:
         raise
     except Exception as err:  # a truncated or foreign file: safetensors, OSError, shape mismatches
@@ -464,6 +469,8 @@ def load_config(load, directory: Path):
 
 def build_on_meta(build, directory: Path):
     """``build()`` on the meta device (shapes only, no memory), a failure reported as a ``RunError``."""
+    import torch
+
     try:
         with torch.device("meta"):
             return build()
@@ -498,24 +505,45 @@ class SavedModel:
 
     def need_tokenizer(self) -> Tokenizer:
         if self.tokenizer is None:
-            raise RunError(f"{self.directory} has no tokenizer: {self.tokenizer_problem or 'none was saved'}",
-                           "give the spec a tokenizer (bytes, a tokenizer directory, hf:<id> or a component with "
-                           "tokenizer files) and save the model again")
+            raise no_tokenizer(self.directory, self.tokenizer_problem)
         return self.tokenizer
 
 
-def _quiet_transformers() -> None:
-    from transformers.utils import logging as hf_logging
+def no_tokenizer(directory: Path, problem: str | None) -> RunError:
+    return RunError(f"{directory} has no tokenizer: {problem or 'none was saved'}",
+                    "give the spec a tokenizer (bytes, a tokenizer directory, hf:<id> or a component with "
+                    "tokenizer files) and save the model again")
 
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+
+def check_before_loading(path: Path, *, generates: bool = False, tokenizer: bool = False) -> Path:
+    """The model directory of ``path`` (``model_directory``), checked from its JSON files and file names alone
+    (no torch, no weights) for what a command needs before it loads the model: a causal LM (``generates``),
+    tokenizer files (``tokenizer``: what ``need_tokenizer`` would refuse after loading). A ``RunError``
+    otherwise, the one the command would give after loading."""
+    from .spec.checks import TOKENIZER_FILES
+    from .spec.model import BYTES_TOKENIZER
+
+    directory = model_directory(path)
+    config = read_config(directory)
+    if config.get("model_type") == "hybridc":
+        resolved = check_hybrid_config(config, directory / "config.json")
+    else:
+        resolved = read_export_record(directory)
+    kind = resolved.spec.task if resolved is not None else Task("causal-lm")
+    if generates and kind.kind != "causal-lm":
+        raise RunError(f"a {kind} model does not generate text", "generation needs task: causal-lm")
+    field = resolved.spec.tokenizer if resolved is not None else None
+    if tokenizer and field != BYTES_TOKENIZER and not any((directory / n).is_file() for n in TOKENIZER_FILES):
+        raise no_tokenizer(directory, f"{directory} holds no tokenizer files")
+    return directory
 
 
 def load_hybrid(path: Path, device: str = "cpu"):
     """The hybrid saved in ``path`` (a run directory means its final/), in eval mode."""
+    import torch
+
     from .nn.hybrid import HybridModel
 
-    _quiet_transformers()
     directory = model_directory(path)
     refuse_plain(directory, read_config(directory))
     return _from_pretrained(HybridModel.from_pretrained, directory).to(torch.device(device)).eval()
@@ -524,6 +552,7 @@ def load_hybrid(path: Path, device: str = "cpu"):
 def load_plain(directory: Path):
     """The plain transformers model of an export (``AutoModelForCausalLM``), checked before loading (config
     sizes, parameters against the weights files) and after (transformers' loading report)."""
+    import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
     config = load_config(AutoConfig.from_pretrained, directory)
@@ -538,7 +567,12 @@ def load_plain(directory: Path):
 def load_saved(path: Path, device: str = "cpu") -> SavedModel:
     """A hybrid, or a plain model exported by ``hybridc discretize`` (any causal LM transformers loads),
     with the tokenizer saved in its directory. Every JSON file read is checked first (``read_json``)."""
+    import torch
+
     from .data.tokenizer import saved_tokenizer
+    from .quiet import install
+
+    install()  # (a plain export of Mamba decodes with transformers' kernels too: hybridc.quiet)
 
     directory = model_directory(path)
     config = read_config(directory)
@@ -546,7 +580,6 @@ def load_saved(path: Path, device: str = "cpu") -> SavedModel:
     if config.get("model_type") == "hybridc":
         model = load_hybrid(directory, device)
         return SavedModel(directory, model, model.resolved_spec, model.get_tokenizer(), model.tokenizer_problem)
-    _quiet_transformers()
     resolved = read_export_record(directory)
     model = load_plain(directory)
     field = resolved.spec.tokenizer if resolved is not None else str(directory)

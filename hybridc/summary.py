@@ -9,6 +9,7 @@ from .api import Compiled
 from .graph.render import human
 from .spec.model import PARAM_GROUPS
 from .spec.vocab import vocab_report
+from .terminal import PipeConsole
 from .train.plan import show_length
 
 
@@ -100,8 +101,8 @@ def discretizations_table(c: Compiled) -> Table | None:
 
 def wide_console() -> Console:
     """A console that does not squeeze tables to 80 columns when the output is a file or pipe."""
-    console = Console()
-    return console if console.is_terminal else Console(width=160)
+    console = PipeConsole()
+    return console if console.is_terminal else PipeConsole(width=160)
 
 
 def print_summary(c: Compiled, console: Console | None = None) -> None:

@@ -1,6 +1,7 @@
-"""What the hostile-artifact tests share: a finished tiny run to damage (GPT-Neo + Mamba, checkpoints kept), a
-fresh workspace copy of it per case, the commands a user runs next on it, and the checks every case makes
-(a result or a clear error: exit 0, 1 or 2, no traceback, no hang, nothing outside the run changed).
+"""What the hostile-artifact tests share: a finished tiny run to damage (GPT-Neo + Mamba, checkpoints kept), the
+same components' run stopped inside a distill stage (its teacher saved under ``teacher/``), a fresh workspace copy
+of either per case, the commands a user runs next on it, and the checks every case makes (a result or a clear
+error: exit 0, 1 or 2, no traceback, no hang, nothing outside the run changed).
 
 Used by ``test_artifact_fuzz.py`` (random damage) and ``test_bad_artifacts.py`` (the named corpus in
 ``bad_artifacts/``)."""
@@ -49,6 +50,40 @@ def make_base(root: Path, bpe_tokenizer_files: dict[str, Path]) -> Path:
     return root
 
 
+DISTILL_STAGES = """\
+  stages:
+    - {name: tune, kind: finetune, data: "text(CORPUS, block=16)", steps: 2, batch_size: 4}
+    - {name: discretize}
+    - {name: distill, distill: "kl(temperature=2.0)", steps: 4, batch_size: 4}
+"""
+
+
+def make_distilling(root: Path) -> Path:
+    """``root/distilling``: the base spec's components trained by ``root/distill.yaml`` (2 steps, discretize,
+    4 distill steps; checkpoints every 2) and stopped after the second distill step, as SIGTERM stops it:
+    checkpoints step-2 and step-4, the teacher in ``teacher/checkpoints/step-2``, no ``final/``."""
+    import pytest
+
+    import hybridc.train.run as run_module
+
+    head = (root / "spec.yaml").read_text().partition("  stages:\n")[0]
+    (root / "distill.yaml").write_text(head + DISTILL_STAGES.replace("CORPUS", str(root / "corpus.txt")))
+    calls = {"n": 0}
+
+    def stop_at_step_4(self) -> bool:
+        calls["n"] += 1
+        return calls["n"] == 4
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(run_module.Run, "stop_requested", stop_at_step_4)
+        result = CliRunner().invoke(main, ["train", str(root / "distill.yaml"), "-o", str(root / "distilling"), "-q"])
+    assert result.exit_code == 130, result.output  # (stopped, a checkpoint written)
+    run = root / "distilling"
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-2", "step-4"], result.output
+    assert [p.name for p in (run / "teacher" / "checkpoints").iterdir()] == ["step-2"]
+    return run
+
+
 def tree_digest(path: Path) -> dict[str, str]:
     """Every entry under ``path`` (links not followed) with its content digest or link target."""
     out = {}
@@ -62,13 +97,14 @@ def tree_digest(path: Path) -> dict[str, str]:
     return out
 
 
-def workspace(base: Path, tmp: Path, stopped: bool = False) -> tuple[Path, Path]:
+def workspace(base: Path, tmp: Path, stopped: bool = False, distilling: bool = False) -> tuple[Path, Path]:
     """A fresh copy of the run and of the user's outside files for one case, in ``tmp``; ``stopped``: the run
-    as if stopped after its first checkpoint (``final/`` and ``step-4`` removed), what ``--resume`` reads."""
+    as if stopped after its first checkpoint (``final/`` and ``step-4`` removed), what ``--resume`` reads;
+    ``distilling``: the run stopped inside its distill stage (``make_distilling``) instead."""
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    shutil.copytree(base / "run", tmp / "run", symlinks=True)
+    shutil.copytree(base / ("distilling" if distilling else "run"), tmp / "run", symlinks=True)
     shutil.copytree(base / "outside", tmp / "outside", symlinks=True)
     if stopped:
         shutil.rmtree(tmp / "run" / "final")
@@ -76,13 +112,13 @@ def workspace(base: Path, tmp: Path, stopped: bool = False) -> tuple[Path, Path]
     return tmp / "run", tmp / "outside"
 
 
-def commands(base: Path, run: Path, out: Path) -> dict[str, list[str]]:
-    """The commands a user runs on a run directory, by name."""
+def commands(base: Path, run: Path, out: Path, spec: str = "spec.yaml") -> dict[str, list[str]]:
+    """The commands a user runs on a run directory, by name (``spec``: the run's spec, for ``resume``)."""
     return {
         "eval": ["eval", str(run), "--data", f"text({base / 'corpus.txt'}, block=16)"],
         "generate": ["generate", str(run), "the quick", "--max-new-tokens", "3"],
         "discretize": ["discretize", str(run), "-o", str(out)],
-        "resume": ["train", str(base / "spec.yaml"), "-o", str(run), "--resume", "--quiet"],
+        "resume": ["train", str(base / spec), "-o", str(run), "--resume", "--quiet"],
     }
 
 

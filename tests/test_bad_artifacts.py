@@ -17,7 +17,8 @@ import yaml
 from safetensors.torch import load_file, save_file
 
 from hybridc.train.checkpoint import state_digest
-from tests.artifacts import check_outcome, commands, make_base, run_guarded, tree_digest, workspace
+from tests.artifacts import (check_outcome, commands, make_base, make_distilling, run_guarded, tree_digest,
+                             workspace)
 
 CASES = yaml.safe_load((Path(__file__).parent / "bad_artifacts" / "cases.yaml").read_text(encoding="utf-8"))
 
@@ -25,6 +26,13 @@ CASES = yaml.safe_load((Path(__file__).parent / "bad_artifacts" / "cases.yaml").
 @pytest.fixture(scope="module")
 def base(tmp_path_factory, bpe_tokenizer_files) -> Path:
     return make_base(tmp_path_factory.mktemp("bad-artifacts"), bpe_tokenizer_files)
+
+
+@pytest.fixture(scope="module")
+def distilling(base) -> Path:
+    """The base, with its run stopped inside a distill stage beside it (built once, for the cases that need it)."""
+    make_distilling(base)
+    return base
 
 
 def _replace(path: Path) -> None:
@@ -45,10 +53,14 @@ def apply(step: dict, root: Path) -> None:
         os.mkfifo(at) if op == "fifo" else at.mkdir()
     elif op == "truncate":
         at.write_bytes(at.read_bytes()[: at.stat().st_size // 2])
-    elif op == "symlink":
+    elif op == "symlink":  # (a directory: its copy, linked in its place)
         copy = root / "outside" / f"copy-of-{at.name}"
-        copy.write_bytes(at.read_bytes())
-        at.unlink()
+        if at.is_dir() and not at.is_symlink():
+            shutil.copytree(at, copy, symlinks=True)
+            shutil.rmtree(at)
+        else:
+            copy.write_bytes(at.read_bytes())
+            at.unlink()
         at.symlink_to(copy)
     elif op == "link":
         at.symlink_to(root / arg["to"])
@@ -89,7 +101,12 @@ def kept_digest(root: Path, paths: list[str]) -> dict[str, str]:
     out = {}
     for p in paths:
         at = root / p
-        out[p] = ("-> " + os.readlink(at)) if at.is_symlink() else hashlib.sha256(at.read_bytes()).hexdigest()
+        if at.is_symlink():
+            out[p] = "-> " + os.readlink(at)
+        elif at.is_dir():
+            out[p] = str(tree_digest(at))
+        else:
+            out[p] = hashlib.sha256(at.read_bytes()).hexdigest()
     return out
 
 
@@ -97,20 +114,25 @@ def test_every_case_is_well_formed():
     names = [case["name"] for case in CASES]
     assert len(names) == len(set(names)), "case names are unique"
     for case in CASES:
-        assert set(case) <= {"name", "stopped", "damage", "command", "exit", "says", "kept"}, case["name"]
+        assert set(case) <= {"name", "stopped", "distilling", "damage", "command", "exit", "says", "kept"}, case["name"]
         assert case["command"] in ("eval", "generate", "discretize", "resume") and case["exit"] in (0, 1, 2)
+        assert not (case.get("stopped") and case.get("distilling")), case["name"]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case["name"] for case in CASES])
-def test_a_damaged_artifact_gets_its_answer(base, tmp_path, case):
+def test_a_damaged_artifact_gets_its_answer(request, base, tmp_path, case):
+    distilling = case.get("distilling", False)
+    if distilling:
+        request.getfixturevalue("distilling")
     before = tree_digest(base)
-    run, outside = workspace(base, tmp_path / "ws", stopped=case.get("stopped", False))
+    run, outside = workspace(base, tmp_path / "ws", stopped=case.get("stopped", False), distilling=distilling)
     root = run.parent
     for step in case["damage"]:
         apply(step, root)
     outside_before = tree_digest(outside)
     kept = kept_digest(root, case.get("kept", []))
-    result = run_guarded(commands(base, run, root / "out")[case["command"]])
+    spec = "distill.yaml" if distilling else "spec.yaml"
+    result = run_guarded(commands(base, run, root / "out", spec)[case["command"]])
     output = result.output
     check_outcome(result, case["name"])
     assert result.exit_code == case["exit"], output

@@ -88,6 +88,28 @@ def test_graph_formats(tmp_path):
     assert run("graph", path, "--discretize", "attn").exit_code == 2
 
 
+def test_graph_of_a_searched_spec_discretizes_a_runs_alphas(tmp_path):
+    searched = write_spec(tmp_path, SMALL.replace("mixture: fixed([[0.5, 0.5], [0.25, 0.75]])", "mixture: search"))
+    refused = run("graph", searched, "--discretize", "argmax")
+    assert refused.exit_code == 2 and "--alphas RUN" in refused.output and "searches its mixture" in refused.output
+    assert "has no hybrid.budget" in run("graph", path_of_fixed(tmp_path), "--discretize", "budget").output
+    runs = tmp_path / "run"
+    runs.mkdir()
+    events = [{"event": "stage", "components": ["attn", "ssm"]},
+              {"event": "train", "alphas": [[0.5, 0.5], [0.9, 0.1]]},
+              {"event": "train", "alphas": [[0.3, 0.7], [0.6, 0.4]]}]  # the last step's are the run's alphas
+    (runs / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    result = run("graph", searched, "--discretize", "argmax", "--alphas", runs)
+    assert result.exit_code == 0 and "discretized: ssm | attn" in result.output, result.output
+    (runs / "metrics.jsonl").write_text(json.dumps({"event": "train", "alphas": [[0.3, 0.7]]}) + "\n")
+    wrong = run("graph", searched, "--discretize", "argmax", "--alphas", runs)
+    assert wrong.exit_code == 2 and "not 2 rows of 2" in wrong.output
+
+
+def path_of_fixed(tmp_path):
+    return write_spec(tmp_path, SMALL, "fixed.yaml")
+
+
 def test_internal_errors_are_reported_without_traceback(tmp_path, monkeypatch):
     import hybridc.spec.frontend as frontend
 
@@ -132,3 +154,63 @@ def test_real_cli_process_prints_no_traceback(tmp_path):
 def test_missing_file(tmp_path, args):
     result = run(*args[:-1], tmp_path / args[-1])
     assert result.exit_code == 2 and "no such file" in result.output
+
+
+# ---- options that cannot work are refused at once ----------------------------------------------------------
+@pytest.mark.parametrize("value", ["0", "false", "no", "off", "", " 0 "])
+def test_hybridc_debug_set_to_off_keeps_tracebacks_off(tmp_path, monkeypatch, value):
+    import hybridc.spec.frontend as frontend
+
+    monkeypatch.setattr(frontend, "resolve", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("kaput")))
+    result = CliRunner().invoke(main, ["compile", str(write_spec(tmp_path, SMALL))], env={"HYBRIDC_DEBUG": value})
+    assert result.exit_code == 70 and "internal error: RuntimeError: kaput" in result.output
+    shown = CliRunner().invoke(main, ["compile", str(write_spec(tmp_path, SMALL))], env={"HYBRIDC_DEBUG": "1"})
+    assert isinstance(shown.exception, RuntimeError)  # (=1: the traceback is raised for the user to see)
+
+
+def test_fp16_on_the_cpu_is_refused_before_anything_is_written(tmp_path):
+    from tests.train.helpers import DATA, spec_text
+
+    spec = write_spec(tmp_path, spec_text(f"- {{name: finetune, data: '{DATA}', steps: 1}}"))
+    result = run("train", spec, "-o", tmp_path / "run", "--mixed-precision", "fp16")
+    assert result.exit_code == 2 and "--mixed-precision fp16 needs a GPU (--device cuda)" in result.output
+    assert "bf16" in result.output and not (tmp_path / "run").exists()
+    assert "fp16 on a GPU only" in run("train", "--help").output
+
+
+@pytest.mark.parametrize("args, said", [
+    (["--data", "recall()", "--limit", "3"], "--limit belongs to --tasks, not to --data"),
+    (["--data", "recall()", "--num-fewshot", "0", "--include-path", "."], "--include-path, --num-fewshot belong to --tasks"),
+    (["--data", "recall()", "--trust-remote-code"], "--trust-remote-code belongs to --tasks"),
+    (["--tasks", "hellaswag", "--split", "valid"], "--split belongs to --data, not to --tasks"),
+    (["--tasks", "hellaswag", "--seed", "1"], "--seed belongs to --data"),
+    (["--tasks", ""], "'' names no task"),
+    (["--tasks", ",, ,"], "',, ,' names no task"),
+])
+def test_eval_refuses_options_of_the_other_mode_and_empty_task_lists(tmp_path, monkeypatch, args, said):
+    monkeypatch.chdir(tmp_path)
+    result = run("eval", tmp_path, *args)
+    assert result.exit_code == 2 and said in result.output, result.output
+
+
+def test_a_fifo_where_a_directory_belongs_is_refused_at_once(tmp_path):
+    import os
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    spec = write_spec(tmp_path, SMALL)
+    for args in (["eval", fifo, "--data", "recall()"], ["eval", tmp_path, "--tasks", "x", "--include-path", fifo],
+                 ["generate", fifo, "hi"], ["discretize", fifo], ["validate", spec, "--root", fifo]):
+        result = run(*args)
+        assert result.exit_code == 2 and f"{fifo} is a FIFO, not a directory" in result.output, (args, result.output)
+
+
+def test_eval_tasks_on_a_model_without_a_tokenizer_says_so(tmp_path):
+    """The quickstart's kind of model (components from scratch, trained on token ids) has no tokenizer files."""
+    from hybridc.nn.hybrid import lower
+    from hybridc.spec import load_spec
+
+    lower(load_spec(write_spec(tmp_path, SMALL)), pretrained=False).save_pretrained(tmp_path / "model")
+    result = run("eval", tmp_path / "model", "--tasks", "hellaswag")
+    assert result.exit_code == 1 and "has no tokenizer, which lm-eval's tasks need" in result.output, result.output
+    assert "Traceback" not in result.output

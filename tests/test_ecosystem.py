@@ -2,16 +2,22 @@
 
 A small hybrid (Llama-style attention + Mamba, byte tokenizer, weights moved off their initial values) is
 saved once. Then: a process that never imports hybridc loads it with ``trust_remote_code=True`` (and is
-told to ``pip install hybridc`` when the package is missing); lm-eval scores it on local tasks from its CLI
-and from ``simple_evaluate``, with the hybrid's real context length; PEFT's LoRA trains adapters on its
-components and projectors, which reload and merge exactly; transformers' Trainer and TRL's SFTTrainer train
-it from its path with their defaults (bfloat16 autocast on the CPU, gradient checkpointing).
+told to ``pip install hybridc`` when the package is missing), saves it again (so does a directory written by an
+earlier release, whose modules re-export hybridc's classes) and loads what it saved, with the same logits and
+the same ``auto_map`` modules; it reads hidden states and tuples, and decodes with prompt lookup and with a
+discretized hybrid drafting for its continuous one, getting greedy decoding's tokens; it fine-tunes the model in
+Trainer (checkpoints included), merges LoRA and trains with TRL, saves each and reloads it; it exports the hybrid
+with ``torch.export`` and compiles a Mamba segment with ``torch.compile(fullgraph=True)``. lm-eval scores it on
+local tasks from its CLI and from ``simple_evaluate``, with the hybrid's real context length; PEFT's LoRA trains
+adapters on its components and projectors, which reload and merge exactly; transformers' Trainer and TRL's
+SFTTrainer train it from its path with their defaults (bfloat16 autocast on the CPU, gradient checkpointing).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -59,6 +65,29 @@ def saved(tmp_path_factory) -> Path:
     return directory / "model"
 
 
+def test_lm_eval_gets_the_trained_context_of_a_hybrid_without_positions(saved, tmp_path):
+    """Recurrent components only (two Mambas): no position limit in the config, so lm-eval alone would read the
+    bytes tokenizer's 1e9; hybridc eval --tasks gives it the longest sequence the spec trained on instead."""
+    from lm_eval.models.utils import resolve_max_length
+    from transformers import AutoConfig, AutoTokenizer
+
+    from hybridc.train.downstream import trained_context
+
+    text = SPEC.replace("family: llama, hidden_size: 32, layers: 2, heads: 4, vocab_size: 260, max_length: 48",
+                        "family: mamba, hidden_size: 32, layers: 2, vocab_size: 260") + textwrap.dedent("""\
+        train:
+          stages:
+            - {name: finetune, data: "recall(vocab=16, length=24)", steps: 1}
+            - {name: more, kind: finetune, data: "recall(vocab=16, length=40)", steps: 1}
+        """)
+    lower(load_spec(write_spec(tmp_path, text)), pretrained=False).save_pretrained(tmp_path / "ssm")
+    config = AutoConfig.from_pretrained(tmp_path / "ssm", trust_remote_code=True)
+    unbounded = resolve_max_length(config, AutoTokenizer.from_pretrained(tmp_path / "ssm"))
+    assert unbounded == 1_000_000_000  # what lm-eval reads alone (README: pass max_length=)
+    assert trained_context(tmp_path / "ssm") == 40
+    assert trained_context(saved) is None  # the attention component's 48 positions are in its config
+
+
 def ids_of(text: str = TEXT) -> torch.Tensor:
     return torch.tensor([list(text.encode())[:40]])
 
@@ -90,29 +119,6 @@ def test_the_backbone_and_the_effective_head_give_the_model_s_logits(saved):
 # ---- loading without hybridc imported -------------------------------------------------------------------------
 
 
-def test_a_fresh_process_loads_and_generates_with_trust_remote_code(saved, tmp_path):
-    expected = HybridModel.from_pretrained(saved).eval()
-    with torch.no_grad():
-        logits = expected(ids_of()).logits
-    torch.save(logits, tmp_path / "expected.pt")
-    done = run_python(f"""
-        import sys, torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
-        model = AutoModelForCausalLM.from_pretrained({str(saved)!r}, trust_remote_code=True).eval()
-        tokenizer = AutoTokenizer.from_pretrained({str(saved)!r})
-        ids = tokenizer({TEXT!r}, return_tensors="pt").input_ids[:, :40]
-        with torch.no_grad():
-            assert (model(ids).logits - torch.load("expected.pt")).abs().max().item() == 0.0
-        out = model.generate(ids, max_new_tokens=4, do_sample=False)
-        assert out.shape == (1, 44)
-        text = pipeline("text-generation", model={str(saved)!r}, trust_remote_code=True)("the", max_new_tokens=3)
-        assert text[0]["generated_text"].startswith("the")
-        print(type(model).__module__)
-        """, tmp_path)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.strip().endswith("hybridc.nn.hybrid")
-
-
 def test_without_the_package_the_error_says_pip_install_hybridc(saved, tmp_path):
     blocker = tmp_path / "blocker"
     blocker.mkdir()
@@ -130,6 +136,221 @@ def test_without_the_package_the_error_says_pip_install_hybridc(saved, tmp_path)
         """, tmp_path, PYTHONPATH=str(blocker))
     assert done.returncode != 0
     assert "hybridc" in done.stderr and "pip install hybridc" in done.stderr
+
+
+# The remote-code modules of directories saved before hybridc's own subclasses (they re-export hybridc's classes,
+# which transformers then marked as remote code and could not copy): they must keep loading and saving.
+LEGACY_REMOTE_CODE = {
+    "configuration_hybridc.py": (
+        '"""A hybrid saved by hybridc: its config class is hybridc\'s own (`pip install hybridc`)."""\n\n'
+        "from hybridc.hf_config import HybridConfig  # noqa: F401\n"),
+    "modeling_hybridc.py": (
+        '"""A hybrid saved by hybridc: its model classes are hybridc\'s own (`pip install hybridc`)."""\n\n'
+        "from hybridc.nn.hybrid import (  # noqa: F401\n"
+        "    HybridForCausalLM,\n    HybridForSequenceClassification,\n    HybridForTokenClassification,\n"
+        "    HybridModel,\n)\n"),
+}
+
+
+def legacy_copy(saved: Path, directory: Path) -> Path:
+    """``saved`` as an earlier release wrote it (its modules re-export hybridc's classes)."""
+    shutil.copytree(saved, directory)
+    for name, text in LEGACY_REMOTE_CODE.items():
+        (directory / name).write_text(text)
+    return directory
+
+
+GENERATING = SPEC.replace("max_length: 48", "max_length: 256").replace("name: eco", "name: drafting")
+
+
+@pytest.fixture(scope="module")
+def drafting(tmp_path_factory) -> Path:
+    """A hybrid whose greedy tokens vary (weights far off their initial values: an untrained tiny model otherwise
+    repeats one byte), saved with its discretized form (attention in block 0, Mamba in block 1) beside it."""
+    from hybridc.discretize import discretize_model
+
+    directory = tmp_path_factory.mktemp("drafting")
+    model = lower(load_spec(write_spec(directory, GENERATING)), pretrained=False).eval()
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.3 * torch.randn(p.shape, generator=g))
+    model.save_pretrained(directory / "model")
+    discretize_model(model, ["attn", "ssm"]).save_pretrained(directory / "draft")
+    return directory
+
+
+# Checked after a save: the same auto_map and the same modules as a directory hybridc wrote.
+SAME_DIRECTORY = """
+def same_directory(source, again_dir, written):
+    import filecmp, json, os
+    auto_map = json.load(open(os.path.join(source, "config.json")))["auto_map"]
+    assert json.load(open(os.path.join(again_dir, "config.json")))["auto_map"] == auto_map
+    assert filecmp.cmpfiles(written, again_dir, MODULES, shallow=False)[0] == MODULES
+MODULES = ["configuration_hybridc.py", "modeling_hybridc.py"]
+"""
+
+
+def test_a_fresh_process_loads_decodes_saves_and_reloads_a_hybrid(drafting, tmp_path):
+    """Without ``import hybridc``, the model loaded as remote code (the directory's own module, subclassing
+    hybridc's class) gives hybridc's logits and runs in a pipeline; greedy decoding, prompt lookup and the
+    discretized hybrid drafting give the same tokens (assisted generation crops the rejected candidates from the
+    hybrid's cache, the Mamba states included); hidden states and tuples as transformers models return them;
+    load -> save_pretrained -> load gives the same logits, the same auto_map and the same modules, and
+    transformers' own copier of remote code (``custom_object_save``) copies the two modules and nothing else."""
+    model_dir = str(drafting / "model")
+    expected = HybridModel.from_pretrained(model_dir).eval()
+    with torch.no_grad():
+        torch.save(expected(ids_of()).logits, tmp_path / "expected.pt")
+    done = run_python(f"""
+        import filecmp, os, sys, torch
+        assert "hybridc" not in sys.modules
+        from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
+        from transformers.dynamic_module_utils import custom_object_save
+        {textwrap.indent(SAME_DIRECTORY, "        ").strip()}
+        model = AutoModelForCausalLM.from_pretrained({model_dir!r}, trust_remote_code=True).eval()
+        assert type(model)._auto_class == "AutoModelForCausalLM"  # remote code, as transformers sees it
+        assert type(model).__module__.endswith(".modeling_hybridc")  # the directory's own: transformers copies it
+        classes = [f"{{c.__module__}}.{{c.__name__}}" for c in type(model).__mro__]
+        assert "hybridc.nn.hybrid.HybridForCausalLM" in classes
+        tokenizer = AutoTokenizer.from_pretrained({model_dir!r})
+        with torch.no_grad():
+            assert torch.equal(model(tokenizer({TEXT!r}, return_tensors="pt").input_ids[:, :40]).logits,
+                               torch.load("expected.pt"))
+        draft = AutoModelForCausalLM.from_pretrained({str(drafting / "draft")!r}, trust_remote_code=True).eval()
+        ids = torch.tensor([list(b"the cat sat on the mat; the cat sat on the mat; the cat")])
+        run = dict(max_new_tokens=16, do_sample=False, eos_token_id=None)
+        greedy = model.generate(ids, **run)
+        assert len(set(greedy[0, ids.shape[1]:].tolist())) > 5
+        assert torch.equal(model.generate(ids, prompt_lookup_num_tokens=3, **run), greedy)
+        assert torch.equal(model.generate(ids, assistant_model=draft, **run), greedy)
+        text = pipeline("text-generation", model={model_dir!r}, trust_remote_code=True)("the", max_new_tokens=3)
+        assert text[0]["generated_text"].startswith("the")
+        with torch.no_grad():
+            out = model(ids, output_hidden_states=True)
+            assert len(out.hidden_states) == model.config.num_hidden_layers + 1 == 3
+            assert all(h.shape == (1, ids.shape[1], model.config.hidden_size) for h in out.hidden_states)
+            assert torch.equal(out.hidden_states[-1], model.base_model(ids).last_hidden_state)
+            loss, logits = model(ids, labels=ids, return_dict=False)
+            assert torch.equal(logits, out.logits) and loss.ndim == 0
+        model.save_pretrained("again")
+        again = AutoModelForCausalLM.from_pretrained("again", trust_remote_code=True).eval()
+        with torch.no_grad():
+            assert torch.equal(again(ids).logits, out.logits)
+        same_directory({model_dir!r}, "again", {model_dir!r})
+        os.makedirs("copied")
+        custom_object_save(model, "copied")
+        assert sorted(os.listdir("copied")) == MODULES
+        assert filecmp.cmpfiles({model_dir!r}, "copied", MODULES, shallow=False)[0] == MODULES
+        print("ok")
+        """, tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().endswith("ok")
+
+
+def test_a_fresh_process_saves_a_directory_of_an_earlier_release(saved, tmp_path):
+    """Its modules re-export hybridc's classes, which transformers marks as remote code (the config's, at least):
+    without ``import hybridc`` it loads, saves (with today's modules) and loads again with the same logits."""
+    legacy = legacy_copy(saved, tmp_path / "legacy")
+    done = run_python(f"""
+        import sys, torch
+        assert "hybridc" not in sys.modules
+        from transformers import AutoModelForCausalLM
+        {textwrap.indent(SAME_DIRECTORY, "        ").strip()}
+        model = AutoModelForCausalLM.from_pretrained({str(legacy)!r}, trust_remote_code=True).eval()
+        assert type(model.config)._auto_class == "AutoConfig"  # what made saving fail
+        model.save_pretrained("again")
+        again = AutoModelForCausalLM.from_pretrained("again", trust_remote_code=True).eval()
+        ids = torch.tensor([list(b"the cat sat on the mat")])
+        with torch.no_grad():
+            assert torch.equal(model(ids).logits, again(ids).logits)
+        same_directory({str(legacy)!r}, "again", {str(saved)!r})
+        print("ok")
+        """, tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().endswith("ok")
+
+
+@pytest.mark.slow  # CI's long part runs it (.ci/run)
+def test_a_fresh_process_fine_tunes_merges_and_saves_and_each_reloads(saved, tmp_path):
+    """Without ``import hybridc``: Trainer 2 steps -> ``save_model`` (and its checkpoints) -> reload; LoRA ->
+    ``merge_and_unload`` -> ``save_pretrained`` -> reload; TRL's SFTTrainer -> ``save_model`` -> reload. Each
+    reloaded model gives the trained model's logits."""
+    done = run_python(f"""
+        import sys, torch
+        assert "hybridc" not in sys.modules
+        from datasets import Dataset
+        from peft import LoraConfig, get_peft_model
+        from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
+        from trl import SFTConfig, SFTTrainer
+        SAVED = {str(saved)!r}
+        TEXT = {TEXT!r}
+        ids = torch.tensor([list(TEXT.encode())[:32]])
+
+        def same(model, directory):
+            again = AutoModelForCausalLM.from_pretrained(directory, trust_remote_code=True).eval()
+            with torch.no_grad():
+                assert torch.equal(model.eval()(ids).logits, again(ids).logits), directory
+            return again
+
+        model = AutoModelForCausalLM.from_pretrained(SAVED, trust_remote_code=True)
+        rows = [{{"input_ids": list((TEXT * 2).encode())[:32]}} for _ in range(8)]
+        data = Dataset.from_list([{{**r, "labels": r["input_ids"]}} for r in rows])
+        args = TrainingArguments(output_dir="trainer", max_steps=2, per_device_train_batch_size=2, use_cpu=True,
+                                 report_to=[], save_steps=1, learning_rate=1e-2)
+        trainer = Trainer(model=model, args=args, train_dataset=data)
+        trainer.train()
+        trainer.save_model("trained")
+        trained = same(model, "trained")
+        same(model, "trainer/checkpoint-2")
+
+        base = AutoModelForCausalLM.from_pretrained(SAVED, trust_remote_code=True)
+        lora = get_peft_model(base, LoraConfig(r=4, target_modules=base.lora_target_modules(), init_lora_weights=False))
+        merged = lora.merge_and_unload()
+        merged.save_pretrained("merged")
+        same(merged, "merged")
+
+        sft = SFTConfig(output_dir="sft", max_steps=2, per_device_train_batch_size=2, max_length=32, use_cpu=True,
+                        bf16=False, report_to=[], model_init_kwargs={{"trust_remote_code": True}})
+        trl = SFTTrainer(model=SAVED, args=sft, train_dataset=Dataset.from_list([{{"text": TEXT * 2}}] * 8))
+        trl.train()
+        trl.save_model("sft-final")
+        same(trl.model, "sft-final")
+        print("ok")
+        """, tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().endswith("ok")
+
+
+@pytest.mark.slow  # CI's long part runs it (.ci/run): torch.compile takes tens of seconds
+def test_a_fresh_process_exports_the_hybrid_and_compiles_a_mamba_segment(drafting, tmp_path):
+    """Without ``import hybridc``: ``torch.export`` of the continuous hybrid and of its discretized form, whose
+    exported programs give eager's logits; ``torch.compile(fullgraph=True)`` of a Mamba segment (hybridc's
+    fused CPU kernels run as custom operators: no graph break), whose values and gradients are eager's."""
+    done = run_python(f"""
+        import sys, torch
+        assert "hybridc" not in sys.modules
+        from transformers import AutoModelForCausalLM
+        ids = torch.tensor([list(b"the cat sat on the mat")])
+        for name in ("model", "draft"):
+            model = AutoModelForCausalLM.from_pretrained({str(drafting)!r} + "/" + name, trust_remote_code=True).eval()
+            with torch.no_grad():
+                eager = model(ids).logits
+            program = torch.export.export(model, (ids,))
+            assert "hybridc.selective_scan" in str(program.graph)
+            assert (program.module()(ids).logits - eager).abs().max().item() <= 1e-5
+        segment = model.blocks[1].segments["ssm"]
+        h = torch.randn(2, 24, 24, requires_grad=True)
+        compiled = torch.compile(segment.forward, fullgraph=True)
+        out = compiled(h)
+        (grad,) = torch.autograd.grad(out.square().sum(), h)
+        eager = segment(h)
+        (eager_grad,) = torch.autograd.grad(eager.square().sum(), h)
+        assert (out - eager).abs().max().item() <= 1e-5 and (grad - eager_grad).abs().max().item() <= 1e-4
+        print("ok")
+        """, tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().endswith("ok")
 
 
 # ---- lm-eval -------------------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ def test_generate_streams_text(tmp_path):
     greedy = runner.invoke(main, ["generate", str(tmp_path / "saved"), "hello", "--max-new-tokens", "12"])
     assert greedy.exit_code == 0, greedy.output
     again = runner.invoke(main, ["generate", str(tmp_path / "saved"), "hello", "--max-new-tokens", "12"])
-    assert again.output == greedy.output and greedy.output.endswith("\n")
+    assert again.stdout == greedy.stdout and greedy.stdout.endswith("\n")  # (stderr: progress)
     sampled = runner.invoke(main, ["generate", str(tmp_path / "saved"), "hello", "--temperature", "1.0",
                                    "--seed", "3", "--max-new-tokens", "12"])
     assert sampled.exit_code == 0

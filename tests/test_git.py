@@ -58,6 +58,12 @@ def test_git_setup_and_semantic_git_diff(repo):
     plain_log = git(repo, "log", "-p", "-1", "--", "specs/hybrid.yaml")  # textconv: canonical forms
     assert "-  mixture: fixed([[0.5, 0.5], [0.25, 0.75]])" in plain_log
     assert "+  mixture: fixed([[0.5, 0.5], [0.5, 0.5]])" in plain_log
+    # every key of the language, the budget and the data's seed included (tests/spec/test_diff_schema.py walks all)
+    committed = spec.read_text()
+    spec.write_text(committed.replace("hybrid:\n", "hybrid:\n  budget: {params: 0.9x}\n")
+                    .replace("train:\n", "train:\n  data_seed: 3\n"))
+    worktree = git(repo, "diff")
+    assert "hybrid.budget: added {params: 0.9x}" in worktree and "train.data_seed: added 3" in worktree, worktree
 
 
 def test_diff_against_a_git_revision(repo):

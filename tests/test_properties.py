@@ -4,7 +4,8 @@ Generated specs vary families, widths, layer counts, block partitions, projector
 embedding/head modes and tasks. For each: it validates and compiles, the graph checks pass, the model's
 parameter count equals the graph's, outputs have the right shapes, the canonical form is a fixed
 point, one-hot mixtures reproduce the selected component, and discretization keeps exactly the
-selected segments. Mutated (invalid) specs give located errors, exit status 2 and no traceback.
+selected segments. Invalid specs give located errors, exit status 2 and no traceback. The strategies and
+the invariants are the public ones (``hybridc.testing``).
 """
 
 from __future__ import annotations
@@ -15,16 +16,16 @@ import torch
 import yaml
 from click.testing import CliRunner
 from hypothesis import HealthCheck, assume, given, settings
-from hypothesis import strategies as st
 
 from hybridc.cli import main
-from hybridc.components.adapters import build_model
-from hybridc.components.registry import get_family
 from hybridc.graph.discretize import select
-from hybridc.nn.hybrid import derived_seed, lower
+from hybridc.nn.hybrid import lower
 from hybridc.spec import load_spec
 from hybridc.spec.frontend import parse_file
-from tests.strategies import VOCAB, specs
+from hybridc.testing import invariants as inv
+from hybridc.testing.specs import rows_of
+from hybridc.testing.specs import text as spec_text
+from hybridc.testing.strategies import VOCAB, bad_specs, specs
 
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
@@ -33,11 +34,6 @@ def write(tmp_path, data: dict, name: str = "spec.yaml"):
     path = tmp_path / name
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
-
-
-def alphas_of(data: dict) -> list[list[float]] | None:
-    mixture = data["hybrid"]["mixture"]
-    return None if mixture == "search" else eval(mixture[len("fixed("):-1])  # our own generated literal
 
 
 @settings(max_examples=40, **SETTINGS)
@@ -58,6 +54,7 @@ def test_generated_specs_compile_and_lower_faithfully(tmp_path_factory, data):
     assert parse_file(again).spec == rs.spec
 
     model = lower(rs).eval()
+    inv.parameters_match_graph(model)
     assert sum(p.numel() for p in model.parameters()) == graph.total_params
     ids = torch.randint(0, VOCAB, (2, 6), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
@@ -69,57 +66,40 @@ def test_generated_specs_compile_and_lower_faithfully(tmp_path_factory, data):
     assert alphas.shape == (rs.num_blocks, len(rs.names)) and torch.allclose(alphas.sum(-1), torch.ones(rs.num_blocks))
 
     # one-hot on one component everywhere, with its embedding and head: the component's own logits
-    rows = alphas_of(data)
+    rows = rows_of(data["hybrid"]["mixture"])
     chosen = {select([r], rs.names)[0] for r in rows} if rows else set()
     one_hot = rows and len(chosen) == 1 and all(max(r) == 1.0 for r in rows)
     m = next(iter(chosen)) if one_hot else None
     if one_hot and task.kind == "causal-lm" and rs.spec.tokenizer == m and {
             data["hybrid"]["embeddings"], data["hybrid"]["head"]} <= {"mix", m}:
-        rc = rs.component(m)
-        own = build_model(get_family(rc.family), rc.config, seed=derived_seed(rs.spec.train.seed, "component", m))
-        with torch.no_grad():
-            assert (logits - own.eval()(ids).logits).abs().max().item() <= 1e-5
+        assert inv.one_hot_is_component(rs, m) <= 1e-5
 
     # discretization keeps exactly the selected segments
     selection = list(select(rows or alphas.tolist(), rs.names))
     small = lower(rs, selection=selection)
     assert [list(b.segments) for b in small.blocks] == [[s] for s in selection]
-    assert sum(p.numel() for p in small.parameters()) == small.graph.total_params
+    inv.parameters_match_graph(small)
 
 
-MUTATIONS = [
-    ("unknown key", lambda d: d["components"]["c0"].update(blokcs="split(1)"), "unknown key 'blokcs'"),
-    ("unknown family", lambda d: d["components"]["c0"]["init"].update(family="transformerxl"), "unknown family"),
-    ("range outside", lambda d: d["components"]["c0"].update(blocks="0..9"), ""),
-    ("off simplex", lambda d: d["hybrid"].update(mixture="fixed([[0.7, 0.7]])"), ""),
-    ("narrow width", lambda d: d["hybrid"].update(width=1), "narrower"),
-    ("bad embeddings", lambda d: d["hybrid"].update(embeddings="nobody"), "must be 'mix' or a component name"),
-    ("bad projector", lambda d: d["hybrid"].update(projector="lineer"), "projector"),
-    ("bad task", lambda d: d.update(task="classify(1)"), "number of classes"),
-    ("bad version", lambda d: d.update(hybridc=3), "must be 1"),
-    ("colon range", lambda d: d["components"]["c0"].update(blocks="0:1"), "invalid blocks"),
-    ("empty range", lambda d: d["components"]["c0"].update(blocks="1..1"), "empty layer range"),
-    ("negative seed", lambda d: d.update(train={"seed": -1}), ">= 0"),
-    ("string layers", lambda d: d["components"]["c0"]["init"].update(layers="four"), "must be an integer"),
-    ("extra family key", lambda d: d["components"]["c0"]["init"].update(not_a_config_key=1), "unknown key"),
-]
 LOCATED = re.compile(r"^.+:\d+:\d+: error: .+$")
 
 
 @settings(max_examples=60, **SETTINGS)
-@given(data=specs(), mutation=st.sampled_from(MUTATIONS))
-def test_mutated_specs_give_located_errors(tmp_path_factory, data, mutation):
-    name, mutate, fragment = mutation
-    mutate(data)
-    path = write(tmp_path_factory.mktemp("bad"), data)
+@given(bad=bad_specs())
+def test_bad_specs_give_located_errors(tmp_path_factory, bad):
+    """One mistake (``hybridc.testing.strategies.bad_specs``) in a generated spec: its error on its line, and
+    from the CLI exit status 2, every error located in the file, no traceback."""
+    inv.error_is_located(bad)
+    path = tmp_path_factory.mktemp("bad") / "spec.yaml"
+    path.write_text(spec_text(bad.spec))
     result = CliRunner().invoke(main, ["validate", str(path)])
-    assert result.exit_code == 2, (name, result.output)
+    assert result.exit_code == 2, (bad.what, result.output)
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert "Traceback" not in result.output and result.exception is None or isinstance(result.exception, SystemExit)
     errors = [line for line in lines if ": error: " in line]
     assert errors and all(LOCATED.match(line) for line in errors), result.output
     assert all(line.startswith(str(path)) for line in errors)
-    assert fragment in result.output, (name, result.output)
+    assert bad.message in result.output, (bad.what, result.output)
 
 
 @settings(max_examples=30, **SETTINGS)

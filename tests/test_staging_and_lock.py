@@ -14,7 +14,8 @@ from click.testing import CliRunner
 from hybridc.cli import main
 from hybridc.discretize import export
 from hybridc.errors import RunError
-from hybridc.io import PathRefused, fresh_staging_dir, install_directory
+from hybridc.guarded_dir import GuardedDir
+from hybridc.io import PathRefused
 from hybridc.nn.hybrid import HybridModel, lower
 from hybridc.spec import load_spec
 from tests.specs import SMALL, write_spec
@@ -186,17 +187,19 @@ def _umask() -> int:
 
 def test_fresh_staging_dirs_are_new_every_time(tmp_path):
     (tmp_path / ".out.tmp").mkdir()
-    a, b = fresh_staging_dir(tmp_path / "out"), fresh_staging_dir(tmp_path / "out")
-    assert a != b and a.parent == b.parent == tmp_path and not any(a.iterdir()) and not any(b.iterdir())
-    assert a.name.startswith(".out.") and a.name.endswith(".tmp") and a.name != ".out.tmp"
-    nested = fresh_staging_dir(tmp_path / "x" / "y" / "out")
-    assert nested.parent == tmp_path / "x" / "y"
+    with GuardedDir.open(tmp_path) as parent:
+        a, b = parent.make_temp_dir(".out."), parent.make_temp_dir(".out.")
+    assert a != b and not any((tmp_path / a).iterdir()) and not any((tmp_path / b).iterdir())
+    assert a.startswith(".out.") and a.endswith(".tmp") and a != ".out.tmp"
+    assert (tmp_path / a).stat().st_mode & 0o777 == 0o700  # (private while it is built)
 
 
-def test_install_directory_refuses_links_files_and_unchecked_directories(tmp_path):
+def test_install_refuses_links_files_and_unchecked_directories(tmp_path):
+    parent = GuardedDir.open(tmp_path)
+
     def staged():
-        d = fresh_staging_dir(tmp_path / "t")
-        (d / "new.txt").write_text("new")
+        d = parent.make_temp_dir(".t.")
+        (tmp_path / d / "new.txt").write_text("new")
         return d
 
     (tmp_path / "real").mkdir()
@@ -206,20 +209,26 @@ def test_install_directory_refuses_links_files_and_unchecked_directories(tmp_pat
     for target in ("link", "file"):
         d = staged()
         with pytest.raises(PathRefused, match=target):
-            install_directory(d, tmp_path / target)
+            parent.install(d, target)
     d = staged()
     with pytest.raises(PathRefused, match="not empty"):
-        install_directory(d, tmp_path / "real")  # no check: only a new or empty directory is taken
+        parent.install(d, "real")  # no check: only a new or empty directory is taken
 
-    def not_ours(path):
-        raise RunError(f"{path} is not ours")
+    def not_ours(directory):
+        raise RunError(f"{directory.path} is not ours")
 
     with pytest.raises(RunError, match="not ours"):
-        install_directory(d, tmp_path / "real", not_ours)
+        parent.install(d, "real", not_ours)
     assert (tmp_path / "real" / "keep.txt").read_text() == "keep" and (tmp_path / "file").read_text() == "keep"
-    install_directory(d, tmp_path / "real", lambda path: None)  # the caller's own earlier output: replaced
+    (tmp_path / "real" / "mine").symlink_to(tmp_path / "file")  # an earlier output holding a link: not replaced
+    with pytest.raises(PathRefused, match="mine is a symbolic link"):
+        parent.install(d, "real", lambda directory: None)
+    (tmp_path / "real" / "mine").unlink()
+    parent.install(d, "real", lambda directory: None)  # the caller's own earlier output: replaced
     assert [p.name for p in (tmp_path / "real").iterdir()] == ["new.txt"]
     assert not any(p.name.endswith(".old") for p in tmp_path.iterdir())
+    assert (tmp_path / "link").is_symlink() and (tmp_path / "file").read_text() == "keep"
+    parent.close()
 
 
 # ---- the run lock -----------------------------------------------------------------------------------

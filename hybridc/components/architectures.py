@@ -87,6 +87,12 @@ class Architecture:
     def name(self) -> str:
         return self.family or self.model_type.replace("_", "-")
 
+    @property
+    def state_outside_cache(self) -> bool:
+        """Its decoding state is kept outside transformers' cache layers (RWKV's and xLSTM's state threaded
+        through their loops, RecurrentGemma's in its modules), so no prefill on the meta device measures it."""
+        return self.runner in ("rwkv", "xlstm") or bool(self.fresh_state)
+
 
 def _table(*entries: Architecture) -> Mapping[str, Architecture]:
     return MappingProxyType({a.name: a for a in entries})

@@ -17,6 +17,14 @@ from importlib import resources
 from typing import Any, ClassVar
 
 
+# The largest sizes hybridc builds, past any real model's (the largest have ~130 layers, width ~25k, vocabularies
+# ~260k): a number beyond them is a typo, and building it would exhaust memory. Checked before a from-scratch
+# config is made, whose per-layer lists (layer types, attention patterns) have one entry per layer.
+MAX_LAYERS = 10_000
+MAX_WIDTH = 1 << 20
+MAX_VOCAB = 1 << 24
+
+
 @dataclass(frozen=True)
 class ConfigKeys:
     """Names of the common quantities in a family's transformers config."""
@@ -89,6 +97,9 @@ class Family:
     # whose adapter knows its own layout
     architecture: ClassVar[Any] = None
     has_attention: ClassVar[bool] = True
+    # its parameter counts, FLOPs and decode state are measured on its model built on PyTorch's meta device
+    # (``GenericFamily``), not given by torch-free formulas: the front end (``validate``) cannot ask for them
+    measured_on_meta: ClassVar[bool] = False
 
     # ---- configs -------------------------------------------------------------------------
     def defaults(self) -> Mapping[str, Any]:
@@ -129,6 +140,9 @@ class Family:
                 given[key] = value
         config.update(extra)
         given.update(extra)
+        layers = config.get(self.keys.layers)
+        if isinstance(layers, (int, float)) and not isinstance(layers, bool) and layers > MAX_LAYERS:
+            raise ValueError(f"{layers:,} layers, more than hybridc builds (at most {MAX_LAYERS:,})")
         return self.complete_init_config(config, given)
 
     def complete_init_config(self, config: dict[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:

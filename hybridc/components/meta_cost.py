@@ -48,13 +48,14 @@ def _count(params) -> int:
 def measure(family: Family, config_json: str, seq_len: int) -> Measured:
     """Counts of ``family`` with the config.json dict ``config_json`` (sorted JSON); FLOPs at ``seq_len``
     (0: parameters only). Pure: the same arguments give the same answer, so answers are memoised."""
-    from .adapters import build_on_meta, load_adapter, quiet_transformers
+    from ..quiet import measuring
+    from .adapters import build_on_meta, load_adapter
 
     model = build_on_meta(family, json.loads(config_json))
     adapter = load_adapter(family, model)
     if seq_len and not family.has_attention:  # no cost grows with the context: measure a short one
         seq_len = min(seq_len, RECURRENT_LENGTH)
-    with quiet_transformers():  # (its notes on missing CUDA kernels)
+    with measuring():  # (its notes on missing CUDA kernels)
         return Measured(params=_param_counts(adapter), layer_flops=_layer_flops(adapter, seq_len) if seq_len else ())
 
 
@@ -65,7 +66,8 @@ def measure_state(family: Family, config_json: str, seq_len: int) -> tuple[int |
     device (keys and values of attention, convolution windows and recurrent states of linear-attention layers;
     0 for a layer that keeps nothing, as an MLP-only layer). None for every layer when the model cannot run
     on meta (data-dependent expert routing) or keeps its state outside transformers' cache layers."""
-    from .adapters import build_on_meta, quiet_transformers
+    from ..quiet import measuring
+    from .adapters import build_on_meta
 
     config = json.loads(config_json)
     model = build_on_meta(family, config)
@@ -74,7 +76,7 @@ def measure_state(family: Family, config_json: str, seq_len: int) -> tuple[int |
         seq_len = min(seq_len, RECURRENT_LENGTH)
     ids = torch.zeros(1, max(int(seq_len), 1), dtype=torch.long, device="meta")
     try:
-        with quiet_transformers(), torch.no_grad(), _no_packed_sequences():
+        with measuring(), torch.no_grad(), _no_packed_sequences():
             out = model(input_ids=ids, use_cache=True)
     except Exception:  # noqa: BLE001 - cannot run on meta: unknown
         return (None,) * layers

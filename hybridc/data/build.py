@@ -2,13 +2,14 @@
 
 ``BUILDERS`` maps each data-source name (see ``hybridc.spec.signatures.DATA_SOURCES``) to a function
 ``(SourceContext) -> Examples`` that makes every example; ``build_data`` then shuffles the examples
-with a generator seeded from (seed, the source's canonical text) and cuts them into test, valid and
-train by the source's ``valid``/``test`` fractions. Everything depends only on the source's arguments
-and the seed.
+with a generator seeded from (seed, the data's identity: ``data_identity``) and cuts them into test,
+valid and train by the source's ``valid``/``test`` fractions. Everything depends only on the source's
+arguments, the content of the files it reads and the seed: never on how a path is spelled.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -66,8 +67,30 @@ def build_data(source: DataSource, *, task: Task, tokenizer: Tokenizer | None, s
     if len(full) < MIN_EXAMPLES:
         raise ctx.error(f"{ctx.short} gives only {len(full)} {examples.unit}, fewer than {MIN_EXAMPLES}",
                         "the data needs at least one example for each of train, valid and test")
+    identity = data_identity(ctx.source, examples.files)
     idx = split_indices(len(full), float(ctx.arg("valid")), float(ctx.arg("test")),
-                        generator(ctx.seed, "split", ctx.source))
+                        generator(ctx.seed, "split", identity))
     train, valid, test = full.select(idx.train), full.select(idx.valid), full.select(idx.test)
     description = (f"{ctx.short}: {len(train)} train / {len(valid)} valid / {len(test)} test {examples.unit}")
-    return DataBundle(train, valid, test, full.max_token_id(), description, str(ctx.source))
+    return DataBundle(train, valid, test, full.max_token_id(), description, identity)
+
+
+def data_identity(source: DataSource, files: tuple[Path, ...]) -> str:
+    """What a source's splits are keyed by (with the seed): its canonical text, with the local file or
+    directory it names replaced by ``sha256:<digest>`` of what was read, each file's kind (its suffix: a
+    ``.txt`` file is one document, a ``.jsonl`` file one per line) and bytes, in reading order.
+
+    So a path spelled relative, absolute, with ``./`` or through a link, or a copy of the data elsewhere,
+    splits the same way, and an example is in the same split wherever the data is named from (the spec,
+    ``hybridc eval --data``). Synthetic and ``hf:`` sources keep their text: it is their identity."""
+    if not files:
+        return str(source)
+    digest = hashlib.sha256()
+    for path in files:
+        content = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                content.update(chunk)
+        digest.update(f"{path.suffix.lower()}\x1f{content.hexdigest()}\n".encode())
+    args = tuple((k, f"sha256:{digest.hexdigest()}" if k == "source" else v) for k, v in source.args)
+    return str(DataSource(source.name, args))

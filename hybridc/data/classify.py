@@ -9,6 +9,7 @@ in ``[0, n)``; anything else is a located ``SpecError``.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -30,7 +31,7 @@ def build_classify(ctx: SourceContext) -> Examples:
     n_classes = ctx.task.num_classes
     assert n_classes is not None, "classify() data needs task classify(n)"
     text_field, label_field, block = str(ctx.arg("text")), str(ctx.arg("label")), int(ctx.arg("block"))
-    records = _read(ctx, [text_field, label_field])
+    records, files = _read(ctx, [text_field, label_field])
     for name, arg in ((text_field, "text"), (label_field, "label")):
         if name not in records.columns:
             raise ctx.error(f"the records of {records.origin} have no field '{name}'",
@@ -54,20 +55,21 @@ def build_classify(ctx: SourceContext) -> Examples:
         mask[i, : len(ids)] = 1
     padded = bool((mask == 0).any())
     split = Split(input_ids, torch.tensor(labels, dtype=torch.long), mask if padded else None)
-    return Examples(split, "examples")
+    return Examples(split, "examples", files)
 
 
-def _read(ctx: SourceContext, columns: list[str]) -> Records:
+def _read(ctx: SourceContext, columns: list[str]) -> tuple[Records, tuple[Path, ...]]:
+    """The records, and the local file they were read from (none for ``hf:`` data)."""
     source = str(ctx.arg("source"))
     if source.startswith("hf:"):
-        return read_hub(source[3:], columns)
+        return read_hub(source[3:], columns), ()
     path = resolve_path(ctx.base_dir, source)
     if not path.exists():
         raise ctx.error(f"no such data file '{source}'", f"paths are relative to the spec file ({ctx.base_dir})")
     if not path.is_file() or path.suffix.lower() not in CLASSIFY_SUFFIXES:
         raise ctx.error(f"classify() reads a .jsonl or .csv file, not '{source}'",
                         "write one record per line: {\"text\": ..., \"label\": 0}")
-    return read_local(path, columns)
+    return read_local(path, columns), (path,)
 
 
 def _label(ctx: SourceContext, origin: str, i: int, value: Any, n: int) -> int:

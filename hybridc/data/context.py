@@ -91,7 +91,9 @@ class SourceContext:
 
 @dataclass(frozen=True)
 class Examples:
-    """Every example of a source, before splitting; ``unit`` names them in descriptions ("sequences")."""
+    """Every example of a source, before splitting; ``unit`` names them in descriptions ("sequences");
+    ``files``: the local files they were read from, in reading order (none for synthetic or Hub data)."""
 
     data: Split
     unit: str = "sequences"
+    files: tuple[Path, ...] = ()

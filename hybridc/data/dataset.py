@@ -77,7 +77,7 @@ class DataBundle:
     test: Split
     max_token_id: int
     description: str
-    source: str = ""  # the canonical source text: with the seed, it fixes the search split
+    source: str = ""  # the data's identity (``build.data_identity``): with the seed, it fixes the search split
 
     def splits(self) -> dict[str, Split]:
         return {"train": self.train, "valid": self.valid, "test": self.test}

@@ -28,7 +28,8 @@ def build_text(ctx: SourceContext) -> Examples:
     """input_ids = labels: (N, block) long, N = tokens // block; no attention mask."""
     tok = ctx.require_tokenizer()
     block = int(ctx.arg("block"))
-    documents = read_documents(ctx)
+    files = local_files(ctx)
+    documents = read_documents(ctx, files)
     eos = [tok.eos_id] if tok.eos_id is not None else []
     pieces = [torch.tensor(ids + eos, dtype=torch.long) for ids in tok.encode_batch(documents)]
     stream = torch.cat(pieces) if pieces else torch.zeros(0, dtype=torch.long)
@@ -39,19 +40,25 @@ def build_text(ctx: SourceContext) -> Examples:
             f"use a smaller block= (at most {max(stream.numel() // MIN_BLOCKS, 1)}) or more text",
         )
     ids = stream[: n_blocks * block].view(n_blocks, block).clone()
-    return Examples(Split(ids, ids.clone()), "sequences")
+    return Examples(Split(ids, ids.clone()), "sequences", files or ())
 
 
-def read_documents(ctx: SourceContext) -> list[str]:
-    """The documents of ``ctx``'s source, in order."""
+def local_files(ctx: SourceContext) -> tuple[Path, ...] | None:
+    """The local files ``ctx``'s source reads, in order (a file, or a directory's); None for ``hf:`` data."""
     source = str(ctx.arg("source"))
-    field = str(ctx.arg("field"))
     if source.startswith("hf:"):
-        return _field_values(ctx, read_hub(source[3:], [field]), field)
+        return None
     path = resolve_path(ctx.base_dir, source)
     if not path.exists():
         raise ctx.error(f"no such data file '{source}'", f"paths are relative to the spec file ({ctx.base_dir})")
-    files = _text_files(ctx, path, source)
+    return tuple(_text_files(ctx, path, source))
+
+
+def read_documents(ctx: SourceContext, files: tuple[Path, ...] | None) -> list[str]:
+    """The documents of ``ctx``'s source, in order: of ``files`` (``local_files``), or of its Hub dataset."""
+    field = str(ctx.arg("field"))
+    if files is None:
+        return _field_values(ctx, read_hub(str(ctx.arg("source"))[3:], [field]), field)
     documents: list[str] = []
     for file in files:
         if file.suffix.lower() == ".txt":

@@ -23,13 +23,14 @@ def _say(text: str) -> None:
     click.echo(text, err=True)
 
 
-@click.command()
+@click.command(short_help="The hybrid and each component on the MAD tasks.")
 @click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--tasks", default=",".join(TASKS), show_default=True, help="Comma-separated MAD tasks.")
-@click.option("--preset", default="cpu", show_default=True, help="cpu, mad or a grid point (e.g. mad-length256).")
+@click.option("--tasks", default=",".join(TASKS), show_default=True, metavar="T1,T2", help="Comma-separated MAD tasks.")
+@click.option("--preset", default="cpu", show_default=True, metavar="cpu|mad|...",
+              help="cpu, mad or a grid point (e.g. mad-length256).")
 @click.option("--steps", type=click.IntRange(min=1), default=300, show_default=True, help="Training steps per run.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
-@click.option("--lrs", default="1e-3", show_default=True,
+@click.option("--lrs", default="1e-3", show_default=True, metavar="LR1,LR2",
               help="Learning rates to try; the best on validation wins (benchmarks/mad.py tries 1e-3,3e-3,1e-2).")
 @click.option("--weight-decay", type=float, default=0.0, show_default=True)
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
@@ -37,11 +38,14 @@ def _say(text: str) -> None:
 @click.option("--quiet", "-q", is_flag=True)
 def mad(spec: Path, tasks: str, preset: str, steps: int, batch_size: int, lrs: str, weight_decay: float,
         out_dir: Path | None, quiet: bool) -> None:
-    """Train SPEC's hybrid and each component from scratch on the MAD tasks; table, JSON and PNG."""
+    """The hybrid (searched) and each component alone, from scratch, on each MAD task with the same budget;
+    per model the learning rate with the best validation accuracy (default 1e-3 only: the benchmark needed up to
+    1e-2); a table of test accuracies, mad-results.json (with the searched alphas per task and block) and
+    mad-results.png."""
+    from ..activity import Activity
     from ..cli import _quiet_libraries
     from ..errors import CompileError
     from ..spec.mad_presets import presets
-    from .mad import MadBudget, run_mad
 
     chosen = tuple(t.strip() for t in tasks.split(",") if t.strip())
     unknown = [t for t in chosen if t not in TASKS]
@@ -55,8 +59,13 @@ def mad(spec: Path, tasks: str, preset: str, steps: int, batch_size: int, lrs: s
     except ValueError:
         raise click.BadParameter("comma-separated numbers, e.g. 5e-4,1e-3", param_hint="--lrs") from None
     rs = _load(spec)
-    _quiet_libraries()
     out = out_dir or Path("runs") / f"{rs.spec.name}-mad"
+    models = ", ".join(["hybrid", *(f"{m} alone" for m in rs.names)])
+    with Activity(enabled=not quiet).step(f"mad: {len(chosen)} task{'s' * (len(chosen) != 1)} x {len(rates)} learning "
+                                          f"rate{'s' * (len(rates) != 1)} ({models}) into {out}"):
+        from .mad import MadBudget, run_mad
+
+        _quiet_libraries()
     results = run_mad(rs, out, tasks=chosen, preset=preset,
                       budget=MadBudget(steps=steps, batch_size=batch_size, lrs=rates, weight_decay=weight_decay),
                       quiet=quiet, say=_say)
@@ -84,9 +93,9 @@ def print_mad_table(results: dict) -> None:
     wide_console().print(table)
 
 
-@click.command()
+@click.command(short_help="Long Range Arena: the hybrid and each component alone.")
 @click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--tasks", default="listops,pathfinder,image,text,retrieval", show_default=True,
+@click.option("--tasks", default="listops,pathfinder,image,text,retrieval", show_default=True, metavar="T1,T2",
               help="Comma-separated LRA tasks (image, text and retrieval read --data-dir; missing ones are skipped).")
 @click.option("--preset", type=click.Choice(["cpu", "lra"]), default="cpu", show_default=True,
               help="cpu: minutes on 2 cores; lra: LRA's lengths, sizes and budgets (an accelerator's job).")
@@ -95,13 +104,19 @@ def print_mad_table(results: dict) -> None:
                    "(lra_release/.../tsv_data/ or aan/) data are.")
 @click.option("--steps", type=click.IntRange(min=1), help="Training steps per run (default: the preset's per task).")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Default: the preset's per task.")
-@click.option("--lrs", help="Learning rates to try, the best on validation wins (default: the preset's per task).")
+@click.option("--lrs", metavar="LR1,LR2",
+              help="Learning rates to try, the best on validation wins (default: the preset's per task).")
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Output directory (default runs/<name>-lra).")
 @click.option("--quiet", "-q", is_flag=True)
 def lra(spec: Path, tasks: str, preset: str, data_dir: Path, steps: int | None, batch_size: int | None,
         lrs: str | None, out_dir: Path | None, quiet: bool) -> None:
-    """Train SPEC's hybrid and each component from scratch on the Long Range Arena tasks; table, JSON and PNG."""
+    """The hybrid (searched: one search stage with the spec's algorithm) and each component alone, from scratch,
+    with the same budget, on each Long Range Arena task; per model the learning rate with the best validation
+    accuracy; a table of test accuracies, lra-results.json (with the searched alphas per task and block, and the
+    tasks skipped) and lra-results.png. image, text and retrieval are read from --data-dir (cifar-10-batches-bin/,
+    cifar10/ or cifar10.npz; aclImdb/; lra_release/.../tsv_data/, tsv_data/ or aan/); a task whose data is not
+    there is skipped and named, the others run."""
     from ..cli import _quiet_libraries
     from .lra import TASKS as LRA_TASKS
     from .lra import run_lra
@@ -153,10 +168,11 @@ def print_lra_table(results: dict) -> None:
     wide_console().print(table)
 
 
-@click.command()
+@click.command(short_help="Fine-tune at every point of a grid of mixtures.")
 @click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--alphas", "grid", default="0:1:11", show_default=True, help="start:stop:count of the second component's weight.")
-@click.option("--search", "search_run", type=click.Path(file_okay=False, path_type=Path),
+@click.option("--alphas", "grid", default="0:1:11", show_default=True, metavar="START:STOP:COUNT",
+              help="start:stop:count of the second component's weight.")
+@click.option("--search", "search_run", type=click.Path(file_okay=False, path_type=Path), metavar="RUN",
               help="A run whose final alphas are marked (where search landed).")
 @click.option("--programmed", type=click.Path(dir_okay=False, path_type=Path),
               help="An alphas file from hybridc program, marked on the plot.")
@@ -166,14 +182,22 @@ def print_lra_table(results: dict) -> None:
 @click.option("--quiet", "-q", is_flag=True)
 def sweep(spec: Path, grid: str, search_run: Path | None, programmed: Path | None, max_steps: int | None,
           out_dir: Path | None, quiet: bool) -> None:
-    """Fine-tune SPEC at every point of a grid of fixed mixture weights; CSV and PNG."""
+    """Two components, one or two blocks: run SPEC's stages at every point of a grid of fixed mixtures with the
+    same budget (search stages fine-tune with the alphas fixed, taking the search's weight steps: half the
+    steps of an alternating search; rewinds stay, discretization goes: a point differs from the searched hybrid
+    only in its alphas); sweep.csv and sweep.png (a line or a heatmap, marking where search and programming
+    landed)."""
+    from ..activity import Activity
     from ..cli import _quiet_libraries
-    from .sweep import parse_grid, run_sweep
+    from .sweep import parse_grid
 
     values = parse_grid(grid)
     rs = _load(spec)
-    _quiet_libraries()
     out = out_dir or Path("runs") / f"{rs.spec.name}-sweep"
+    with Activity(enabled=not quiet).step(f"sweep: {len(values) ** rs.num_blocks} fixed mixtures into {out}"):
+        from .sweep import run_sweep
+
+        _quiet_libraries()
     rows = run_sweep(rs, values, out, search_run=search_run, programmed=programmed, quiet=quiet, max_steps=max_steps,
                      say=_say)
     best = min(rows, key=lambda r: r["valid_loss"] if r["valid_loss"] is not None else float("inf"))
@@ -182,15 +206,17 @@ def sweep(spec: Path, grid: str, search_run: Path | None, programmed: Path | Non
     click.echo(f"wrote {out / 'sweep.csv'} and {out / 'sweep.png'}")
 
 
-@click.command()
+@click.command(short_help="A spec with alphas programmed from MAD searches.")
 @click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--from", "results_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="mad-results.json written by hybridc mad.")
-@click.option("--tasks", help="Comma-separated tasks to average over (default: all in the results).")
+@click.option("--tasks", metavar="T1,T2", help="Comma-separated tasks to average over (default: all in the results).")
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path),
               help="The new spec (default <spec>.programmed.yaml beside SPEC).")
 def program(spec: Path, results_path: Path, tasks: str | None, out: Path | None) -> None:
-    """Write a new spec whose mixture is programmed from MAD proxy searches."""
+    """Write a new spec with mixture: programmed(<file>): per block the mean of the proxy-searched alphas of
+    mad-results.json, weight 0 for a component that cannot take the input length; search stages become
+    fine-tuning."""
     from .program import load_for_programming, programmed_check, write_programmed, zero_reasons
 
     loaded = load_for_programming(spec)

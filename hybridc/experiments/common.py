@@ -20,7 +20,8 @@ def canonical(rs: ResolvedSpec) -> dict[str, Any]:
 
 
 def events(run_dir: Path) -> list[dict[str, Any]]:
-    return MetricsLog(Path(run_dir) / "metrics.jsonl").records()
+    """The events of a run's metrics.jsonl (none when it has none)."""
+    return MetricsLog(Path(run_dir)).records()
 
 
 def last(run_dir: Path, event: str, split: str | None = None) -> dict[str, Any] | None:

@@ -12,12 +12,14 @@ block, which ``hybridc program`` reads) and a PNG.
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
+from ..guarded_dir import GuardedDir
 from ..spec.frontend import ResolvedSpec
 from ..spec.mad_presets import TASKS, sequence_length, settings
 from ..spec.model import DEFAULT_SEARCH
@@ -94,32 +96,36 @@ def run_mad(rs: ResolvedSpec, out_dir: Path, *, tasks: tuple[str, ...] = TASKS, 
                                "budget": {"steps": budget.steps, "batch_size": budget.batch_size,
                                           "lrs": list(budget.lrs), "weight_decay": budget.weight_decay},
                                "tasks": {}}
-    for task in tasks:
-        runs = []
-        for lr in budget.lrs:
-            run_dir = out_dir / task / f"lr{lr:g}"
-            say(f"mad: {task} (preset {preset}, lr {lr:g})")
-            train(proxy_spec(rs, task, preset, lr, budget), TrainOptions(out_dir=run_dir, quiet=quiet, resume=True),
-                  say=lambda _: None)
-            models = {"hybrid": run_dir, **{m: run_dir / "baselines" / m for m in names}}
-            runs.append((lr, models))
-        row: dict[str, Any] = {"test": {}, "valid": {}, "lr": {}}
-        for model in ["hybrid", *names]:
-            lr, dirs = max(runs, key=lambda r: _score(r[1][model], "valid"))
-            row["valid"][model] = _score(dirs[model], "valid")
-            row["test"][model] = _score(dirs[model], "test")
-            row["lr"][model] = lr
-            if model == "hybrid":
-                row["alphas"] = final_alphas(dirs[model])
-        results["tasks"][task] = row
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "mad-results.json").write_text(json.dumps(results, indent=2) + "\n")
-    plot_mad(results, out_dir / "mad-results.png")
+    with GuardedDir.open(out_dir, create=True) as out:  # (every run inside it, and the results)
+        for task in tasks:
+            runs = []
+            for lr in budget.lrs:
+                run_dir = out_dir / task / f"lr{lr:g}"
+                say(f"mad: {task} (preset {preset}, lr {lr:g})")
+                with out.child(task, create=True) as task_dir:
+                    train(proxy_spec(rs, task, preset, lr, budget),
+                          TrainOptions(out_dir=run_dir, quiet=quiet, resume=True, label="hybrid"), say=lambda _: None,
+                          within=task_dir)
+                models = {"hybrid": run_dir, **{m: run_dir / "baselines" / m for m in names}}
+                runs.append((lr, models))
+            row: dict[str, Any] = {"test": {}, "valid": {}, "lr": {}}
+            for model in ["hybrid", *names]:
+                lr, dirs = max(runs, key=lambda r: _score(r[1][model], "valid"))
+                row["valid"][model] = _score(dirs[model], "valid")
+                row["test"][model] = _score(dirs[model], "test")
+                row["lr"][model] = lr
+                if model == "hybrid":
+                    row["alphas"] = final_alphas(dirs[model])
+            results["tasks"][task] = row
+        out.write_text("mad-results.json", json.dumps(results, indent=2) + "\n")
+        image = io.BytesIO()
+        plot_mad(results, image)
+        out.write_bytes("mad-results.png", image.getvalue())
     return results
 
 
-def plot_mad(results: dict[str, Any], path: Path) -> Path:
-    """Grouped bars: test accuracy per task and model."""
+def plot_mad(results: dict[str, Any], path: Path | BinaryIO) -> Path | BinaryIO:
+    """Grouped bars: test accuracy per task and model, as a PNG in ``path`` (a file name or a binary file)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -140,6 +146,6 @@ def plot_mad(results: dict[str, Any], path: Path) -> Path:
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, format="png")
     plt.close(fig)
     return path

@@ -11,15 +11,16 @@ alphas (``--programmed FILE``) are marked.
 from __future__ import annotations
 
 import csv
+import io
 import itertools
 import json
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, BinaryIO, Callable
 
 from ..errors import CompileError
+from ..guarded_dir import GuardedDir
 from ..spec.derive import fixed_mixture_stages
 from ..spec.frontend import ResolvedSpec
-from ..train.run import TrainOptions, train
 from .common import canonical, last, spec_from_data
 
 
@@ -64,23 +65,37 @@ def point_row(point: tuple[float, ...], run_dir: Path, test: dict[str, Any] | No
 def run_sweep(rs: ResolvedSpec, grid: list[float], out_dir: Path, *, search_run: Path | None = None,
               programmed: Path | None = None, quiet: bool = True, max_steps: int | None = None,
               say: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    from ..train.run import TrainOptions, train
+
     if len(rs.names) != 2 or rs.num_blocks not in (1, 2):
         raise CompileError(f"a sweep needs two components and one or two blocks, not {len(rs.names)} and "
                            f"{rs.num_blocks}", "sweep a smaller hybrid (it trains one model per grid point)")
     out_dir = Path(out_dir)
     rows = []
     points = list(itertools.product(grid, repeat=rs.num_blocks))
-    for i, point in enumerate(points):
-        run_dir = point_dir(out_dir, point)
-        say(f"sweep: point {i + 1}/{len(points)} alpha[{rs.names[1]}] = {', '.join(f'{a:g}' for a in point)}")
-        result = train(point_spec(rs, point), TrainOptions(out_dir=run_dir, quiet=quiet, resume=True,
-                                                           max_steps=max_steps), say=lambda _: None)
-        rows.append(point_row(point, run_dir, result.test))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out_dir / "sweep.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+    with GuardedDir.open(out_dir, create=True) as out:  # (each point's run, and the table and plot, inside it)
+        for i, point in enumerate(points):
+            run_dir = point_dir(out_dir, point)
+            where = f"alpha[{rs.names[1]}] = {', '.join(f'{a:g}' for a in point)}"
+            say(f"sweep: point {i + 1}/{len(points)} {where}")
+            result = train(point_spec(rs, point), TrainOptions(out_dir=run_dir, quiet=quiet, resume=True,
+                                                               max_steps=max_steps, label=f"point {i + 1}: {where}"),
+                           say=lambda _: None, within=out)
+            rows.append(point_row(point, run_dir, result.test))
+        table = io.StringIO(newline="")
+        writer = csv.DictWriter(table, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
+        out.write_text("sweep.csv", table.getvalue())
+        marks = _marks(search_run, programmed)
+        image = io.BytesIO()
+        plot_sweep(rows, rs, marks, image)
+        out.write_bytes("sweep.png", image.getvalue())
+    return rows
+
+
+def _marks(search_run: Path | None, programmed: Path | None) -> dict[str, list[float]]:
+    """Where search and programming put the second component's weight, per block (for the plot)."""
     marks = {}
     if search_run is not None:
         from .common import final_alphas
@@ -90,11 +105,13 @@ def run_sweep(rs: ResolvedSpec, grid: list[float], out_dir: Path, *, search_run:
             marks["search"] = [row[1] for row in alphas]
     if programmed is not None:
         marks["programmed"] = [row[1] for row in json.loads(Path(programmed).read_text())["alphas"]]
-    plot_sweep(rows, rs, marks, out_dir / "sweep.png")
-    return rows
+    return marks
 
 
-def plot_sweep(rows: list[dict[str, Any]], rs: ResolvedSpec, marks: dict[str, list[float]], path: Path) -> Path:
+def plot_sweep(rows: list[dict[str, Any]], rs: ResolvedSpec, marks: dict[str, list[float]],
+               path: Path | BinaryIO) -> Path | BinaryIO:
+    """The sweep's losses (a line over one block's weight, or a heatmap over two), as a PNG in ``path`` (a file
+    name or a binary file)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -129,6 +146,6 @@ def plot_sweep(rows: list[dict[str, Any]], rs: ResolvedSpec, marks: dict[str, li
             ax.legend(fontsize=8)
     ax.set_title(f"{rs.spec.name}: loss over fixed mixtures")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, format="png")
     plt.close(fig)
     return path

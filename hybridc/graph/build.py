@@ -10,6 +10,7 @@ from __future__ import annotations
 import networkx as nx
 
 from ..components.registry import get_family
+from ..errors import HybridcError
 from ..spec.frontend import ResolvedSpec
 from .cost import linear_params, match_head_biases, match_head_params, projector_flops, projector_params, readout_params
 from .model import BlockGraph, GraphNode
@@ -21,9 +22,19 @@ def component_costs(rs: ResolvedSpec):
     out = {}
     for rc in rs.components:
         family = get_family(rc.family)
-        counts = family.param_counts(rc.config)
-        flops = family.layers_flops_per_token(rc.config, rs.context_length)
-        state = family.layers_decode_state(rc.config, rs.context_length)
+
+        def measure(config, family=family):
+            return (family.param_counts(config), family.layers_flops_per_token(config, rs.context_length),
+                    family.layers_decode_state(config, rs.context_length))
+
+        try:
+            counts, flops, state = measure(rc.config)
+        except HybridcError:
+            raise
+        except Exception as err:  # the family cannot build (or run) this config: located, naming the key
+            from ..components.build_errors import located_build_error
+
+            raise located_build_error(rs, rc.name, err, measure) from None
         out[rc.name] = (family, counts, flops, state)
     return out
 

@@ -3,7 +3,8 @@ component's own layer numbers (key/value layers for attention components, conv +
 
 ``HybridCache`` is a transformers ``Cache`` whose layer list is the concatenation of the component caches'
 layers (the same objects), so everything ``generate`` does to a cache — reordering for beam search,
-repeating for several return sequences, selecting batch rows — reaches every component. Caching is exact
+repeating for several return sequences, selecting batch rows, recording the past and cropping rejected
+candidates in assisted generation — reaches every component. Caching is exact
 because everything between segments (projectors, gates, mixtures) acts position by position.
 """
 
@@ -37,9 +38,33 @@ class HybridCache(Cache):
         self.seen = 0
 
     def crop(self, tokens_to_remove: int) -> None:
+        """Forget the last ``-tokens_to_remove`` tokens in every component (transformers' convention: a negative
+        count; assisted generation forgets the rejected candidates). Key/value layers drop them; Mamba's and
+        Mamba-2's state layers roll back (``components.adapters.rollback``, after ``activate_past_recording``)."""
+        if tokens_to_remove > 0:
+            raise ValueError(f"crop takes a negative number of tokens to forget, not {tokens_to_remove}")
         for cache in self.components.values():
             cache.crop(tokens_to_remove)
-        self.seen = max(0, self.seen - tokens_to_remove) if tokens_to_remove > 0 else self.seen
+        self.seen = max(0, self.seen + tokens_to_remove)
+
+    def stop_recording(self) -> None:
+        """Undo ``activate_past_recording``: the state layers keep no journal and sliding-window layers no past
+        beyond their window (what ``generate`` leaves recording after assisted generation)."""
+        for layer in self.layers:
+            if getattr(layer, "journaling", False):
+                layer.crop(0)  # (ends the journal's interval)
+                layer.journaling = False
+            if getattr(layer, "record_past", False):
+                if getattr(layer, "is_initialized", True):
+                    layer.crop(0)  # (a sliding-window layer back to its window)
+                layer.record_past = False
+
+    def rollback_problems(self) -> list[str]:
+        """The components whose cache cannot forget tokens exactly (a recurrent state that cannot be undone:
+        RWKV, xLSTM, the recurrent layers of a generic family), which assisted generation needs."""
+        from ..components.adapters.rollback import forgets_tokens
+
+        return [name for name, cache in self.components.items() if not all(forgets_tokens(x) for x in cache.layers)]
 
     @property
     def is_compileable(self) -> bool:

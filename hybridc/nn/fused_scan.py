@@ -14,9 +14,15 @@ steps, decays, states and outputs from it and runs backwards through them. Float
 accurate to about 2e-7 relative, 0 where the true value is a subnormal below 1.2e-38, and softplus and
 sigmoid built on it) and float64 (libm's exp2, log1p, exp). Parallel over (batch row, channel group); the results do not depend on the thread count
 (sums across channel groups are made per group and added in a fixed order).
+
+Both passes are PyTorch custom operators (``hybridc::selective_scan``, ``hybridc::selective_scan_backward``:
+``torch.library``, with fake implementations and the backward registered as the forward's autograd formula), so
+``torch.compile`` (without graph breaks) and ``torch.export`` trace a Mamba layer that runs them.
 """
 
 from __future__ import annotations
+
+from typing import Optional
 
 import torch
 
@@ -33,70 +39,115 @@ def _token_major(x: torch.Tensor) -> torch.Tensor:
     return x.transpose(1, 2).contiguous()
 
 
-class FusedScan(torch.autograd.Function):
+@torch.library.custom_op("hybridc::selective_scan", mutates_args=())
+def _scan_forward(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
+                  h0: Optional[torch.Tensor], D: Optional[torch.Tensor], z: Optional[torch.Tensor],
+                  bias: Optional[torch.Tensor], softplus: bool,
+                  keep: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The forward pass (see ``FusedScan``): y (b, T, d) token-major, the last state (b, d, N), and the states before
+    every chunk (b, K, N, d) for the backward when ``keep`` (else an empty tensor)."""
+    b, d, T = u.shape
+    N = A.shape[1]
+    K = -(-T // CHUNK)
+    u_t, delta_t, B_t, C_t = (_token_major(x) for x in (u, delta, B, C))
+    z_t, zs = _rows(z)
+    A2 = (A * _LOG2E).t().contiguous()  # (N, d)
+    h0_t = _token_major(h0) if h0 is not None else None  # (b, N, d)
+    D_c, bias_c = (x.contiguous() if x is not None else None for x in (D, bias))
+    y = u.new_empty(b, T, d)
+    hs = u.new_empty(b, K, N, d) if keep else u.new_empty(0)
+    last = u.new_empty(b, N, d)
+    kernels.call("scan_fwd", u.dtype, b, T, d, N, CHUNK, zs, int(softplus), ptr(u_t), ptr(delta_t), ptr(A2),
+                 ptr(B_t), ptr(C_t), ptr(h0_t), ptr(bias_c), ptr(D_c), ptr(z_t), ptr(y), ptr(hs if keep else None),
+                 ptr(last))
+    return y, last.transpose(1, 2).contiguous(), hs
+
+
+@_scan_forward.register_fake
+def _(u, delta, A, B, C, h0, D, z, bias, softplus, keep):
+    b, d, T = u.shape
+    N = A.shape[1]
+    hs = u.new_empty(b, -(-T // CHUNK), N, d) if keep else u.new_empty(0)
+    return u.new_empty(b, T, d), u.new_empty(b, d, N), hs
+
+
+@torch.library.custom_op("hybridc::selective_scan_backward", mutates_args=())
+def _scan_backward(gy: torch.Tensor, u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
+                   C: torch.Tensor, hs: torch.Tensor, D: Optional[torch.Tensor], z: Optional[torch.Tensor],
+                   bias: Optional[torch.Tensor], softplus: bool) -> list[torch.Tensor]:
+    """The backward pass: dL/d of u, delta (b, T, d), A (d, N), B, C (b, T, N), the initial state (b, N, d), D,
+    bias (d,) and z (b, T, d), from dL/dy ``gy`` (b, T, d) and the chunk states ``hs``; an absent input's gradient
+    is an empty tensor."""
+    u_t, delta_t, B_t, C_t = (_token_major(x) for x in (u, delta, B, C))
+    z_t, zs = _rows(z)
+    b, T, d = u_t.shape
+    N = A.shape[1]
+    groups = -(-d // kernels.library().scan_group_width())
+    gy_t = gy.to(u_t.dtype).contiguous()
+    A2 = (A * _LOG2E).t().contiguous()
+    At = A.t().contiguous()
+    D_c, bias_c = (x.contiguous() if x is not None else None for x in (D, bias))
+    g_u, g_delta = torch.empty_like(u_t), torch.empty_like(u_t)
+    g_A = u_t.new_empty(b, N, d)
+    g_B, g_C = u_t.new_empty(groups, b, T, N), u_t.new_empty(groups, b, T, N)
+    g_h0 = u_t.new_empty(b, N, d)
+    g_D = u_t.new_empty(b, d) if D is not None else None
+    g_bias = u_t.new_empty(b, d) if bias is not None else None
+    g_z = torch.empty_like(u_t) if z is not None else None
+    kernels.call("scan_bwd", u_t.dtype, b, T, d, N, CHUNK, zs, int(softplus), ptr(u_t), ptr(delta_t), ptr(A2),
+                 ptr(At), ptr(B_t), ptr(C_t), ptr(hs), ptr(bias_c), ptr(D_c), ptr(z_t), ptr(gy_t), ptr(g_u),
+                 ptr(g_delta), ptr(g_A), ptr(g_B), ptr(g_C), ptr(g_h0), ptr(g_D), ptr(g_bias), ptr(g_z))
+    return [g_u, g_delta, g_A.sum(0).t().contiguous(), g_B.sum(0), g_C.sum(0), g_h0,
+            g_D.sum(0) if g_D is not None else u_t.new_empty(0), g_bias.sum(0) if g_bias is not None else
+            u_t.new_empty(0), g_z if g_z is not None else u_t.new_empty(0)]  # (outputs may not alias each other)
+
+
+@_scan_backward.register_fake
+def _(gy, u, delta, A, B, C, hs, D, z, bias, softplus):
+    b, d, T = u.shape
+    N = A.shape[1]
+    return [u.new_empty(b, T, d), u.new_empty(b, T, d), A.new_empty(d, N), u.new_empty(b, T, N),
+            u.new_empty(b, T, N), u.new_empty(b, N, d), u.new_empty(d if D is not None else 0),
+            u.new_empty(d if bias is not None else 0), u.new_empty((b, T, d) if z is not None else (0,))]
+
+
+def _scan_setup(ctx, inputs, output) -> None:
+    u, delta, A, B, C, h0, D, z, bias, softplus, keep = inputs
+    _, last, hs = output
+    ctx.save_for_backward(u, delta, A, B, C, hs, D, z, bias)
+    ctx.softplus, ctx.has_h0 = softplus, h0 is not None
+    ctx.mark_non_differentiable(last, hs)
+
+
+def _scan_grad(ctx, gy, _g_last, _g_hs):
+    u, delta, A, B, C, hs, D, z, bias = ctx.saved_tensors
+    if hs.numel() == 0 and u.shape[-1] > 0:
+        raise RuntimeError("the fused scan ran without keeping its states (keep=False): it has no backward")
+    g_u, g_delta, g_A, g_B, g_C, g_h0, g_D, g_bias, g_z = _scan_backward(gy, u, delta, A, B, C, hs, D, z, bias,
+                                                                         ctx.softplus)
+    return (g_u.transpose(1, 2), g_delta.transpose(1, 2), g_A, g_B.transpose(1, 2), g_C.transpose(1, 2),
+            g_h0.transpose(1, 2) if ctx.has_h0 else None, g_D if D is not None else None,
+            g_z.transpose(1, 2) if z is not None else None, g_bias if bias is not None else None, None, None)
+
+
+_scan_forward.register_autograd(_scan_grad, setup_context=_scan_setup)
+
+
+class FusedScan:
     """out = (C . h + D u) * silu(z) for h_t = exp(dt_t A) h_{t-1} + dt_t u_t B_t, dt = softplus(delta + bias),
-    both directions in C (each of D, z, bias, softplus only when given).
+    both directions in C (each of D, z, bias, softplus only when given): the custom operator
+    ``hybridc::selective_scan`` and its backward ``hybridc::selective_scan_backward``.
 
     Inputs (b, d, T) / (d, N) / (b, N, T) / initial state (b, d, N) / D and bias (d,) / z (b, d, T), each
     None when absent, one dtype (float32 or float64); ``softplus`` (bool); ``keep`` says whether a backward
-    will follow (the chunk states are then saved). Outputs: out (b, d, T) (a transposed view of token-major
-    memory) and the last state (b, d, N).
+    will follow (the chunk states are then kept). Outputs: out (b, d, T) (a transposed view of token-major
+    memory) and the last state (b, d, N), which carries no gradient.
     """
 
     @staticmethod
-    def forward(ctx, u, delta, A, B, C, h0, D, z, bias, softplus: bool, keep: bool):
-        b, d, T = u.shape
-        N = A.shape[1]
-        K = -(-T // CHUNK)
-        u_t, delta_t, B_t, C_t = (_token_major(x) for x in (u, delta, B, C))
-        z_t, zs = _rows(z)
-        A2 = (A * _LOG2E).t().contiguous()  # (N, d)
-        h0_t = _token_major(h0) if h0 is not None else None  # (b, N, d)
-        D_c, bias_c = (x.contiguous() if x is not None else None for x in (D, bias))
-        y = u.new_empty(b, T, d)
-        hs = u.new_empty(b, K, N, d) if keep else None
-        last = u.new_empty(b, N, d)
-        kernels.call("scan_fwd", u.dtype, b, T, d, N, CHUNK, zs, int(softplus), ptr(u_t), ptr(delta_t), ptr(A2),
-                     ptr(B_t), ptr(C_t), ptr(h0_t), ptr(bias_c), ptr(D_c), ptr(z_t), ptr(y), ptr(hs), ptr(last))
-        if keep:
-            ctx.save_for_backward(u_t, delta_t, A, A2, B_t, C_t, hs, D_c, z_t, bias_c)
-            ctx.zs, ctx.softplus = zs, softplus
-        last = last.transpose(1, 2).contiguous()  # (b, d, N)
-        ctx.mark_non_differentiable(last)
+    def apply(u, delta, A, B, C, h0, D, z, bias, softplus: bool, keep: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        y, last, _ = _scan_forward(u, delta, A, B, C, h0, D, z, bias, softplus, keep)
         return y.transpose(1, 2), last
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, gy, _g_last):
-        u_t, delta_t, A, A2, B_t, C_t, hs, D, z_t, bias = ctx.saved_tensors
-        b, T, d = u_t.shape
-        N = A.shape[1]
-        groups = -(-d // kernels.library().scan_group_width())
-        gy_t = _token_major(gy.to(u_t.dtype))
-        At = A.t().contiguous()
-        g_u, g_delta = torch.empty_like(u_t), torch.empty_like(u_t)
-        g_A = u_t.new_empty(b, N, d)
-        g_B, g_C = u_t.new_empty(groups, b, T, N), u_t.new_empty(groups, b, T, N)
-        g_h0 = u_t.new_empty(b, N, d)
-        g_D = u_t.new_empty(b, d) if D is not None else None
-        g_bias = u_t.new_empty(b, d) if bias is not None else None
-        g_z = torch.empty_like(u_t) if z_t is not None else None
-        kernels.call("scan_bwd", u_t.dtype, b, T, d, N, CHUNK, ctx.zs, int(ctx.softplus), ptr(u_t), ptr(delta_t),
-                     ptr(A2), ptr(At), ptr(B_t), ptr(C_t), ptr(hs), ptr(bias), ptr(D), ptr(z_t), ptr(gy_t), ptr(g_u),
-                     ptr(g_delta), ptr(g_A), ptr(g_B), ptr(g_C), ptr(g_h0), ptr(g_D), ptr(g_bias), ptr(g_z))
-        return (
-            g_u.transpose(1, 2),
-            g_delta.transpose(1, 2),
-            g_A.sum(0).t(),
-            g_B.sum(0).transpose(1, 2),
-            g_C.sum(0).transpose(1, 2),
-            g_h0.transpose(1, 2) if ctx.needs_input_grad[5] else None,
-            g_D.sum(0) if g_D is not None else None,
-            g_z.transpose(1, 2) if g_z is not None else None,
-            g_bias.sum(0) if g_bias is not None else None,
-            None,
-            None,
-        )
 
 
 def _rows(z: torch.Tensor | None) -> tuple[torch.Tensor | None, int]:
@@ -127,7 +178,8 @@ def fused_scan(
     """The scan by the fused kernel, with the time step's bias and softplus and the output's D skip and
     silu(z) gate applied inside it (float32, or float64 when any input is). Without the keywords: the bare
     recurrence (``delta`` is then dt)."""
-    kernels.library()  # RuntimeError with the reason when the kernels do not build here
+    if not torch.compiler.is_compiling():
+        kernels.library()  # RuntimeError with the reason when the kernels do not build here
     given = [x for x in (u, delta, A, B, C, D, z, delta_bias) if x is not None]
     dtype = compute_dtype(*given)
     inputs = [x.to(dtype) if x is not None else None for x in (u, delta, A, B, C)]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -38,6 +39,7 @@ from ..spec.frontend import ResolvedSpec, lock_data
 from .blocks import ClassifierHead, CompressionHead, MatchHead, MixedBlock, MixedEmbedding, MixedLMHead, SingleBlock
 from .cache import HybridCache
 from .mixture import Mix
+from .outputs import AttentionRecorder
 from .projectors import Projector, fit
 from .vocab import TransplantPlan, transplant_plan, under_hybrid_vocab
 
@@ -89,8 +91,7 @@ class HybridModel(PreTrainedModel, GenerationMixin):
         used = self._used_components()
         for name in used:
             if name not in models:
-                rc = rs.component(name)
-                models[name] = build_model(get_family(rc.family), rc.config, seed=derived_seed(seed, "component", name))
+                models[name] = _build_component(rs, name, seed)
         adapters = {name: load_adapter(get_family(rs.component(name).family), models[name]) for name in used}
         self._adapters = adapters  # plain references (their parts are registered below) for cached decoding
         # Each component module's own transformers model, whose _init_weights knows its buffers.
@@ -107,6 +108,9 @@ class HybridModel(PreTrainedModel, GenerationMixin):
         self._tokenizer_home: str | None = None  # the directory this model was loaded from
         self.tokenizer_problem: str | None = None  # why get_tokenizer() returns None
         self.post_init()
+        if self.config._attn_implementation == "eager":  # asked for (from_pretrained(attn_implementation="eager"))
+            for adapter in adapters.values():
+                _set_component_attention(adapter.model, "eager")
 
     # ---- construction from the graph ----------------------------------------------------------
     def _used_components(self) -> list[str]:
@@ -204,9 +208,10 @@ class HybridModel(PreTrainedModel, GenerationMixin):
 
     def hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                       mixtures: list | None = None, position_ids: torch.Tensor | None = None,
-                      cache: HybridCache | None = None) -> torch.Tensor:
+                      cache: HybridCache | None = None, states: list | None = None) -> torch.Tensor:
         """Final hidden states (B, T, d), before the head. With ``cache``, ``input_ids`` are the tokens that
-        follow the cached ones and every component's cache is extended by them.
+        follow the cached ones and every component's cache is extended by them. ``states``: a list that receives
+        the embedding output and each block's output, N + 1 tensors (B, T, d) (the last is the one returned).
 
         Before any block runs, each running component prepares what its family's forward computes before
         its layers (positions, masks, rotary tables, ...; ``ComponentAdapter.prepare``) from the embeddings
@@ -214,6 +219,8 @@ class HybridModel(PreTrainedModel, GenerationMixin):
         mixtures = mixtures if mixtures is not None else self._mixtures()
         a0, skip0 = mixtures[0]
         h = self.embed(input_ids, a0, skip0)  # (B, T, d)
+        if states is not None:
+            states.append(h)
         contexts = {}
         for m in self._running(mixtures):
             component_cache = cache.components.get(m) if cache is not None else None
@@ -223,6 +230,8 @@ class HybridModel(PreTrainedModel, GenerationMixin):
             contexts[m] = self._adapters[m].prepare(fit(h, width), attention_mask, position_ids, component_cache)
         for block, (alphas, skip) in zip(self.blocks, mixtures):
             h = block(h, alphas, skip, attention_mask=attention_mask, position_ids=position_ids, contexts=contexts)
+            if states is not None:
+                states.append(h)
         if cache is not None:
             cache.advance(input_ids.shape[1])
         return h
@@ -234,7 +243,26 @@ class HybridModel(PreTrainedModel, GenerationMixin):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None, past_key_values: HybridCache | None = None,
-                use_cache: bool | None = None, position_ids: torch.Tensor | None = None, **kwargs):
+                use_cache: bool | None = None, position_ids: torch.Tensor | None = None,
+                output_hidden_states: bool | None = None, output_attentions: bool | None = None,
+                return_dict: bool | None = None, **kwargs):
+        """The logits (and ``loss`` given ``labels``), as transformers' models of the task return them
+        (``CausalLMOutputWithPast``, ``SequenceClassifierOutput``, ``TokenClassifierOutput``).
+
+        ``output_hidden_states`` (default ``config.output_hidden_states``): ``hidden_states`` holds the embedding
+        output and the residual stream after every block, ``num_hidden_layers + 1`` tensors (B, T, d) of the
+        shared width d (the last is what the head reads: after the final norms of the components that end
+        there). ``output_attentions`` (default ``config.output_attentions``): ``attentions`` holds the weights
+        (B, heads, T, past + T) of every attention layer that runs, in the order they run (block by block, a
+        mixed block's components in the spec's order); components without attention (Mamba) add none, and
+        a component computing attention with SDPA returns none (a warning says so and names the fix:
+        ``model.set_attn_implementation("eager")``). ``return_dict=False`` (default: ``config.return_dict``)
+        returns the tuple ``to_tuple()`` gives: loss (given labels), logits, past_key_values (with a cache),
+        hidden_states, attentions (when asked)."""
+        config = self.config
+        output_hidden_states = config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        output_attentions = config.output_attentions if output_attentions is None else output_attentions
+        return_dict = config.return_dict if return_dict is None else return_dict
         mixtures = self._mixtures()
         cache = past_key_values
         if use_cache and cache is None and isinstance(self.head, MixedLMHead) and not self.training:
@@ -251,7 +279,15 @@ class HybridModel(PreTrainedModel, GenerationMixin):
             if attention_mask is not None:
                 attention_mask = attention_mask.reshape(input_ids.shape)
             position_ids = None
-        h = self.hidden_states(input_ids, attention_mask, mixtures, position_ids, cache)
+        states = [] if output_hidden_states else None
+        recorder = AttentionRecorder(self.blocks, {m: self._adapters[m].model for m in self._running(mixtures)}) \
+            if output_attentions else None
+        with recorder.recording() if recorder is not None else nullcontext():
+            h = self.hidden_states(input_ids, attention_mask, mixtures, position_ids, cache, states)
+        extras = {"hidden_states": tuple(states) if states is not None else None,
+                  "attentions": tuple(recorder.weights) if recorder is not None else None}
+        if recorder is not None:
+            recorder.warn()
         if isinstance(self.head, MixedLMHead):
             a0, skip0 = mixtures[0]
             logits = self.head(h, a0, skip0)  # (B, T, V)
@@ -261,14 +297,23 @@ class HybridModel(PreTrainedModel, GenerationMixin):
                 loss = nn.functional.cross_entropy(
                     logits[:, : logits.shape[1] - shift].reshape(-1, logits.shape[-1]).float(),
                     labels[:, shift:].reshape(-1), ignore_index=IGNORE_INDEX)
-            return CausalLMOutputWithPast(loss=loss, logits=logits, past_key_values=cache)
-        logits = self.head(h, attention_mask)
-        loss = None
-        if labels is not None:
-            loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1),
-                                               ignore_index=IGNORE_INDEX)
-        output = SequenceClassifierOutput if self.head.pool else TokenClassifierOutput
-        return output(loss=loss, logits=logits)
+            output = CausalLMOutputWithPast(loss=loss, logits=logits, past_key_values=cache, **extras)
+        else:
+            logits = self.head(h, attention_mask)
+            loss = None
+            if labels is not None:
+                loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1),
+                                                   ignore_index=IGNORE_INDEX)
+            kind = SequenceClassifierOutput if self.head.pool else TokenClassifierOutput
+            output = kind(loss=loss, logits=logits, **extras)
+        return output if return_dict else output.to_tuple()
+
+    def set_attn_implementation(self, attn_implementation: str | dict, **kwargs) -> None:
+        """transformers' ``set_attn_implementation``, reaching the components: each component's attention layers
+        read their own family's config (``"eager"`` is what ``output_attentions`` needs)."""
+        super().set_attn_implementation(attn_implementation, **kwargs)
+        for adapter in self._adapters.values():
+            _set_component_attention(adapter.model, attn_implementation, **kwargs)
 
     # ---- saving and loading -----------------------------------------------------------------------
     @classmethod
@@ -315,12 +360,22 @@ class HybridModel(PreTrainedModel, GenerationMixin):
         check_generation_config(directory)
         check_tensors(build_on_meta(lambda: cls(config, resolved=resolved), directory), directory, key_mapping)
 
+    @classmethod
+    def is_remote_code(cls) -> bool:
+        """False: a hybrid's code is the installed hybridc package, whatever class loaded it. After a
+        ``trust_remote_code=True`` load transformers marks the class as remote code, and ``save_pretrained`` would
+        copy the module defining it; hybridc writes the directory's modules itself (``save_pretrained``), the same
+        for every hybrid, so a model loaded from a directory saved by any release saves again."""
+        return False
+
     def save_pretrained(self, save_directory, *args, **kwargs) -> None:
         """``PreTrainedModel.save_pretrained`` (config.json with the lock, model.safetensors,
         generation_config.json) plus the hybrid's tokenizer files (see ``get_tokenizer``), so the directory
         is self-contained: ``from_pretrained`` and ``AutoTokenizer.from_pretrained`` need nothing else.
-        The config's ``auto_map`` and two one-import modules (``hybridc.hf_auto.REMOTE_CODE``) let any
-        transformers client load it with ``trust_remote_code=True`` without importing hybridc first."""
+        The config's ``auto_map`` and two small modules (``hybridc.hf_auto.REMOTE_CODE``) let any transformers
+        client load it with ``trust_remote_code=True`` without importing hybridc first, and save it again (what
+        ``Trainer.save_model``, its checkpoints, PEFT's merged model and TRL call) into a directory that loads
+        the same way."""
         tokenizer = self.get_tokenizer()
         if tokenizer is not None:
             set_generation_ids(self.generation_config, tokenizer)
@@ -456,9 +511,42 @@ class HybridModel(PreTrainedModel, GenerationMixin):
         return False  # forward() makes its own HybridCache
 
     def generate(self, *args, **kwargs):
+        """transformers' ``generate``. Assisted generation (``prompt_lookup_num_tokens``, an ``assistant_model``,
+        or this hybrid drafting as another model's assistant) runs with a ``HybridCache`` made here, whose
+        components forget rejected candidates (key/value layers drop them, Mamba and Mamba-2 state layers roll
+        back): the tokens are greedy decoding's. A component whose state cannot roll back is refused first."""
         if self.graph.task != "causal-lm":
             raise CompileError(f"a {self.graph.task} hybrid does not generate text", "generation needs task: causal-lm")
-        return super().generate(*args, **kwargs)
+        config = kwargs.get("generation_config") or self.generation_config
+        assisted = kwargs.get("assistant_model") is not None or any(
+            kwargs.get(key, getattr(config, key, None)) is not None
+            for key in ("prompt_lookup_num_tokens", "assistant_early_exit"))
+        drafting = bool(getattr(config, "is_assistant", False))  # (transformers' candidate generator sets it)
+        cache = None
+        if assisted or drafting:
+            cache = kwargs.get("past_key_values")
+            if cache is None:
+                cache = kwargs["past_key_values"] = self.new_cache()
+            if isinstance(cache, HybridCache):
+                self._refuse_unrollable(cache, "drafting for another model" if drafting else "assisted generation")
+                if drafting:  # the main model crops its draft's cache: the draft's recurrent states must roll back
+                    cache.activate_past_recording()
+        try:
+            return super().generate(*args, **kwargs)
+        finally:
+            if assisted and not drafting and isinstance(cache, HybridCache):
+                cache.stop_recording()  # the cache given back (return_dict_in_generate) records no more past
+
+    def _refuse_unrollable(self, cache: HybridCache, what: str) -> None:
+        """A ``CompileError`` when a component's cache cannot forget tokens (``HybridCache.rollback_problems``)."""
+        problems = cache.rollback_problems()
+        if problems:
+            named = ", ".join(f"'{m}' ({self.resolved_spec.component(m).family})" for m in problems)
+            several = len(problems) > 1
+            raise CompileError(f"{what} needs a cache that forgets rejected candidates, and component"
+                               f"{'s' if several else ''} {named} keep{'' if several else 's'} a recurrent state that "
+                               "cannot be rolled back", "generate without prompt_lookup_num_tokens or an "
+                               "assistant_model (attention, Mamba and Mamba-2 components roll back)")
 
     def set_scan_backend(self, backend: str) -> None:
         """The selective-scan backend of every Mamba segment: auto (fused CUDA kernels when installed and on
@@ -479,6 +567,17 @@ class HybridModel(PreTrainedModel, GenerationMixin):
         return groups
 
 
+def _set_component_attention(model: nn.Module, attn_implementation: str | dict, **kwargs) -> None:
+    """Set a component's attention implementation, where its family has attention layers and its model can
+    change it (a family without attention, such as Mamba, is left alone)."""
+    from .outputs import attention_specs
+
+    if not isinstance(model, PreTrainedModel) or not attention_specs(model):
+        return
+    if model.config._attn_implementation != attn_implementation:
+        model.set_attn_implementation(attn_implementation, **kwargs)
+
+
 def _resized_rows(weight: torch.Tensor, size: int, mean: bool) -> torch.Tensor:
     """``weight`` (V, ...) with ``size`` rows: the first min(V, size) kept, the others the mean row or 0."""
     rows = weight.detach()
@@ -497,11 +596,17 @@ class Backbone:
         self.model = model
 
     def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                 position_ids: torch.Tensor | None = None, **kwargs) -> BaseModelOutputWithPast:
+                 position_ids: torch.Tensor | None = None, output_hidden_states: bool | None = None,
+                 return_dict: bool | None = None, **kwargs) -> BaseModelOutputWithPast | tuple:
+        """``last_hidden_state`` (B, T, d); ``hidden_states`` as the model's forward gives them when asked."""
+        config = self.model.config
+        output_hidden_states = config.output_hidden_states if output_hidden_states is None else output_hidden_states
         mixtures = self.model._mixtures()
         self.model._head_mixture = mixtures[0]
-        h = self.model.hidden_states(input_ids, attention_mask, mixtures, position_ids)
-        return BaseModelOutputWithPast(last_hidden_state=h)
+        states = [] if output_hidden_states else None
+        h = self.model.hidden_states(input_ids, attention_mask, mixtures, position_ids, states=states)
+        output = BaseModelOutputWithPast(last_hidden_state=h, hidden_states=tuple(states) if states else None)
+        return output if (config.return_dict if return_dict is None else return_dict) else output.to_tuple()
 
     def get_input_embeddings(self) -> nn.Module:
         return self.model.get_input_embeddings()
@@ -595,6 +700,23 @@ def group_of(param_name: str) -> str:
     raise ValueError(f"parameter {param_name} belongs to no group")
 
 
+def _build_component(rs: ResolvedSpec, name: str, seed: int) -> nn.Module:
+    """A new model of component ``name`` (its config, initialised from ``seed``); a config its family cannot build
+    is a located ``SpecError`` naming the key (``components.build_errors``)."""
+    from ..components.adapters import build_on_meta
+    from ..errors import HybridcError
+
+    family = get_family(rs.component(name).family)
+    try:
+        return build_model(family, rs.component(name).config, seed=derived_seed(seed, "component", name))
+    except HybridcError:
+        raise
+    except Exception as err:
+        from ..components.build_errors import located_build_error
+
+        raise located_build_error(rs, name, err, lambda config: build_on_meta(family, config)) from None
+
+
 def load_components(rs: ResolvedSpec, names) -> dict[str, nn.Module]:
     """Load the pretrained weights of the ``from:`` components among ``names``; a ``vocab: new`` or
     ``transplant`` component comes rebuilt for the hybrid's vocabulary (``hybridc.nn.vocab``)."""
@@ -608,9 +730,10 @@ def load_components(rs: ResolvedSpec, names) -> dict[str, nn.Module]:
         try:
             models[name] = load_pretrained(get_family(rc.family), rc.location, revision=rc.revision,
                                            trust_remote_code=component.trust_remote_code)
-        except Exception as err:
+        except Exception as err:  # (a mamba-ssm checkpoint's error says what to do: its hint)
             raise CompileError(f"cannot load the weights of component '{name}' from {component.source}: {err}",
-                               "check that the directory holds safetensors weights written by save_pretrained") from None
+                               getattr(err, "hint", None) or "check that the directory holds safetensors weights "
+                               "written by save_pretrained") from None
         if rc.vocab != "pretrained":
             plan = transplant_plan_of(rs, rc) if rc.vocab == "transplant" else None
             models[name] = under_hybrid_vocab(models[name], rc, seed=derived_seed(rs.spec.train.seed, "vocab", name),

@@ -12,7 +12,9 @@ and ``unavailable_reason()`` says why (callers then use their PyTorch paths; a R
 once per process). ``HYBRIDC_FUSED_SCAN=0``
 turns the kernels off.
 
-ctypes releases the GIL for the duration of each call.
+ctypes releases the GIL for the duration of each call. The kernels are called from PyTorch custom operators
+(``hybridc.nn.fused_scan``, ``hybridc.nn.fused_conv``: ``torch.library``), which torch.compile and torch.export
+trace through their fake implementations; only the operators' eager implementations reach raw data pointers.
 
 The cache is input another user may have placed, so a library is loaded only from a directory this user
 owns and no one else can write (else: a warning, and a private temporary directory for this process), only
@@ -72,9 +74,17 @@ def _turned_off() -> bool:
     return os.environ.get("HYBRIDC_FUSED_SCAN", "1") == "0"
 
 
+@torch.compiler.assume_constant_result
 def available() -> bool:
-    """Whether the kernels run here (building them on first call); False when HYBRIDC_FUSED_SCAN=0."""
+    """Whether the kernels run here (building them on first call); False when HYBRIDC_FUSED_SCAN=0. (A constant
+    to torch.compile, which calls it once, outside the graph.)"""
     return not _turned_off() and _LIBRARY.get() is not None
+
+
+@torch.compiler.assume_constant_result
+def conv_max_kernel() -> int:
+    """The longest convolution kernel the fused conv takes (RuntimeError when the kernels are unavailable)."""
+    return library().conv_max_kernel()
 
 
 def unavailable_reason() -> str | None:

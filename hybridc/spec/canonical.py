@@ -499,6 +499,14 @@ def bind_call(b: _Builder, node: Scalar, parsed: E.Expr, table: dict[str, Signat
 _BAD = object()
 
 
+# why a bound holds, for the arguments whose bounds are not plain sense
+_FLOAT32 = "float32 arithmetic divides the logits by a temperature; outside 1e-4 .. 1e4 it overflows or underflows"
+RANGE_HINTS = {"tau": _FLOAT32, "tau_end": _FLOAT32,
+               "temperature": "float32 arithmetic divides the logits by the temperature and kl multiplies its loss by "
+                              "the square; outside 1e-4 .. 1e4 that overflows or underflows",
+               "ce": "a weight past 1e4 overflows the summed cross-entropy in float32"}
+
+
 def _coerce(b: _Builder, node: Scalar, offset: int, sig: Signature, param, arg: E.Expr) -> Any:
     loc = node.loc_at(offset)
     where = f"argument '{param.name}' of {sig.name}()"
@@ -519,11 +527,12 @@ def _coerce(b: _Builder, node: Scalar, offset: int, sig: Signature, param, arg: 
             b.error(loc, f"{where} must be finite")
             return _BAD
         positive = param.minimum == 0.0 and param.name in ("lr", "tau", "tau_end", "temperature")  # a rate or temperature of 0 divides by 0
+        why = RANGE_HINTS.get(param.name)
         if param.minimum is not None and value < param.minimum or (positive and value <= 0):
-            b.error(loc, f"{where} must be {'>' if positive else '>='} {param.minimum}, not {value}")
+            b.error(loc, f"{where} must be {'>' if positive else '>='} {param.minimum:g}, not {value:g}", why)
             return _BAD
         if param.maximum is not None and value > param.maximum:
-            b.error(loc, f"{where} must be <= {param.maximum}, not {value}")
+            b.error(loc, f"{where} must be <= {param.maximum:g}, not {value:g}", why)
             return _BAD
         return float(value) if param.type == "float" else value
     if param.type == "choice":

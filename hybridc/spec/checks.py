@@ -64,7 +64,12 @@ def check_blocks(spec: Spec, comps: list[ResolvedComponent], smap: SourceMap) ->
 
 
 def check_width(spec: Spec, comps: list[ResolvedComponent], smap: SourceMap) -> list[Diagnostic]:
+    from ..components.family import MAX_WIDTH
+
     widest = max(comps, key=lambda c: c.hidden_size)
+    if spec.hybrid.width is not None and spec.hybrid.width > MAX_WIDTH:
+        return [Diagnostic(smap.at("hybrid", "width"), f"width {spec.hybrid.width:,} is more than hybridc builds (at "
+                           f"most {MAX_WIDTH:,})", f"use width: max (here {widest.hidden_size})")]
     if spec.hybrid.width is not None and spec.hybrid.width < widest.hidden_size:
         return [Diagnostic(smap.at("hybrid", "width"), f"width {spec.hybrid.width} is narrower than '{widest.name}' "
                            f"({widest.hidden_size})", f"use width: max or at least {widest.hidden_size}")]
@@ -449,3 +454,39 @@ def uses_ranges(spec: Spec) -> bool:
 
 def names_of(items: Any) -> tuple[str, ...]:
     return tuple(i.name for i in items)
+
+
+def budget_state_unknown(spec: Spec, comps: list[ResolvedComponent], smap: SourceMap) -> Diagnostic | None:
+    """A ``decode_state`` budget over a family that keeps its state outside transformers' cache layers
+    (``Architecture.state_outside_cache``): no measure of it exists, said torch-free (the families whose
+    state cannot be measured on the meta device for another reason, expert routing, are said at compile)."""
+    from ..components.registry import get_family
+
+    budget = spec.hybrid.budget
+    if budget is None or budget.measure != "decode_state":
+        return None
+    unknown = [rc for rc in comps if getattr(get_family(rc.family).architecture, "state_outside_cache", False)
+               and get_family(rc.family).measured_on_meta]
+    if not unknown:
+        return None
+    families = ", ".join(f"{rc.name} ({rc.family})" for rc in unknown)
+    return Diagnostic(smap.at("hybrid", "budget", budget.measure),
+                      f"the decode state of {families} is not known: the family keeps it outside transformers' "
+                      "cache layers, where no prefill measures it",
+                      "budget another measure (flops_per_token, params, decode_params)")
+
+
+def budget_check_deferred(spec: Spec, comps: list[ResolvedComponent], smap: SourceMap) -> Diagnostic | None:
+    """Why ``validate`` leaves ``hybrid.budget`` to ``compile`` (a note located at the budget), or None when it
+    can check it: the costs of a component of a family measured on the meta device (``Family.measured_on_meta``)
+    need PyTorch, which the front end never imports."""
+    from ..components.registry import get_family
+
+    measured = [rc for rc in comps if get_family(rc.family).measured_on_meta]
+    if spec.hybrid.budget is None or not measured:
+        return None
+    shown = ", ".join(f"'{rc.name}' ({rc.family})" for rc in measured)
+    return Diagnostic(smap.at("hybrid", "budget"),
+                      f"hybrid.budget is not checked here: the costs of {shown} are measured on PyTorch's meta "
+                      "device, which validate does not load", "hybridc compile checks that a discretization fits "
+                      "the budget (before any weight loads)", severity="note")

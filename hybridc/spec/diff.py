@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .emit import render_data
+from .emit import spec_to_data
 from .frontend import ParsedSpec, ResolvedSpec
-from .model import Ranges, Spec, Stage
+from .model import Ranges, Spec
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,14 @@ def _signed(x: float) -> str:
 
 
 # ---- what is compared -------------------------------------------------------------------------
+# The diff walks the canonical data of both specs (``spec_to_data``: what ``fmt`` prints, so every key of
+# the language is in it, or ``fmt`` would lose it), key by key: a key added to the spec is compared without
+# being named here. Only the views that make a change readable are spelled out below: components and
+# stages matched by name (not position), layer blocks as the ranges they mean, projectors per component,
+# and a fixed or programmed mixture row by row.
+_ABSENT = object()
+
+
 def _blocks(spec: Spec, rs: ResolvedSpec | None, name: str) -> list[str]:
     """Layer ranges per block when resolved, else the blocks as written."""
     if rs is not None:
@@ -88,28 +96,19 @@ def _blocks(spec: Spec, rs: ResolvedSpec | None, name: str) -> list[str]:
     return [str(r) for r in blocks.items] if isinstance(blocks, Ranges) else [str(blocks)]
 
 
-def _component_fields(spec: Spec, rs: ResolvedSpec | None, name: str) -> dict[str, Any]:
-    c = spec.component(name)
-    fields: dict[str, Any] = {"source": str(c.source) if c.source.kind != "init" else "init"}
-    if c.source.kind == "init":
-        for key, value in c.source.init:
-            fields[f"init.{key}"] = value
-    fields["trust_remote_code"] = c.trust_remote_code
-    fields["vocab"] = c.vocab
-    return fields
+def _source(component: dict[str, Any]) -> str:
+    """What a component added or removed is shown as: its ``from``, or ``init``."""
+    return str(component["from"]) if "from" in component else "init"
 
 
-def _stage_fields(stage: Stage) -> dict[str, Any]:
-    fields = {"kind": stage.kind, "init": stage.init}
-    if stage.trains:
-        fields.update(
-            train=list(stage.train), data=render_data(stage.data) if stage.data else None,
-            search=str(stage.search) if stage.search else None, steps=stage.steps, epochs=stage.epochs,
-            batch_size=stage.batch_size,
-            grad_accum=stage.grad_accum, lr=stage.lr, weight_decay=stage.weight_decay, betas=list(stage.betas),
-            warmup=stage.warmup, schedule=stage.schedule, grad_clip=stage.grad_clip, eval_every=stage.eval_every,
-        )
-    return fields
+def _view(spec: Spec, rs: ResolvedSpec | None) -> dict[str, Any]:
+    """The canonical data of ``spec`` as the diff compares it (see above)."""
+    data = spec_to_data(spec)
+    for name, component in data["components"].items():
+        component["blocks"] = _blocks(spec, rs, name)
+    data["hybrid"]["projector"] = {name: spec.hybrid.projector(name) for name in spec.component_names}
+    data["train"]["stages"] = {stage.pop("name"): stage for stage in data["train"]["stages"]}
+    return data
 
 
 def _moved(before: list[str], after: list[str]) -> str:
@@ -148,77 +147,119 @@ def _compare(path: str, before: Any, after: Any, out: list[Change], note: str = 
         out.append(Change(path, "changed", before, after, note))
 
 
+def _walk(path: str, a: Any, b: Any, out: list[Change]) -> None:
+    """Every difference between two canonical values: mappings key by key (a key on one side only is added
+    or removed whole), anything else compared as a value."""
+    if a == b:
+        return
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in dict.fromkeys([*a, *b]):
+            _walk(f"{path}.{key}" if path else str(key), a.get(key, _ABSENT), b.get(key, _ABSENT), out)
+        return
+    _compare(path, None if a is _ABSENT else a, None if b is _ABSENT else b, out)
+
+
 def _alpha_rows(spec: Spec, rs: ResolvedSpec | None):
     if rs is not None:
         return rs.alphas
     return spec.hybrid.mixture.alphas
 
 
-def diff_specs(a: Spec, b: Spec, ra: ResolvedSpec | None = None, rb: ResolvedSpec | None = None) -> list[Change]:
-    """Semantic changes from ``a`` to ``b`` (pass resolved specs to compare ``split(n)`` as ranges)."""
-    out: list[Change] = []
-    for key in ("name", "tokenizer"):
-        _compare(key, getattr(a, key), getattr(b, key), out)
-    _compare("task", str(a.task), str(b.task), out)
-    names_a, names_b = a.component_names, b.component_names
-    for name in names_a:
-        if name not in names_b:
-            out.append(Change(f"components.{name}", "removed", _component_fields(a, ra, name)["source"], None))
-    for name in names_b:
-        if name not in names_a:
-            out.append(Change(f"components.{name}", "added", None, _component_fields(b, rb, name)["source"]))
-    common = [n for n in names_a if n in names_b]
-    if [n for n in names_a if n in common] != [n for n in names_b if n in common]:
-        _compare("components (mixing order)", list(names_a), list(names_b), out)
-    resolved = ra is not None and rb is not None
+def _diff_components(va: dict[str, Any], vb: dict[str, Any], out: list[Change]) -> list[str]:
+    """Components added, removed, reordered, and every key of those on both sides; returns the common ones."""
+    for name in va:
+        if name not in vb:
+            out.append(Change(f"components.{name}", "removed", _source(va[name]), None))
+    for name in vb:
+        if name not in va:
+            out.append(Change(f"components.{name}", "added", None, _source(vb[name])))
+    common = [n for n in va if n in vb]
+    if common != [n for n in vb if n in va]:
+        _compare("components (mixing order)", list(va), list(vb), out)
     for name in common:
-        fa, fb = _component_fields(a, ra, name), _component_fields(b, rb, name)
-        for key in dict.fromkeys([*fa, *fb]):
-            _compare(f"components.{name}.{key}", fa.get(key), fb.get(key), out)
-        ba = _blocks(a, ra if resolved else None, name)
-        bb = _blocks(b, rb if resolved else None, name)
+        ca, cb = dict(va[name]), dict(vb[name])
+        ba, bb = ca.pop("blocks"), cb.pop("blocks")
+        _walk(f"components.{name}", ca, cb, out)
         _compare(f"components.{name}.blocks", ", ".join(ba), ", ".join(bb), out, _moved(ba, bb))
-    ha, hb = a.hybrid, b.hybrid
-    _compare("hybrid.width", "max" if ha.width is None else ha.width, "max" if hb.width is None else hb.width, out)
-    for name in common:
-        _compare(f"hybrid.projector.{name}", ha.projector(name), hb.projector(name), out)
-    for key in ("embeddings", "head"):
-        _compare(f"hybrid.{key}", getattr(ha, key), getattr(hb, key), out)
-    ma, mb = ha.mixture, hb.mixture
-    if ma.mode != mb.mode or (ma.mode == "programmed" and ma.path != mb.path):
+    return common
+
+
+def _rows_in_order(rows, written: tuple[str, ...], names: tuple[str, ...]) -> list[list[float]]:
+    """Alpha rows written in the components' order ``written``, with their columns in the order ``names``
+    (a row of another length is left as written: its own change)."""
+    columns = [written.index(name) for name in names]
+    return [[row[j] for j in columns] if len(row) == len(columns) else list(row) for row in rows]
+
+
+def _diff_mixture(a: Spec, b: Spec, ra: ResolvedSpec | None, rb: ResolvedSpec | None, out: list[Change]) -> None:
+    """The mixture as written, or, between fixed (or programmed from one file) mixtures of the same
+    components, row by row with the change of each weight. A weight belongs to its component, not to a
+    column: components reordered with their columns are the same mixture (the reorder is its own change),
+    so the rows of both are read in one order of components (the spec's, or sorted names where the two
+    orders differ, so that a diff and its inverse show the same rows)."""
+    ma, mb = a.hybrid.mixture, b.hybrid.mixture
+    rowwise = (ma.mode == mb.mode and ma.mode in ("fixed", "programmed") and ma.path == mb.path
+               and sorted(a.component_names) == sorted(b.component_names))
+    if not rowwise:
         _compare("hybrid.mixture", str(ma), str(mb), out)
-    elif ma.mode in ("fixed", "programmed") and names_a == names_b:
-        rows_a, rows_b = _alpha_rows(a, ra) or (), _alpha_rows(b, rb) or ()
-        for i in range(max(len(rows_a), len(rows_b))):
-            row_a = list(rows_a[i]) if i < len(rows_a) else None
-            row_b = list(rows_b[i]) if i < len(rows_b) else None
-            note = ""
-            if row_a is not None and row_b is not None and len(row_a) == len(row_b):
-                note = ", ".join(f"{n} {_signed(y - x)}" for n, x, y in zip(names_a, row_a, row_b) if x != y)
-            _compare(f"hybrid.mixture[{i}]", row_a, row_b, out, note)
-    for key in ("seed", "checkpoint_every", "baselines"):
-        _compare(f"train.{key}", getattr(a.train, key), getattr(b.train, key), out)
-    _diff_stages(a.train.stages, b.train.stages, out)
-    return out
+        return
+    names = a.component_names if a.component_names == b.component_names else tuple(sorted(a.component_names))
+    rows_a = _rows_in_order(_alpha_rows(a, ra) or (), a.component_names, names)
+    rows_b = _rows_in_order(_alpha_rows(b, rb) or (), b.component_names, names)
+    for i in range(max(len(rows_a), len(rows_b))):
+        row_a = rows_a[i] if i < len(rows_a) else None
+        row_b = rows_b[i] if i < len(rows_b) else None
+        note = ""
+        if row_a is not None and row_b is not None and len(row_a) == len(row_b):
+            note = ", ".join(f"{n} {_signed(y - x)}" for n, x, y in zip(names, row_a, row_b) if x != y)
+        _compare(f"hybrid.mixture[{i}]", row_a, row_b, out, note)
 
 
-def _diff_stages(sa: tuple[Stage, ...], sb: tuple[Stage, ...], out: list[Change]) -> None:
-    by_a = {s.name: s for s in sa}
-    by_b = {s.name: s for s in sb}
-    for s in sa:
-        if s.name not in by_b:
-            out.append(Change(f"train.stages[{s.name}]", "removed", s.kind, None))
-    for s in sb:
-        if s.name not in by_a:
-            out.append(Change(f"train.stages[{s.name}]", "added", None, s.kind))
-    common_a = [s.name for s in sa if s.name in by_b]
-    common_b = [s.name for s in sb if s.name in by_a]
+def _diff_stages(sa: dict[str, Any], sb: dict[str, Any], out: list[Change]) -> None:
+    """Stages matched by name: added, removed, reordered, and every key of those on both sides."""
+    for name, stage in sa.items():
+        if name not in sb:
+            out.append(Change(f"train.stages[{name}]", "removed", stage["kind"], None))
+    for name, stage in sb.items():
+        if name not in sa:
+            out.append(Change(f"train.stages[{name}]", "added", None, stage["kind"]))
+    common_a = [n for n in sa if n in sb]
+    common_b = [n for n in sb if n in sa]
     if common_a != common_b:
         _compare("train.stages (order)", common_a, common_b, out)
     for name in common_a:
-        fa, fb = _stage_fields(by_a[name]), _stage_fields(by_b[name])
-        for key in dict.fromkeys([*fa, *fb]):
-            _compare(f"train.stages[{name}].{key}", fa.get(key), fb.get(key), out)
+        _walk(f"train.stages[{name}]", sa[name], sb[name], out)
+
+
+def diff_specs(a: Spec, b: Spec, ra: ResolvedSpec | None = None, rb: ResolvedSpec | None = None) -> list[Change]:
+    """Semantic changes from ``a`` to ``b`` (pass resolved specs to compare ``split(n)`` as ranges).
+
+    Every key of the canonical form is compared (see ``_view``); the order of the changes follows it."""
+    resolved = ra is not None and rb is not None
+    va, vb = _view(a, ra if resolved else None), _view(b, rb if resolved else None)
+    out: list[Change] = []
+    common: list[str] = []
+    for key in dict.fromkeys([*va, *vb]):
+        before, after = va.get(key, _ABSENT), vb.get(key, _ABSENT)
+        if key == "components":
+            common = _diff_components(before, after, out)
+        elif key == "hybrid":
+            for part in dict.fromkeys([*before, *after]):
+                if part == "projector":
+                    for name in common:
+                        _compare(f"hybrid.projector.{name}", before[part][name], after[part][name], out)
+                elif part == "mixture":
+                    _diff_mixture(a, b, ra, rb, out)
+                else:
+                    _walk(f"hybrid.{part}", before.get(part, _ABSENT), after.get(part, _ABSENT), out)
+        elif key == "train":
+            ta, tb = dict(before), dict(after)
+            stages_a, stages_b = ta.pop("stages"), tb.pop("stages")
+            _walk("train", ta, tb, out)
+            _diff_stages(stages_a, stages_b, out)
+        else:
+            _walk(key, before, after, out)
+    return out
 
 
 # ---- the graph consequence ------------------------------------------------------------------

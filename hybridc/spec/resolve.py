@@ -16,20 +16,13 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from ..components import hub
-from ..components.family import Family, Shape
+from ..components import hub, mamba_ssm
+from ..components.family import MAX_LAYERS, MAX_VOCAB, MAX_WIDTH, Family, Shape
 from ..components.registry import families, family_for_config, get_family
 from ..errors import Diagnostic
 from .canonical import COMMON_INIT_KEYS, SourceMap, thaw
 from .model import Component, LayerRange
 from .schema import did_you_mean
-
-
-# Sizes past any real model's (the largest have ~130 layers, width ~25k, vocabularies ~260k): a number
-# beyond these is a typo, and building it would exhaust memory.
-MAX_LAYERS = 10_000
-MAX_WIDTH = 1 << 20
-MAX_VOCAB = 1 << 24
 
 
 @dataclass(frozen=True)
@@ -197,6 +190,7 @@ def resolve_component(
     loc = smap.at("components", name, "from" if source.kind != "init" else "init")
     commit = None
     location = None
+    directory: Path | None = None  # a local source's directory
     if source.kind == "init":
         return _resolve_init(component, smap)
     if source.kind == "local":
@@ -238,6 +232,10 @@ def resolve_component(
             return None, [Diagnostic(loc, f"component '{name}': cannot fetch config.json of hf:{source.ref} ({reason})",
                                      "check the id and your network; offline, download the model once "
                                      "(or save_pretrained it) and use its local directory")]
+    if mamba_ssm.recognizes(config):  # state-spaces' mamba-* / mamba2-*: read as transformers' Mamba / Mamba2
+        config, problems = _mamba_ssm_config(name, config, loc, directory, source.ref, root)
+        if problems:
+            return None, problems
     model_type = config.get("model_type")
     family = family_for_config(config)
     if family is None:
@@ -253,6 +251,26 @@ def resolve_component(
     if resolved is not None and root is not None:
         resolved = dataclasses.replace(resolved, root=os.path.realpath(root))
     return resolved, problems
+
+
+def _mamba_ssm_config(name: str, config: dict[str, Any], loc, directory: Path | None, ref: str,
+                      root: Path | None) -> tuple[dict[str, Any], list[Diagnostic]]:
+    """A config.json in mamba-ssm's layout as transformers' Mamba / Mamba2 config (``components.mamba_ssm``), or
+    its problems located at the component's ``from``: each key that cannot be read, and for a local directory
+    weights that are not there (checked by name only: nothing is read)."""
+    translated, problems = mamba_ssm.to_transformers(config)
+    found = [Diagnostic(loc, f"component '{name}': its config.json (mamba-ssm's layout): {p.message}",
+                        p.hint or "fix its config.json") for p in problems]
+    if directory is not None and not found:
+        try:
+            present = [n for n in mamba_ssm.WEIGHT_FILES if confined_file(directory, n, root).is_file()]
+        except PathError as err:
+            return config, [Diagnostic(loc, f"component '{name}': {err.message}", err.hint)]
+        if not present:
+            found.append(Diagnostic(loc, f"component '{name}': '{ref}' holds a mamba-ssm config.json but no weights "
+                                    f"({' or '.join(mamba_ssm.WEIGHT_FILES)})",
+                                    "copy the checkpoint's weights file beside its config.json"))
+    return (translated or config), found
 
 
 def declared_max_length(component: Component, base_dir: Path, root: Path | None = None) -> int | None:
@@ -283,6 +301,8 @@ def declared_max_length(component: Component, base_dir: Path, root: Path | None 
         if family is None or family.keys.max_length is None:
             return None
         value = family.full_config(config).get(family.keys.max_length)
+    except MemoryError:  # (never taken for a malformed value: a size that should have been refused first)
+        raise
     except Exception:  # noqa: BLE001 - unreadable, unfetchable or malformed: the component's own error says why
         return None
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else None
@@ -315,11 +335,35 @@ def _resolve_init(component: Component, smap: SourceMap) -> tuple[ResolvedCompon
             problems.append(Diagnostic(where, f"'{key}' of {family.name} expects {_kind(default)}, not {value!r}"))
             continue
         extra[key] = value
+    problems += _init_caps(component, family, values, smap)
     if problems:
         return None, problems
     common = {k: values[k] for k in COMMON_INIT_KEYS[1:] if k in values}
-    config = family.init_config(common, extra)
+    try:
+        config = family.init_config(common, extra)
+    except (ValueError, TypeError, ArithmeticError, KeyError) as err:  # sizes the family's rules cannot split
+        return None, [Diagnostic(smap.at("components", name, "init"), f"component '{name}': no {family.name} "
+                                 f"config has these sizes ({type(err).__name__}: {err})",
+                                 "choose sizes the family's layers can be built with")]
     return _finish(component, family, config, None, None, None, smap)
+
+
+def _init_caps(component: Component, family: Family, values: dict[str, Any], smap: SourceMap) -> list[Diagnostic]:
+    """Sizes of an ``init:`` past what hybridc builds (``MAX_LAYERS``, ...), said before the family's config is
+    made: its per-layer lists (layer types, attention patterns) have one entry per layer."""
+    name = component.name
+    problems = []
+    keys = family.keys
+    for generic, key, most in (("hidden_size", keys.hidden, MAX_WIDTH), ("layers", keys.layers, MAX_LAYERS),
+                               ("vocab_size", keys.vocab, MAX_VOCAB), ("heads", keys.heads, MAX_WIDTH)):
+        for written in dict.fromkeys(k for k in (generic, key) if k):
+            value = values.get(written)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value > most:
+                problems.append(Diagnostic(smap.at("components", name, "init", written),
+                                           f"component '{name}': {written} is {value:,}, more than hybridc builds "
+                                           f"(at most {most:,})", "check the number (a typo, or a config that is "
+                                           "not a model's)"))
+    return problems
 
 
 def _same_kind(default: Any, value: Any) -> bool:

@@ -138,6 +138,11 @@ DATA_SOURCES: dict[str, Signature] = {
     )
 }
 
+# Temperatures divide logits (and kl's T^2 multiplies its loss) in float32: outside this range a softmax of
+# logits / T, or T^2 x KL, overflows or underflows there; inside it no logit a model produces comes near either.
+TEMPERATURES = (1e-4, 1e4)
+MAX_LOSS_WEIGHT = 1e4  # kl's ce weight: ce x cross-entropy summed over a batch stays well inside float32
+
 _WARMUP = Param("warmup", "int", 0, minimum=0,
                 doc="the stage's first steps in which only the weights move (a joint search; the alphas stay where "
                     "they start, DASH still samples around them)")
@@ -158,10 +163,11 @@ SEARCH_ALGORITHMS: dict[str, Signature] = {
             Param("alternate", "bool", False),
             Param("heldout", "float", 0.1, minimum=0.0, maximum=0.5,
                   doc="as darts"),
-            Param("tau", "float", 1.0, minimum=0.0, doc="Gumbel-softmax temperature during search"),
-            Param("tau_end", "float", None, minimum=0.0,
+            Param("tau", "float", 1.0, minimum=TEMPERATURES[0], maximum=TEMPERATURES[1],
+                  doc="Gumbel-softmax temperature during search (1e-4 .. 1e4: float32 divides the logits by it)"),
+            Param("tau_end", "float", None, minimum=TEMPERATURES[0], maximum=TEMPERATURES[1],
                   doc="the temperature at the stage's last step, reached by an exponential anneal from tau "
-                      "(null: tau throughout)"),
+                      "(null: tau throughout; 1e-4 .. 1e4 as tau)"),
             _WARMUP,
         ), "DASH-style: Gumbel-softmax of the logits during search, softmax outside"),
         Signature("gaea", (
@@ -179,8 +185,11 @@ DISTILL_LOSSES: dict[str, Signature] = {
     s.name: s
     for s in (
         Signature("kl", (
-            Param("temperature", "float", 2.0, minimum=0.0, doc="softmax temperature of teacher and student"),
-            Param("ce", "float", 0.0, minimum=0.0, doc="weight of the ordinary cross-entropy on the labels"),
+            Param("temperature", "float", 2.0, minimum=TEMPERATURES[0], maximum=TEMPERATURES[1],
+                  doc="softmax temperature of teacher and student (1e-4 .. 1e4: float32 divides the logits by it and "
+                      "multiplies the KL by its square)"),
+            Param("ce", "float", 0.0, minimum=0.0, maximum=MAX_LOSS_WEIGHT,
+                  doc="weight of the ordinary cross-entropy on the labels (at most 1e4)"),
         ), "temperature^2 x KL(teacher || student) per scored target, + ce x cross-entropy"),
     )
 }

@@ -18,6 +18,10 @@ checkpoint is used (``resume_from``); when none passes, the resume is refused (`
 status 2) and nothing is written. A checkpoint written before state.json was hashed (its manifest names
 only the other files) still resumes: its state.json is checked for meaning only. Only the newest ``keep``
 checkpoints are kept.
+
+Every file and directory here is reached through ``hybridc.guarded_dir`` from the run's directory: a
+``step-N`` that is a link is not a checkpoint (never read, never pruned), a link or a FIFO among a
+checkpoint's files is damage (never followed), and ``checkpoints/`` itself a link is refused.
 """
 
 from __future__ import annotations
@@ -27,7 +31,6 @@ import hashlib
 import json
 import math
 import os
-import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -35,11 +38,11 @@ from typing import Any, Callable, Mapping
 import torch
 from safetensors.torch import load_file, save_model
 
-from ..errors import RunError, first_line
-from ..io import give_umask_mode, open_regular, read_regular_text
+from ..errors import PathRefused, RunError, first_line
+from ..guarded_dir import GuardedDir, guarded
+from .rundir import CHECKPOINTS, checkpoint_names
 from .threads import bounded, machine_cores
 
-CHECKPOINTS = "checkpoints"
 KEEP = 2
 FORMAT = 2  # state.json's "checkpoint": 2 hashes state.json itself (absent: an earlier release's checkpoint)
 FILES = ("model.safetensors", "optimizer.pt")  # the files beside state.json, each hashed in its manifest
@@ -66,75 +69,85 @@ class RunPosition:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _sha256(path: Path) -> str:
+def _sha256(directory: GuardedDir, name: str) -> str:
     digest = hashlib.sha256()
-    with open_regular(path, follow_links=False) as f:  # (hybridc writes no links, FIFOs or devices here)
+    with directory.open_read(name) as f:  # (hybridc writes no links, FIFOs or devices here)
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
+def checkpoint_dirs(run_dir: GuardedDir | Path) -> list[Path]:
+    """Complete-looking checkpoint directories of a run, newest first (their paths, for messages; none when
+    the run has no ``checkpoints/``). ``PathRefused`` when ``checkpoints`` is a link or not a directory."""
+    with guarded(run_dir) as run:
+        try:
+            with run.child(CHECKPOINTS) as root:
+                return [root.path / name for name in checkpoint_names(root)]
+        except FileNotFoundError:
+            return []
+
+
+def save_checkpoint(run_dir: GuardedDir | Path, model: torch.nn.Module, optim_state: dict[str, Any],
+                    position: RunPosition, keep: int = KEEP, spec_digest: str | None = None) -> Path:
+    """Write a checkpoint atomically into ``run_dir``'s ``checkpoints/``; raises ``RunError`` (previous
+    checkpoints intact) on I/O failure. ``spec_digest`` (of the canonical spec the run trains) is kept in
+    state.json: a resume checks it. Returns the checkpoint's path."""
+    with guarded(run_dir) as run, run.child(CHECKPOINTS, create=True) as root:
+        final = f"step-{position.global_step}"
+        tmp = f".tmp-{final}-{os.getpid()}"
+        for stale in root.names():  # left by a crash (one process writes a run: RUN/.lock); only our directories
+            if stale.startswith((".tmp-step-", ".old-step-")) and root.is_dir(stale):
+                _remove_quietly(root, stale)
+        try:
+            root.mkdir(tmp)
+            with root.child(tmp) as staged:
+                save_model(model, staged.library_path("model.safetensors"))
+                staged.give_umask_mode("model.safetensors")
+                with staged.create("optimizer.pt") as f:
+                    torch.save(optim_state, f)
+                manifest = {name: _sha256(staged, name) for name in FILES}
+                names = getattr(getattr(model, "graph", None), "names", None)
+                state = {"checkpoint": FORMAT, "position": asdict(position), "spec": spec_digest,
+                         "components": list(names) if names is not None else None}  # the order the weights assume
+                state["manifest"] = {**manifest, STATE: state_digest(state)}
+                staged.write_text(STATE, json.dumps(state, indent=2))
+                for name in FILES:
+                    staged.fsync(name)
+                staged.fsync()
+            there = root.lstat(final)
+            if there is not None:  # a later stage at the same global step supersedes it
+                if not root.is_dir(final):
+                    raise root.refused(final, "a directory")
+                old = f".old-{final}-{os.getpid()}"
+                root.rename(final, old)
+                root.rename(tmp, final)
+                _remove_quietly(root, old)
+            else:
+                root.rename(tmp, final)
+            root.fsync()
+        except (OSError, RuntimeError, PathRefused) as err:  # torch.save reports a full disk as RuntimeError
+            _remove_quietly(root, tmp)
+            if isinstance(err, PathRefused):
+                raise
+            previous = next((name for name in checkpoint_names(root) if name != final), None)
+            text = str(err).strip()
+            reason = getattr(err, "strerror", None) or (text.splitlines()[0] if text else "I/O error")
+            raise RunError(f"could not write checkpoint {final}: {reason}",
+                           f"free some disk space; the previous checkpoint ({previous or 'none'}) is intact "
+                           "and --resume continues from it") from None
+        for old in checkpoint_names(root)[keep:]:
+            _remove_quietly(root, old)
+        return root.path / final
+
+
+def _remove_quietly(root: GuardedDir, name: str) -> None:
+    """Remove our directory ``name`` if it can be: one holding what hybridc did not write (a link, a FIFO) is
+    left as it is, as is one that cannot be removed now (it is retried with the next checkpoint)."""
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def checkpoint_dirs(run_dir: Path) -> list[Path]:
-    """Complete-looking checkpoint directories, newest first."""
-    root = Path(run_dir) / CHECKPOINTS
-    if not root.is_dir():
-        return []
-    found = [p for p in root.iterdir()  # (a link named step-N is not one of hybridc's: never followed)
-             if p.name.startswith("step-") and p.name[5:].isdigit() and p.is_dir() and not p.is_symlink()]
-    return sorted(found, key=lambda p: int(p.name[5:]), reverse=True)
-
-
-def save_checkpoint(run_dir: Path, model: torch.nn.Module, optim_state: dict[str, Any], position: RunPosition,
-                    keep: int = KEEP, spec_digest: str | None = None) -> Path:
-    """Write a checkpoint atomically; raises ``RunError`` (previous checkpoints intact) on I/O failure.
-    ``spec_digest`` (of the canonical spec the run trains) is kept in state.json: a resume checks it."""
-    root = Path(run_dir) / CHECKPOINTS
-    root.mkdir(parents=True, exist_ok=True)
-    final = root / f"step-{position.global_step}"
-    tmp = root / f".tmp-{final.name}-{os.getpid()}"
-    for stale in [*root.glob(".tmp-step-*"), *root.glob(".old-step-*")]:  # left by a crash (one process
-        shutil.rmtree(stale, ignore_errors=True)                           # writes a run: RUN/.lock)
-    try:
-        tmp.mkdir()
-        save_model(model, str(tmp / "model.safetensors"))
-        give_umask_mode(tmp / "model.safetensors")
-        torch.save(optim_state, tmp / "optimizer.pt")
-        manifest = {name: _sha256(tmp / name) for name in FILES}
-        names = getattr(getattr(model, "graph", None), "names", None)
-        state = {"checkpoint": FORMAT, "position": asdict(position), "spec": spec_digest,
-                 "components": list(names) if names is not None else None}  # the order the weights assume
-        state["manifest"] = {**manifest, STATE: state_digest(state)}
-        (tmp / "state.json").write_text(json.dumps(state, indent=2))
-        for name in ("model.safetensors", "optimizer.pt", "state.json"):
-            _fsync(tmp / name)
-        _fsync(tmp)
-        if final.exists():  # a later stage at the same global step supersedes it
-            old = root / f".old-{final.name}-{os.getpid()}"
-            final.rename(old)
-            tmp.rename(final)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(final)
-        _fsync(root)
-    except (OSError, RuntimeError) as err:  # torch.save reports a full disk as RuntimeError ("unexpected pos")
-        shutil.rmtree(tmp, ignore_errors=True)
-        previous = next((p.name for p in checkpoint_dirs(run_dir) if p != final), None)
-        text = str(err).strip()
-        reason = getattr(err, "strerror", None) or (text.splitlines()[0] if text else "I/O error")
-        raise RunError(f"could not write checkpoint {final.name}: {reason}",
-                       f"free some disk space; the previous checkpoint ({previous or 'none'}) is intact "
-                       "and --resume continues from it") from None
-    for old in checkpoint_dirs(run_dir)[keep:]:
-        shutil.rmtree(old, ignore_errors=True)
-    return final
+        root.remove_tree(name)
+    except (OSError, PathRefused):
+        pass
 
 
 def state_digest(state: Mapping[str, Any]) -> str:
@@ -144,13 +157,18 @@ def state_digest(state: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(rest, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def verified_state(path: Path) -> dict[str, Any]:
+def verified_state(path: GuardedDir | Path) -> dict[str, Any]:
     """state.json of checkpoint ``path`` once every file matches the manifest's hash; ``DamagedCheckpoint``
     (naming the file and what is wrong) if not. state.json is covered when the checkpoint hashes it (every
     checkpoint written since ``FORMAT`` 2; an earlier one's state.json is then only checked for meaning)."""
-    where = path / STATE
+    with guarded(path) as cp:
+        return _verified_state(cp)
+
+
+def _verified_state(cp: GuardedDir) -> dict[str, Any]:
+    where = cp.path / STATE
     try:
-        state = json.loads(read_regular_text(where, follow_links=False))
+        state = json.loads(cp.read_text(STATE))
     except FileNotFoundError:
         raise _damaged(where, "is missing (the checkpoint is incomplete)") from None
     except OSError as err:
@@ -177,15 +195,15 @@ def verified_state(path: Path) -> dict[str, Any]:
                 raise _damaged(where, "does not match its hash in the manifest (edited or corrupt)")
             continue
         try:
-            actual = _sha256(path / name)
+            actual = _sha256(cp, name)
         except OSError as err:
-            raise _damaged(path / name, _unreadable(err)) from None
+            raise _damaged(cp.path / name, _unreadable(err)) from None
         if actual != digest:
-            raise _damaged(path / name, "does not match its hash in state.json's manifest (incomplete or corrupt)")
+            raise _damaged(cp.path / name, "does not match its hash in state.json's manifest (incomplete or corrupt)")
     return state
 
 
-def read_position(path: Path) -> RunPosition | None:
+def read_position(path: GuardedDir | Path) -> RunPosition | None:
     """The checkpoint's position if every file matches its manifest and the position has its fields, else None
     (what the position means for a run is ``check_state``'s)."""
     try:
@@ -194,27 +212,38 @@ def read_position(path: Path) -> RunPosition | None:
         return None
 
 
-def checkpoint_spec_digest(path: Path) -> str | None:
+def checkpoint_spec_digest(path: GuardedDir | Path) -> str | None:
     """The digest of the spec a checkpoint was written for (None: an older checkpoint that did not say)."""
     try:
-        return json.loads(read_regular_text(path / STATE, follow_links=False)).get("spec")
-    except (OSError, ValueError, AttributeError, RecursionError):
+        with guarded(path) as cp:
+            return json.loads(cp.read_text(STATE)).get("spec")
+    except (OSError, ValueError, AttributeError, RecursionError, PathRefused):
         return None
 
 
-def latest_checkpoint(run_dir: Path, warn: Callable[[str], None] = print,
+def latest_checkpoint(run_dir: GuardedDir | Path, warn: Callable[[str], None] = print,
                       plan: "ResumePlan | None" = None) -> tuple[Path, RunPosition] | None:
-    """The newest checkpoint that verifies (and, given the run's ``plan``, whose state.json passes
-    ``check_state``); broken ones are reported and skipped."""
-    for path in checkpoint_dirs(run_dir):
+    """The newest checkpoint of the run (or teacher) directory ``run_dir`` that verifies (and, given the run's
+    ``plan``, whose state.json passes ``check_state``); broken ones are reported and skipped. Its path (open it
+    again by name, ``RUN/checkpoints/<path.name>``, to read it) and position."""
+    with guarded(run_dir) as run:
         try:
-            state = verified_state(path)
-            if plan is not None:
-                return path, check_state(state, plan, path)
-            return path, RunPosition(**state["position"])
-        except (DamagedCheckpoint, KeyError, TypeError) as err:
-            reason = err if isinstance(err, DamagedCheckpoint) else f"{path / STATE}: no valid 'position'"
-            warn(f"warning: checkpoint {path} is incomplete or corrupt ({reason}); using an older one")
+            root = run.child(CHECKPOINTS)
+        except FileNotFoundError:
+            return None
+        with root:
+            for name in checkpoint_names(root):
+                path = root.path / name
+                try:
+                    with root.child(name) as cp:
+                        state = _verified_state(cp)
+                    if plan is not None:
+                        return path, check_state(state, plan, path)
+                    return path, RunPosition(**state["position"])
+                except (DamagedCheckpoint, KeyError, TypeError, PathRefused) as err:
+                    reason = err if isinstance(err, (DamagedCheckpoint, PathRefused)) else \
+                        f"{path / STATE}: no valid 'position'"
+                    warn(f"warning: checkpoint {path} is incomplete or corrupt ({reason}); using an older one")
     return None
 
 
@@ -421,41 +450,49 @@ def load_weights(model: torch.nn.Module, path: Path) -> tuple[list[str], list[st
     return [k for k in missing if current[k].data_ptr() not in loaded], list(unexpected)
 
 
-def load_checkpoint(path: Path, model: torch.nn.Module, state: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def load_checkpoint(path: GuardedDir | Path, model: torch.nn.Module,
+                    state: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Load weights into ``model`` (same structure, same components in the same order) and return the
     optimizer states; weights that do not fit (``check_weights``: the model is then left as it was) or an
     optimizer.pt that is not plain optimizer state are a ``DamagedCheckpoint``. ``state``: its state.json as
-    ``verified_state`` returned it (read here when not given)."""
+    ``verified_state`` returned it (read here when not given). Every file is opened without following a link."""
     from ..nn.hybrid import upgrade_keys
 
-    if state is None:
+    with guarded(path) as cp:
+        path = cp.path
+        if state is None:
+            try:
+                state = json.loads(cp.read_text(STATE))
+            except (OSError, ValueError, RecursionError):
+                state = None
+        saved = state.get("components") if isinstance(state, dict) else None
+        names = getattr(getattr(model, "graph", None), "names", None)
+        if saved is not None and names is not None and list(saved) != list(names):
+            raise RunError(f"checkpoint {path} holds components {', '.join(map(str, saved))}, in that order; the "
+                           f"spec has {', '.join(names)}", "resume with the spec the run started with (the order "
+                           "of components is part of the model)")
         try:
-            state = json.loads(read_regular_text(path / STATE, follow_links=False))
-        except (OSError, ValueError, RecursionError):
-            state = None
-    saved = state.get("components") if isinstance(state, dict) else None
-    names = getattr(getattr(model, "graph", None), "names", None)
-    if saved is not None and names is not None and list(saved) != list(names):
-        raise RunError(f"checkpoint {path} holds components {', '.join(map(str, saved))}, in that order; the spec "
-                       f"has {', '.join(names)}", "resume with the spec the run started with (the order of "
-                       "components is part of the model)")
-    try:
-        weights = upgrade_keys(load_file(str(path / "model.safetensors")))
-    except Exception as err:  # safetensors' own error for a file that is not one
-        raise _damaged(path / "model.safetensors",
-                       f"cannot be read as safetensors ({first_line(err, type(err).__name__)})") from None
-    check_weights(path, model, weights)
-    model.load_state_dict(weights, strict=False)
-    try:
-        return torch.load(path / "optimizer.pt", weights_only=True)
-    except Exception as err:  # weights_only refuses anything but tensors and plain containers
-        raise DamagedCheckpoint(f"checkpoint {path}: optimizer.pt was refused ({type(err).__name__}: "
-                                f"{first_line(err, 'unreadable')})",
-                                "it holds something other than optimizer state (hybridc never unpickles code); "
-                                "a resume skips this checkpoint for an earlier one") from None
+            with cp.opened_path("model.safetensors") as weights_file:
+                weights = upgrade_keys(load_file(weights_file))
+        except OSError as err:
+            raise _damaged(path / "model.safetensors", _unreadable(err)) from None
+        except Exception as err:  # safetensors' own error for a file that is not one
+            raise _damaged(path / "model.safetensors",
+                           f"cannot be read as safetensors ({first_line(err, type(err).__name__)})") from None
+        check_weights(path, model, weights)
+        model.load_state_dict(weights, strict=False)
+        try:
+            with cp.open_read("optimizer.pt") as f:
+                return torch.load(f, weights_only=True)
+        except Exception as err:  # weights_only refuses anything but tensors and plain containers
+            raise DamagedCheckpoint(f"checkpoint {path}: optimizer.pt was refused ({type(err).__name__}: "
+                                    f"{first_line(err, 'unreadable')})",
+                                    "it holds something other than optimizer state (hybridc never unpickles "
+                                    "code); a resume skips this checkpoint for an earlier one") from None
 
 
-def resume_from(run_dir: Path, plan: ResumePlan, build: Callable[[Path, list[str] | None], torch.nn.Module],
+def resume_from(run_dir: GuardedDir | Path, plan: ResumePlan,
+                build: Callable[[Path, list[str] | None], torch.nn.Module],
                 warn: Callable[[str], None] = print) -> tuple[Path, RunPosition, torch.nn.Module, dict] | None:
     """(checkpoint, position, model, optimizer states) of the newest checkpoint of ``run_dir`` that passes
     every check (``verified_state``, ``check_state``, ``load_checkpoint``), its weights loaded into
@@ -463,21 +500,29 @@ def resume_from(run_dir: Path, plan: ResumePlan, build: Callable[[Path, list[str
     the previous one, as a hash mismatch always was; None without checkpoints; ``DamagedCheckpoint`` (exit
     status 2, naming each checkpoint's problem) when every one fails, before anything is written."""
     problems = []
-    for path in checkpoint_dirs(run_dir):
+    with guarded(run_dir) as run:
         try:
-            state = verified_state(path)
-            position = check_state(state, plan, path)
-            model = build(path, position.selection)
-            optim_state = load_checkpoint(path, model, state)
-        except DamagedCheckpoint as err:
-            problems.append(str(err))  # (each names its file: RUN/checkpoints/step-N/...)
-            warn(f"warning: checkpoint {path.name} is damaged, skipped: {err}")
-            continue
-        if problems:
-            warn(f"warning: resuming from {path.name}, the newest checkpoint that passes every check "
-                 f"({len(problems)} newer one{'s' * (len(problems) != 1)} skipped)")
-        return path, position, model, optim_state
-    if problems:
-        raise DamagedCheckpoint(f"every checkpoint in {Path(run_dir) / CHECKPOINTS} is incomplete or damaged, so "
-                                "there is no earlier one to fall back to: " + "; ".join(problems), AGAIN_HINT)
+            root = run.child(CHECKPOINTS)
+        except FileNotFoundError:
+            return None
+        with root:
+            for name in checkpoint_names(root):
+                path = root.path / name
+                try:
+                    with root.child(name) as cp:
+                        state = _verified_state(cp)
+                        position = check_state(state, plan, path)
+                        model = build(path, position.selection)
+                        optim_state = load_checkpoint(cp, model, state)
+                except (DamagedCheckpoint, PathRefused) as err:
+                    problems.append(str(err))  # (each names its file: RUN/checkpoints/step-N/...)
+                    warn(f"warning: checkpoint {name} is damaged, skipped: {err}")
+                    continue
+                if problems:
+                    warn(f"warning: resuming from {name}, the newest checkpoint that passes every check "
+                         f"({len(problems)} newer one{'s' * (len(problems) != 1)} skipped)")
+                return path, position, model, optim_state
+            if problems:
+                raise DamagedCheckpoint(f"every checkpoint in {root.path} is incomplete or damaged, so there is no "
+                                        "earlier one to fall back to: " + "; ".join(problems), AGAIN_HINT)
     return None

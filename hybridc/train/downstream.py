@@ -1,63 +1,123 @@
 """``hybridc eval --tasks``: downstream evaluation of a saved hybrid through lm-eval.
 
 The model directory (a run's ``final/``, a saved hybrid, or a plain export) is loaded by lm-eval's own
-``HFLM`` as any transformers client loads it (``trust_remote_code=True``: the directory's ``auto_map``), with
-the model's real context length (``max_position_embeddings``). Results are returned per task and metric;
-for a run directory they are also appended to its ``metrics.jsonl`` (an ``lm_eval`` event) and written into
-its model card (``final/README.md``).
+``HFLM`` as any transformers client loads it, with the model's real context length: ``max_position_embeddings``,
+or, for a model of recurrent components only (no position limit, so lm-eval would read its tokenizer's unbounded
+length, 1e9 for ``bytes``), the length it was trained on (``trained_context``). No file of the directory runs as
+code unless the user asks (``trust_remote_code``, ``--trust-remote-code``): hybridc's own classes are registered
+with transformers in this process, so a saved hybrid needs none of the directory's ``auto_map`` modules. Results
+are returned per task and metric; for a run directory they are also appended to its ``metrics.jsonl`` (an
+``lm_eval`` event) and written into its model card (``final/README.md``).
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..errors import RunError
-from ..io import atomic_write_text
+from ..errors import HybridcError, RunError, first_line
+
+if TYPE_CHECKING:
+    from ..activity import Activity
 
 CARD_BEGIN, CARD_END = "<!-- lm-eval:begin -->", "<!-- lm-eval:end -->"
+REMOTE_HINT = ("hybridc's own classes need no remote code; for a model whose own code must run, and that you "
+               "trust, add --trust-remote-code")
 
 
 def evaluate_tasks(directory: Path, tasks: list[str], *, include_path: Path | None = None, limit: int | None = None,
-                   num_fewshot: int | None = None, batch_size: int = 8, device: str = "cpu") -> dict[str, dict[str, float]]:
-    """lm-eval's ``simple_evaluate`` of the model in ``directory`` on ``tasks``: {task: {metric: value}}."""
-    from ..saved import model_directory
+                   num_fewshot: int | None = None, batch_size: int = 8, device: str = "cpu",
+                   trust_remote_code: bool = False, activity: Activity | None = None) -> dict[str, dict[str, float]]:
+    """lm-eval's ``simple_evaluate`` of the model in ``directory`` on ``tasks``: {task: {metric: value}}.
+    ``activity`` shows the loading (lm-eval shows its own progress after)."""
+    from ..activity import Activity
+    from ..quiet import install, quiet_lm_eval_git
+    from ..saved import check_generation_config, model_directory, read_config
+    from ..spec.checks import TOKENIZER_FILES
 
-    try:
-        import lm_eval
-        from lm_eval.models.huggingface import HFLM
-        from lm_eval.tasks import TaskManager
-    except ImportError:
-        raise RunError("downstream evaluation needs lm-eval, which is not installed",
-                       "pip install 'hybridc[eval]'") from None
+    if not tasks:
+        raise RunError("no lm-eval task was named", "give task names, comma-separated (`lm_eval ls tasks` lists them)")
+    activity = activity if activity is not None else Activity(enabled=False)
     run_dir = Path(directory) if (Path(directory) / "final").is_dir() else None
     model_dir = model_directory(Path(directory))
-    manager = TaskManager(include_path=str(include_path) if include_path else None)
-    unknown = [t for t in tasks if not manager.match_tasks([t])]
-    if unknown:
-        raise RunError(f"lm-eval knows no task {', '.join(repr(t) for t in unknown)}",
-                       "name tasks lm-eval lists (`lm_eval ls tasks`), or give your own task YAMLs with --include-path")
-    lm = HFLM(pretrained=str(model_dir), trust_remote_code=True, batch_size=batch_size, device=device)
-    output = lm_eval.simple_evaluate(model=lm, tasks=tasks, task_manager=manager, limit=limit,
-                                     num_fewshot=num_fewshot)
+    if not any((model_dir / name).is_file() for name in TOKENIZER_FILES):
+        raise RunError(f"{model_dir} has no tokenizer, which lm-eval's tasks need (they are text)",
+                       "train the model with a tokenizer (bytes, a tokenizer directory, hf:<id> or a component with "
+                       "tokenizer files); a model trained on token ids (synthetic data) is evaluated with --data")
+    read_config(model_dir)  # (its JSON files checked as hybridc checks them, before lm-eval reads them)
+    check_generation_config(model_dir)
+    with activity.step(f"loading lm-eval and the model in {model_dir}"):
+        try:
+            import lm_eval
+            from lm_eval.models.huggingface import HFLM
+            from lm_eval.tasks import TaskManager
+        except ImportError:
+            raise RunError("downstream evaluation needs lm-eval, which is not installed",
+                           "pip install 'hybridc[eval]'") from None
+        install()
+        manager = TaskManager(include_path=str(include_path) if include_path else None)
+        unknown = [t for t in tasks if not manager.match_tasks([t])]
+        if unknown:
+            raise RunError(f"lm-eval knows no task {', '.join(repr(t) for t in unknown)}",
+                           "name tasks lm-eval lists (`lm_eval ls tasks`), or give your own task YAMLs with "
+                           "--include-path")
+        context = trained_context(model_dir)
+        try:
+            lm = HFLM(pretrained=str(model_dir), trust_remote_code=trust_remote_code, batch_size=batch_size,
+                      device=device, **({"max_length": context} if context is not None else {}))
+        except HybridcError:
+            raise
+        except Exception as err:  # transformers' refusal of remote code, a tokenizer it cannot read, ...
+            remote = "trust_remote_code" in str(err)
+            raise RunError(f"lm-eval cannot load the model in {model_dir}: {type(err).__name__}: {first_line(err)}",
+                           REMOTE_HINT if remote else "hybridc eval MODEL --data EXPR loads it as hybridc does; "
+                           "check that `hybridc generate` runs on it") from None
+    with quiet_lm_eval_git():  # (git's "fatal: not a git repository" from lm-eval's commit lookup: hybridc.quiet)
+        output = lm_eval.simple_evaluate(model=lm, tasks=tasks, task_manager=manager, limit=limit,
+                                         num_fewshot=num_fewshot)
     results = {task: {metric.replace(",none", ""): float(value) for metric, value in scores.items()
                       if isinstance(value, (int, float)) and not isinstance(value, bool)}
                for task, scores in output["results"].items()}
     if run_dir is not None:
-        record(run_dir, model_dir, tasks, results, context=lm.max_length)
+        record(run_dir, tasks, results, context=lm.max_length)
     return results
 
 
-def record(run_dir: Path, model_dir: Path, tasks: list[str], results: dict[str, dict[str, float]],
-           context: int) -> None:
-    """Append the results to the run's metrics.jsonl and put them in its model card."""
+CONTEXT_KEYS = ("n_positions", "max_position_embeddings", "n_ctx")  # what lm-eval reads a config's context from
+
+
+def trained_context(model_dir: Path) -> int | None:
+    """The context lm-eval should use for a model whose config names no positions (``CONTEXT_KEYS``: its
+    running components are all recurrent, without a limit): the longest sequence its spec trained on (a
+    ``block`` or ``length`` of a stage's data). None when the config names one (lm-eval reads it), or when
+    nothing says (no spec, or data of a preset's length)."""
+    from ..saved import check_hybrid_config, read_config, read_export_record
+
+    config = read_config(model_dir)
+    if any(config.get(key) is not None for key in CONTEXT_KEYS):
+        return None
+    resolved = (check_hybrid_config(config, model_dir / "config.json") if config.get("model_type") == "hybridc"
+                else read_export_record(model_dir))
+    if resolved is None:
+        return None
+    lengths = [stage.data.arg("block") or stage.data.arg("length") for stage in resolved.spec.train.stages
+               if stage.data is not None]
+    lengths = [n for n in lengths if isinstance(n, int) and not isinstance(n, bool)]
+    return max(lengths) if lengths else None
+
+
+def record(run_dir: Path, tasks: list[str], results: dict[str, dict[str, float]], context: int) -> None:
+    """Append the results to the run's metrics.jsonl and put them in its model card (final/README.md), never
+    through a link (``hybridc.guarded_dir``)."""
+    from ..guarded_dir import GuardedDir
     from .metrics import MetricsLog
 
-    MetricsLog(run_dir / "metrics.jsonl").write(event="lm_eval", tasks=tasks, context=context, results=results)
-    card = model_dir / "README.md"
-    if card.is_file():
-        atomic_write_text(card, with_results(card.read_text(encoding="utf-8"), results, context))
+    with GuardedDir.open(run_dir) as run:
+        MetricsLog(run).write(event="lm_eval", tasks=tasks, context=context, results=results)
+        with run.child("final") as final:
+            if final.is_file("README.md"):
+                final.write_text("README.md", with_results(final.read_text("README.md"), results, context))
 
 
 def with_results(card: str, results: dict[str, dict[str, float]], context: int) -> str:

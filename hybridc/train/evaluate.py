@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from ..errors import Diagnostic, Location, SpecError
 from ..spec.canonical import _Builder, bind_call
 from ..spec.model import DataSource
 from ..spec.signatures import DATA_SOURCES
 from ..spec.tree import Scalar
-from .loop import evaluate
+
+if TYPE_CHECKING:  # (torch is imported when a model loads: the command says what it does first)
+    from ..activity import Activity
 
 
 def run_eval_batch_size(spec) -> int:
@@ -34,23 +35,37 @@ def parse_data_expression(text: str, origin: str = "--data") -> DataSource:
 
 
 def evaluate_directory(directory: Path, data_expr: str, *, split: str = "test", batch_size: int | None = None,
-                       device: str = "cpu", seed: int | None = None) -> dict:
+                       device: str = "cpu", seed: int | None = None, activity: Activity | None = None) -> dict:
     """A saved hybrid, a run's final/ or a plain export of ``hybridc discretize`` on a split of ``data_expr``,
     tokenized by the tokenizer saved with the model and split with the model's spec seed (``seed``
     overrides it), in batches of the size the run evaluated with (``batch_size`` overrides it): a run's
-    test split and numbers are the ones its training table reports."""
-    from ..data import build_data
-    from ..saved import load_saved
+    test split and numbers are the ones its training table reports. ``activity`` shows each piece of work
+    (loading, data, the batches); what needs no model (the expression, the tokenizer files) is checked first."""
+    from ..activity import Activity
+    from ..saved import check_before_loading
 
+    activity = activity if activity is not None else Activity(enabled=False)
     source = parse_data_expression(data_expr)
-    saved = load_saved(directory, device)
+    directory = check_before_loading(directory, tokenizer=source.name in ("text", "classify"))
+    with activity.step(f"loading the model in {directory}"):
+        import torch
+
+        from ..data import build_data
+        from ..saved import load_saved
+        from .loop import eval_batches, evaluate
+
+        saved = load_saved(directory, device)
     tokenizer = saved.need_tokenizer() if source.name in ("text", "classify") else None
-    bundle = build_data(source, task=saved.task, tokenizer=tokenizer, seed=saved.seed if seed is None else seed,
-                        base_dir=Path.cwd(), location=Location("--data", 1, 1))
-    check_data_fits(saved, source, data_expr, getattr(bundle, split), split)
+    with activity.step(f"preparing data: {data_expr}"):
+        bundle = build_data(source, task=saved.task, tokenizer=tokenizer, seed=saved.seed if seed is None else seed,
+                            base_dir=Path.cwd(), location=Location("--data", 1, 1))
+    data = getattr(bundle, split)
+    check_data_fits(saved, source, data_expr, data, split)
     if batch_size is None:
         batch_size = run_eval_batch_size(saved.resolved.spec) if saved.resolved is not None else 8
-    result = evaluate(saved.model, getattr(bundle, split), batch_size, torch.device(device), task=saved.task.kind)
+    with activity.counted(f"evaluating the {split} split ({len(data)} sequences)", eval_batches(data, batch_size),
+                          unit="batch", units="batches") as progress:
+        result = evaluate(saved.model, data, batch_size, torch.device(device), task=saved.task.kind, progress=progress)
     return {"data": data_expr, "split": split, **result}
 
 

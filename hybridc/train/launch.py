@@ -52,3 +52,12 @@ def launched_alone(environ) -> tuple[str, str] | None:
                 "--multi_cpu --num_processes N -m hybridc train SPEC`")
     return None
 
+
+def check_precision(device: str, mixed_precision: str) -> None:
+    """``--mixed-precision fp16`` is a GPU mode (float16 autocast with loss scaling): refused on the CPU,
+    as ``--help`` says, before anything runs."""
+    if mixed_precision == "fp16" and device != "cuda":
+        from ..errors import LaunchError
+
+        raise LaunchError("--mixed-precision fp16 needs a GPU (--device cuda)",
+                          "on the CPU use --mixed-precision bf16 (bfloat16 autocast) or no")

@@ -188,9 +188,11 @@ class MacroAccuracy:
 
 @torch.no_grad()
 def evaluate(model: HybridModel, split: Split, batch_size: int, device: torch.device,
-             max_batches: int | None = None, task: str | None = None) -> dict[str, float]:
+             max_batches: int | None = None, task: str | None = None,
+             progress: Callable[[int], None] | None = None) -> dict[str, float]:
     """Mean loss per scored target, accuracy and macro accuracy on a split, in order. ``model`` is a
-    hybrid or a plain transformers model of ``task`` (default: the hybrid's).
+    hybrid or a plain transformers model of ``task`` (default: the hybrid's). ``progress`` is told the
+    batches done after each (``eval_batches`` of them).
 
     Scored positions are those whose label is not ``IGNORE_INDEX``, after causal-lm's shift by one.
     ``accuracy`` is micro: the fraction of scored targets predicted right (argmax). ``macro_accuracy``
@@ -227,6 +229,8 @@ def evaluate(model: HybridModel, split: Split, batch_size: int, device: torch.de
             total_correct += int((preds == targets).sum())
             total += int(keep.sum())
             macro.update(preds, targets)
+        if progress is not None:
+            progress(b + 1)
     model.train(was_training)
     if total == 0:
         return {"loss": float("nan"), "accuracy": float("nan"), "macro_accuracy": float("nan"), "targets": 0}
@@ -285,6 +289,12 @@ def distill_terms(logits: torch.Tensor, teacher: torch.Tensor, labels: torch.Ten
     return total, keep.sum()
 
 
+def eval_batches(split: Split, batch_size: int, max_batches: int | None = None) -> int:
+    """The batches ``evaluate`` runs on ``split``."""
+    batches = math.ceil(len(split) / batch_size)
+    return batches if max_batches is None else min(batches, max_batches)
+
+
 def _micro_step(model, forward, stage: Stage, step: int, micro: int, split: Split, stream: str, seed: int,
                 device: torch.device, task: str, parallel: Parallel, autocast, backward,
                 position: int | None = None, teacher: HybridModel | None = None) -> tuple[float, int]:
@@ -311,11 +321,32 @@ def _micro_step(model, forward, stage: Stage, step: int, micro: int, split: Spli
             with autocast():
                 model(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask"))
 
-        raise RunError(f"stage '{stage.name}' step {step + 1}: the loss is {mean} "
-                       f"({where_nonfinite(model, again, parallel.world)})",
-                       "lower the learning rate or add warm-up; the last good checkpoint is kept")
+        where = where_nonfinite(model, again, parallel.world)
+        raise RunError(f"stage '{stage.name}' step {step + 1}: the loss is {mean} ({where})",
+                       nonfinite_hint(model, stage, where, target if teacher is not None else None))
     backward(loss)
     return mean, int(count.item())
+
+
+def nonfinite_hint(model: HybridModel, stage: Stage, where: str, teacher_logits: torch.Tensor | None) -> str:
+    """What to change after a non-finite loss whose origin ``where_nonfinite`` found (``where``): the distill
+    loss's temperature or ce weight when the student's forward was finite and the teacher's too (the loss itself
+    overflowed), DASH's temperature when the mixture weights went non-finite, else the learning rate."""
+    kept = "the last good checkpoint is kept"
+    if "the mixture weights of block" in where:
+        taus = {m.gumbel_tau for m in model.modules() if getattr(m, "gumbel_tau", None) is not None}
+        if taus:
+            return (f"DASH's Gumbel-softmax temperature (tau {', '.join(f'{t:g}' for t in sorted(taus))} at this step) "
+                    f"made the mixture weights non-finite: give the search a tau (and tau_end) nearer 1; {kept}")
+    if stage.distill is not None and teacher_logits is not None:
+        if not bool(torch.isfinite(teacher_logits).all()):
+            return f"the teacher's logits are non-finite: the continuous hybrid saved at the discretize stage; {kept}"
+        if where.endswith("the loss itself overflowed"):
+            d = stage.distill
+            return (f"the distill loss kl(temperature={d.temperature:g}, ce={d.ce:g}) overflowed: temperature^2 x KL "
+                    f"and ce x cross-entropy must stay finite in float32; use a temperature nearer 1 or a smaller "
+                    f"ce; {kept}")
+    return f"lower the learning rate or add warm-up; {kept}"
 
 
 @dataclass

@@ -7,11 +7,14 @@ from __future__ import annotations
 import errno
 import json
 import math
-import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..io import PathRefused, atomic_write_text, read_regular_text
+from ..errors import PathRefused
+from ..guarded_dir import GuardedDir, guarded
+
+FILE = "metrics.jsonl"
 
 
 def _clean(value: Any) -> Any:
@@ -25,35 +28,43 @@ def _clean(value: Any) -> Any:
 
 
 class MetricsLog:
-    """``enabled=False`` (processes other than the main one) writes nothing."""
+    """The metrics file of the run directory ``directory`` (a ``GuardedDir``, or a path opened for each
+    access): appended, read and rewritten without following a link. ``enabled=False`` (processes other than
+    the main one) writes nothing."""
 
-    def __init__(self, path: Path, enabled: bool = True):
-        self.path = Path(path)
+    def __init__(self, directory: GuardedDir | Path, enabled: bool = True, name: str = FILE):
+        self.directory = directory
+        self.name = name
         self.enabled = enabled
+        self.listener: Callable[[dict[str, Any]], None] | None = None  # also given each event (trackers)
+
+    @property
+    def path(self) -> Path:
+        """Where the file is (for messages)."""
+        where = self.directory.path if isinstance(self.directory, GuardedDir) else Path(self.directory)
+        return where / self.name
+
+    def exists(self) -> bool:
+        with guarded(self.directory) as d:
+            return d.exists(self.name)
 
     def write(self, **event: Any) -> None:
         if not self.enabled:
             return
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-        try:
-            fd = os.open(self.path, flags | getattr(os, "O_NONBLOCK", 0), 0o666)
-        except OSError as err:
-            raise self._refused(err) from None
-        with os.fdopen(fd, "a", encoding="utf-8") as f:
-            f.write(json.dumps(_clean(event)) + "\n")
-            f.flush()
+        with guarded(self.directory) as d:
+            d.append_text(self.name, json.dumps(_clean(event)) + "\n")
+        if self.listener is not None:
+            self.listener(event)
 
-    def _refused(self, err: OSError) -> OSError:
-        if err.errno in (errno.ELOOP, errno.EINVAL, errno.EISDIR, errno.ENXIO):
-            what = "a symbolic link" if err.errno == errno.ELOOP else (err.strerror or "not a regular file")
-            return PathRefused(f"{self.path} is {what}; hybridc writes its metrics only to a file of its own",
-                               "move it away (hybridc neither follows nor replaces what it did not write), "
-                               "then run again")
-        return err
+    def _refused(self, err: OSError) -> PathRefused:
+        what = "a symbolic link" if err.errno == errno.ELOOP else (err.strerror or "not a regular file")
+        return PathRefused(f"{self.path} is {what}; hybridc writes its metrics only to a file of its own",
+                           "move it away (hybridc neither follows nor replaces what it did not write), then run again")
 
     def records(self) -> list[dict[str, Any]]:
         try:
-            text = read_regular_text(self.path, follow_links=False)
+            with guarded(self.directory) as d:
+                text = d.read_text(self.name)
         except FileNotFoundError:
             return []
         except OSError as err:
@@ -76,4 +87,5 @@ class MetricsLog:
         if not self.enabled:
             return
         kept = self.records()[:count]
-        atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
+        with guarded(self.directory) as d:
+            d.write_text(self.name, "".join(json.dumps(r) + "\n" for r in kept))

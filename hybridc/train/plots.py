@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 
 def _pyplot():
@@ -16,8 +16,9 @@ def _pyplot():
     return plt
 
 
-def plot_losses(records: list[dict[str, Any]], path: Path) -> Path | None:
-    """Training loss (and validation loss) against the global step, one colour per stage."""
+def plot_losses(records: list[dict[str, Any]], path: Path | BinaryIO) -> Path | BinaryIO | None:
+    """Training loss (and validation loss) against the global step, one colour per stage, as a PNG written to
+    ``path`` (a file name or a binary file); None, writing nothing, when no step was trained."""
     train = [r for r in records if r.get("event") == "train" and r.get("kind") != "alphas"]
     if not train:
         return None
@@ -42,13 +43,13 @@ def plot_losses(records: list[dict[str, Any]], path: Path) -> Path | None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, format="png")
     plt.close(fig)
     return path
 
 
-def plot_alphas(records: list[dict[str, Any]], names: list[str], path: Path) -> Path | None:
-    """Mixture weights per block against the global step (one panel per block)."""
+def plot_alphas(records: list[dict[str, Any]], names: list[str], path: Path | BinaryIO) -> Path | BinaryIO | None:
+    """Mixture weights per block against the global step (one panel per block), as ``plot_losses`` writes."""
     points = [(r["global_step"], r["alphas"]) for r in records if r.get("event") == "train" and r.get("alphas")]
     if not points:
         return None
@@ -67,6 +68,6 @@ def plot_alphas(records: list[dict[str, Any]], names: list[str], path: Path) -> 
     axes[0][0].set_ylabel("alpha")
     axes[0][-1].legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, format="png")
     plt.close(fig)
     return path

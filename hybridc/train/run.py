@@ -8,7 +8,12 @@
                 checkpoints/     step-N/ (atomic, verified; --resume continues from the newest)
                 final/           save_pretrained layout + README.md model card
                 plots/           loss.png, alphas.png
+                teacher/         checkpoints/step-N/: the continuous hybrid distill stages learn from
                 baselines/<m>/   each component trained alone with the same budget (train.baselines)
+
+Every file and directory of a run is opened, written, renamed and removed through ``hybridc.guarded_dir``,
+from the run directory's open descriptor: nothing below it is followed through a link, and a link, a FIFO or
+a directory where the run writes is refused (``PathRefused``, exit status 2) before anything is written.
 """
 
 from __future__ import annotations
@@ -23,36 +28,32 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 from ..api import Compiled, compile_resolved
 from ..data import DataBundle, build_data, load_tokenizer
-from ..errors import Diagnostic, Interrupted, RunError, SpecError, first_line
-from ..io import PathRefused, atomic_write_text, mode_kind, open_regular, read_regular_text
+from ..errors import Diagnostic, Interrupted, PathRefused, RunError, SpecError
+from ..guarded_dir import GuardedDir
 from ..model_card import model_card
 from ..nn.hybrid import HybridModel, group_of, lower
 from ..spec.derive import fixed_mixture_stages
 from ..spec.emit import dump_yaml, render_data, spec_to_data
-from ..spec.frontend import ResolvedSpec, lock_data, locked_spec, parse_string, resolve
+from ..spec.frontend import ResolvedSpec, lock_data, parse_string, resolve
 from ..spec.model import DataSource, Stage
 from ..spec.resolve import PathError, confined_directory, resolve_path
-from .checkpoint import (RunPosition, checkpoint_dirs, checkpoint_spec_digest, resume_from, resume_plan,
-                         save_checkpoint)
+from .checkpoint import RunPosition, checkpoint_spec_digest, resume_from, resume_plan, save_checkpoint
 from .loop import Parallel, StageOptimizers, build_optimizers, evaluate, freeze_for, split_roles, train_steps
 from .metrics import MetricsLog
 from .plots import plot_alphas, plot_losses
+from .launch import check_precision
 from .progress import Progress, log_every
+from .rundir import (BASELINES, CHECKPOINTS, FINAL, FINAL_OLD, FINAL_STAGING, FRESH_FILES, LOCK_FILE, TEACHER,
+                     check_run_directory, checkpoint_dirs_of, is_lock_text, lock_refusal, lock_refused, run_directory)
 from .threads import bounded, choose_threads, fixed_threads
+from .tracking import Trackers, flat_config, logging_dir, parse_report_to
 from .sharding import (average_replicated_grads, full_model, full_optimizer_state, is_sharded,
-                       load_sharded_optimizer_state, shard_model)
+                       load_sharded_optimizer_state, reshard, shard_model)
 
 REWOUND_GROUPS = ("components", "embeddings", "head")
-LOCK_FILE = ".lock"
-FRESH_FILES = ("spec.yaml", "spec.lock.yaml", "plan.json", "graph.dot", "metrics.jsonl", "plots")  # a new run's
-RUN_FILES = ("spec.yaml", "spec.lock.yaml", "plan.json", "graph.dot", "metrics.jsonl", "plots/loss.png",
-             "plots/alphas.png")  # what a run writes as files, and as directories:
-RUN_DIRECTORIES = ("plots", "checkpoints", "final", "teacher")
-TEACHER = "teacher"  # RUN/teacher/checkpoints/step-N: the continuous hybrid distill stages learn from
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,8 @@ class TrainOptions:
     sharding: str = "ddp"  # with several processes: ddp | fsdp (see sharding.py)
     quiet: bool = False
     eval_batches: int = 16  # validation batches per evaluation (the test split is always evaluated whole)
+    label: str | None = None  # what the run is, in its progress lines ("attn alone"; the main run: none)
+    report_to: tuple[str, ...] = ()  # experiment trackers (tracking.py): tensorboard, wandb, mlflow, ...
 
 
 @dataclass(frozen=True)
@@ -118,19 +121,24 @@ TOKENIZED_SOURCES = ("text", "classify")  # the data sources that read the spec'
 class Run:
     """One execution of a training plan (mutable while it runs; its outputs are files)."""
 
-    def __init__(self, rs: ResolvedSpec, options: TrainOptions, say=print,
+    def __init__(self, rs: ResolvedSpec, options: TrainOptions, say=print, within: GuardedDir | None = None,
                  built: Mapping[DataSource, DataBundle] | None = None):
-        """``built``: data already built for sources of this spec, with its task and data seed (a baseline takes
-        its hybrid's; ``hybridc lra`` builds each task's once for every learning rate)."""
+        """``within``: the directory that holds this run's (a baseline's parent run: its ``baselines/``), which
+        ``options.out_dir`` names as a subdirectory; None: ``options.out_dir`` is the user's path. ``built``: data
+        already built for sources of this spec, with its task and data seed (a baseline takes its hybrid's;
+        ``hybridc lra`` builds each task's once for every learning rate)."""
         self.rs = rs
         self.built = dict(built or {})
         self.spec = rs.spec
         self.options = options
         self.say = say
-        self.run_dir = Path(options.out_dir) if options.out_dir is not None else Path("runs") / rs.spec.name
+        self.run_dir = run_directory(options.out_dir, rs.spec.name)
+        self.within = within
+        self.dir: GuardedDir | None = None  # the run directory, open while the run runs (every process)
         self.compiled: Compiled = compile_resolved(rs)
         if options.device == "cuda" and not torch.cuda.is_available():
             raise RunError("--device cuda, but no CUDA device is available", "use --device cpu")
+        check_precision(options.device, options.mixed_precision)
         from accelerate import Accelerator
         from accelerate.state import AcceleratorState
 
@@ -140,7 +148,15 @@ class Run:
         AcceleratorState._reset_state(reset_partial_state=False)
         # Accelerate sets up the device and, under torchrun / accelerate launch, the process group (gloo on
         # CPU, NCCL on GPU); it runs backward (scaling under fp16), autocast and gradient clipping.
-        self.accelerator = Accelerator(cpu=options.device == "cpu", mixed_precision=options.mixed_precision)
+        tracking = {}
+        if options.report_to:  # local trackers (TensorBoard, ...) write under RUN/logs
+            from accelerate.utils import ProjectConfiguration
+
+            tracking = dict(log_with=list(options.report_to), project_config=ProjectConfiguration(
+                project_dir=str(self.run_dir), logging_dir=str(logging_dir(self.run_dir))))
+        self.accelerator = Accelerator(cpu=options.device == "cpu", mixed_precision=options.mixed_precision,
+                                       **tracking)
+        self.trackers: Trackers | None = None  # started once the run directory is ours
         self.device = self.accelerator.device
         self.main = self.accelerator.is_main_process
         world = self.accelerator.num_processes
@@ -151,7 +167,7 @@ class Run:
                                  (lambda t: self.accelerator.reduce(t, "sum")) if world > 1 else (lambda t: t))
         if not self.main:  # only the main process writes the run directory and talks
             self.say = lambda _: None
-        self.metrics = MetricsLog(self.run_dir / "metrics.jsonl", enabled=self.main)
+        self.metrics = MetricsLog(self.run_dir, enabled=self.main)  # (bound to self.dir once it is open)
         self.seed = self.spec.train.seed
         self.spec_digest = spec_digest(lock_data(rs))
         self.teacher: HybridModel | None = None  # the continuous hybrid, frozen, while distill stages remain
@@ -175,44 +191,49 @@ class Run:
                 self._prepare_directory()
         finally:
             self.accelerator.wait_for_everyone()
+        if self.dir is None:  # the other processes read the run (checkpoints) through it too
+            try:
+                self.dir = self.open_directory(create=False)
+            except FileNotFoundError:
+                raise RunError(f"{self.run_dir} was not made by the main process", "see the main process's "
+                               "error (rank 0)") from None
+        self.metrics = MetricsLog(self.dir, enabled=self.main)
+
+    def open_directory(self, create: bool) -> GuardedDir:
+        """The run directory, opened (and made, with ``create``): the user's path, or a baseline's below its
+        parent run's directory (never through a link)."""
+        if self.within is not None:
+            return self.within.child(self.run_dir.name, create=create)
+        return GuardedDir.open(self.run_dir, create=create)
 
     def _prepare_directory(self) -> None:
-        d = self.run_dir
         lock = lock_data(self.rs)
-        if (refusal := self.lock_refusal(d / LOCK_FILE)) is not None:  # (so a .lock left is one of ours)
-            raise refusal
-        if d.exists() and any(p.name != LOCK_FILE for p in d.iterdir()):
-            if not is_run_directory(d):
-                raise RunError(f"{d} is not empty and holds no hybridc run (no spec.lock.yaml or checkpoints "
-                               "written by hybridc)", "choose another output directory with -o; hybridc never "
-                               "writes over files it did not create")
-            if not self.options.resume:
-                raise RunError(f"{d} already holds a run", "add --resume to continue it, or -o to start a new one")
-            if foreign := foreign_run_entries(d):
-                raise PathRefused(f"{d} is not as hybridc left it: {'; '.join(foreign)}",
-                                  "move them away (hybridc neither writes through nor replaces what it did not "
-                                  "create), then resume")
-            old_lock = _read_lock_file(d / "spec.lock.yaml")
-            if old_lock is not None and not same_spec(old_lock, lock):
-                raise RunError(f"the spec changed since the run in {d} started",
-                               "resume with the original spec, or start a new run with -o")
-            for path in checkpoint_dirs(d):  # each says which spec it was trained for: checked before any write
-                digest = checkpoint_spec_digest(path)
+        if self.within is not None:
+            existed = self.within.exists(self.run_dir.name)
+        else:
+            existed = os.path.lexists(self.run_dir)
+        self.dir = run = self.open_directory(create=True)
+        d = run.path
+        check_run_directory(run, lock, self.options.resume)
+        occupied = any(name != LOCK_FILE for name in run.names())
+        if occupied:
+            for path in checkpoint_dirs_of(run):  # each says which spec it was trained for: checked before any write
+                with run.child(f"{CHECKPOINTS}/{path.name}") as checkpoint:
+                    digest = checkpoint_spec_digest(checkpoint)
                 if digest is not None and digest != self.spec_digest:
                     raise RunError(f"checkpoint {path.name} in {d} was written for another spec than this one",
                                    "resume with the spec the run started with (its spec.yaml), or start a new "
                                    "run with -o")
-        self._fresh = not (d.exists() and any(p.name != LOCK_FILE for p in d.iterdir()))
-        self._created = not d.exists()
-        d.mkdir(parents=True, exist_ok=True)
+        self._fresh = not occupied
+        self._created = not existed
         self.take_lock()  # before anything is written
-        (d / "plots").mkdir(exist_ok=True)
-        self.compiled.write(d)  # spec.lock.yaml first: it is what marks the directory as a run
-        atomic_write_text(d / "spec.yaml", self.rs.text or dump_yaml(spec_to_data(self.spec)))
+        run.child("plots", create=True).close()
+        self.compiled.write(run)  # spec.lock.yaml first: it is what marks the directory as a run
+        run.write_text("spec.yaml", self.rs.text or dump_yaml(spec_to_data(self.spec)))
         if self.parallel.world > 1:  # the plan as it runs: global batches over every process
             from ..train.plan import lower_plan
 
-            atomic_write_text(d / "plan.json", lower_plan(self.rs, self.compiled.graph, self.parallel.world).to_json())
+            run.write_text("plan.json", lower_plan(self.rs, self.compiled.graph, self.parallel.world).to_json())
 
     def load_data(self) -> dict[DataSource, DataBundle]:
         """Every stage's data, built before any weight is loaded (errors come early)."""
@@ -271,8 +292,9 @@ class Run:
         if not any(s.kind == "distill" for s in self.spec.train.stages[k + 1:]):
             return
         if self.main:
-            save_checkpoint(self.run_dir / TEACHER, model, {}, RunPosition(k, 0, global_step), keep=1,
-                            spec_digest=self.spec_digest)
+            with self.dir.child(TEACHER, create=True) as teacher:
+                save_checkpoint(teacher, model, {}, RunPosition(k, 0, global_step), keep=1,
+                                spec_digest=self.spec_digest)
         self.accelerator.wait_for_everyone()
         self.teacher = frozen_teacher(model)
 
@@ -283,27 +305,43 @@ class Run:
             return self.teacher
         from .checkpoint import latest_checkpoint, load_checkpoint
 
-        found = latest_checkpoint(self.run_dir / TEACHER, warn=self.say)
-        if found is None or checkpoint_spec_digest(found[0]) != self.spec_digest:
-            raise RunError(f"{self.run_dir / TEACHER} holds no teacher this run saved (the continuous hybrid its "
+        missing = RunError(f"{self.run_dir / TEACHER} holds no teacher this run saved (the continuous hybrid its "
                            "distill stages learn from, written at the discretize stage)",
                            "restore the directory from a copy, or train the run again from the beginning in a "
                            "new -o directory")
-        model = lower(self.rs, pretrained=False)
-        load_checkpoint(found[0], model)
+        try:
+            teacher = self.dir.child(TEACHER)
+        except FileNotFoundError:
+            raise missing from None
+        with teacher:
+            found = latest_checkpoint(teacher, warn=self.say)
+            if found is None:
+                raise missing
+            with teacher.child(f"{CHECKPOINTS}/{found[0].name}") as checkpoint:
+                if checkpoint_spec_digest(checkpoint) != self.spec_digest:
+                    raise missing
+                model = lower(self.rs, pretrained=False)
+                load_checkpoint(checkpoint, model)
         self.teacher = frozen_teacher(self.place(model))
         return self.teacher
+
+    def needs_teacher(self, position: RunPosition) -> bool:
+        """A run resumed at ``position`` has a distill stage to run after its discretization: it needs the
+        teacher saved then."""
+        stages = self.spec.train.stages
+        discretized = any(s.kind == "discretize" for s in stages[:position.stage_index])
+        return discretized and any(s.kind == "distill" for s in stages[position.stage_index:])
 
     def release_teacher(self, k: int) -> None:
         """After stage ``k``: with no distill stage left, free the teacher's memory and its files."""
         if any(s.kind == "distill" for s in self.spec.train.stages[k + 1:]):
             return
         self.teacher = None
-        directory = self.run_dir / TEACHER
-        if self.main and directory.is_dir() and not directory.is_symlink():
-            import shutil
-
-            shutil.rmtree(directory, ignore_errors=True)
+        if self.main:
+            try:
+                self.dir.remove_tree(TEACHER)
+            except PathRefused as err:  # (only what hybridc wrote is removed)
+                self.say(f"warning: {TEACHER}/ left as it is: {err}")
 
     def place(self, model: HybridModel) -> HybridModel:
         """Move to the run's device, with the chosen Mamba scan backend."""
@@ -331,7 +369,11 @@ class Run:
             return model
         from torch.nn.parallel import DistributedDataParallel
 
-        return DistributedDataParallel(model, find_unused_parameters=True)
+        from ..quiet import DDP_UNUSED, until_seen
+
+        # (a step may leave parameters without gradients: a branch of constant weight 0, experts no token chose;
+        # DDP's C++ warning when a stage leaves none says nothing a user can act on: hybridc.quiet)
+        return until_seen(DistributedDataParallel(model, find_unused_parameters=True), DDP_UNUSED)
 
     def unshard(self, model: HybridModel, *, here: bool = True) -> HybridModel | None:
         """A plain model with a sharded model's full weights (a collective: every process calls it;
@@ -377,17 +419,45 @@ class Run:
 
         # the newest checkpoint that passes every check (hashes, state.json's meaning, weights); damaged ones
         # are skipped with a warning, and when none is left the resume is refused before anything is written
-        found = (resume_from(self.run_dir, resume_plan(self.rs, bundles), build, warn=self.say)
+        if self.options.resume:
+            self.check_resumed_data(bundles)
+        found = (resume_from(self.dir, resume_plan(self.rs, bundles), build, warn=self.say)
                  if self.options.resume else None)
         if found is None:
-            if self.options.resume and self.metrics.path.exists():
+            if self.options.resume and self.metrics.exists():
                 self.metrics.truncate(0)
             self.note(f"loading components: {describe_components(self.spec)}")
             return self.place(lower(self.rs)), RunPosition(0, 0, 0), None
         path, position, model, optim_state = found
+        if self.needs_teacher(position):  # (before anything is written: a run without its teacher stops here)
+            self.distill_teacher()
         self.metrics.truncate(int(position.extra.get("metrics", 0)))
         self.say(f"resuming from {path.name} (stage {position.stage_index + 1}, step {position.stage_step})")
         return self.place(model), position, optim_state
+
+    def check_resumed_data(self, bundles) -> None:
+        """A resumed run trains on the splits it started with: each stage it began recorded its data's identity
+        (``data.build.data_identity``), and data that is not that now (a file edited since, or a run begun by a
+        hybridc that keyed splits by the path as written) is refused before anything is loaded or written: its
+        splits would not be the run's, and test examples could be trained on."""
+        stages = self.spec.train.stages
+        for event in self.metrics.records():
+            k = event.get("stage_index")
+            if event.get("event") != "stage" or not isinstance(k, int) or not 0 <= k < len(stages):
+                continue
+            data = stages[k].data
+            if data is None or data not in bundles:
+                continue
+            recorded = event.get("data_identity")
+            if recorded == bundles[data].source:
+                continue
+            why = ("the run began under a hybridc that keyed data splits by the path as written, not by the data "
+                   "itself" if recorded is None else "the data is not what the run began with (a file changed)")
+            from ..data import short_form
+
+            raise RunError(f"cannot resume {self.run_dir}: stage '{stages[k].name}' would split "
+                           f"{short_form(data)} otherwise than it did: {why}",
+                           "start a new run with -o (or resume with the data, and the hybridc, it began with)")
 
     def checkpoint(self, model: HybridModel, optim: StageOptimizers | None, position: RunPosition) -> None:
         """The main process writes the weights and optimizer state. Under FSDP both are gathered whole
@@ -405,7 +475,7 @@ class Run:
                 extra = dict(position.extra, metrics=len(self.metrics.records()))
                 position = RunPosition(position.stage_index, position.stage_step, position.global_step,
                                        list(model.graph.selection) if model.graph.selection else None, extra)
-                save_checkpoint(self.run_dir, model, optim_state, position, spec_digest=self.spec_digest)
+                save_checkpoint(self.dir, model, optim_state, position, spec_digest=self.spec_digest)
         finally:
             self.accelerator.wait_for_everyone()
 
@@ -414,30 +484,49 @@ class Run:
             with StopSignals() as self.signals:
                 return self._execute()
         except BaseException:
+            self.end_trackers()  # (before a run that trained nothing removes what it wrote, RUN/logs too)
             self.forget_if_nothing_trained()
             raise
         finally:
+            self.end_trackers()
             torch.set_num_threads(self.base_threads)  # (stages may have run on fewer)
             if self._lock is not None:
                 self._lock.close()  # releases the lock
                 self._lock = None
+            if self.dir is not None:
+                self.dir.close()
+                self.dir = None
+
+    def end_trackers(self) -> None:
+        """Flush and close the experiment trackers (once)."""
+        trackers, self.trackers = self.trackers, None
+        if trackers is not None:
+            self.metrics.listener = None
+            trackers.end()
 
     def forget_if_nothing_trained(self) -> None:
         """A new run that failed before its first checkpoint (bad data, weights that do not load) leaves
         nothing behind that would block a rerun: the files it wrote are removed (a resumed run's never)."""
-        if not (self.main and self._fresh and self._lock is not None) or checkpoint_dirs(self.run_dir):
+        run = self.dir
+        if not (self.main and self._fresh and self._lock is not None and run is not None) or checkpoint_dirs_of(run):
             return  # (only the process that holds the run removes what it wrote)
-        import shutil
-
-        for name in FRESH_FILES:
-            path = self.run_dir / name
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-            elif path.exists():
-                path.unlink()
+        for name in FRESH_FILES:  # (a link or a FIFO put there is not ours: left as it is)
+            try:
+                if run.is_dir(name):
+                    run.remove_tree(name)
+                elif run.is_file(name):
+                    run.remove_file(name)
+            except (OSError, PathRefused):
+                pass
         self.remove_own_lock()
-        if self._created and not any(self.run_dir.iterdir()):
-            self.run_dir.rmdir()
+        if self._created and not run.names():
+            try:
+                if self.within is not None:
+                    os.rmdir(self.run_dir.name, dir_fd=self.within.fd)
+                else:
+                    os.rmdir(self.run_dir)  # (only an empty directory; never a link)
+            except OSError:
+                pass
 
     def take_lock(self) -> None:
         """Only one hybridc process trains a run directory at a time: an advisory lock on RUN/.lock, held
@@ -447,31 +536,32 @@ class Run:
         through or removed."""
         import fcntl
 
-        path = self.run_dir / LOCK_FILE
+        run = self.dir
+        path = run.path / LOCK_FILE
         flags = os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
         created = True
         try:
-            fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o666)
+            fd = run.open_raw(LOCK_FILE, flags | os.O_CREAT | os.O_EXCL, 0o666)
         except FileExistsError:
             created = False
             try:
-                fd = os.open(path, flags)  # (a symbolic link: ELOOP; a directory: EISDIR)
+                fd = run.open_raw(LOCK_FILE, flags)  # (a symbolic link: ELOOP; a directory: EISDIR)
             except OSError as err:
-                raise (self.lock_refusal(path)
-                       or self.lock_refused(path, f"a file hybridc cannot open ({err.strerror})")) from None
+                raise (lock_refusal(run)
+                       or lock_refused(path, f"a file hybridc cannot open ({err.strerror})")) from None
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
-            raise self.lock_refusal(path) or self.lock_refused(path, "not a regular file")
+            raise lock_refusal(run) or lock_refused(path, "not a regular file")
         handle = os.fdopen(fd, "r+", encoding="ascii", errors="replace")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             text = handle.read(64)
-            holder = text.strip() if text.strip() and self.is_lock_text(text) else "another process"
+            holder = text.strip() if text.strip() and is_lock_text(text) else "another process"
             handle.close()
             raise RunError(f"{self.run_dir} is being trained by {holder} right now",
                            "wait for it to finish (or stop it), then --resume") from None
-        if not created and not self.is_lock_text(handle.read(64)):  # (read once we hold it: not changing)
+        if not created and not is_lock_text(handle.read(64)):  # (read once we hold it: not changing)
             handle.close()
             raise self.lock_refused(path, "a file hybridc did not write")
         handle.seek(0)
@@ -483,54 +573,14 @@ class Run:
 
     def remove_own_lock(self) -> None:
         """Remove RUN/.lock if this process created it and it is still the file this process holds."""
-        if self._lock is None or not self._lock_created:
+        if self._lock is None or not self._lock_created or self.dir is None:
             return
-        path = self.run_dir / LOCK_FILE
         try:
-            mine, there = os.fstat(self._lock.fileno()), os.lstat(path)
-            if (mine.st_dev, mine.st_ino) == (there.st_dev, there.st_ino):
-                path.unlink()
+            mine, there = os.fstat(self._lock.fileno()), self.dir.lstat(LOCK_FILE)
+            if there is not None and (mine.st_dev, mine.st_ino) == (there.st_dev, there.st_ino):
+                os.unlink(LOCK_FILE, dir_fd=self.dir.fd)
         except OSError:
             pass
-
-    @staticmethod
-    def is_lock_text(text: str | bytes) -> bool:
-        """What hybridc writes in RUN/.lock: ``hybridc process PID`` (or nothing yet: a process stopped
-        between creating the file and writing it)."""
-        if isinstance(text, bytes):
-            text = text.decode("ascii", "replace")
-        text = text.removesuffix("\n")
-        return text == "" or (text.startswith("hybridc process ") and text[16:].isdigit() and text[16:].isascii())
-
-    @staticmethod
-    def lock_refused(path: Path, what: str) -> RunError:
-        from ..io import PathRefused
-
-        return PathRefused(f"{path} is {what}; hybridc keeps its run lock there and does not open, overwrite "
-                           "or remove anything else", f"move {path} away, or train into another directory with -o")
-
-    @classmethod
-    def lock_refusal(cls, path: Path) -> RunError | None:
-        """Why ``path`` (RUN/.lock) is not a lock hybridc wrote: None if it is absent or one of ours. A
-        directory holding a .lock that is not ours is not an empty directory (nor a run to resume)."""
-        try:
-            mode = os.lstat(path).st_mode
-        except (FileNotFoundError, NotADirectoryError):  # (no run directory yet, or not a directory at all)
-            return None
-        except OSError as err:
-            return cls.lock_refused(path, f"unreadable ({err.strerror})")
-        if stat.S_ISLNK(mode):
-            return cls.lock_refused(path, "a symbolic link")
-        if stat.S_ISDIR(mode):
-            return cls.lock_refused(path, "a directory")
-        if not stat.S_ISREG(mode):
-            return cls.lock_refused(path, "not a regular file")
-        try:
-            with open_regular(path, follow_links=False) as f:
-                text = f.read(64)
-        except OSError as err:
-            return cls.lock_refused(path, f"a file hybridc cannot read ({err.strerror})")
-        return None if cls.is_lock_text(text) else cls.lock_refused(path, "a file hybridc did not write")
 
     def stop_requested(self) -> bool:
         """A SIGINT/SIGTERM arrived in any process (all processes stop at the same step)."""
@@ -539,6 +589,10 @@ class Run:
 
     def _execute(self) -> RunResult:
         self.prepare_directory()
+        if self.options.report_to:
+            self.trackers = Trackers(self.accelerator, self.spec.name, flat_config(spec_to_data(self.spec)),
+                                     self.rs.names)
+            self.metrics.listener = self.trackers.log
         bundles = self.load_data()
         model, position, optim_state = self.start(bundles)
         stages = self.spec.train.stages
@@ -591,9 +645,11 @@ class Run:
             self.metrics.write(event="stage", stage=stage.name, stage_index=k, kind=stage.kind, global_step=global_step,
                                steps=steps, epochs=stage.epochs, train=list(stage.train), data=render_data(stage.data),
                                components=list(self.rs.names),  # the column order of the alphas below
-                               splits=split_roles(stage, data, self.seed), threads=threads)
+                               splits=split_roles(stage, data, self.seed), threads=threads,
+                               data_identity=data.source)  # what its splits are keyed by (checked on resume)
         every = self.spec.train.checkpoint_every
-        task = progress.stage(f"{k + 1}/{len(self.spec.train.stages)} {stage.name}", total=steps, completed=start)
+        label = f" ({self.options.label})" if self.options.label else ""
+        task = progress.stage(f"{k + 1}/{len(self.spec.train.stages)} {stage.name}{label}", total=steps, completed=start)
         discretized = model.graph.discretized
         after_backward = None
         if is_sharded(model):  # FSDP leaves the (replicated) alphas' gradients to us
@@ -650,15 +706,23 @@ class Run:
     def log_eval(self, model, stage: Stage, k: int, global_step: int, data: DataBundle, split: str) -> dict:
         result = evaluate(model, getattr(data, split), eval_batch_size(stage), self.device,
                           max_batches=self.options.eval_batches if split == "valid" else None)
+        if is_sharded(model):  # an evaluation has no backward to free the root unit's gathered weights
+            reshard(model)
         self.metrics.write(event="eval", split=split, stage=stage.name, stage_index=k, global_step=global_step, **result)
         return result
 
     def plots(self) -> None:
         if not self.main:
             return
+        import io
+
         records = self.metrics.records()
-        plot_losses(records, self.run_dir / "plots" / "loss.png")
-        plot_alphas(records, list(self.rs.names), self.run_dir / "plots" / "alphas.png")
+        with self.dir.child("plots", create=True) as plots:
+            for name, draw in (("loss.png", lambda out: plot_losses(records, out)),
+                               ("alphas.png", lambda out: plot_alphas(records, list(self.rs.names), out))):
+                image = io.BytesIO()
+                if draw(image) is not None:
+                    plots.write_bytes(name, image.getvalue())
 
     # ---- the end ------------------------------------------------------------------------------
     def last_data(self, bundles) -> tuple[Stage, DataBundle] | None:
@@ -666,7 +730,7 @@ class Run:
         return (stage, bundles[stage.data]) if stage is not None else None
 
     def finish(self, model: HybridModel, bundles) -> RunResult:
-        final = self.run_dir / "final"
+        final = self.run_dir / FINAL
         test = None
         last = self.last_data(bundles)
         if last is not None:
@@ -678,7 +742,7 @@ class Run:
             self.check_replicas(model)
         if self.main:
             self.note(f"saving {final}")
-            save_final(model, final, test)
+            save_final(model, self.dir, test)
             tok = self.spec.tokenizer
             if model.get_tokenizer() is None and not (tok in self.rs.names and self.spec.component(tok).source.kind == "init"):
                 self.say(f"warning: {final} holds no tokenizer: {model.tokenizer_problem}")
@@ -708,11 +772,12 @@ class Run:
             component = self.spec.component(name)
             if self.spec.train.baselines:
                 rs = baseline_spec(self.rs, name)
-                options = replace(self.options, out_dir=self.run_dir / "baselines" / name)
+                options = replace(self.options, out_dir=self.run_dir / BASELINES / name, label=f"{name} alone")
+                self.note(f"training {name} alone with the same budget in {options.out_dir}")
                 same = {source: bundle for source, bundle in bundles.items()  # tokenized with the same tokenizer
                         if source.name not in TOKENIZED_SOURCES or rs.spec.tokenizer == self.spec.tokenizer}
-                sub = Run(rs, options, say=self.say, built=same)
-                result = sub.execute()
+                with self.dir.child(BASELINES, create=True) as baselines:
+                    result = Run(rs, options, say=self.say, within=baselines, built=same).execute()
                 rows.append({"model": f"{name} alone (same budget)", **(result.test or {})})
             elif component.source.kind != "init":
                 rs = baseline_spec(self.rs, name, keep_stages=False)
@@ -749,59 +814,6 @@ def spec_digest(lock: dict) -> str:
     import json
 
     return hashlib.sha256(json.dumps(lock["spec"], sort_keys=True).encode()).hexdigest()
-
-
-def foreign_run_entries(d: Path) -> list[str]:
-    """What stands in run directory ``d`` where the run writes, but is not what it would have written: a
-    symbolic link, a directory or a FIFO (...) where it writes a file, anything but a directory where it
-    writes one. Each said as ``NAME is WHAT``."""
-    found = []
-    for name, directory in [*((n, False) for n in RUN_FILES), *((n, True) for n in RUN_DIRECTORIES)]:
-        try:
-            mode = os.lstat(d / name).st_mode
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        wanted = stat.S_ISDIR(mode) if directory else stat.S_ISREG(mode)
-        if stat.S_ISLNK(mode) or not wanted:
-            found.append(f"{name} is {mode_kind(mode)}" + ("" if stat.S_ISLNK(mode) else
-                                                            f", not a {'directory' if directory else 'file'}"))
-    return found
-
-
-def _read_lock_file(path: Path) -> Any:
-    """A run's spec.lock.yaml as YAML data (None when absent); a ``RunError`` when it is not a regular file
-    hybridc could have written (a link, a FIFO, ...) or not YAML."""
-    try:
-        return yaml.safe_load(read_regular_text(path, follow_links=False))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, RecursionError, yaml.YAMLError) as err:
-        if isinstance(err, RecursionError):
-            reason = "nested too deeply"
-        elif isinstance(err, OSError) and err.strerror:
-            reason = err.strerror
-        else:
-            reason = first_line(err, type(err).__name__)
-        raise RunError(f"{path} cannot be read as the run's lock ({reason})",
-                       "it is not the spec.lock.yaml hybridc wrote; resume a run hybridc wrote, or start a new "
-                       "one with -o") from None
-
-
-def is_run_directory(d: Path) -> bool:
-    """``d`` holds a run hybridc wrote: a spec.lock.yaml with a lock in it, or checkpoints with state."""
-    try:
-        lock = _read_lock_file(d / "spec.lock.yaml")
-    except RunError:
-        lock = None
-    if isinstance(lock, dict) and "hybridc_lock" in lock:
-        return True
-    return any((p / "state.json").is_file() for p in (d / "checkpoints").glob("step-*")) if (d / "checkpoints").is_dir() else False
-
-
-def same_spec(old_lock: dict, new_lock: dict) -> bool:
-    """Two locks hold the same canonical spec, components in the same order (the order is part of the model)."""
-    old, new = locked_spec(old_lock), locked_spec(new_lock)
-    return old == new and list(old["components"]) == list(new["components"])
 
 
 def last_data_stage(spec) -> Stage | None:
@@ -847,27 +859,38 @@ def baseline_spec(rs: ResolvedSpec, name: str, keep_stages: bool = True) -> Reso
     return resolve(parsed)
 
 
-def save_final(model: HybridModel, final: Path, test: dict | None) -> None:
-    """final/: save_pretrained layout (with the tokenizer) plus a model card, written beside and renamed into place."""
-    import shutil
+def save_final(model: HybridModel, run: GuardedDir, test: dict | None) -> None:
+    """RUN/final/: save_pretrained layout (with the tokenizer) plus a model card, built in RUN/.final-tmp
+    (a leftover of a stopped run is removed first; anything else there is refused) and swapped into place
+    (an earlier final/ is moved to RUN/.final-old and removed once the new one stands)."""
+    from ..quiet import transformers_bars_off
 
-    from ..components.adapters import quiet_transformers
+    for leftover in (FINAL_STAGING, FINAL_OLD):
+        run.remove_tree(leftover)  # (only a directory of ours: a link or a user's file there is refused)
+    run.mkdir(FINAL_STAGING)
+    with run.child(FINAL_STAGING) as staged:
+        with transformers_bars_off():  # no "Writing model shards" bars in a run's output
+            model.save_pretrained(staged.library_path())
+        staged.write_text("README.md", model_card(model, test))
+    if run.exists(FINAL):
+        if not run.is_dir(FINAL):
+            raise run.refused(FINAL, "a directory")
+        run.rename(FINAL, FINAL_OLD)
+        run.rename(FINAL_STAGING, FINAL)
+        run.remove_tree(FINAL_OLD)
+    else:
+        run.rename(FINAL_STAGING, FINAL)
+    run.fsync()
 
-    tmp = final.parent / ".final-tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    with quiet_transformers():  # no "Writing model shards" bars in a run's output
-        model.save_pretrained(tmp)
-    atomic_write_text(tmp / "README.md", model_card(model, test))
-    if final.exists():
-        shutil.rmtree(final)
-    tmp.rename(final)
 
-
-def train(rs: ResolvedSpec, options: TrainOptions, say=print,
+def train(rs: ResolvedSpec, options: TrainOptions, say=print, within: GuardedDir | None = None,
           built: Mapping[DataSource, DataBundle] | None = None) -> RunResult:
-    """Run ``rs``'s training plan (see module doc); ``built``: data already built for its sources (``Run``)."""
+    """Run ``rs``'s training plan (see module doc). ``within``: the open directory that holds the run directory
+    (``options.out_dir`` names it there), for runs an experiment makes inside its own output directory;
+    ``built``: data already built for its sources (``Run``)."""
     check_scan_option(options.scan)
-    return Run(rs, options, say=say, built=built).execute()
+    options = replace(options, report_to=parse_report_to(options.report_to))  # (unknown or missing: said now)
+    return Run(rs, options, say=say, within=within, built=built).execute()
 
 
 def check_scan_option(scan: str) -> None:

@@ -34,6 +34,17 @@ def is_sharded(model: nn.Module) -> bool:
     return isinstance(model, FSDPModule)
 
 
+def reshard(model: nn.Module) -> None:
+    """Free every unit's gathered weights. The root unit keeps its parameters gathered after a forward (for
+    the backward that frees them); after a forward without one (an evaluation) they would stay gathered, and
+    ``named_parameters`` would give the gathered tensors instead of the shards the optimizer holds."""
+    from torch.distributed.fsdp import FSDPModule
+
+    for module in model.modules():
+        if isinstance(module, FSDPModule):
+            module.reshard()
+
+
 def replicated_params(model: HybridModel) -> list[nn.Parameter]:
     """The parameters every process keeps whole: the alphas."""
     return [p for _, p in model.param_groups()["alphas"]]
@@ -106,6 +117,7 @@ def full_optimizer_state(model: HybridModel, optimizer: torch.optim.Optimizer) -
     parameter order, whole tensors): a collective."""
     from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
 
+    reshard(model)  # (the parameters are the optimizer's shards again, whatever ran last)
     names = {p: n for n, p in model.named_parameters()}
     order = _fqn_order(optimizer, names)
     index = {n: i for i, n in enumerate(order)}
@@ -121,6 +133,7 @@ def load_sharded_optimizer_state(model: HybridModel, optimizer: torch.optim.Opti
     sharded model: each process keeps its shard."""
     from torch.distributed.checkpoint.state_dict import set_optimizer_state_dict
 
+    reshard(model)
     names = {p: n for n, p in model.named_parameters()}
     order = _fqn_order(optimizer, names)
     groups = [{**group, "params": [order[i] for i in group["params"]]} for group in state["param_groups"]]

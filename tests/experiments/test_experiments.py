@@ -39,8 +39,13 @@ def test_mad_then_program(tmp_path):
     spec = write_spec(tmp_path, SPEC.replace("BLOCKS", "2"))
     out = tmp_path / "mad"
     result = run("mad", spec, "--tasks", "selective-copying", "--steps", "3", "--batch-size", "8",
-                 "--lrs", "1e-3,3e-3", "-o", out, "-q")
+                 "--lrs", "1e-3,3e-3", "-o", out)
     assert "MAD test accuracy" in result.output and "selective-copying" in result.output
+    lines = result.output.splitlines()
+    assert lines[0] == f"mad: 1 task x 2 learning rates (hybrid, attn alone, ssm alone) into {out}"  # (at once)
+    starts = [line for line in lines if line.startswith("stage ") and line.endswith(": 3 steps")]
+    assert starts == ["stage 1/1 search (hybrid): 3 steps", "stage 1/1 search (attn alone): 3 steps",
+                      "stage 1/1 search (ssm alone): 3 steps"] * 2  # each model named, for each learning rate
     results = json.loads((out / "mad-results.json").read_text())
     assert (out / "mad-results.png").stat().st_size > 1000
     assert results["components"] == ["attn", "ssm"] and results["blocks"] == 2

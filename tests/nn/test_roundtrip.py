@@ -24,7 +24,7 @@ from hybridc.nn.hybrid import HybridModel, lower
 from hybridc.spec import load_spec
 from tests.conftest import SAMPLE_TEXT
 from tests.hub import HUB_CACHE, put_in_hub
-from tests.strategies import FAMILIES, PROJECTORS, simplex_row
+from hybridc.testing.strategies import FAMILIES, PROJECTORS, simplex_row
 from tests.tiny_models import tiny_config
 
 BYTES_VOCAB = 260  # >= the byte tokenizer's 259

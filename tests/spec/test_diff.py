@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import subprocess
 import sys
 import textwrap
 
+import pytest
 import yaml
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from hybridc.cli import main
 from hybridc.spec.diff import diff_specs, try_resolve
 from hybridc.spec.frontend import parse_file
+from hybridc.testing.invariants import variation_shows_in_diff
+from hybridc.testing.strategies import specs, variations
 from tests.specs import SMALL, write_spec
-from tests.strategies import PROJECTORS, specs
 
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
@@ -57,71 +57,36 @@ def test_diffs_invert(tmp_path_factory, a, b):
         assert forward == []
 
 
-def _edits(data: dict) -> list[tuple[str, callable]]:
-    """Single edits that keep a spec valid, each with the path the diff must name."""
-    names = list(data["components"])
-    c0 = names[0]
-    hybrid = data["hybrid"]
-    edits = [
-        ("name", lambda d: d.update(name="renamed")),
-        ("task", lambda d: d.update(task="tag(7)")),
-        (f"components.{c0}.init.initializer_range", lambda d: d["components"][c0]["init"].update(initializer_range=0.05)),
-        (f"components.{c0}.trust_remote_code", lambda d: d["components"][c0].update(trust_remote_code=True)),
-    ]
-    current = hybrid["projector"] if isinstance(hybrid["projector"], str) else hybrid["projector"][c0]
-    other = next(k for k in PROJECTORS if k != current)
-
-    def set_projector(d):
-        kinds = d["hybrid"]["projector"]
-        kinds = {n: kinds for n in names} if isinstance(kinds, str) else dict(kinds)
-        kinds[c0] = other
-        d["hybrid"]["projector"] = kinds
-
-    edits.append((f"hybrid.projector.{c0}", set_projector))
-    if len(names) > 1:
-        value = names[1] if hybrid["embeddings"] != names[1] else "mix"
-        edits.append(("hybrid.embeddings", lambda d: d["hybrid"].update(embeddings=value)))
-    if hybrid["mixture"].startswith("fixed("):
-        rows = eval(hybrid["mixture"][len("fixed("):-1])
-        if len(names) > 1:
-            new = copy.deepcopy(rows)
-            new[0] = [1.0] + [0.0] * (len(names) - 1) if new[0][0] != 1.0 else [0.0, 1.0] + [0.0] * (len(names) - 2)
-            edits.append(("hybrid.mixture[0]", lambda d: d["hybrid"].update(mixture=f"fixed({new})")))
-    for name, comp in data["components"].items():
-        layers = comp["init"]["layers"]
-        blocks = comp["blocks"]
-        n = int(blocks[6:-1]) if blocks.startswith("split(") else blocks.count("..")
-        if n == 2 and layers >= 3:
-            from hybridc.spec.model import split_ranges
-
-            # the current boundary: split(2)'s, or the one written ("0..a, a..L")
-            cut = split_ranges(layers, 2)[0].stop if blocks.startswith("split(") else int(blocks.split(",")[0].split("..")[1])
-            new_cut = cut + 1 if cut + 1 < layers else cut - 1
-            edits.append((f"components.{name}.blocks",
-                          lambda d, name=name, c=new_cut, L=layers: d["components"][name].update(blocks=f"0..{c}, {c}..{L}")))
-            break
-    if "train" in data:
-        first = data["train"]["stages"][0]["name"]
-        if "steps" in data["train"]["stages"][0]:
-            edits.append((f"train.stages[{first}].steps",
-                          lambda d: d["train"]["stages"][0].update(steps=d["train"]["stages"][0]["steps"] + 1)))
-        else:
-            edits.append((f"train.stages[{first}].epochs",
-                          lambda d: d["train"]["stages"][0].update(epochs=d["train"]["stages"][0]["epochs"] * 2)))
-        edits.append(("train.seed", lambda d: d["train"].update(seed=d["train"]["seed"] + 1)))
-    return edits
-
-
 @settings(max_examples=80, **SETTINGS)
-@given(data=specs(), pick=st.integers(0, 1000))
-def test_a_single_edit_is_named_exactly(tmp_path_factory, data, pick):
-    tmp = tmp_path_factory.mktemp("d")
-    edits = _edits(data)
-    path, edit = edits[pick % len(edits)]
-    edited = copy.deepcopy(data)
-    edit(edited)
-    found = changes(parsed(tmp, data, "a.yaml"), parsed(tmp, edited, "b.yaml"))
-    assert [c.path for c in found] == [path], [c.render() for c in found]
+@given(case=specs(budgets=True).flatmap(lambda d: variations(d, probe=False).map(lambda v: (d, v))))
+def test_a_single_change_is_named_exactly(case):
+    """Every kind of change ``hybridc.testing.strategies.variations`` makes (projector, width, embeddings, head,
+    mixture, alpha rows, block cuts and counts, order, task, seeds, stage settings, init settings, budget, ...)
+    is named by exactly its paths, and the reverse diff is its inverse."""
+    data, variation = case
+    variation_shows_in_diff(data, variation)
+
+
+@pytest.mark.parametrize("edit, path", [
+    (lambda t: t.replace("  mixture: fixed", "  budget: {params: 0.9x}\n  mixture: fixed"), "hybrid.budget"),
+    (lambda t: t.replace("train:\n", "train:\n  data_seed: 3\n"), "train.data_seed"),
+])
+def test_the_budget_and_the_data_seed_are_named(tmp_path, edit, path):
+    """(They were not: a budget or data seed added or changed made no difference to ``diff``.)"""
+    a = parsed(tmp_path, SMALL, "a.yaml")
+    b = parsed(tmp_path, edit(SMALL), "b.yaml")
+    assert [c.path for c in changes(a, b)] == [path]
+
+
+def test_a_distill_stage_s_loss_is_named(tmp_path):
+    text = SMALL.replace('{name: align, data: "recall(vocab=16, length=16)", steps: 5}',
+                         '{name: align, data: "recall(vocab=16, length=16)", steps: 5}\n'
+                         '    - {name: discretize}\n    - {name: distill, steps: 3}')
+    a = parsed(tmp_path, text, "a.yaml")
+    b = parsed(tmp_path, text.replace("{name: distill, steps: 3}", "{name: distill, steps: 3, distill: 'kl(temperature=4.0)'}"),
+               "b.yaml")
+    assert [c.render() for c in changes(a, b)] == [
+        "train.stages[distill].distill: kl(temperature=2.0, ce=0.0) -> kl(temperature=4.0, ce=0.0)"]
 
 
 def test_split_and_the_ranges_it_means_are_the_same(tmp_path):
@@ -139,6 +104,19 @@ def test_alpha_changes_carry_the_numeric_change(tmp_path):
     b = parsed(tmp_path, SMALL.replace("[0.25, 0.75]]", "[0.5, 0.5]]"), "b.yaml")
     (change,) = changes(a, b)
     assert change.path == "hybrid.mixture[1]" and change.note == "attn +0.25, ssm -0.25"
+
+
+def test_a_weight_belongs_to_its_component_not_to_its_column(tmp_path):
+    a = parsed(tmp_path, SMALL, "a.yaml")
+    attn = SMALL[SMALL.index("  attn:"):SMALL.index("  ssm:")]
+    ssm = SMALL[SMALL.index("  ssm:"):SMALL.index("hybrid:")]
+    swapped = SMALL.replace(attn + ssm, ssm + attn)
+    b = parsed(tmp_path, swapped.replace("[0.25, 0.75]]", "[0.75, 0.25]]"), "b.yaml")
+    assert rendered(changes(a, b)) == ["components (mixing order): [attn, ssm] -> [ssm, attn]",
+                                       "tokenizer: attn -> ssm"]  # the first component's, by default
+    c = parsed(tmp_path, swapped.replace("[0.25, 0.75]]", "[0.5, 0.5]]"), "c.yaml")
+    (row,) = [change for change in changes(a, c) if change.path.startswith("hybrid.mixture")]
+    assert row.path == "hybrid.mixture[1]" and row.note == "attn +0.25, ssm -0.25"
 
 
 def test_cli_exit_codes_json_and_graph(tmp_path):

@@ -20,7 +20,6 @@ examples).
 
 from __future__ import annotations
 
-import copy
 import os
 import tempfile
 from pathlib import Path
@@ -31,11 +30,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hybridc.errors import SpecError
-from hybridc.spec.frontend import check_document, parse_document, parse_string
-from hybridc.spec.load import parse_text
+from hybridc.testing.invariants import front_end_is_total
+from hybridc.testing.strategies import edited_data, expressions, spec_trees, yaml_punctuation, yaml_trees
+from tests.fuzzing import FUZZ_DERANDOMIZED
 from tests.specs import SMALL
-from tests.strategies import FUZZ_DERANDOMIZED
 
 EXAMPLES = int(os.environ.get("HYBRIDC_FUZZ_EXAMPLES", "200"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=FUZZ_DERANDOMIZED,
@@ -47,31 +45,12 @@ FILE = "fuzz.yaml"
 
 
 def front_end(text: str | bytes) -> None:
-    """Run the front end; fail unless it accepts the spec or raises a SpecError located inside the file."""
-    try:
-        doc = parse_text(text, file=FILE, path=SPEC_DIR / FILE)
-        check_document(doc)  # also the semantic checks of a partial spec, past text-level problems
-        parsed = parse_document(doc)
-    except SpecError as err:
-        # YAML breaks lines at \n, \r\n and a lone \r (as editors do); str.splitlines breaks at those and more
-        lines = len((text if isinstance(text, str) else text.decode("utf-8", "replace")).splitlines())
-        for d in err.diagnostics:
-            loc = d.location
-            assert loc.file == FILE, d.render()
-            assert loc.line >= 1 and loc.col >= 1, d.render()
-            assert loc.line <= lines + 1, (d.render(), lines)
-            assert d.message and "Traceback" not in d.render()
-        return
-    # a spec the front end accepts prints as canonical text that reads back as the same spec
-    again = parse_string(parsed.canonical_text(), file="canonical.yaml", base_dir=SPEC_DIR)
-    assert again.spec == parsed.spec
+    """Run the front end; fail unless it accepts the spec or raises a SpecError located inside the file
+    (``hybridc.testing.invariants.front_end_is_total``)."""
+    front_end_is_total(text, file=FILE, base_dir=SPEC_DIR)
 
 
 # ---- (a) arbitrary text and bytes ------------------------------------------------------------------
-YAML_ALPHABET = list(":-[]{},&*!|>'\"%@`#?~ \n\t\r.0123456789aeflnrsux_\\") + ["hybridc", "name", "components", "<<"]
-yamlish = st.lists(st.sampled_from(YAML_ALPHABET), max_size=80).map("".join)
-
-
 @FUZZ
 @given(st.text(max_size=400))
 def test_arbitrary_text(text: str) -> None:
@@ -85,47 +64,30 @@ def test_arbitrary_bytes(data: bytes) -> None:
 
 
 @FUZZ
-@given(yamlish)
+@given(yaml_punctuation())
 def test_yaml_punctuation(text: str) -> None:
     front_end(text)
 
 
 @FUZZ
-@given(yamlish)
+@given(yaml_punctuation())
 def test_yaml_punctuation_after_a_valid_prefix(text: str) -> None:
     front_end(SMALL + text)
 
 
 # ---- (b) arbitrary YAML trees ------------------------------------------------------------------------
-words = st.sampled_from(["hybridc", "name", "components", "init", "from", "blocks", "family", "mamba", "gpt2",
-                         "hybrid", "mixture", "search", "fixed([[1.0]])", "split(1)", "0..1", "train", "stages",
-                         "align", "data", "recall()", "steps", "epochs", "task", "tokenizer", "bytes", "width", "max",
-                         "1:4"])
-scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(10**30), max_value=10**30),
-    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=30), words,
-)
-keys = st.one_of(st.text(max_size=12), words)
-trees = st.recursive(
-    scalars,
-    lambda children: st.one_of(st.lists(children, max_size=5), st.dictionaries(keys, children, max_size=5)),
-    max_leaves=40,
-)
-
-
 def dump(data: Any) -> str:
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
 @FUZZ
-@given(trees)
+@given(yaml_trees())
 def test_arbitrary_trees(tree: Any) -> None:
     front_end(dump(tree))
 
 
 @FUZZ
-@given(st.dictionaries(st.sampled_from(["hybridc", "name", "components", "hybrid", "task", "tokenizer", "train"]),
-                       trees, max_size=7))
+@given(spec_trees())
 def test_arbitrary_trees_under_spec_keys(tree: dict) -> None:
     front_end(dump(tree))
 
@@ -133,45 +95,10 @@ def test_arbitrary_trees_under_spec_keys(tree: dict) -> None:
 SMALL_DATA = yaml.safe_load(SMALL)
 
 
-def _paths(node: Any, path: tuple = ()) -> list[tuple]:
-    out = [path]
-    if isinstance(node, dict):
-        for k, v in node.items():
-            out += _paths(v, path + (k,))
-    elif isinstance(node, list):
-        for i, v in enumerate(node):
-            out += _paths(v, path + (i,))
-    return out
-
-
-@st.composite
-def mutated_small(draw) -> Any:
-    """SMALL with one to four random edits: a subtree replaced, a key inserted, an entry deleted."""
-    data = copy.deepcopy(SMALL_DATA)
-    for _ in range(draw(st.integers(1, 4))):
-        paths = _paths(data)
-        path = draw(st.sampled_from(paths))
-        if not path:
-            continue
-        parent = data
-        for part in path[:-1]:
-            parent = parent[part]
-        last = path[-1]
-        action = draw(st.sampled_from(["replace", "insert", "delete"]))
-        if action == "replace":
-            parent[last] = draw(trees)
-        elif action == "delete":
-            del parent[last]
-        elif isinstance(parent, dict):
-            parent[draw(keys)] = draw(trees)
-        else:
-            parent.insert(draw(st.integers(0, len(parent))), draw(trees))
-    return data
-
-
 @FUZZ
-@given(mutated_small())
+@given(edited_data(SMALL_DATA))
 def test_small_spec_with_random_subtrees(data: Any) -> None:
+    """SMALL with one to four random edits: a subtree replaced, a key inserted, an entry deleted."""
     front_end(dump(data))
 
 
@@ -196,12 +123,6 @@ FIELDS = {
     "stage-init": (SMALL, ("train", "stages", 0, "init")),
     "vocab": (SMALL, ("components", "ssm", "vocab")),
 }
-EXPR_ALPHABET = list("()[],=.\"'\\ 0123456789-+eExu_/:~@ \t") + [
-    "split", "fixed", "programmed", "search", "darts", "dash", "gaea", "text", "recall", "mad", "classify", "tag",
-    "match", "pathfinder", "pixels", "bytetext", "retrieval", "resolution=", "difficulty=", "length=", "limit=",
-    "lr=", "block=", "vocab=", "tau=", "tau_end=", "warmup=", "alternate=", "true", "..", "hf:", "causal-lm", "attn",
-    "ssm", "mix", "linear", "nan", "inf", "1e999"]
-expressions = st.one_of(st.text(max_size=60), st.lists(st.sampled_from(EXPR_ALPHABET), max_size=40).map("".join))
 
 
 def with_field(base: str, path: tuple, value: str) -> str:
@@ -223,7 +144,7 @@ def with_field(base: str, path: tuple, value: str) -> str:
 @pytest.mark.parametrize("field", sorted(FIELDS))
 @settings(max_examples=max(20, EXAMPLES // 2), deadline=None, derandomize=FUZZ_DERANDOMIZED,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(value=expressions)
+@given(value=expressions())
 def test_arbitrary_strings_in_fields(field: str, value: str) -> None:
     base, path = FIELDS[field]
     front_end(with_field(base, path, value))

@@ -24,12 +24,12 @@ from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from hybridc.errors import SpecError
 from hybridc.spec.frontend import check_document, parse_document
 from hybridc.spec.load import parse_text
-from tests.strategies import FUZZ_DERANDOMIZED
+from hybridc.testing.strategies import edited_texts
+from tests.fuzzing import FUZZ_DERANDOMIZED
 
 SPECS = Path(__file__).resolve().parents[2] / "specs"
 FILES = sorted(p.name for p in SPECS.glob("*.yaml"))
@@ -39,54 +39,8 @@ FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=FUZZ_DERANDOMI
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 SECONDS = 2.0
 
-ODD_CHARS = list(":-[]{},&*!|>'\"%@`#?~\\\t\n\r ") + ["\x00", "\x07", "\x1b", "\u00e9", "\u200b", "\u202e", "\ufeff",
-                                                       "\U0001f600", "\u0301", "\ud7ff", "\uffff", "\u2028"]
-VALUES = [
-    "null", "true", "~", "[]", "{}", "[1, 2]", "{a: 1}", "''", "0", "-1", "4.0", "1e-400", "1e999", ".nan", "-.inf",
-    "0x" + "f" * 40, "0o" + "7" * 60, "9" * 400, "1_000", "0..1", "1:4", "yes", "!!str 3", "&a 1", "*a", "|\n  text",
-    "'" + "x" * 5000 + "'", "x" * 20000, "\"\\u0000\"", "\"\\N\"", "-" * 300,
-    "[" * 40 + "]" * 40, "{a: " * 30 + "1" + "}" * 30, "[" * 300 + "]" * 300,
-]
-EXPRESSIONS = [
-    "split(0)", "split(99999999999999999999)", "split(2, 3)", "0..1, 1..", "5..2", "0..6, 6..12, 12..18, 18..24, 24..1000000",
-    "fixed([[nan]])", "fixed([[1e999, 0]])", "fixed([" + "[0.5, 0.5], " * 500 + "])", "programmed(../../../etc/passwd)",
-    "text(/etc/passwd, block=16)", "text(/dev/zero, block=16)", "text(data/corpus.txt, block=0)",
-    "text(data/corpus.txt, block=99999999999)", "recall(vocab=-1)", "mad(in-context-recall, noise=2)",
-    "mad(nope)", "darts(lr=0)", "darts(lr=1e999, alternate=maybe)", "gaea(tau=-1)", "hf:../../x", "hf:/etc",
-    "hf:" + "a/" * 300, "classify(1)", "tag(99999999999999999999)", "f(" * 200 + ")" * 200, "\"" * 9, "(((", "a=b=c",
-]
-
-
-@st.composite
-def mutated(draw) -> tuple[str, str]:
-    """(file name, text): an example spec with one to four text edits."""
-    name = draw(st.sampled_from(FILES))
-    text = (SPECS / name).read_text(encoding="utf-8")
-    for _ in range(draw(st.integers(1, 4))):
-        if not text:
-            break
-        kind = draw(st.sampled_from(["flip", "delete", "repeat-line", "value", "expression", "insert"]))
-        at = draw(st.integers(0, len(text) - 1))
-        if kind == "flip":
-            text = text[:at] + draw(st.sampled_from(ODD_CHARS)) + text[at + 1:]
-        elif kind == "insert":
-            text = text[:at] + draw(st.sampled_from(ODD_CHARS + VALUES)) + text[at:]
-        elif kind == "delete":
-            text = text[:at] + text[at + draw(st.integers(1, 40)):]
-        else:
-            lines = text.split("\n")
-            i = draw(st.integers(0, len(lines) - 1))
-            line = lines[i]
-            if kind == "repeat-line":
-                lines.insert(i, line)
-            elif ":" in line:  # replace what follows a key (or a flow mapping's key) with another value
-                cut = line.index(":") + 1
-                new = draw(st.sampled_from(VALUES if kind == "value" else EXPRESSIONS))
-                if kind == "expression":
-                    new = draw(st.sampled_from([new, f'"{new}"', f"'{new}'"]))
-                lines[i] = line[:cut] + " " + new
-            text = "\n".join(lines)
-    return name, text
+# one of the example specs with one to four text edits (``hybridc.testing.strategies.edited_texts``)
+mutated = edited_texts({name: (SPECS / name).read_text(encoding="utf-8") for name in FILES})
 
 
 def timed(call, *args):
@@ -132,7 +86,7 @@ def test_the_example_specs_validate(name: str) -> None:
 
 
 @FUZZ
-@given(mutated())
+@given(mutated)
 def test_mutated_example_specs(example: tuple[str, str]) -> None:
     name, text = example
     resolved = validate(name, text)

@@ -109,7 +109,7 @@ def test_a_damaged_teacher_is_refused_not_used(tmp_path, monkeypatch):
     (f"- {{name: distill, data: '{DATA}', steps: 2}}", "stage 'distill' distills, but no discretize stage comes before it"),
     (f"- {{name: finetune, data: '{DATA}', steps: 2, distill: kl}}", "only distill stages take 'distill'"),
     (f"- {{name: discretize}}\n- {{name: distill, data: '{DATA}', distill: 'kl(temperature=0)'}}",
-     "'temperature' of kl\\(\\) must be > 0.0"),
+     "'temperature' of kl\\(\\) must be >= 0.0001, not 0"),
     (f"- {{name: discretize}}\n- {{name: distill, data: '{DATA}', distill: 'mse'}}",
      "invalid distillation loss 'mse' .hint: known: kl\\(temperature=2.0, ce=0.0\\)"),
 ])

@@ -3,6 +3,7 @@ whose output first went non-finite while every parameter is finite (an activatio
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -10,6 +11,8 @@ import torch
 
 from hybridc.errors import RunError
 from hybridc.nn.hybrid import lower
+from hybridc.spec.model import Distill
+from hybridc.train.loop import build_optimizers, freeze_for, train_steps
 from tests.train.helpers import DATA
 from tests.train.test_stages import stage_setup, take_steps
 
@@ -75,3 +78,34 @@ def test_every_part_of_a_hybrid_has_a_name(setup):
     }
     assert set(expected) <= names
     assert {name: place_of(model, name) for name in expected} == expected
+
+
+# ---- temperatures past float32: the hint names them -------------------------------------------------------
+def steps_with(model, stage, data, teacher=None):
+    freeze_for(model, stage)
+    optim = build_optimizers(model, stage, 1)
+    with pytest.raises(RunError) as info:
+        list(train_steps(model, stage, 1, 0, data, optim, seed=0, device=torch.device("cpu"),
+                         backward=lambda loss: loss.backward(), teacher=teacher,
+                         clip=lambda params, norm: torch.nn.utils.clip_grad_norm_(params, norm)))
+    return info.value
+
+
+def test_a_distill_temperature_past_float32_is_named_in_the_hint(setup):
+    """The front end bounds kl's temperature (1e-4 .. 1e4); one past float32 that reaches the loop anyway (a
+    stage built in Python) makes logits / T overflow in the loss alone: the hint says which setting did it."""
+    rs, stage, data = setup
+    teacher = lower(rs).eval()
+    hot = dataclasses.replace(stage, kind="distill", distill=Distill(temperature=1e-40), lr=1e-3)
+    err = steps_with(lower(rs), hot, data, teacher=teacher)
+    assert "the loss itself overflowed" in str(err)
+    assert "kl(temperature=1e-40, ce=0) overflowed" in err.hint and "learning rate" not in err.hint
+
+
+def test_a_dash_temperature_past_float32_is_named_in_the_hint(tmp_path_factory):
+    rs, stage, data = stage_setup(tmp_path_factory.mktemp("dash"), f"- {{name: search, search: 'dash(tau=1.0)', "
+                                  f"data: '{DATA}', steps: 1}}")
+    cold = dataclasses.replace(stage, search=dataclasses.replace(stage.search, tau=1e-300))
+    err = steps_with(lower(rs), cold, data)
+    assert "the mixture weights of block 0" in str(err)
+    assert "tau 1e-300" in err.hint and "learning rate" not in err.hint

@@ -80,6 +80,30 @@ def test_existing_run_is_never_overwritten_and_resume_checks_the_spec(tmp_path):
     assert (tmp_path / "run" / "final" / "model.safetensors").read_bytes() == before
 
 
+@pytest.mark.slow  # CI's long part runs it (.ci/run): it keeps the default suite under 10 minutes
+def test_resume_refuses_data_that_would_split_otherwise(tmp_path):
+    """A resumed run keeps its splits: a data file changed since it began, or a run begun when splits were keyed
+    by the path as written (its stage events say no identity), is refused before anything is written."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("the cat sat on the mat. " * 40)
+    text = spec_text("- {name: finetune, data: 'text(corpus.txt, block=16)', steps: 1}",
+                     mixture="fixed([[0.5, 0.5], [0.5, 0.5]])").replace("vocab_size: 32", "vocab_size: 260")
+    run(tmp_path, text.replace("name: tiny\n", "name: tiny\ntokenizer: bytes\n"))
+    metrics = tmp_path / "run" / "metrics.jsonl"
+    before = metrics.read_bytes()
+    corpus.write_text("the dog sat on the mat. " * 40)
+    with pytest.raises(RunError, match="would split text\\(corpus.txt, block=16\\) otherwise than it did: the data "
+                                       "is not what the run began with"):
+        run(tmp_path, text.replace("name: tiny\n", "name: tiny\ntokenizer: bytes\n"), resume=True)
+    corpus.write_text("the cat sat on the mat. " * 40)
+    events = [json.loads(line) for line in before.decode().splitlines()]
+    metrics.write_text("".join(json.dumps({k: v for k, v in e.items() if k != "data_identity"}) + "\n" for e in events))
+    old = metrics.read_bytes()
+    with pytest.raises(RunError, match="keyed data splits by the path as written"):
+        run(tmp_path, text.replace("name: tiny\n", "name: tiny\ntokenizer: bytes\n"), resume=True)
+    assert metrics.read_bytes() == old
+
+
 def test_resume_refuses_the_same_components_in_another_order(tmp_path):
     """The order of components is part of the model (alphas and weights are indexed by it)."""
     from tests.train.helpers import COMPONENTS

@@ -85,7 +85,7 @@ def test_an_annealed_warmed_up_search_resumes_exactly(tmp_path):
 @pytest.mark.parametrize("search, message", [
     ("dash(alternate=true, warmup=4)", "warmup= needs a joint search"),
     ("darts(warmup=10)", "warmup=10 leaves no alpha step in stage 'search' of 10 steps"),
-    ("dash(tau_end=0)", "'tau_end' of dash\(\) must be > 0.0"),
+    ("dash(tau_end=0)", "'tau_end' of dash\(\) must be >= 0.0001, not 0"),
     ("darts(tau_end=0.5)", "darts\\(\\) has no argument 'tau_end'"),
     ("gaea(warmup=-1)", "'warmup' of gaea\(\) must be >= 0"),
 ])

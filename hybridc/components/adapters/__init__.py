@@ -7,17 +7,21 @@ Importing this package imports torch and transformers; the torch-free side is ``
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from .. import mamba_ssm
+from ...quiet import install as _quiet_install
+from ...quiet import transformers_bars_off
 from ..family import Family
 from ..registry import family_for_config, load_object
 from .base import ComponentAdapter, Segment
+
+_quiet_install()  # transformers' advice to install mamba-ssm / causal-conv1d, where hybridc runs Mamba (hybridc.quiet)
 
 __all__ = [
     "ComponentAdapter",
@@ -28,25 +32,7 @@ __all__ = [
     "load_adapter",
     "load_pretrained",
     "model_class",
-    "quiet_transformers",
 ]
-
-
-@contextmanager
-def quiet_transformers() -> Iterator[None]:
-    """Silence transformers' logging (errors only) and progress bars; restore them afterwards."""
-    from transformers.utils import logging as hf_logging
-
-    verbosity = hf_logging.get_verbosity()
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        if bars:
-            hf_logging.enable_progress_bar()
 
 
 def model_class(family: Family) -> type[nn.Module]:
@@ -88,18 +74,17 @@ def build_model(family: Family, config_dict: Mapping[str, Any], *, seed: int) ->
     Returned in training mode, float32 (torch's default dtype), like ``Model(config)``.
     """
     cls = model_class(family)
-    with quiet_transformers():
-        config = config_class(family).from_dict(dict(config_dict))
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = cls(config)
+    config = config_class(family).from_dict(dict(config_dict))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = cls(config)
     return model
 
 
 def build_on_meta(family: Family, config_dict: Mapping[str, Any]) -> nn.Module:
     """The family's model with ``config_dict`` on the meta device: shapes only, no memory (for counting)."""
     cls = model_class(family)
-    with quiet_transformers(), torch.device("meta"):
+    with torch.device("meta"):
         config = config_class(family).from_dict(dict(config_dict))
         return cls(config)
 
@@ -108,16 +93,22 @@ def load_pretrained(family: Family, path_or_id: str | Path, *, revision: str | N
                     trust_remote_code: bool = False) -> nn.Module:
     """``from_pretrained`` for a local save_pretrained dir or a Hub id: safetensors only, no remote
     code, float32. The mode is what transformers returns (eval). Raises ValueError, before any
-    weight is read, when the checkpoint's ``model_type`` is not one of the family's."""
+    weight is read, when the checkpoint's ``model_type`` is not one of the family's. A checkpoint in
+    mamba-ssm's layout (state-spaces' ``mamba-*``, ``mamba2-*``) loads as transformers' Mamba / Mamba2
+    (``mamba_ssm_checkpoint.load_mamba_ssm``)."""
     from .. import hub
 
     cls = model_class(family)
     config_cls = config_class(family)
     # a Hub id while the Hub does not answer: the cache only, failing at once instead of after retries
     cache_only = {"local_files_only": True} if hub.local_only(path_or_id) else {}
-    with quiet_transformers():
+    with transformers_bars_off():  # (hybridc says what it loads)
         try:
             config_dict, _ = config_cls.get_config_dict(str(path_or_id), revision=revision, **cache_only)
+            if mamba_ssm.recognizes(config_dict):  # state-spaces' mamba-* / mamba2-*: mamba-ssm's own layout
+                from .mamba_ssm_checkpoint import load_mamba_ssm
+
+                return load_mamba_ssm(family, path_or_id, config_dict, revision=revision)
             model_type = config_dict.get("model_type")
             if family_for_config(config_dict) is not family:
                 raise ValueError(f"{path_or_id}: model_type {model_type!r} is not a {family.name} model")

@@ -73,9 +73,13 @@ class ComponentCache(DynamicCache):
         self.seen = 0
 
     def crop(self, tokens_to_remove: int) -> None:
-        super().crop(tokens_to_remove)
-        if tokens_to_remove > 0:
-            self.seen = max(0, self.seen - tokens_to_remove)
+        """Forget the last ``-tokens_to_remove`` tokens (transformers' convention: a negative count). Layers that
+        never ran hold nothing to forget (transformers' sliding-window layer cannot crop before its first update)."""
+        for layer in self.layers:
+            if not isinstance(layer, CacheLayerMixin) or layer.is_initialized:
+                layer.crop(tokens_to_remove)
+        if tokens_to_remove < 0:
+            self.seen = max(0, self.seen + tokens_to_remove)
 
 
 class _LayerStandIn:
@@ -93,19 +97,23 @@ class _LayerStandIn:
         return getattr(self._layer, name)
 
 
-class _PositionsStandIn(nn.Module):
+class _PositionsStandIn:
     """Takes a position embedding's place in a shell (GPT-2's ``wpe``): keeps the positions it is called with
     and returns zeros of the embedding's shape. The shell's hidden state is discarded, and the embedding
     itself belongs to the first segment, which a hybrid may not hold."""
 
     def __init__(self, width: int):
-        super().__init__()
         self.width = width
         self.args: tuple[Any, ...] = ()
 
-    def forward(self, positions: torch.Tensor, *args):
+    def __call__(self, positions: torch.Tensor, *args):
         self.args = (positions, *args)
         return torch.zeros(*positions.shape, self.width, device=positions.device)
+
+
+def _identity(x, *args, **kwargs):
+    """Takes the place of a shell's dropouts and final norm."""
+    return x
 
 
 class Shell:
@@ -134,22 +142,35 @@ class Shell:
         shell = copy.copy(base)
         modules = dict(base._modules)
         del modules[arch.layers]
+        # Stand-ins are plain callables in the shell's __dict__, not modules: the shell and they are no part of the
+        # hybrid, and torch.export names every module called while tracing by its path in the exported model
+        stand_ins: dict[str, Any] = {}
         if arch.final_norm in modules:
-            modules[arch.final_norm] = nn.Identity()
-        positions = {}
+            stand_ins[arch.final_norm] = _identity
         for name, module in modules.items():
             if isinstance(module, nn.Dropout):
-                modules[name] = nn.Identity()
+                stand_ins[name] = _identity
+        positions = {}
         for kind, name in arch.start:
             if kind == "positions":
-                positions[name] = modules[name] = _PositionsStandIn(h.shape[-1])
-        shell.__dict__["_modules"] = modules
+                positions[name] = stand_ins[name] = _PositionsStandIn(h.shape[-1])
+        for name in stand_ins:
+            del modules[name]
+        # The shell's children are attributes in its __dict__, read without nn.Module.__getattr__ (which
+        # torch.export's tracer intercepts for every module, naming it by its path in the exported model: the
+        # shell has none; the children it calls, rotary tables, are the hybrid's own, registered in segments)
+        shell.__dict__["_modules"] = {}
+        shell.__dict__.update(modules)
+        shell.__dict__.update(stand_ins)
         shell.__dict__["training"] = False  # no randomness: its hidden state is discarded (dropout is start work)
         # buffers of the base model itself (RecurrentGemma's normalizer) only scale the hidden state the shell
         # discards; the hybrid does not hold them, so they may be unmaterialized (a model loaded from disk) or
         # elsewhere (a model moved to a device): the shell gets stand-ins on h's device
-        shell.__dict__["_buffers"] = {name: torch.ones(buffer.shape, dtype=buffer.dtype, device=h.device)
-                                      for name, buffer in base._buffers.items() if buffer is not None}
+        shell.__dict__["_buffers"] = {}
+        shell.__dict__.update({name: torch.ones(buffer.shape, dtype=buffer.dtype, device=h.device)
+                               for name, buffer in base._buffers.items() if buffer is not None})
+        shell.__dict__["_parameters"] = {}
+        shell.__dict__.update(base._parameters)
         shell.__dict__["_forward_hooks"] = type(base._forward_hooks)()
         shell.__dict__["_forward_pre_hooks"] = type(base._forward_pre_hooks)()
         shell.__dict__[arch.layers] = [
@@ -160,7 +181,7 @@ class Shell:
         if position_ids is not None:
             kwargs["position_ids"] = position_ids
         kwargs[arch.cache_argument] = cache
-        shell(**kwargs)
+        shell.forward(**kwargs)  # (not shell(...): the shell is no module of the hybrid; its hooks are cleared anyway)
         missing = [i for i in range(len(layers)) if i not in calls]
         if missing:
             raise RuntimeError(f"{arch.name}: its forward did not call layers {missing}")

@@ -23,6 +23,7 @@ from transformers.cache_utils import Cache, LinearAttentionCacheLayerMixin
 from ...nn.scan import resolve_backend
 from .base import ComponentAdapter, Segment, StepContext, layer_output
 from .mamba_fast import block_forward, check_scan_backend
+from .rollback import journal, journaled_cache
 
 
 class MambaSegment(Segment):
@@ -89,13 +90,15 @@ def cached_block_forward(
     *,
     backend: str = "transformers",
 ) -> torch.Tensor:  # (B, T, d)
-    """``block(h, cache_params=cache, attention_mask=mask)``, right also for T > 1 after a filled cache.
+    """``block(h, cache_params=cache, attention_mask=mask)``, right also for T > 1 after a filled cache. A cache
+    layer that keeps a journal (assisted generation: ``rollback``) records the forward first.
 
     Several tokens run ``block_forward`` with ``backend``, from the cache's state. ``MambaMixer`` (the
     "transformers" backend) runs T > 1 tokens through its full-sequence scan from a zero state even
     when the cache holds one (it keeps the conv state, drops the SSM state), and mamba-ssm's kernel
     takes no initial state: then, after a filled cache, the tokens are fed one by one.
     """
+    journal(cache, block.layer_idx, h, mask, lambda x, m: cached_block_forward(block, x, cache, m, backend=backend))
     length = h.shape[1]
     started = cache.has_previous_state(block.layer_idx)
     if length == 1 and started:
@@ -163,6 +166,10 @@ class MambaAdapter(ComponentAdapter):
 
     def lm_head(self) -> nn.Module:
         return self.model.lm_head
+
+    def new_cache(self) -> Cache:
+        """The family's ``DynamicCache`` whose conv/SSM state layers can forget tokens (``rollback``)."""
+        return journaled_cache(self.config)
 
     def prepare(
         self,

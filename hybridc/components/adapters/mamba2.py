@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from torch import nn
 from transformers.cache_utils import Cache
@@ -9,6 +11,7 @@ from transformers.masking_utils import create_recurrent_attention_mask
 
 from .base import ComponentAdapter, Segment, StepContext, layer_output
 from .mamba import recurrent_context
+from .rollback import journal, journaled_cache
 
 
 class Mamba2Segment(Segment):
@@ -41,10 +44,17 @@ class Mamba2Segment(Segment):
             context = mamba2_context(self.config, h, attention_mask, None, len(self.layers))
         cache = {} if context.cache is None else {"cache_params": context.cache}
         for layer in self.layers:
+            if context.cache is not None:  # (assisted generation: the layer's cache may keep a journal)
+                journal(context.cache, layer.layer_idx, h, context.mask, partial(_replay, layer, context.cache))
             h = layer_output(layer(h, attention_mask=context.mask, **cache))
         if self.norm_f is not None:
             h = self.norm_f(h)
         return h
+
+
+def _replay(layer: nn.Module, cache: Cache, h: torch.Tensor, mask: torch.Tensor | None) -> None:
+    """Run a Mamba-2 block on journaled tokens with its cache (``rollback``); the output is not needed."""
+    layer(h, attention_mask=mask, cache_params=cache)
 
 
 def mamba2_context(
@@ -74,6 +84,10 @@ class Mamba2Adapter(ComponentAdapter):
 
     def lm_head(self) -> nn.Module:
         return self.model.lm_head
+
+    def new_cache(self) -> Cache:
+        """The family's ``DynamicCache`` whose conv/SSM state layers can forget tokens (``rollback``)."""
+        return journaled_cache(self.config)
 
     def prepare(
         self,

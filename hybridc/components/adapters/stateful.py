@@ -47,8 +47,10 @@ class StateLayer:
     def reset(self) -> None:
         self.states = {}
 
+    forgets_tokens = False
+
     def crop(self, tokens_to_remove: int) -> None:
-        if tokens_to_remove > 0:
+        if tokens_to_remove != 0:  # (transformers' convention: a negative count of tokens to forget)
             raise ValueError("a recurrent state cannot forget tokens (crop)")
 
     def offload(self) -> None:

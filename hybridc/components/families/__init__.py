@@ -52,6 +52,27 @@ def set_unless_given(config: dict[str, Any], given: Mapping[str, Any], key: str,
         config[key] = value
 
 
+def not_positive(cfg: Mapping[str, Any], *keys: str) -> list[str]:
+    """Problems of ``keys`` of ``cfg`` that are given (not None) but not whole numbers >= 1 (sizes the family's
+    config class or layers refuse: a division by them, a convolution of that many groups)."""
+    problems = []
+    for key in keys:
+        value = cfg.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            problems.append(f"{key} is {value!r}; it must be a whole number >= 1")
+    return problems
+
+
+def divides(cfg: Mapping[str, Any], part: str, whole: str, what: str) -> list[str]:
+    """A problem when ``cfg[part]`` (a size >= 1) does not divide ``cfg[whole]``: ``what`` says why it must."""
+    a, b = cfg.get(part), cfg.get(whole)
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in (a, b)) or b % a == 0:
+        return []
+    return [f"{part} ({a}) must divide {whole} ({b}): {what}"]
+
+
 # ---- counting helpers ---------------------------------------------------------------------------
 
 
@@ -96,10 +117,12 @@ __all__ = [
     "BuiltinFamily",
     "attention_flops",
     "ceil_div",
+    "divides",
     "head_params",
     "layer_norm",
     "linear",
     "matmul_flops",
+    "not_positive",
     "set_unless_given",
     "special_tokens_inside_vocab",
 ]

@@ -16,11 +16,15 @@ from typing import Any
 
 from ..architectures import Architecture
 from ..family import ParamCounts, Shape
-from . import BuiltinFamily, set_unless_given
+from . import BuiltinFamily, not_positive, set_unless_given
+
+COUNTS = ("num_key_value_heads", "head_dim")  # sizes every family that has them divides by
 
 
 class GenericFamily(BuiltinFamily):
     """A family described by one ``Architecture`` entry."""
+
+    measured_on_meta = True
 
     def __init__(self, architecture: Architecture):
         self.architecture = architecture
@@ -68,9 +72,12 @@ class GenericFamily(BuiltinFamily):
         return config
 
     def config_problems(self, config: Mapping[str, Any]) -> list[str]:
-        """Sizes the family's layers cannot be built with (``Architecture.multiple_of``)."""
+        """Sizes the family's layers cannot be built with (``Architecture.multiple_of``), and counts that divide
+        in every family that has them (key-value heads, head widths, layer periods) below 1. Anything else
+        the family's config class or layers refuse is found when its model is built (on the meta device, at
+        ``compile``) and located there (``components.build_errors``)."""
         cfg = self.full_config(config)
-        problems = []
+        problems = not_positive(cfg, *(k for k in cfg if k.endswith("_period") or k in COUNTS))
         for factors, multiple in self.architecture.multiple_of:
             values = []
             for factor in factors:

@@ -29,6 +29,32 @@ class GPTNeo(BuiltinFamily):
             config.pop("attention_layers", None)  # the config class derives it from attention_types
         return config
 
+    def config_problems(self, config: Mapping[str, Any]) -> list[str]:
+        """What ``GPTNeoConfig`` refuses: ``attention_types`` ([[kinds, repeats], ...], kinds global or local)
+        that do not expand to exactly one attention kind per layer."""
+        cfg = self.full_config(config)
+        types = cfg.get("attention_types")
+        if types is None:
+            return []
+        shape = ("attention_types must be a list of [[kinds...], repeats] pairs, kinds 'global' or 'local' "
+                 f"(e.g. [[['global', 'local'], {max(1, int(cfg.get('num_layers') or 2) // 2)}]])")
+        if not isinstance(types, list):
+            return [shape]
+        count = 0
+        for item in types:
+            if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], list) and item[0]
+                    and all(k in ("global", "local") for k in item[0])
+                    and isinstance(item[1], int) and not isinstance(item[1], bool) and item[1] >= 0):
+                return [shape]
+            count += len(item[0]) * item[1]
+            if count > 10**7:
+                break
+        layers = cfg.get("num_layers")
+        if isinstance(layers, int) and count != layers:
+            return [f"attention_types expands to {count:,} attention layers, but the model has {layers} "
+                    "(num_layers): GPTNeoConfig requires one per layer"]
+        return []
+
     @staticmethod
     def _sizes(cfg: Mapping[str, Any]) -> tuple[int, int]:
         hidden = int(cfg["hidden_size"])

@@ -7,7 +7,8 @@ from typing import Any
 
 from ..architectures import ARCHITECTURES
 from ..family import ParamCounts
-from . import BuiltinFamily, attention_flops, head_params, kv_cache, linear, matmul_flops, set_unless_given
+from . import (BuiltinFamily, attention_flops, divides, head_params, kv_cache, linear, matmul_flops, not_positive,
+               set_unless_given)
 
 
 class Llama(BuiltinFamily):
@@ -27,6 +28,22 @@ class Llama(BuiltinFamily):
         set_unless_given(config, common, "intermediate_size", 4 * int(config["hidden_size"]))
         set_unless_given(config, common, "num_key_value_heads", int(config["num_attention_heads"]))
         return config
+
+    def config_problems(self, config: Mapping[str, Any]) -> list[str]:
+        """What ``LlamaConfig`` and Llama's attention refuse: key-value heads and head widths below 1, query heads
+        that do not split evenly over the key-value heads, a width that is not a multiple of the heads (which
+        the config class requires even with an explicit ``head_dim``)."""
+        cfg = self.full_config(config)
+        problems = not_positive(cfg, "num_key_value_heads", "head_dim")
+        if not problems:
+            problems += divides(cfg, "num_key_value_heads", "num_attention_heads",
+                                "each key-value head serves the same number of query heads")
+        heads, d = cfg.get("num_attention_heads"), cfg.get("hidden_size")
+        if cfg.get("head_dim") is not None and isinstance(heads, int) and heads >= 1 and isinstance(d, int) \
+                and d % heads:
+            problems.append(f"hidden_size ({d}) must be a multiple of num_attention_heads ({heads}), as LlamaConfig "
+                            "requires (also with an explicit head_dim)")
+        return problems
 
     @staticmethod
     def _attention_sizes(cfg: Mapping[str, Any]) -> tuple[int, int, int, int]:

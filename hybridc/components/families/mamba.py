@@ -7,7 +7,7 @@ from typing import Any
 
 from ..architectures import ARCHITECTURES
 from ..family import ParamCounts
-from . import BuiltinFamily, ceil_div, head_params, linear, matmul_flops, set_unless_given
+from . import BuiltinFamily, ceil_div, head_params, linear, matmul_flops, not_positive, set_unless_given
 
 
 class Mamba(BuiltinFamily):
@@ -27,6 +27,15 @@ class Mamba(BuiltinFamily):
         config = super().complete_init_config(config, common)
         set_unless_given(config, common, "intermediate_size", int(config["expand"] * int(config["hidden_size"])))
         return config
+
+    def config_problems(self, config: Mapping[str, Any]) -> list[str]:
+        """What ``MambaConfig`` and the mixer refuse: an expansion, inner width, state, convolution kernel or
+        dt rank (when not "auto") below 1."""
+        cfg = self.full_config(config)
+        problems = not_positive(cfg, "expand", "intermediate_size", "state_size", "conv_kernel")
+        if cfg.get("time_step_rank", "auto") != "auto":
+            problems += not_positive(cfg, "time_step_rank")
+        return problems
 
     @staticmethod
     def _sizes(cfg: Mapping[str, Any]) -> tuple[int, int, int, int, int]:

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..architectures import ARCHITECTURES
 from ..family import ParamCounts
-from . import BuiltinFamily, head_params, linear, matmul_flops, set_unless_given
+from . import BuiltinFamily, divides, head_params, linear, matmul_flops, not_positive, set_unless_given
 
 
 def _largest_divisor_at_most(n: int, bound: int) -> int:
@@ -35,6 +35,8 @@ class Mamba2(BuiltinFamily):
         """
         config = super().complete_init_config(config, common)
         inner = int(config["expand"] * int(config["hidden_size"]))
+        if inner < 1:
+            raise ValueError(f"mamba2: expand * hidden_size = {inner}; the inner width must be at least 1 (expand >= 1)")
         if "num_heads" in common:
             heads = int(config["num_heads"])
             if inner % heads:
@@ -51,6 +53,20 @@ class Mamba2(BuiltinFamily):
             config["num_heads"] = inner // head_dim
         set_unless_given(config, common, "n_groups", math.gcd(int(config["n_groups"]), int(config["num_heads"])))
         return config
+
+    def config_problems(self, config: Mapping[str, Any]) -> list[str]:
+        """What ``Mamba2Config`` and the SSD mixer refuse: sizes below 1, ``hidden_size * expand`` other than
+        ``num_heads * head_dim`` (the config class's own check), heads that do not split evenly into groups."""
+        cfg = self.full_config(config)
+        problems = not_positive(cfg, "expand", "num_heads", "head_dim", "n_groups", "state_size", "conv_kernel",
+                                "chunk_size")
+        if problems:
+            return problems
+        d, expand, heads, head_dim = (cfg.get(k) for k in ("hidden_size", "expand", "num_heads", "head_dim"))
+        if isinstance(d, int) and d * expand != heads * head_dim:
+            problems.append(f"hidden_size * expand ({d} * {expand} = {d * expand:,}) must equal num_heads * head_dim "
+                            f"({heads} * {head_dim} = {heads * head_dim:,}), as Mamba2Config requires")
+        return problems + divides(cfg, "n_groups", "num_heads", "the SSM heads are split evenly over the groups")
 
     @staticmethod
     def _sizes(cfg: Mapping[str, Any]) -> tuple[int, int, int, int, int, int]:
