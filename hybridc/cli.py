@@ -54,10 +54,9 @@ class _Group(click.Group):
 
     def get_command(self, ctx: click.Context, name: str):
         if name in self.LAZY:
-            from importlib import import_module
+            from .dotted import load_object
 
-            module, _, attr = self.LAZY[name].partition(":")
-            return getattr(import_module(module), attr)
+            return load_object(self.LAZY[name])
         return super().get_command(ctx, name)
 
     def invoke(self, ctx: click.Context):

@@ -25,7 +25,7 @@ from .guarded_dir import GuardedDir
 from .io import PathRefused
 from .model_card import model_card
 from .nn.hybrid import HybridModel, lower
-from .saved import EXPORT_RECORD
+from .saved_format import EXPORT_RECORD
 
 
 def discretize_model(model: HybridModel, selection: list[str] | None = None) -> HybridModel:

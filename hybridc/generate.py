@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import RunError
-from .saved import EXPORT_RECORD, SavedModel, check_before_loading, load_saved
+from .saved import SavedModel, check_before_loading, load_saved
+from .saved_format import EXPORT_RECORD
 
 if TYPE_CHECKING:  # (torch is imported when the model loads: the command says what it does first)
     import torch

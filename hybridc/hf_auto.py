@@ -14,11 +14,11 @@ from __future__ import annotations
 import importlib.abc
 import sys
 
+from .remote_code import AUTO_CLASS_OF_TASK, TASK_CLASS_NAMES
+
 CONFIG_AUTO = "transformers.models.auto.configuration_auto"
 MODEL_AUTO = "transformers.models.auto.modeling_auto"
 TRIGGERS = (CONFIG_AUTO, MODEL_AUTO)
-AUTO_CLASS_OF_TASK = {"causal-lm": "AutoModelForCausalLM", "classify": "AutoModelForSequenceClassification",
-                      "tag": "AutoModelForTokenClassification"}
 
 
 def register() -> None:
@@ -38,10 +38,6 @@ def register() -> None:
         models.AutoModel.register(HybridConfig, _deferred("HybridModel"), exist_ok=True)
         for task, auto_name in AUTO_CLASS_OF_TASK.items():
             getattr(models, auto_name).register(HybridConfig, _deferred(TASK_CLASS_NAMES[task]), exist_ok=True)
-
-
-TASK_CLASS_NAMES = {"causal-lm": "HybridForCausalLM", "classify": "HybridForSequenceClassification",
-                    "tag": "HybridForTokenClassification"}
 
 
 def _deferred(name: str) -> type:
@@ -100,57 +96,3 @@ def register_when_transformers_loads() -> None:
         register()
     if not all(t in sys.modules for t in TRIGGERS) and not any(isinstance(f, _AutoModulesHook) for f in sys.meta_path):
         sys.meta_path.insert(0, _AutoModulesHook())
-
-
-# ---- loading without ``import hybridc``: transformers' remote-code convention -----------------------------
-
-# ``config.json``'s ``auto_map``: transformers clients given ``trust_remote_code=True`` (lm-eval, TRL, ``pipeline``,
-# a plain ``AutoModelForCausalLM.from_pretrained``) import these modules from the model directory.
-AUTO_MAP = {
-    "AutoConfig": "configuration_hybridc.HybridConfig",
-    "AutoModel": "modeling_hybridc.HybridModel",
-    **{auto_name: f"modeling_hybridc.{TASK_CLASS_NAMES[task]}" for task, auto_name in AUTO_CLASS_OF_TASK.items()},
-}
-# The modules subclass hybridc's classes, each in the file transformers will copy. transformers marks the class it
-# loads from a model directory as remote code (``register_for_auto_class``) and, when that model or config is saved
-# again, copies the file that defines the class and the files it imports relatively (``custom_object_save``). A
-# re-exported hybridc class would be defined in hybridc's own source, whose package-relative imports the copier
-# cannot follow; a subclass defined here is copied as this file, whose only relative import is the other file. The
-# code is still hybridc's, installed (transformers checks the imports of a remote-code file and says
-# "pip install hybridc" when the package is missing). hybridc's own save_pretrained writes these files itself.
-#
-# Entry points: these files, and the files of directories saved by earlier releases (which import
-# ``hybridc.hf_config.HybridConfig`` and ``hybridc.nn.hybrid.HybridModel``/``HybridForCausalLM``/
-# ``HybridForSequenceClassification``/``HybridForTokenClassification`` directly), import the module paths in
-# ``ENTRY_POINTS``: moving those classes breaks every saved directory (tests/test_ecosystem.py loads both forms).
-ENTRY_POINTS = {"config": "hybridc.hf_config", "models": "hybridc.nn.hybrid"}
-MODEL_CLASSES = ("HybridModel", *TASK_CLASS_NAMES.values())
-_PACKAGE, _MODULE = ENTRY_POINTS["models"].rsplit(".", 1)
-REMOTE_CODE = {
-    "configuration_hybridc.py": (
-        '"""A hybrid saved by hybridc: its config class is hybridc\'s own (`pip install hybridc`), subclassed in this\n'
-        'file so that transformers copies this file when the model is saved again."""\n\n'
-        f"from {ENTRY_POINTS['config']} import HybridConfig as _HybridConfig\n\n\n"
-        "class HybridConfig(_HybridConfig):\n"
-        '    """hybridc\'s HybridConfig."""\n'),
-    "modeling_hybridc.py": (
-        '"""A hybrid saved by hybridc: its model classes are hybridc\'s own (`pip install hybridc`), subclassed in\n'
-        "this file so that transformers copies this file (and configuration_hybridc.py) when the model is saved "
-        'again."""\n\n'
-        f"from {_PACKAGE} import {_MODULE} as _hybrid\n\n"
-        "from .configuration_hybridc import HybridConfig\n"
-        + "".join(f"\n\nclass {name}(_hybrid.{name}):\n"
-                  f'    """hybridc\'s {name}."""\n\n'
-                  "    config_class = HybridConfig\n" for name in MODEL_CLASSES)),
-}
-
-
-def write_remote_code(directory) -> None:
-    """Write the modules ``AUTO_MAP`` names into a model directory (atomically, each)."""
-    from pathlib import Path
-
-    from .io import atomic_write_text
-
-    for name, text in REMOTE_CODE.items():
-        atomic_write_text(Path(directory) / name, text)
-

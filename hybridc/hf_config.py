@@ -32,11 +32,11 @@ class HybridConfig(PreTrainedConfig):
 
     def save_pretrained(self, save_directory, push_to_hub: bool = False, **kwargs) -> None:
         """``PreTrainedConfig.save_pretrained`` with the ``auto_map`` and the remote-code modules hybridc writes
-        (``hybridc.hf_auto.REMOTE_CODE``), whichever class this config is: hybridc's own, or the subclass in a
+        (``hybridc.remote_code.REMOTE_CODE``), whichever class this config is: hybridc's own, or the subclass in a
         model directory's ``configuration_hybridc.py`` (or a class an earlier release's directory re-exported),
         which transformers marks as remote code after a ``trust_remote_code=True`` load. Its own copy of the
         class's module (``custom_object_save``) is not made: the modules written are the same for every hybrid."""
-        from .hf_auto import AUTO_MAP, write_remote_code
+        from .remote_code import AUTO_MAP, write_remote_code
 
         self.auto_map = dict(AUTO_MAP)
         self._auto_class = None  # (an instance attribute, never serialized) transformers reads it to copy the module

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from .hf_auto import AUTO_CLASS_OF_TASK
+from .remote_code import AUTO_CLASS_OF_TASK
 from .spec.emit import dump_yaml, spec_to_data
 
 if TYPE_CHECKING:

@@ -49,7 +49,7 @@ def measure(family: Family, config_json: str, seq_len: int) -> Measured:
     """Counts of ``family`` with the config.json dict ``config_json`` (sorted JSON); FLOPs at ``seq_len``
     (0: parameters only). Pure: the same arguments give the same answer, so answers are memoised."""
     from ..quiet import measuring
-    from .adapters import build_on_meta, load_adapter
+    from .adapters.construct import build_on_meta, load_adapter
 
     model = build_on_meta(family, json.loads(config_json))
     adapter = load_adapter(family, model)
@@ -67,7 +67,7 @@ def measure_state(family: Family, config_json: str, seq_len: int) -> tuple[int |
     0 for a layer that keeps nothing, as an MLP-only layer). None for every layer when the model cannot run
     on meta (data-dependent expert routing) or keeps its state outside transformers' cache layers."""
     from ..quiet import measuring
-    from .adapters import build_on_meta
+    from .adapters.construct import build_on_meta
 
     config = json.loads(config_json)
     model = build_on_meta(family, config)

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import cache
-from importlib import import_module
 from importlib.metadata import entry_points
 from types import MappingProxyType
 
+from ..dotted import load_object
 from .family import Family
 
 ENTRY_POINT_GROUP = "hybridc.families"
@@ -29,12 +29,6 @@ _BUILTIN = (
     "hybridc.components.families.mamba:Mamba",
     "hybridc.components.families.mamba2:Mamba2",
 )
-
-
-def load_object(path: str):
-    """Import ``"package.module:Attribute"``."""
-    module, _, attr = path.partition(":")
-    return getattr(import_module(module), attr)
 
 
 @cache

@@ -32,7 +32,7 @@ from ..errors import CompileError, RunError
 from ..graph.build import build_graph
 from ..graph.discretize import discretize_graph
 from ..graph.model import BlockGraph
-from ..hf_auto import AUTO_CLASS_OF_TASK, AUTO_MAP, write_remote_code
+from ..remote_code import AUTO_CLASS_OF_TASK, AUTO_MAP, write_remote_code
 from ..hf_config import HybridConfig
 from ..io import give_umask_mode
 from ..spec.frontend import ResolvedSpec, lock_data
@@ -311,7 +311,7 @@ class HybridModel(PreTrainedModel, GenerationMixin):
         Nothing damaged loads: a local directory is checked before anything is loaded (``_check_saved``),
         and transformers' loading report after (a tensor missing would be initialised at random); either
         refusal is a ``RunError`` saying what is wrong."""
-        from ..saved import check_loading_info
+        from ..saved_format import check_loading_info
 
         kwargs.setdefault("key_mapping", dict(LEGACY_KEYS))
         directory = Path(pretrained_model_name_or_path or "") / (kwargs.get("subfolder") or "")
@@ -331,8 +331,8 @@ class HybridModel(PreTrainedModel, GenerationMixin):
         describes (built on the meta device), in its shapes. A ``RunError`` (``hybridc.saved``) otherwise."""
         import copy
 
-        from ..saved import (build_on_meta, check_generation_config, check_hybrid_config, check_tensors, load_config,
-                             read_config, refuse_plain)
+        from ..saved_format import (build_on_meta, check_generation_config, check_hybrid_config, check_tensors,
+                                    load_config, read_config, refuse_plain)
 
         if isinstance(config, HybridConfig):
             config, where = copy.deepcopy(config), Path(f"the config given for {directory}")
@@ -358,7 +358,7 @@ class HybridModel(PreTrainedModel, GenerationMixin):
         """``PreTrainedModel.save_pretrained`` (config.json with the lock, model.safetensors,
         generation_config.json) plus the hybrid's tokenizer files (see ``get_tokenizer``), so the directory
         is self-contained: ``from_pretrained`` and ``AutoTokenizer.from_pretrained`` need nothing else.
-        The config's ``auto_map`` and two small modules (``hybridc.hf_auto.REMOTE_CODE``) let any transformers
+        The config's ``auto_map`` and two small modules (``hybridc.remote_code.REMOTE_CODE``) let any transformers
         client load it with ``trust_remote_code=True`` without importing hybridc first, and save it again (what
         ``Trainer.save_model``, its checkpoints, PEFT's merged model and TRL call) into a directory that loads
         the same way."""

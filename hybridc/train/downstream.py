@@ -33,7 +33,7 @@ def evaluate_tasks(directory: Path, tasks: list[str], *, include_path: Path | No
     ``activity`` shows the loading (lm-eval shows its own progress after)."""
     from ..activity import Activity
     from ..quiet import install, quiet_lm_eval_git
-    from ..saved import check_generation_config, model_directory, read_config
+    from ..saved_format import check_generation_config, model_directory, read_config
     from ..spec.checks import TOKENIZER_FILES
 
     if not tasks:
@@ -92,7 +92,7 @@ def trained_context(model_dir: Path) -> int | None:
     running components are all recurrent, without a limit): the longest sequence its spec trained on (a
     ``block`` or ``length`` of a stage's data). None when the config names one (lm-eval reads it), or when
     nothing says (no spec, or data of a preset's length)."""
-    from ..saved import check_hybrid_config, read_config, read_export_record
+    from ..saved_format import check_hybrid_config, read_config, read_export_record
 
     config = read_config(model_dir)
     if any(config.get(key) is not None for key in CONTEXT_KEYS):

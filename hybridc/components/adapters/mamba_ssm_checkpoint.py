@@ -24,6 +24,7 @@ from .. import hub, mamba_ssm
 from ...errors import first_line
 from ..family import Family
 from ..registry import family_for_config
+from .construct import build_on_meta
 
 SHOWN = 3  # tensor names shown in a refusal (then the count)
 
@@ -146,8 +147,6 @@ def load_mamba_ssm(family: Family, location: str | Path, config: Mapping[str, An
     """The transformers model of the mamba-ssm checkpoint at ``location`` (a local directory or a Hub id) whose
     config.json is ``config``. ``CheckpointError`` for a config that does not translate or is not ``family``'s,
     or weights that are unreadable or not the config's."""
-    from . import build_on_meta
-
     translated, problems = mamba_ssm.to_transformers(config)
     if translated is None:
         raise CheckpointError(f"its config.json (mamba-ssm's layout): {problems[0].message}",
