@@ -240,8 +240,8 @@ class Study:
                          search_run=self.out / "runs" / f"b{blocks}-s{seed}", say=lambda _: None)
 
     def pretrain(self) -> None:
-        from hybridc.discretize import export
-        from hybridc.saved import load_hybrid
+        from hybridc.models.export import export
+        from hybridc.models.load import load_hybrid
 
         for name in COMPONENTS:
             target = self.out / "pretrained" / name

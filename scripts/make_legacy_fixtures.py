@@ -56,7 +56,7 @@ def rounded(logits) -> list:
 def logits_of(directory: Path) -> list:
     import torch
 
-    from hybridc.saved import load_saved
+    from hybridc.models.load import load_saved
 
     model = load_saved(directory).model
     with torch.no_grad():
@@ -67,7 +67,7 @@ def checkpoint_logits(stopped: Path) -> list:
     import torch
     import yaml
 
-    from hybridc.nn.hybrid import lower
+    from hybridc.models.hybrid import lower
     from hybridc.spec.frontend import resolve_from_lock
     from hybridc.train.checkpoint import load_checkpoint
 
@@ -83,12 +83,12 @@ def main() -> None:
 
     import hybridc
     from hybridc.cli import main as cli
-    from hybridc.discretize import discretize_model, export
-    from hybridc.saved import load_hybrid
+    from hybridc.models.export import discretize_model, export
+    from hybridc.models.load import load_hybrid
     from hybridc.components.adapters import build_model
     from hybridc.components.registry import get_family
     from hybridc.testing.tiny import tiny_config
-    from tests.test_saved_models import CORPUS
+    from tests.models.test_saved_models import CORPUS
 
     if OUT.exists():
         shutil.rmtree(OUT)

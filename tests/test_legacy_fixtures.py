@@ -2,7 +2,7 @@
 ``scripts/make_legacy_fixtures.py`` before the package was reorganised into rooms) load, from a moved copy, to
 the model they were: the same logits as recorded when they were written. A saved hybrid's
 ``modeling_hybridc.py``/``configuration_hybridc.py`` import that release's module paths
-(``hybridc.nn.hybrid``, ``hybridc.hf_config``), so these tests also hold the old dotted names to their promise,
+(``hybridc.models.hybrid``, ``hybridc.models.config``), so these tests also hold the old dotted names to their promise,
 in a process that never imports hybridc itself (transformers' remote-code path)."""
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def assert_logits(logits: torch.Tensor, name: str) -> None:
 
 @pytest.mark.parametrize("name", MODELS)
 def test_a_directory_of_the_earlier_release_loads_to_the_same_model(moved, name):
-    from hybridc.saved import load_saved
+    from hybridc.models.load import load_saved
 
     saved = load_saved(moved / name)
     assert saved.tokenizer is not None
@@ -54,7 +54,7 @@ def test_the_documented_entry_points_load_an_earlier_hybrid(moved, name):
     import transformers
 
     import hybridc  # noqa: F401  (registers the Auto classes)
-    from hybridc.nn.hybrid import HybridModel
+    from hybridc.models.hybrid import HybridModel
 
     for load in (HybridModel.from_pretrained, transformers.AutoModelForCausalLM.from_pretrained):
         model = load(moved / name).eval()
@@ -65,7 +65,7 @@ def test_the_documented_entry_points_load_an_earlier_hybrid(moved, name):
 def test_a_stopped_runs_checkpoint_of_the_earlier_release_loads(moved):
     import yaml
 
-    from hybridc.nn.hybrid import lower
+    from hybridc.models.hybrid import lower
     from hybridc.spec.frontend import resolve_from_lock
     from hybridc.train.checkpoint import load_checkpoint
 

@@ -16,7 +16,7 @@ from functools import cache
 from importlib.metadata import entry_points
 from types import MappingProxyType
 
-from ..dotted import load_object
+from ..io.dotted import load_object
 from .family import Family
 
 ENTRY_POINT_GROUP = "hybridc.families"

@@ -11,7 +11,7 @@
                 teacher/         checkpoints/step-N/: the continuous hybrid distill stages learn from
                 baselines/<m>/   each component trained alone with the same budget (train.baselines)
 
-Every file and directory of a run is opened, written, renamed and removed through ``hybridc.guarded_dir``,
+Every file and directory of a run is opened, written, renamed and removed through ``hybridc.io.guarded_dir``,
 from the run directory's open descriptor: nothing below it is followed through a link, and a link, a FIFO or
 a directory where the run writes is refused (``PathRefused``, exit status 2) before anything is written.
 """
@@ -31,9 +31,9 @@ import torch
 from ..api import Compiled, compile_resolved
 from ..data import DataBundle, build_data, load_tokenizer
 from ..errors import Diagnostic, Interrupted, PathRefused, RunError, SpecError
-from ..guarded_dir import GuardedDir
-from ..model_card import model_card
-from ..nn.hybrid import HybridModel, group_of, lower
+from ..io.guarded_dir import GuardedDir
+from ..models.card import model_card
+from ..models.hybrid import HybridModel, group_of, lower
 from ..spec.derive import fixed_mixture_stages
 from ..spec.emit import dump_yaml, render_data, spec_to_data
 from ..spec.frontend import ResolvedSpec, lock_data, parse_string, resolve
@@ -223,7 +223,7 @@ class Run:
         self.compiled.write(run)  # spec.lock.yaml first: it is what marks the directory as a run
         run.write_text("spec.yaml", self.rs.text or dump_yaml(spec_to_data(self.spec)))
         if self.parallel.world > 1:  # the plan as it runs: global batches over every process
-            from ..train.plan import lower_plan
+            from ..graph.plan import lower_plan
 
             run.write_text("plan.json", lower_plan(self.rs, self.compiled.graph, self.parallel.world).to_json())
 
@@ -267,7 +267,7 @@ class Run:
 
     # ---- model transforms ---------------------------------------------------------------------
     def discretize(self, model: HybridModel) -> HybridModel:
-        from ..discretize import discretize_model
+        from ..models.export import discretize_model
 
         alphas = model.alphas().detach().cpu().tolist()
         small = discretize_model(model)
@@ -358,10 +358,10 @@ class Run:
             return model
         from torch.nn.parallel import DistributedDataParallel
 
-        from ..quiet import DDP_UNUSED, until_seen
+        from ..components.quiet import DDP_UNUSED, until_seen
 
         # (a step may leave parameters without gradients: a branch of constant weight 0, experts no token chose;
-        # DDP's C++ warning when a stage leaves none says nothing a user can act on: hybridc.quiet)
+        # DDP's C++ warning when a stage leaves none says nothing a user can act on: hybridc.components.quiet)
         return until_seen(DistributedDataParallel(model, find_unused_parameters=True), DDP_UNUSED)
 
     def unshard(self, model: HybridModel, *, here: bool = True) -> HybridModel | None:
@@ -850,7 +850,7 @@ def save_final(model: HybridModel, run: GuardedDir, test: dict | None) -> None:
     """RUN/final/: save_pretrained layout (with the tokenizer) plus a model card, built in RUN/.final-tmp
     (a leftover of a stopped run is removed first; anything else there is refused) and swapped into place
     (an earlier final/ is moved to RUN/.final-old and removed once the new one stands)."""
-    from ..quiet import transformers_bars_off
+    from ..components.quiet import transformers_bars_off
 
     for leftover in (FINAL_STAGING, FINAL_OLD):
         run.remove_tree(leftover)  # (only a directory of ours: a link or a user's file there is refused)
@@ -883,7 +883,7 @@ def check_scan_option(scan: str) -> None:
     anything runs (``auto`` falls back to the chunked scan instead)."""
     if scan != "fused":
         return
-    from ..nn import kernels
+    from ..kernels import library as kernels
 
     if not kernels.available():
         raise RunError(f"--scan fused: hybridc's CPU kernels are not available here ({kernels.unavailable_reason()})",

@@ -8,7 +8,7 @@ import re
 import pytest
 import torch
 
-from hybridc.nn.hybrid import HybridModel, lower
+from hybridc.models.hybrid import HybridModel, lower
 from hybridc.spec import load_spec
 from hybridc.train.loop import build_optimizers, freeze_for, train_steps
 from hybridc.data import build_data
@@ -21,7 +21,7 @@ def snapshot(model):
 
 
 def changed_groups(model, before):
-    from hybridc.nn.hybrid import group_of
+    from hybridc.models.hybrid import group_of
 
     out = set()
     for name, p in model.named_parameters():
@@ -190,7 +190,7 @@ def test_rewind_restores_component_weights_and_keeps_alphas(tmp_path):
     take_steps(model, stage, data, 3)
     trained = snapshot(model)
     runner.rewind(model)
-    from hybridc.nn.hybrid import group_of
+    from hybridc.models.hybrid import group_of
 
     for name, p in model.named_parameters():
         group = group_of(name)

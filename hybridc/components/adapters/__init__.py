@@ -1,26 +1,17 @@
 """Build or load a family's transformers model and wrap it in the family's adapter.
 
-``build_model`` (from-scratch components) and ``load_pretrained`` (checkpoints) return the family's
+``build_model`` (from-scratch components; checkpoints: ``hybridc.components.pretrained``) returns the family's
 own ``*ForCausalLM`` (``Family.model_class``); ``load_adapter`` wraps it in ``Family.adapter``.
 Importing this package imports torch and transformers; the torch-free side is ``hybridc.components.family``.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import torch
-from torch import nn
-
-from .. import mamba_ssm
-from ...quiet import install as _quiet_install
-from ...quiet import transformers_bars_off
-from ..family import Family
-from ..registry import family_for_config
+from ..quiet import install as _quiet_install
 from .base import ComponentAdapter, Segment
 from .construct import build_model, build_on_meta, config_class, load_adapter, model_class
 
-_quiet_install()  # transformers' advice to install mamba-ssm / causal-conv1d, where hybridc runs Mamba (hybridc.quiet)
+_quiet_install()  # transformers' advice to install mamba-ssm / causal-conv1d, where hybridc runs Mamba (components.quiet)
 
 __all__ = [
     "ComponentAdapter",
@@ -29,46 +20,5 @@ __all__ = [
     "build_on_meta",
     "config_class",
     "load_adapter",
-    "load_pretrained",
     "model_class",
 ]
-
-
-def load_pretrained(family: Family, path_or_id: str | Path, *, revision: str | None = None,
-                    trust_remote_code: bool = False) -> nn.Module:
-    """``from_pretrained`` for a local save_pretrained dir or a Hub id: safetensors only, no remote
-    code, float32. The mode is what transformers returns (eval). Raises ValueError, before any
-    weight is read, when the checkpoint's ``model_type`` is not one of the family's. A checkpoint in
-    mamba-ssm's layout (state-spaces' ``mamba-*``, ``mamba2-*``) loads as transformers' Mamba / Mamba2
-    (``mamba_ssm_checkpoint.load_mamba_ssm``)."""
-    from .. import hub
-
-    cls = model_class(family)
-    config_cls = config_class(family)
-    # a Hub id while the Hub does not answer: the cache only, failing at once instead of after retries
-    cache_only = {"local_files_only": True} if hub.local_only(path_or_id) else {}
-    with transformers_bars_off():  # (hybridc says what it loads)
-        try:
-            config_dict, _ = config_cls.get_config_dict(str(path_or_id), revision=revision, **cache_only)
-            if mamba_ssm.recognizes(config_dict):  # state-spaces' mamba-* / mamba2-*: mamba-ssm's own layout
-                from .mamba_ssm_checkpoint import load_mamba_ssm
-
-                return load_mamba_ssm(family, path_or_id, config_dict, revision=revision)
-            model_type = config_dict.get("model_type")
-            if family_for_config(config_dict) is not family:
-                raise ValueError(f"{path_or_id}: model_type {model_type!r} is not a {family.name} model")
-            config = config_cls.from_pretrained(str(path_or_id), revision=revision, **cache_only)
-            return cls.from_pretrained(
-                str(path_or_id),
-                config=config,
-                revision=revision,
-                use_safetensors=True,
-                trust_remote_code=trust_remote_code,  # off unless the spec enables it (and the CLI warns)
-                dtype=torch.float32,
-                **cache_only,
-            )
-        except OSError as err:
-            down = hub.unreachable() if cache_only else None
-            if down is None:
-                raise
-            raise ValueError(f"{down}: {hub.hint('the model')}") from err

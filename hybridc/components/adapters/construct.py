@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ...dotted import load_object
+from ...io.dotted import load_object
 from ..family import Family
 from .base import ComponentAdapter
 
