@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import networkx as nx
 
 from ..spec.frontend import ResolvedSpec
-from .build import component_costs, embed_node, graph_facts, head_node, projector_node, segment_node
+from .build import build_graph, component_costs, embed_node, graph_facts, head_node, projector_node, segment_node
 from .blockgraph import BlockGraph, GraphNode
 
 
@@ -60,3 +60,8 @@ def discretize_graph(rs: ResolvedSpec, selection: Sequence[str]) -> BlockGraph:
     add(head_node(rs, costs, (head_from,), (embed_from,)), prev)
     facts = graph_facts(rs)
     return BlockGraph(graph=g, selection=selection, **facts)
+
+
+def graph_of(rs: ResolvedSpec, selection: list[str] | None) -> BlockGraph:
+    """The block graph of ``rs``: continuous, or of one selection (one component per block)."""
+    return discretize_graph(rs, selection) if selection is not None else build_graph(rs)

@@ -9,55 +9,45 @@ spec file or the original checkpoints.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from contextlib import nullcontext
-from pathlib import Path
 
 import torch
 from torch import nn
 from transformers import PreTrainedModel
 from transformers.generation import GenerationMixin
 from transformers.modeling_outputs import (
-    BaseModelOutputWithPast,
     CausalLMOutputWithPast,
     SequenceClassifierOutput,
     TokenClassifierOutput,
 )
 
-from ..components.adapters import build_model, load_adapter
-from ..components.pretrained import load_pretrained
+from ..components.adapters import load_adapter
 from ..components.registry import get_family
-from ..data.tokenizer import Tokenizer, load_tokenizer, save_tokenizer, saved_tokenizer, set_generation_ids
-from ..errors import CompileError, RunError
-from ..graph.build import build_graph
-from ..graph.selection import discretize_graph
-from ..graph.blockgraph import BlockGraph
-from .remote_code import AUTO_CLASS_OF_TASK, AUTO_MAP, write_remote_code
+from ..data.tokenizer import Tokenizer
+from ..errors import CompileError
+from ..graph.selection import graph_of
+from .remote_code import AUTO_CLASS_OF_TASK
 from .config import HybridConfig
-from ..io import give_umask_mode
 from ..spec.frontend import ResolvedSpec, lock_data
 from ..nn.blocks import ClassifierHead, CompressionHead, MixedBlock, MixedEmbedding, MixedLMHead, SingleBlock
 from ..nn.cache import HybridCache
 from ..nn.mixture import Mix
 from ..nn.outputs import AttentionRecorder
 from ..nn.projectors import Projector, fit
-from ..nn.transplant import TransplantPlan, transplant_plan, under_hybrid_vocab
+from .clients import ClientViews
+from .component_models import build_component, derived_seed, load_components
+from .names import group_of
+from .saving import SavedHybrid
 
 IGNORE_INDEX = -100
 
 
-def derived_seed(seed: int, *parts: str) -> int:
-    """A seed for one random choice, derived from the spec's seed and a name (stable across runs)."""
-    digest = hashlib.sha256(":".join((str(seed), *parts)).encode()).digest()
-    return int.from_bytes(digest[:4], "little")
 
 
-def graph_of(rs: ResolvedSpec, selection: list[str] | None) -> BlockGraph:
-    return discretize_graph(rs, selection) if selection is not None else build_graph(rs)
 
 
-class HybridModel(PreTrainedModel, GenerationMixin):
+class HybridModel(SavedHybrid, ClientViews, PreTrainedModel, GenerationMixin):
     """A pretrained hybrid. ``forward(input_ids, attention_mask=None, labels=None)`` returns an output
     with ``.logits`` ((B, T, V) for causal-lm/tag, (B, n) for classify) and ``.loss`` given labels.
 
@@ -89,7 +79,7 @@ class HybridModel(PreTrainedModel, GenerationMixin):
         used = self._used_components()
         for name in used:
             if name not in models:
-                models[name] = _build_component(rs, name, seed)
+                models[name] = build_component(rs, name, seed)
         adapters = {name: load_adapter(get_family(rs.component(name).family), models[name]) for name in used}
         self._adapters = adapters  # plain references (their parts are registered below) for cached decoding
         # Each component module's own transformers model, whose _init_weights knows its buffers.
@@ -302,197 +292,7 @@ class HybridModel(PreTrainedModel, GenerationMixin):
         for adapter in self._adapters.values():
             _set_component_attention(adapter.model, attn_implementation, **kwargs)
 
-    # ---- saving and loading -----------------------------------------------------------------------
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
-        """``PreTrainedModel.from_pretrained``; the model remembers where it came from, so that
-        ``get_tokenizer`` reads the tokenizer saved beside it (nothing outside the directory is read).
-        Weights saved by earlier releases under their old names load too (``LEGACY_KEYS``).
 
-        Nothing damaged loads: a local directory is checked before anything is loaded (``_check_saved``),
-        and transformers' loading report after (a tensor missing would be initialised at random); either
-        refusal is a ``RunError`` saying what is wrong."""
-        from .format import check_loading_info
-
-        kwargs.setdefault("key_mapping", dict(LEGACY_KEYS))
-        directory = Path(pretrained_model_name_or_path or "") / (kwargs.get("subfolder") or "")
-        if pretrained_model_name_or_path is not None and directory.is_dir():
-            cls._check_saved(directory, kwargs.get("config"), kwargs["key_mapping"])
-        wants_info = kwargs.pop("output_loading_info", False)
-        model, info = super().from_pretrained(pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs)
-        check_loading_info(info, directory)
-        model._tokenizer_home = str(pretrained_model_name_or_path)
-        return (model, info) if wants_info else model
-
-    @classmethod
-    def _check_saved(cls, directory: Path, config: HybridConfig | None, key_mapping: Mapping[str, str]) -> None:
-        """A saved hybrid's directory, before loading: its config.json (a JSON object, sizes bounded, a lock
-        whose components are each listed once; unless ``config`` is given) and its generation config are
-        readable, its weights files are inside it, and they hold exactly the tensors of the model the config
-        describes (built on the meta device), in its shapes. A ``RunError`` (``hybridc.models.load``) otherwise."""
-        import copy
-
-        from .format import (build_on_meta, check_generation_config, check_hybrid_config, check_tensors,
-                                    load_config, read_config, refuse_plain)
-
-        if isinstance(config, HybridConfig):
-            config, where = copy.deepcopy(config), Path(f"the config given for {directory}")
-        else:
-            data = read_config(directory)
-            refuse_plain(directory, data)
-            check_hybrid_config(data, directory / "config.json")
-            # read as transformers reads it (floats JSON cannot hold, such as inf, are tagged objects)
-            config, where = load_config(cls.config_class.from_pretrained, directory), directory / "config.json"
-        resolved = check_hybrid_config({"lock": config.lock, "selection": config.selection}, where)
-        check_generation_config(directory)
-        check_tensors(build_on_meta(lambda: cls(config, resolved=resolved), directory), directory, key_mapping)
-
-    @classmethod
-    def is_remote_code(cls) -> bool:
-        """False: a hybrid's code is the installed hybridc package, whatever class loaded it. After a
-        ``trust_remote_code=True`` load transformers marks the class as remote code, and ``save_pretrained`` would
-        copy the module defining it; hybridc writes the directory's modules itself (``save_pretrained``), the same
-        for every hybrid, so a model loaded from a directory saved by any release saves again."""
-        return False
-
-    def save_pretrained(self, save_directory, *args, **kwargs) -> None:
-        """``PreTrainedModel.save_pretrained`` (config.json with the lock, model.safetensors,
-        generation_config.json) plus the hybrid's tokenizer files (see ``get_tokenizer``), so the directory
-        is self-contained: ``from_pretrained`` and ``AutoTokenizer.from_pretrained`` need nothing else.
-        The config's ``auto_map`` and two small modules (``hybridc.models.remote_code.REMOTE_CODE``) let any transformers
-        client load it with ``trust_remote_code=True`` without importing hybridc first, and save it again (what
-        ``Trainer.save_model``, its checkpoints, PEFT's merged model and TRL call) into a directory that loads
-        the same way."""
-        tokenizer = self.get_tokenizer()
-        if tokenizer is not None:
-            set_generation_ids(self.generation_config, tokenizer)
-            set_generation_ids(self.config, tokenizer)  # clients read the special tokens from the config too
-        self.config.auto_map = dict(AUTO_MAP)
-        super().save_pretrained(save_directory, *args, **kwargs)
-        if kwargs.get("is_main_process", True):
-            give_umask_mode(*Path(save_directory).glob("*.safetensors"))
-            write_remote_code(save_directory)
-            if tokenizer is not None:
-                save_tokenizer(tokenizer, save_directory)
-
-    def get_tokenizer(self) -> Tokenizer | None:
-        """The hybrid's tokenizer (the spec's ``tokenizer``): the one saved in the directory this model was
-        loaded from, else loaded from its source (a component's directory or Hub id, a tokenizer directory,
-        ``hf:<id>``; ``bytes`` needs none). None when there is none: a from-scratch component's, or a source
-        without tokenizer files (``tokenizer_problem`` says why)."""
-        if not self._tokenizer_known:
-            field = self.resolved_spec.spec.tokenizer
-            try:
-                if self._tokenizer_home is not None:
-                    tokenizer = saved_tokenizer(field, self._tokenizer_home)
-                    problem = None if tokenizer is not None else f"{self._tokenizer_home} holds no tokenizer files"
-                else:
-                    tokenizer = load_tokenizer(self.resolved_spec)
-                    problem = None if tokenizer is not None else (
-                        f"the tokenizer is component '{field}', which is built from scratch and has none")
-            except RunError as err:
-                tokenizer, problem = None, err.render().removeprefix("error: ")
-            self.set_tokenizer(tokenizer, problem)
-        return self._tokenizer
-
-    def set_tokenizer(self, tokenizer: Tokenizer | None, problem: str | None = None) -> None:
-        """Give the model its tokenizer (one already loaded, or another model's: ``discretize`` passes it on)."""
-        self._tokenizer, self._tokenizer_known, self.tokenizer_problem = tokenizer, True, problem
-
-    # ---- what transformers clients ask of a model --------------------------------------------------
-    def get_input_embeddings(self) -> nn.Module:
-        """The token embedding: the component's ``nn.Embedding`` when the hybrid embeds with one component,
-        else the ``MixedEmbedding`` (ids (B, T) -> (B, T, d)) that mixes them."""
-        sources = self.embed.sources
-        return next(iter(sources.values())) if len(sources) == 1 else self.embed
-
-    def set_input_embeddings(self, value: nn.Module) -> None:
-        """Replace the single component's embedding (a mixed one is replaced whole)."""
-        if isinstance(value, MixedEmbedding):
-            self.embed = value
-            return
-        if len(self.embed.sources) != 1:
-            raise CompileError("this hybrid mixes several embeddings", "set a MixedEmbedding, or each "
-                               "component's in embed.sources")
-        (name,) = self.embed.sources
-        self.embed.sources[name] = value
-
-    def get_output_embeddings(self) -> nn.Module | EffectiveHead | None:
-        """The LM head as one (V, d) matrix, for clients that project hidden states themselves (TRL's fused
-        head): the component's ``nn.Linear`` when the hybrid has one component's head of its width and
-        vocabulary, else an ``EffectiveHead`` whose weight is the mixture sum_m a0_m pad(W_m[:V]) (and bias),
-        computed when read. None for a classifier or MAD's compression read-out."""
-        head = self.head
-        if not isinstance(head, MixedLMHead) or isinstance(head, CompressionHead):
-            return None
-        if len(head.heads) == 1:
-            (name, linear), = head.heads.items()
-            if (type(linear) is nn.Linear and not head.ops[name] and linear.weight.shape == (head.vocab_size, self.graph.width)):
-                return linear
-        return EffectiveHead(self)
-
-    def resize_token_embeddings(self, new_num_tokens: int | None = None, pad_to_multiple_of: int | None = None,
-                                mean_resizing: bool = True) -> nn.Module:
-        """Every component's embedding and head get ``new_num_tokens`` rows (rounded up to
-        ``pad_to_multiple_of``), mixed or not: kept rows keep their weights, new rows are the mean of a
-        component's old rows (``mean_resizing``) or zeros; the logits then have that size. The lock in the
-        config follows (a saved model reloads at the new size). Returns the input embedding (see
-        ``get_input_embeddings``). The hybrid's tokenizer is still the spec's: give the grown one with
-        ``set_tokenizer`` before saving."""
-        from .config import facts_of_lock
-
-        if new_num_tokens is None:
-            return self.get_input_embeddings()
-        if not isinstance(self.head, MixedLMHead):
-            raise CompileError("a classifier hybrid has no LM head to resize", "resize a causal-lm hybrid")
-        size = int(new_num_tokens)
-        if pad_to_multiple_of:
-            size = -(-size // pad_to_multiple_of) * pad_to_multiple_of
-        tied = dict(self._tied_weights_keys)
-        for embedding in self.embed.sources.values():  # in place: a family's embedding class (Gemma's scale) stays
-            embedding.weight = nn.Parameter(_resized_rows(embedding.weight, size, mean_resizing))
-            embedding.num_embeddings = size
-        for name, head in self.head.heads.items():
-            if f"head.heads.{name}.weight" in tied:  # tied: the (resized) embedding's weight itself
-                head.weight = self.embed.sources[name].weight
-            else:
-                head.weight = nn.Parameter(_resized_rows(head.weight, size, mean_resizing))
-            if head.bias is not None:
-                head.bias = nn.Parameter(_resized_rows(head.bias, size, mean_resizing))
-            head.out_features = size
-        self.head.vocab_size = size
-        lock = self.config.lock
-        lock["resolved"]["vocab_size"] = size
-        for entry in lock["resolved"]["components"]:
-            family = get_family(entry["family"])
-            entry["config"][family.keys.vocab] = size
-            entry["vocab_size"] = size
-        self.config.vocab_size = facts_of_lock(lock, self.config.selection).get("vocab_size", size)
-        self.resolved_spec = self.config.resolved()
-        self.graph = graph_of(self.resolved_spec, self.config.selection)
-        return self.get_input_embeddings()
-
-    @property
-    def base_model(self) -> "Backbone":
-        """The hybrid without its head (``model.base_model(input_ids, ...)`` -> ``last_hidden_state``), as
-        transformers clients look for a backbone (TRL's fused head runs it, then ``get_output_embeddings()``)."""
-        return Backbone(self)
-
-    def lora_target_modules(self, groups: tuple[str, ...] = ("components", "projectors")) -> list[str]:
-        """The full names of the linear maps in ``groups`` (parameter groups: components, projectors, head),
-        for PEFT's ``LoraConfig(target_modules=...)``: every ``nn.Linear`` (and GPT-2's ``Conv1D``) whose
-        weight belongs to one of them. Components' maps keep their family's names (``q_proj``,
-        ``query_key_value``, Mamba's ``in_proj``/``x_proj``/``dt_proj``/``out_proj``, ...); the hybrid's
-        projectors are ``blocks.<i>.projector_in.<component>.net`` (``.net.0``/``.net.2`` for MLPs)."""
-        from transformers.pytorch_utils import Conv1D
-
-        names = []
-        for name, module in self.named_modules():
-            if isinstance(module, (nn.Linear, Conv1D)) and group_of(f"{name}.weight") in groups:
-                names.append(name)
-        return names
-
-    # ---- generation -------------------------------------------------------------------------------
     @classmethod
     def _supports_default_dynamic_cache(cls) -> bool:
         return False  # forward() makes its own HybridCache
@@ -565,78 +365,6 @@ def _set_component_attention(model: nn.Module, attn_implementation: str | dict, 
         model.set_attn_implementation(attn_implementation, **kwargs)
 
 
-def _resized_rows(weight: torch.Tensor, size: int, mean: bool) -> torch.Tensor:
-    """``weight`` (V, ...) with ``size`` rows: the first min(V, size) kept, the others the mean row or 0."""
-    rows = weight.detach()
-    if size <= rows.shape[0]:
-        return rows[:size].clone()
-    fill = rows.mean(0, keepdim=True) if mean else torch.zeros_like(rows[:1])
-    return torch.cat([rows, fill.expand(size - rows.shape[0], *rows.shape[1:])])
-
-
-class Backbone:
-    """A causal-LM hybrid's embedding and blocks: ids (B, T) -> ``BaseModelOutputWithPast(last_hidden_state=
-    (B, T, d))``. A view, not a module: the parameters are the hybrid's. It keeps block 0's mixture weights of
-    its last call, so that ``EffectiveHead`` mixes the heads with the same draw (DASH samples them)."""
-
-    def __init__(self, model: HybridModel):
-        self.model = model
-
-    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                 position_ids: torch.Tensor | None = None, output_hidden_states: bool | None = None,
-                 return_dict: bool | None = None, **kwargs) -> BaseModelOutputWithPast | tuple:
-        """``last_hidden_state`` (B, T, d); ``hidden_states`` as the model's forward gives them when asked."""
-        config = self.model.config
-        output_hidden_states = config.output_hidden_states if output_hidden_states is None else output_hidden_states
-        mixtures = self.model._mixtures()
-        self.model._head_mixture = mixtures[0]
-        states = [] if output_hidden_states else None
-        h = self.model.hidden_states(input_ids, attention_mask, mixtures, position_ids, states=states)
-        output = BaseModelOutputWithPast(last_hidden_state=h, hidden_states=tuple(states) if states else None)
-        return output if (config.return_dict if return_dict is None else return_dict) else output.to_tuple()
-
-    def get_input_embeddings(self) -> nn.Module:
-        return self.model.get_input_embeddings()
-
-    def get_decoder(self) -> "Backbone":
-        return self
-
-
-class EffectiveHead:
-    """The hybrid's mixed linear LM heads as one linear map on the shared width: weight (V, d) =
-    sum_m a0_m pad(W_m[:V]) and bias sum_m a0_m b_m[:V], differentiable in the heads and the alphas (what
-    ``MixedLMHead`` computes, as one matrix). Heads with a logit transform (soft-capping, scaling) are not
-    linear in that sense: reading the weight then raises."""
-
-    def __init__(self, model: HybridModel):
-        self.model = model
-
-    def _terms(self):
-        head, width = self.model.head, self.model.graph.width
-        if any(head.ops.values()) or any(type(h) is not nn.Linear for h in head.heads.values()):
-            raise CompileError("this hybrid's LM head is not one linear map (a component soft-caps or scales its "
-                               "logits, or its head is not nn.Linear)", "compute the logits with the model's own "
-                               "forward (in TRL, a hybrid whose head is one plain linear map trains with its fused head)")
-        alphas, skip = getattr(self.model, "_head_mixture", None) or self.model._mixtures()[0]
-        single = len(head.heads) == 1
-        for j, (name, linear) in enumerate(head.heads.items()):
-            if not single and skip and skip[j]:
-                continue
-            a = 1.0 if single else alphas[j]
-            yield a, linear, width
-
-    @property
-    def weight(self) -> torch.Tensor:  # (V, d)
-        vocab = self.model.head.vocab_size
-        return sum(a * fit(linear.weight[:vocab], width) for a, linear, width in self._terms())
-
-    @property
-    def bias(self) -> torch.Tensor | None:  # (V,)
-        vocab = self.model.head.vocab_size
-        terms = [a * linear.bias[:vocab] for a, linear, _ in self._terms() if linear.bias is not None]
-        return sum(terms) if terms else None
-
-
 class HybridForCausalLM(HybridModel):
     """A causal-lm hybrid, as ``AutoModelForCausalLM`` loads it (refuses other tasks)."""
 
@@ -655,113 +383,6 @@ class HybridForTokenClassification(HybridModel):
     required_task = "tag"
 
 
-# Parameter names of earlier releases (regex -> replacement): the blocks' projectors were ``in_proj`` and
-# ``out_proj`` (renamed: Mamba's layers have modules of those names, which PEFT targets by name).
-LEGACY_KEYS = {r"^blocks\.(\d+)\.in_proj\.": r"blocks.\1.projector_in.",
-               r"^blocks\.(\d+)\.out_proj\.": r"blocks.\1.projector_out."}
-
-
-def upgrade_keys(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """A state dict with the names of earlier releases renamed (``LEGACY_KEYS``)."""
-    import re
-
-    out = {}
-    for key, value in state.items():
-        for pattern, replacement in LEGACY_KEYS.items():
-            key = re.sub(pattern, replacement, key)
-        out[key] = value
-    return out
-
-
-def group_of(param_name: str) -> str:
-    """The parameter group of a HybridModel parameter name."""
-    if param_name.startswith("embed."):
-        return "embeddings"
-    if param_name.startswith("head."):
-        return "head"
-    parts = param_name.split(".")
-    if parts[0] == "blocks":
-        return {"segments": "components", "projector_in": "projectors", "projector_out": "projectors",
-                "mix": "alphas"}[parts[2]]
-    raise ValueError(f"parameter {param_name} belongs to no group")
-
-
-def _build_component(rs: ResolvedSpec, name: str, seed: int) -> nn.Module:
-    """A new model of component ``name`` (its config, initialised from ``seed``); a config its family cannot build
-    is a located ``SpecError`` naming the key (``components.build_errors``)."""
-    from ..components.adapters import build_on_meta
-    from ..errors import HybridcError
-
-    family = get_family(rs.component(name).family)
-    try:
-        return build_model(family, rs.component(name).config, seed=derived_seed(seed, "component", name))
-    except HybridcError:
-        raise
-    except Exception as err:
-        from ..spec.build_errors import located_build_error
-
-        raise located_build_error(rs, name, err, lambda config: build_on_meta(family, config)) from None
-
-
-def load_components(rs: ResolvedSpec, names) -> dict[str, nn.Module]:
-    """Load the pretrained weights of the ``from:`` components among ``names``; a ``vocab: new`` or
-    ``transplant`` component comes rebuilt for the hybrid's vocabulary (``hybridc.nn.transplant``)."""
-    models = {}
-    for name in names:
-        component = rs.spec.component(name)
-        rc = rs.component(name)
-        if component.source.kind == "init":
-            continue
-        _confine_component_files(rs, name)
-        try:
-            models[name] = load_pretrained(get_family(rc.family), rc.location, revision=rc.revision,
-                                           trust_remote_code=component.trust_remote_code)
-        except Exception as err:  # (a mamba-ssm checkpoint's error says what to do: its hint)
-            raise CompileError(f"cannot load the weights of component '{name}' from {component.source}: {err}",
-                               getattr(err, "hint", None) or "check that the directory holds safetensors weights "
-                               "written by save_pretrained") from None
-        if rc.vocab != "pretrained":
-            plan = transplant_plan_of(rs, rc) if rc.vocab == "transplant" else None
-            models[name] = under_hybrid_vocab(models[name], rc, seed=derived_seed(rs.spec.train.seed, "vocab", name),
-                                              plan=plan)
-    return models
-
-
-def _confine_component_files(rs: ResolvedSpec, name: str) -> None:
-    """A component resolved under a root (``--root``): every file in a local component's directory
-    (config.json, the weights, tokenizer files) must still resolve inside the root when the weights are read,
-    and a Hub id may not name a local path (transformers would read it instead), else a located ``SpecError``
-    naming the file and the root (nothing outside is opened)."""
-    from ..components import hub
-    from ..errors import Diagnostic, SpecError
-    from ..spec.resolve import PathError, spec_path
-
-    rc = rs.component(name)
-    source = rs.spec.component(name).source
-    if rc.root is None or rc.location is None:
-        return
-    try:
-        if source.kind == "local":
-            spec_path(Path(rc.location), rc.location, Path(rc.root))  # the directory, then each file in it
-        elif hub.shadowing_directory(source.ref) is not None:  # from_pretrained would read it, not the Hub
-            raise PathError(f"hf:{source.ref} is also a local path here, which transformers would load instead "
-                            "of the Hub's files, unchecked by --root",
-                            f"run hybridc from another directory, or write from: ./{source.ref}")
-    except PathError as err:
-        raise SpecError([Diagnostic(rs.source_map.at("components", name, "from"), f"component '{name}': {err.message}",
-                                    err.hint)]) from None
-
-
-def transplant_plan_of(rs: ResolvedSpec, rc) -> TransplantPlan:
-    """How component ``rc``'s rows move into the hybrid's vocabulary (its own tokenizer -> the hybrid's)."""
-    from ..data.tokenizer import load_hf_tokenizer
-
-    own = load_hf_tokenizer(rc.location, rc.revision, name=rc.name, what=f"the tokenizer of component '{rc.name}'")
-    hybrid = load_tokenizer(rs)
-    if hybrid is None:
-        raise CompileError(f"component '{rc.name}': vocab: transplant needs the hybrid's tokenizer, and it has none",
-                           "give the spec a tokenizer with files, or use vocab: new")
-    return transplant_plan(own, hybrid, rs.vocab_size)
 
 
 def lower(rs: ResolvedSpec, selection: list[str] | None = None, *, pretrained: bool = True) -> HybridModel:

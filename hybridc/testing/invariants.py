@@ -112,7 +112,7 @@ def reference_model(rs: ResolvedSpec, component: str):
     from ..components.pretrained import load_pretrained
     from ..components.quiet import silenced
     from ..components.registry import get_family
-    from ..models.hybrid import derived_seed
+    from ..models.component_models import derived_seed
 
     rc = rs.component(component)
     family = get_family(rc.family)

@@ -441,7 +441,7 @@ def check_weights(path: Path, model: torch.nn.Module, state: Mapping[str, torch.
 def load_weights(model: torch.nn.Module, path: Path) -> tuple[list[str], list[str]]:
     """Load a safetensors file written by ``save_model`` into ``model`` (names of earlier releases renamed);
     (missing, unexpected) names, a tied weight saved once under its other name not counted missing."""
-    from ..models.hybrid import upgrade_keys
+    from ..models.names import upgrade_keys
 
     state = upgrade_keys(load_file(str(path)))
     missing, unexpected = model.load_state_dict(state, strict=False)
@@ -456,7 +456,7 @@ def load_checkpoint(path: GuardedDir | Path, model: torch.nn.Module,
     optimizer states; weights that do not fit (``check_weights``: the model is then left as it was) or an
     optimizer.pt that is not plain optimizer state are a ``DamagedCheckpoint``. ``state``: its state.json as
     ``verified_state`` returned it (read here when not given). Every file is opened without following a link."""
-    from ..models.hybrid import upgrade_keys
+    from ..models.names import upgrade_keys
 
     with guarded(path) as cp:
         path = cp.path

@@ -33,7 +33,8 @@ from ..data import DataBundle, build_data, load_tokenizer
 from ..errors import Diagnostic, Interrupted, PathRefused, RunError, SpecError
 from ..io.guarded_dir import GuardedDir
 from ..models.card import model_card
-from ..models.hybrid import HybridModel, group_of, lower
+from ..models.hybrid import HybridModel, lower
+from ..models.names import group_of
 from ..spec.derive import fixed_mixture_stages
 from ..spec.emit import dump_yaml, render_data, spec_to_data
 from ..spec.frontend import ResolvedSpec, lock_data, parse_string, resolve

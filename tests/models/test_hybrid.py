@@ -9,7 +9,8 @@ import torch
 
 from hybridc.components.pretrained import load_pretrained
 from hybridc.components.registry import get_family
-from hybridc.models.hybrid import HybridModel, group_of, lower
+from hybridc.models.hybrid import HybridModel, lower
+from hybridc.models.names import group_of
 from hybridc.spec import load_spec
 from tests.specs import SMALL, write_spec
 
@@ -82,7 +83,7 @@ def test_one_hot_invariant_holds_for_every_projector(tmp_path, tiny_pretrained, 
 def test_one_hot_on_the_wider_from_scratch_component(tmp_path, tiny_pretrained):
     """Selecting the other (wider, random) component gives that component's own logits."""
     from hybridc.components.adapters import build_model
-    from hybridc.models.hybrid import derived_seed
+    from hybridc.models.component_models import derived_seed
 
     rs = load_spec(write_spec(tmp_path, one_hot_spec(tiny_pretrained("llama"), "llama", 3, modes=("other", "other"),
                                                      selected="other").replace("tokenizer: own", "tokenizer: other")))

@@ -21,7 +21,7 @@ def snapshot(model):
 
 
 def changed_groups(model, before):
-    from hybridc.models.hybrid import group_of
+    from hybridc.models.names import group_of
 
     out = set()
     for name, p in model.named_parameters():
@@ -190,7 +190,7 @@ def test_rewind_restores_component_weights_and_keeps_alphas(tmp_path):
     take_steps(model, stage, data, 3)
     trained = snapshot(model)
     runner.rewind(model)
-    from hybridc.models.hybrid import group_of
+    from hybridc.models.names import group_of
 
     for name, p in model.named_parameters():
         group = group_of(name)
