@@ -198,7 +198,7 @@ class Study:
         final model and test, and each baseline's), else None: resuming a finished run would only evaluate
         and save it again."""
         from hybridc.experiments.common import last
-        from hybridc.train.run import RunResult
+        from hybridc.train.finish import RunResult
 
         run_dir = self.out / "runs" / name
         test = self.finished_test(run_dir)

@@ -99,3 +99,19 @@ def test_earlier_hybrids_load_through_their_remote_code_without_importing_hybrid
     assert out["plain"][0].startswith("transformers.models.gpt_neo"), out["plain"][0]
     for name, (_, logits) in out.items():
         assert_logits(torch.tensor(logits), name)
+
+
+def test_every_module_path_of_the_earlier_release_is_its_module_now():
+    """Each earlier dotted name (``hybridc/__init__.py``'s table) imports the module that lives in its room now:
+    the same object, so a class imported under either name is one class."""
+    import importlib
+
+    import hybridc
+
+    assert "hybridc.nn.hybrid" in hybridc._EARLIER and "hybridc.hf_config" in hybridc._EARLIER  # (remote code's)
+    for earlier, now in hybridc._EARLIER.items():
+        assert importlib.import_module(earlier) is importlib.import_module(now), earlier
+    from hybridc.hf_config import HybridConfig
+    from hybridc.models.config import HybridConfig as Now
+
+    assert HybridConfig is Now

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import cache
-from importlib.metadata import entry_points
 from types import MappingProxyType
 
 from ..io.dotted import load_object
@@ -52,6 +51,8 @@ def builtin_families() -> Mapping[str, Family]:
 def families() -> Mapping[str, Family]:
     """Every known family by name: the built-ins, then plugins from the entry points (read-only)."""
     found = dict(builtin_families())
+    from importlib.metadata import entry_points  # (plugins only: the built-ins need none, nor does their lookup)
+
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         family = ep.load()()
         found.setdefault(family.name, family)

@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # (torch is imported when a model loads: the command says wha
 
 def run_eval_batch_size(spec) -> int:
     """The batch a run evaluates its test split with: that of its last stage with data (see ``Run.finish``)."""
-    from ..train.run import eval_batch_size, last_data_stage
+    from ..train.finish import eval_batch_size, last_data_stage
 
     stage = last_data_stage(spec)
     return eval_batch_size(stage) if stage is not None else 8

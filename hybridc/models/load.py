@@ -4,9 +4,10 @@ below them (what a directory must hold, checked before anything loads) is ``hybr
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import RunError
 from .format import (from_pretrained_checked, build_on_meta, check_generation_config, check_hybrid_config,
@@ -75,14 +76,15 @@ def check_before_loading(path: Path, *, generates: bool = False, tokenizer: bool
     return directory
 
 
-def load_hybrid(path: Path, device: str = "cpu"):
-    """The hybrid saved in ``path`` (a run directory means its final/), in eval mode."""
+def load_hybrid(path: Path, device: str = "cpu", config: Mapping[str, Any] | None = None):
+    """The hybrid saved in ``path`` (a run directory means its final/), in eval mode. ``config``: its
+    ``config.json`` as ``read_config`` returned it, when the caller has read it (it is not read again here)."""
     import torch
 
     from .hybrid import HybridModel
 
     directory = model_directory(path)
-    refuse_plain(directory, read_config(directory))
+    refuse_plain(directory, read_config(directory) if config is None else config)
     return from_pretrained_checked(HybridModel.from_pretrained, directory).to(torch.device(device)).eval()
 
 
@@ -115,7 +117,7 @@ def load_saved(path: Path, device: str = "cpu") -> SavedModel:
     config = read_config(directory)
     check_generation_config(directory)
     if config.get("model_type") == "hybridc":
-        model = load_hybrid(directory, device)
+        model = load_hybrid(directory, device, config)
         return SavedModel(directory, model, model.resolved_spec, model.get_tokenizer(), model.tokenizer_problem)
     resolved = read_export_record(directory)
     model = load_plain(directory)

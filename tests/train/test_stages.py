@@ -231,7 +231,7 @@ EPOCH_DATA = "recall(vocab=16, length=16, examples=40, valid=0.1, test=0.1)"  # 
 
 def test_a_stage_in_epochs_takes_the_steps_of_its_epochs(tmp_path):
     from hybridc.data import batch_indices, split_sizes
-    from hybridc.train.run import baseline_spec
+    from hybridc.train.finish import baseline_spec
 
     assert split_sizes(40, 0.1, 0.1)[0] == 32
     stages = (f"- {{name: finetune, data: '{EPOCH_DATA}', epochs: 2, batch_size: 8, grad_accum: 2}}\n"
