@@ -3,7 +3,7 @@
     python benchmarks/check.py [--repeat 3] [--examples 20] [--write benchmarks/README.md]
 
 Runs ``hybridc check specs/quickstart.yaml --examples N`` as a fresh process ``--repeat`` times, each after the
-reference ``python -c "import torch, transformers; import hybridc.nn.hybrid"`` (what any check pays before its
+reference ``python -c "import torch, transformers; import hybridc.models.hybrid"`` (what any check pays before its
 first model), and prints the median wall and CPU time of each, their ratio, and the machine's load average
 (1 minute) before and after each run: on a shared machine, a run under load is slower, and the load says how
 much of the time was the check's. The goal (issue #41): under 2 minutes on 2 cores.
@@ -46,7 +46,7 @@ def main() -> None:
     py = sys.executable
     script = Path(py).with_name("hybridc")
     cli = [str(script)] if script.exists() else [py, "-m", "hybridc"]
-    reference = [py, "-c", "import torch, transformers; import hybridc.nn.hybrid"]
+    reference = [py, "-c", "import torch, transformers; import hybridc.models.hybrid"]
     check = cli + ["check", "specs/quickstart.yaml", "--examples", str(args.examples)]
     runs: dict[str, list[tuple[float, float]]] = {"reference": [], "check": []}
     loads = []
@@ -61,7 +61,7 @@ def main() -> None:
         loads.append((load_before, os.getloadavg()[0]))
     med = {k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v)) for k, v in runs.items()}
     lines = ["| command | median wall (s) | median CPU (s) | x reference (wall) |", "|---|---:|---:|---:|",
-             f"| `python -c \"import torch, transformers; import hybridc.nn.hybrid\"` (reference) | "
+             f"| `python -c \"import torch, transformers; import hybridc.models.hybrid\"` (reference) | "
              f"{med['reference'][0]:.1f} | {med['reference'][1]:.1f} | 1.0 |",
              f"| `hybridc check specs/quickstart.yaml --examples {args.examples}` | {med['check'][0]:.1f} | "
              f"{med['check'][1]:.1f} | {med['check'][0] / med['reference'][0]:.1f} |"]

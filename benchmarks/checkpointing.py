@@ -48,7 +48,7 @@ def worker(args) -> None:
 
     import torch
 
-    from hybridc.nn.hybrid import lower
+    from hybridc.models.hybrid import lower
     from hybridc.spec import load_spec
 
     torch.set_num_threads(args.threads)
@@ -81,7 +81,7 @@ def same_gradients(args) -> float:
 
     import torch
 
-    from hybridc.nn.hybrid import lower
+    from hybridc.models.hybrid import lower
     from hybridc.spec import load_spec
 
     path = Path(tempfile.mkdtemp()) / "spec.yaml"

@@ -57,7 +57,7 @@ def build(length: int):
     """{"neo": step, "mamba": step}: one training step of each component alone."""
     import torch
 
-    from hybridc.nn.hybrid import lower
+    from hybridc.models.hybrid import lower
     from hybridc.spec import load_spec
 
     tmp = Path(tempfile.mkdtemp(prefix="hybridc-contention-"))

@@ -57,7 +57,7 @@ def predictions(rs, selections) -> dict:
     """{selection or 'continuous': (FLOPs per token, parameters read per decoded token)} from the cost model."""
     from hybridc.graph.budget import cost_of, decode_params, flops
     from hybridc.graph.build import build_graph
-    from hybridc.graph.discretize import discretize_graph
+    from hybridc.graph.selection import discretize_graph
 
     out = {"continuous": (cost_of(build_graph(rs), flops), cost_of(build_graph(rs), decode_params))}
     for sel in selections:
@@ -151,8 +151,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from transformers.utils import logging as hf_logging
 
-    from hybridc.discretize import discretize_model
-    from hybridc.nn.hybrid import lower
+    from hybridc.models.export import discretize_model
+    from hybridc.models.hybrid import lower
     from hybridc.spec import load_spec
 
     hf_logging.set_verbosity_error()

@@ -38,7 +38,7 @@ WORKER = textwrap.dedent("""\
     from pathlib import Path
     import torch
     from hybridc.spec import load_spec
-    from hybridc.nn.hybrid import lower
+    from hybridc.models.hybrid import lower
     family, hidden, layers, length, batch, warmup, steps, threads = sys.argv[1:9]
     hidden, layers, length, batch, warmup, steps, threads = map(int, (hidden, layers, length, batch, warmup,
                                                                       steps, threads))

@@ -161,7 +161,7 @@ def describe(run_dir: Path, latency: dict[str, float]) -> dict:
     from hybridc.experiments.common import events, final_alphas, last
     from hybridc.graph.budget import cost_of, flops
     from hybridc.graph.build import build_graph
-    from hybridc.graph.discretize import discretize_graph
+    from hybridc.graph.selection import discretize_graph
     from hybridc.spec import load_spec
 
     test = last(run_dir, "test")
@@ -181,7 +181,7 @@ def measure_latency(dirs: dict) -> dict:
     NEW tokens with its cache; models take turns step by step (``ROUNDS`` rounds, the median per model)."""
     import torch
 
-    from hybridc.saved import load_hybrid
+    from hybridc.models.load import load_hybrid
 
     torch.manual_seed(0)
     models = {key: load_hybrid(d) for key, d in dirs.items()}

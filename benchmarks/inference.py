@@ -41,8 +41,8 @@ import torch
 
 
 def build(args, vocab: int, tmp: Path):
-    from hybridc.discretize import discretize_model
-    from hybridc.nn.hybrid import lower
+    from hybridc.models.export import discretize_model
+    from hybridc.models.hybrid import lower
     from hybridc.spec import load_spec
 
     spec = textwrap.dedent(f"""\

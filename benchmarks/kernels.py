@@ -4,7 +4,7 @@
 
 At Mamba-130M's width (d_inner 1536, state 16, conv kernel 4), batch 1, token-major inputs as the mixer
 makes them: the selective scan by the ``fused`` backend against the ``chunked`` one (the pure-PyTorch
-fallback), and the causal conv1d + SiLU by ``hybridc.nn.fused_conv`` against transformers' path (a
+fallback), and the causal conv1d + SiLU by ``hybridc.kernels.fused_conv`` against transformers' path (a
 channel-major ``conv1d`` on a transposed copy, cut to T, SiLU, transposed back to token-major as the
 mixer needs it). Time: the median of ``--repeat`` forward + backward passes after one warm-up, the
 variants interleaved, at 1 thread and at torch's default count.
@@ -33,9 +33,9 @@ def variants(length: int):
     import torch
     import torch.nn.functional as F
 
-    from hybridc.nn.fused_conv import causal_conv1d_silu
-    from hybridc.nn.fused_scan import fused_scan
-    from hybridc.nn.scan import chunked_scan
+    from hybridc.kernels.fused_conv import causal_conv1d_silu
+    from hybridc.kernels.fused_scan import fused_scan
+    from hybridc.kernels.scan import chunked_scan
 
     g = torch.Generator().manual_seed(0)
     wide = torch.randn(1, length, 2 * D_INNER, generator=g, requires_grad=True)  # in_proj's output

@@ -35,9 +35,9 @@ PAPER = {"hybrid": 68.9, "neo": 87.7, "mamba": 283.5, "ideal": 67.0}  # IMDb sam
 
 
 def build(args):
-    from hybridc.discretize import discretize_model
+    from hybridc.models.export import discretize_model
     from hybridc.experiments.common import canonical, spec_from_data
-    from hybridc.nn.hybrid import lower
+    from hybridc.models.hybrid import lower
     from hybridc.spec import load_spec
     from hybridc.train.run import baseline_spec
 

@@ -53,7 +53,7 @@ def build(args, tmp: Path):
     """Every variant as (parameters, loss function of a batch)."""
     import torch
 
-    from hybridc.nn.hybrid import lower
+    from hybridc.models.hybrid import lower
     from hybridc.spec import load_spec
 
     path = tmp / "overhead.yaml"

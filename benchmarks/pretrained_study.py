@@ -198,7 +198,7 @@ class Study:
         final model and test, and each baseline's), else None: resuming a finished run would only evaluate
         and save it again."""
         from hybridc.experiments.common import last
-        from hybridc.train.run import RunResult
+        from hybridc.train.finish import RunResult
 
         run_dir = self.out / "runs" / name
         test = self.finished_test(run_dir)
@@ -240,8 +240,8 @@ class Study:
                          search_run=self.out / "runs" / f"b{blocks}-s{seed}", say=lambda _: None)
 
     def pretrain(self) -> None:
-        from hybridc.discretize import export
-        from hybridc.saved import load_hybrid
+        from hybridc.models.export import export
+        from hybridc.models.load import load_hybrid
 
         for name in COMPONENTS:
             target = self.out / "pretrained" / name

@@ -102,7 +102,7 @@ def rss_kib(field: str) -> int:
 def build_hybrid(pair: str, length: int):
     """The pair's hybrid at ``length`` (random weights, training mode)."""
     sys.path.insert(0, str(ROOT))
-    from hybridc.nn.hybrid import lower
+    from hybridc.models.hybrid import lower
     from hybridc.spec import load_spec
 
     tmp = Path(tempfile.mkdtemp(prefix="hybridc-scale-"))
@@ -458,7 +458,7 @@ def both_ways(args) -> str:
 def count(pair: str, variant: str, length: int) -> None:
     """Print the parameters a variant's optimizer steps (what ``worker`` counts), without training."""
     sys.path.insert(0, str(ROOT))
-    from hybridc.nn.hybrid import lower
+    from hybridc.models.hybrid import lower
     from hybridc.spec import load_spec
 
     tmp = Path(tempfile.mkdtemp(prefix="hybridc-scale-"))

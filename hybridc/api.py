@@ -11,16 +11,16 @@ import yaml
 
 from .graph.build import build_graph
 from .graph.budget import check_budget
-from .graph.checks import check_graph
-from .graph.model import BlockGraph
+from .graph.wellformed import check_graph
+from .graph.blockgraph import BlockGraph
 from .graph.render import to_dot
 from .spec.frontend import ResolvedSpec, load_spec, lock_data
 from .spec.model import Spec
-from .train.plan import TrainingPlan, lower_plan
+from .graph.plan import TrainingPlan, lower_plan
 
 if TYPE_CHECKING:
-    from .guarded_dir import GuardedDir
-    from .nn.hybrid import HybridModel
+    from .io.guarded_dir import GuardedDir
+    from .models.hybrid import HybridModel
 
 
 @dataclass
@@ -39,7 +39,7 @@ class Compiled:
 
     @cached_property
     def model(self) -> "HybridModel":
-        from .nn.hybrid import lower
+        from .models.hybrid import lower
 
         return lower(self.resolved, pretrained=self.pretrained)
 
@@ -49,11 +49,11 @@ class Compiled:
 
     def write(self, out_dir: "str | Path | GuardedDir") -> list[Path]:
         """Write spec.lock.yaml, plan.json and graph.dot into ``out_dir`` (a path, created if needed, or a run's
-        open directory), never through a link (``hybridc.guarded_dir``: a link or a directory where one of the
+        open directory), never through a link (``hybridc.io.guarded_dir``: a link or a directory where one of the
         files belongs is refused)."""
         from contextlib import nullcontext
 
-        from .guarded_dir import GuardedDir
+        from .io.guarded_dir import GuardedDir
 
         written = []
         opened = nullcontext(out_dir) if isinstance(out_dir, GuardedDir) else GuardedDir.open(out_dir, create=True)

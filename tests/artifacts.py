@@ -18,7 +18,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from hybridc.cli import main
-from tests.test_saved_models import CORPUS, make_sources
+from tests.models.test_saved_models import CORPUS, make_sources
 
 HANG_SECONDS = 120  # a tiny model's command takes about a second; more than this is a hang
 

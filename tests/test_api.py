@@ -7,7 +7,7 @@ import textwrap
 import torch
 
 import hybridc
-from hybridc.components.adapters import load_pretrained
+from hybridc.components.pretrained import load_pretrained
 from hybridc.components.registry import get_family
 from tests.hub import put_in_hub
 from tests.specs import SMALL, write_spec

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from hybridc.nn.hybrid import HybridModel, lower
+from hybridc.models.hybrid import HybridModel, lower
 from hybridc.spec import load_spec
 from tests.specs import write_spec
 
@@ -71,7 +71,7 @@ def test_lm_eval_gets_the_trained_context_of_a_hybrid_without_positions(saved, t
     from lm_eval.models.utils import resolve_max_length
     from transformers import AutoConfig, AutoTokenizer
 
-    from hybridc.train.downstream import trained_context
+    from hybridc.inference.downstream import trained_context
 
     text = SPEC.replace("family: llama, hidden_size: 32, layers: 2, heads: 4, vocab_size: 260, max_length: 48",
                         "family: mamba, hidden_size: 32, layers: 2, vocab_size: 260") + textwrap.dedent("""\
@@ -143,10 +143,10 @@ def test_without_the_package_the_error_says_pip_install_hybridc(saved, tmp_path)
 LEGACY_REMOTE_CODE = {
     "configuration_hybridc.py": (
         '"""A hybrid saved by hybridc: its config class is hybridc\'s own (`pip install hybridc`)."""\n\n'
-        "from hybridc.hf_config import HybridConfig  # noqa: F401\n"),
+        "from hybridc.models.config import HybridConfig  # noqa: F401\n"),
     "modeling_hybridc.py": (
         '"""A hybrid saved by hybridc: its model classes are hybridc\'s own (`pip install hybridc`)."""\n\n'
-        "from hybridc.nn.hybrid import (  # noqa: F401\n"
+        "from hybridc.models.hybrid import (  # noqa: F401\n"
         "    HybridForCausalLM,\n    HybridForSequenceClassification,\n    HybridForTokenClassification,\n"
         "    HybridModel,\n)\n"),
 }
@@ -167,7 +167,7 @@ GENERATING = SPEC.replace("max_length: 48", "max_length: 256").replace("name: ec
 def drafting(tmp_path_factory) -> Path:
     """A hybrid whose greedy tokens vary (weights far off their initial values: an untrained tiny model otherwise
     repeats one byte), saved with its discretized form (attention in block 0, Mamba in block 1) beside it."""
-    from hybridc.discretize import discretize_model
+    from hybridc.models.export import discretize_model
 
     directory = tmp_path_factory.mktemp("drafting")
     model = lower(load_spec(write_spec(directory, GENERATING)), pretrained=False).eval()
@@ -212,7 +212,7 @@ def test_a_fresh_process_loads_decodes_saves_and_reloads_a_hybrid(drafting, tmp_
         assert type(model)._auto_class == "AutoModelForCausalLM"  # remote code, as transformers sees it
         assert type(model).__module__.endswith(".modeling_hybridc")  # the directory's own: transformers copies it
         classes = [f"{{c.__module__}}.{{c.__name__}}" for c in type(model).__mro__]
-        assert "hybridc.nn.hybrid.HybridForCausalLM" in classes
+        assert "hybridc.models.hybrid.HybridForCausalLM" in classes
         tokenizer = AutoTokenizer.from_pretrained({model_dir!r})
         with torch.no_grad():
             assert torch.equal(model(tokenizer({TEXT!r}, return_tensors="pt").input_ids[:, :40]).logits,

@@ -18,8 +18,8 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, assume, given, settings
 
 from hybridc.cli import main
-from hybridc.graph.discretize import select
-from hybridc.nn.hybrid import lower
+from hybridc.graph.selection import select
+from hybridc.models.hybrid import lower
 from hybridc.spec import load_spec
 from hybridc.spec.frontend import parse_file
 from hybridc.testing import invariants as inv

@@ -12,11 +12,11 @@ import pytest
 from click.testing import CliRunner
 
 from hybridc.cli import main
-from hybridc.discretize import export
+from hybridc.models.export import export
 from hybridc.errors import RunError
-from hybridc.guarded_dir import GuardedDir
+from hybridc.io.guarded_dir import GuardedDir
 from hybridc.io import PathRefused
-from hybridc.nn.hybrid import HybridModel, lower
+from hybridc.models.hybrid import HybridModel, lower
 from hybridc.spec import load_spec
 from tests.specs import SMALL, write_spec
 from tests.train.helpers import DATA, run, spec_text

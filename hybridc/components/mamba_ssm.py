@@ -8,7 +8,7 @@ their weights in ``pytorch_model.bin``. This module recognizes that config and t
 config.json of transformers' ``MambaForCausalLM`` (``ssm_cfg.layer`` absent or ``Mamba1``) or
 ``Mamba2ForCausalLM`` (``Mamba2``), or says, key by key, why a model of it cannot be one: every value is
 checked before any weight is read. The weights' names need one change (``backbone.embedding.`` ->
-``backbone.embeddings.``: ``WEIGHT_RENAMES``); the torch side is ``hybridc.components.adapters.mamba_ssm_checkpoint``.
+``backbone.embeddings.``: ``WEIGHT_RENAMES``); the torch side is ``hybridc.components.mamba_ssm_checkpoint``.
 
 The translation is transformers' own conversion scripts' (``models/mamba/convert_mamba_ssm_checkpoint_to_
 pytorch.py``, ``models/mamba2/convert_mamba2_ssm_checkpoint_to_pytorch.py``): width, layers, the vocabulary

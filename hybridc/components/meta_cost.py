@@ -48,8 +48,8 @@ def _count(params) -> int:
 def measure(family: Family, config_json: str, seq_len: int) -> Measured:
     """Counts of ``family`` with the config.json dict ``config_json`` (sorted JSON); FLOPs at ``seq_len``
     (0: parameters only). Pure: the same arguments give the same answer, so answers are memoised."""
-    from ..quiet import measuring
-    from .adapters import build_on_meta, load_adapter
+    from .quiet import measuring
+    from .adapters.construct import build_on_meta, load_adapter
 
     model = build_on_meta(family, json.loads(config_json))
     adapter = load_adapter(family, model)
@@ -66,8 +66,8 @@ def measure_state(family: Family, config_json: str, seq_len: int) -> tuple[int |
     device (keys and values of attention, convolution windows and recurrent states of linear-attention layers;
     0 for a layer that keeps nothing, as an MLP-only layer). None for every layer when the model cannot run
     on meta (data-dependent expert routing) or keeps its state outside transformers' cache layers."""
-    from ..quiet import measuring
-    from .adapters import build_on_meta
+    from .quiet import measuring
+    from .adapters.construct import build_on_meta
 
     config = json.loads(config_json)
     model = build_on_meta(family, config)

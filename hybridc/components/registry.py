@@ -13,10 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import cache
-from importlib import import_module
-from importlib.metadata import entry_points
 from types import MappingProxyType
 
+from ..io.dotted import load_object
 from .family import Family
 
 ENTRY_POINT_GROUP = "hybridc.families"
@@ -29,12 +28,6 @@ _BUILTIN = (
     "hybridc.components.families.mamba:Mamba",
     "hybridc.components.families.mamba2:Mamba2",
 )
-
-
-def load_object(path: str):
-    """Import ``"package.module:Attribute"``."""
-    module, _, attr = path.partition(":")
-    return getattr(import_module(module), attr)
 
 
 @cache
@@ -58,6 +51,8 @@ def builtin_families() -> Mapping[str, Family]:
 def families() -> Mapping[str, Family]:
     """Every known family by name: the built-ins, then plugins from the entry points (read-only)."""
     found = dict(builtin_families())
+    from importlib.metadata import entry_points  # (plugins only: the built-ins need none, nor does their lookup)
+
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         family = ep.load()()
         found.setdefault(family.name, family)

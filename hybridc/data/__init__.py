@@ -9,7 +9,7 @@ imports this package.
     batch = bundle.train.batch(batch_indices(len(bundle.train), 8, step, seed=seed, stream="train"))
 """
 
-from .build import BUILDERS, build_data
+from .bundle import BUILDERS, build_data
 from .context import SourceContext, canonical_source, short_form
 from .dataset import IGNORE_INDEX, DataBundle, Split
 from .sampling import batch_indices, derive_seed, generator, split_indices, split_sizes

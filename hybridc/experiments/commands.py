@@ -42,7 +42,7 @@ def mad(spec: Path, tasks: str, preset: str, steps: int, batch_size: int, lrs: s
     per model the learning rate with the best validation accuracy (default 1e-3 only: the benchmark needed up to
     1e-2); a table of test accuracies, mad-results.json (with the searched alphas per task and block) and
     mad-results.png."""
-    from ..activity import Activity
+    from ..io.activity import Activity
     from ..cli import _quiet_libraries
     from ..errors import CompileError
     from ..spec.mad_presets import presets
@@ -76,7 +76,7 @@ def mad(spec: Path, tasks: str, preset: str, steps: int, batch_size: int, lrs: s
 def print_mad_table(results: dict) -> None:
     from rich.table import Table
 
-    from ..summary import wide_console
+    from ..cli.summary import wide_console
 
     models = ["hybrid", *results["components"]]
     table = Table(title=f"MAD test accuracy (macro), preset {results['preset']}, best validation lr per model")
@@ -149,7 +149,7 @@ def lra(spec: Path, tasks: str, preset: str, data_dir: Path, steps: int | None, 
 def print_lra_table(results: dict) -> None:
     from rich.table import Table
 
-    from ..summary import wide_console
+    from ..cli.summary import wide_console
 
     models = ["hybrid", *results["components"]]
     table = Table(title=f"Long Range Arena test accuracy, preset {results['preset']}, best validation lr per model")
@@ -187,7 +187,7 @@ def sweep(spec: Path, grid: str, search_run: Path | None, programmed: Path | Non
     steps of an alternating search; rewinds stay, discretization goes: a point differs from the searched hybrid
     only in its alphas); sweep.csv and sweep.png (a line or a heatmap, marking where search and programming
     landed)."""
-    from ..activity import Activity
+    from ..io.activity import Activity
     from ..cli import _quiet_libraries
     from .sweep import parse_grid
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ..guarded_dir import GuardedDir
+from ..io.guarded_dir import GuardedDir
 from ..spec.frontend import ResolvedSpec
 from ..spec.mad_presets import TASKS, sequence_length, settings
 from ..spec.model import DEFAULT_SEARCH

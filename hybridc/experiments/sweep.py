@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
 from ..errors import CompileError
-from ..guarded_dir import GuardedDir
+from ..io.guarded_dir import GuardedDir
 from ..spec.derive import fixed_mixture_stages
 from ..spec.frontend import ResolvedSpec
 from .common import canonical, last, spec_from_data

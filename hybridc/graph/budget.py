@@ -24,7 +24,7 @@ from ..errors import Diagnostic, SpecError
 from ..spec.frontend import ResolvedSpec
 from ..spec.model import Budget
 from .build import build_graph, component_costs, embed_node, head_node, projector_node, segment_node
-from .model import BlockGraph, GraphNode
+from .blockgraph import BlockGraph, GraphNode
 
 Measure = Callable[[GraphNode], int]  # a node's cost (e.g. its FLOPs per token): additive over nodes
 
@@ -196,7 +196,7 @@ def plan_budget(rs: ResolvedSpec, alphas: Sequence[Sequence[float]], budget: Bud
     """The budgeted choice for ``alphas`` (default budget: the spec's). The chosen selection's real
     discretized graph is checked against the limit: a measure that is not exactly a chain (parameters that
     layers in several blocks share) can only make the walk take the next cheaper frontier point."""
-    from .discretize import discretize_graph
+    from .selection import discretize_graph
 
     budget = budget or rs.spec.hybrid.budget
     if budget is None:
@@ -228,7 +228,7 @@ def selection_for(rs: ResolvedSpec, alphas: Sequence[Sequence[float]],
     """The components a discretize stage keeps: argmax per block, or, with a budget in the spec, the most
     probable selection within it. Raises ``SpecError`` (at the budget) when no selection fits.
     ``continuous``: the spec's continuous graph, when the caller has it (built otherwise)."""
-    from .discretize import select
+    from .selection import select
 
     if rs.spec.hybrid.budget is None:
         return select(alphas, rs.names)

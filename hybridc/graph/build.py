@@ -13,7 +13,7 @@ from ..components.registry import get_family
 from ..errors import HybridcError
 from ..spec.frontend import ResolvedSpec
 from .cost import linear_params, match_head_biases, match_head_params, projector_flops, projector_params, readout_params
-from .model import BlockGraph, GraphNode
+from .blockgraph import BlockGraph, GraphNode
 
 
 def component_costs(rs: ResolvedSpec):
@@ -32,7 +32,7 @@ def component_costs(rs: ResolvedSpec):
         except HybridcError:
             raise
         except Exception as err:  # the family cannot build (or run) this config: located, naming the key
-            from ..components.build_errors import located_build_error
+            from ..spec.build_errors import located_build_error
 
             raise located_build_error(rs, rc.name, err, measure) from None
         out[rc.name] = (family, counts, flops, state)

@@ -6,7 +6,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from .model import BlockGraph, GraphNode
+from .blockgraph import BlockGraph, GraphNode
 
 
 def human(n: int | float | None) -> str:

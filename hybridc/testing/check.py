@@ -108,7 +108,7 @@ def check_invariants(data: dict, base: dict | None, base_dir: Path, component: s
     and the changes ``diff`` must name), one-hot on ``component``."""
     import torch
 
-    from ..nn.hybrid import lower
+    from ..models.hybrid import lower
     from .strategies import Variation
 
     if base is not None:

@@ -176,7 +176,7 @@ def _with_mixture(data: dict, rows: list[list[float]], on: str | None = None) ->
 def _run_check(check: str, case: Case, work: _Workspace, seed: int) -> None:
     import torch
 
-    from ..nn.hybrid import lower
+    from ..models.hybrid import lower
 
     directory = _checkpoint(case, work, seed)
     data = canonical_data(case.spec(directory))

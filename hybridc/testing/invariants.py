@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     import torch
 
     from ..components.family import Family
-    from ..nn.hybrid import HybridModel
+    from ..models.hybrid import HybridModel
     from .strategies import BadSpec, Variation
 
 TOLERANCE = 1e-4  # float32 logits of tiny models: the same computation in another order stays far below this
@@ -108,10 +108,11 @@ def reference_model(rs: ResolvedSpec, component: str):
     component built from its config by its family's class with the seed the hybrid gives it."""
     import torch
 
-    from ..components.adapters import build_model, load_pretrained
-    from ..quiet import silenced
+    from ..components.adapters import build_model
+    from ..components.pretrained import load_pretrained
+    from ..components.quiet import silenced
     from ..components.registry import get_family
-    from ..nn.hybrid import derived_seed
+    from ..models.component_models import derived_seed
 
     rc = rs.component(component)
     family = get_family(rc.family)
@@ -138,7 +139,7 @@ def one_hot_is_component(spec: SpecLike, component: str | None = None, base_dir:
     The spec's own mixture, embeddings and head do not matter. Returns the largest difference."""
     import torch
 
-    from ..nn.hybrid import lower
+    from ..models.hybrid import lower
 
     base = resolve(spec, base_dir)
     names = [n for n in base.names if base.component(n).vocab == "pretrained"]
@@ -185,7 +186,7 @@ def discretized_is_one_hot(spec: SpecLike, selection: Sequence[str] | None = Non
     none); otherwise a ValueError. Returns the largest difference."""
     import torch
 
-    from ..nn.hybrid import lower
+    from ..models.hybrid import lower
     from .specs import fixed, rows_of
 
     base = resolve(spec, base_dir)
@@ -306,7 +307,7 @@ def save_load_same_logits(model: "HybridModel", directory: str | Path | None = N
     logits, unpadded and left-padded, up to ``tol``. Returns the largest difference."""
     import torch
 
-    from ..nn.hybrid import HybridModel
+    from ..models.hybrid import HybridModel
 
     model = model.eval()
     rs = model.resolved_spec
@@ -315,7 +316,7 @@ def save_load_same_logits(model: "HybridModel", directory: str | Path | None = N
         expected = {"plain": model(ids).logits, "padded": model(padded, attention_mask=mask).logits}
     with tempfile.TemporaryDirectory(prefix="hybridc-saved-") as tmp:
         target = Path(directory) if directory is not None else Path(tmp) / "model"
-        from ..quiet import silenced
+        from ..components.quiet import silenced
 
         with silenced():
             model.save_pretrained(target)
@@ -376,7 +377,7 @@ def cached_decoding_is_recomputation(model: "HybridModel", *, prefill: int | Non
 def fmt_is_idempotent(spec: SpecLike, base_dir: str | Path | None = None) -> str:
     """``fmt`` of a valid spec reads back as the same spec, ``fmt`` of that is itself, and ``diff(spec,
     fmt(spec))`` names no change (either way). Returns the canonical text."""
-    from ..spec.diff import diff_specs, try_resolve
+    from ..graph.diff import diff_specs, try_resolve
 
     if isinstance(spec, (ResolvedSpec,)):
         spec = spec.text
@@ -402,7 +403,7 @@ def variation_shows_in_diff(spec: SpecLike, variation: "Variation", base_dir: st
     """``hybridc diff`` of a spec and a variation of it names exactly the changes the variation made: each key the
     variation changed, or keys inside it (``hybrid.budget`` shows as ``hybrid.budget.params``), and nothing
     else; the reverse diff is its inverse. Returns the changes, rendered."""
-    from ..spec.diff import diff_specs, try_resolve
+    from ..graph.diff import diff_specs, try_resolve
 
     if isinstance(spec, Path) and base_dir is None:
         base_dir = spec.parent

@@ -15,7 +15,7 @@ def main() -> None:
     import torch
     from safetensors.torch import load_file, save_file
 
-    from ..nn.hybrid import HybridModel
+    from ..models.hybrid import HybridModel
 
     for line in sys.stdin:
         if not line.strip():

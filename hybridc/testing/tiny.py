@@ -71,7 +71,7 @@ def tiny_checkpoint(family: str | Family, directory: str | Path, *, seed: int = 
     """Save a tiny randomly initialised model of ``family`` in ``directory`` (``save_pretrained`` layout, as
     a user brings a component to ``from:``); ``sizes`` as in ``tiny_config``. Returns the directory."""
     from ..components.adapters import build_model
-    from ..quiet import silenced
+    from ..components.quiet import silenced
 
     fam = family_of(family)
     directory = Path(directory)
@@ -127,7 +127,7 @@ def stand_in(family: str | Family, source: str | Path | None, config: Mapping[st
     (built by transformers from the family's config class), the component directory's tokenizer files and
     its own code (``*.py``, what ``auto_map`` names, run only where the spec trusts remote code)."""
     from ..components.adapters import build_model
-    from ..quiet import silenced
+    from ..components.quiet import silenced
 
     fam = family_of(family)
     directory = Path(directory)

@@ -19,7 +19,7 @@ status 2) and nothing is written. A checkpoint written before state.json was has
 only the other files) still resumes: its state.json is checked for meaning only. Only the newest ``keep``
 checkpoints are kept.
 
-Every file and directory here is reached through ``hybridc.guarded_dir`` from the run's directory: a
+Every file and directory here is reached through ``hybridc.io.guarded_dir`` from the run's directory: a
 ``step-N`` that is a link is not a checkpoint (never read, never pruned), a link or a FIFO among a
 checkpoint's files is damage (never followed), and ``checkpoints/`` itself a link is refused.
 """
@@ -39,7 +39,7 @@ import torch
 from safetensors.torch import load_file, save_model
 
 from ..errors import PathRefused, RunError, first_line
-from ..guarded_dir import GuardedDir, guarded
+from ..io.guarded_dir import GuardedDir, guarded
 from .rundir import CHECKPOINTS, checkpoint_names
 from .threads import bounded, machine_cores
 
@@ -441,7 +441,7 @@ def check_weights(path: Path, model: torch.nn.Module, state: Mapping[str, torch.
 def load_weights(model: torch.nn.Module, path: Path) -> tuple[list[str], list[str]]:
     """Load a safetensors file written by ``save_model`` into ``model`` (names of earlier releases renamed);
     (missing, unexpected) names, a tied weight saved once under its other name not counted missing."""
-    from ..nn.hybrid import upgrade_keys
+    from ..models.names import upgrade_keys
 
     state = upgrade_keys(load_file(str(path)))
     missing, unexpected = model.load_state_dict(state, strict=False)
@@ -456,7 +456,7 @@ def load_checkpoint(path: GuardedDir | Path, model: torch.nn.Module,
     optimizer states; weights that do not fit (``check_weights``: the model is then left as it was) or an
     optimizer.pt that is not plain optimizer state are a ``DamagedCheckpoint``. ``state``: its state.json as
     ``verified_state`` returned it (read here when not given). Every file is opened without following a link."""
-    from ..nn.hybrid import upgrade_keys
+    from ..models.names import upgrade_keys
 
     with guarded(path) as cp:
         path = cp.path

@@ -20,7 +20,8 @@ import torch
 
 from ..data import DataBundle, Split, batch_indices
 from ..errors import RunError
-from ..nn.hybrid import IGNORE_INDEX, HybridModel, derived_seed
+from ..models.hybrid import IGNORE_INDEX, HybridModel
+from ..models.component_models import derived_seed
 from ..spec.model import Distill, Stage
 from .nonfinite import describe_parameters, nonfinite_parameters, where_nonfinite
 from .search import AlphaSearch, CostBound

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import PathRefused
-from ..guarded_dir import GuardedDir, guarded
+from ..io.guarded_dir import GuardedDir, guarded
 
 FILE = "metrics.jsonl"
 

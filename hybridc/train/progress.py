@@ -25,6 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, Tim
 from rich.progress import Progress as RichProgress
 
 from ..errors import RunError
+from ..io.terminal import clock, interactive, logs_step  # noqa: F401  (what the display shows, shared)
 
 LOG_EVERY_ENV = "HYBRIDC_LOG_EVERY"
 LINES_PER_STAGE = 10  # the default interval: about this many step lines per stage
@@ -106,14 +107,6 @@ class Progress:
             self.console.out(line, highlight=False)  # whole: no markup, wrapping or cropping
 
 
-def interactive(console: Console) -> bool:
-    """A live bar only on a real terminal: rich must see one (``TTY_COMPATIBLE=0`` says no) and the stream
-    must be a TTY (``FORCE_COLOR``, which makes rich treat a CI log as a terminal, is not enough)."""
-    isatty = getattr(console.file, "isatty", None)
-    try:
-        return console.is_terminal and isatty is not None and bool(isatty())
-    except ValueError:  # a closed stream
-        return False
 
 
 def log_every(environ: Mapping[str, str]) -> int | None:
@@ -127,9 +120,6 @@ def log_every(environ: Mapping[str, str]) -> int | None:
     return int(value)
 
 
-def logs_step(done: int, start: int, total: int, every: int) -> bool:
-    """Step ``done`` gets a line: the first step taken here, every ``every``-th step, the last step."""
-    return done == start + 1 or done % every == 0 or done == total
 
 
 def step_info(loss: float, lr: float | None, alphas: list[list[float]] | None) -> str:
@@ -146,10 +136,3 @@ def eta(elapsed: float, ran: int, left: int) -> float:
     """Seconds left at the pace so far (``ran`` steps in ``elapsed`` seconds, ``left`` to go)."""
     return elapsed / ran * left if ran > 0 else 0.0
 
-
-def clock(seconds: float) -> str:
-    """``1:51`` or ``2:03:07``."""
-    whole = round(seconds)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"

@@ -11,7 +11,7 @@
                 teacher/         checkpoints/step-N/: the continuous hybrid distill stages learn from
                 baselines/<m>/   each component trained alone with the same budget (train.baselines)
 
-Every file and directory of a run is opened, written, renamed and removed through ``hybridc.guarded_dir``,
+Every file and directory of a run is opened, written, renamed and removed through ``hybridc.io.guarded_dir``,
 from the run directory's open descriptor: nothing below it is followed through a link, and a link, a FIFO or
 a directory where the run writes is refused (``PathRefused``, exit status 2) before anything is written.
 """
@@ -21,39 +21,35 @@ from __future__ import annotations
 import atexit
 import math
 import os
-import stat
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from ..api import Compiled, compile_resolved
 from ..data import DataBundle, build_data, load_tokenizer
-from ..errors import Diagnostic, Interrupted, PathRefused, RunError, SpecError
-from ..guarded_dir import GuardedDir
-from ..model_card import model_card
-from ..nn.hybrid import HybridModel, group_of, lower
-from ..spec.derive import fixed_mixture_stages
-from ..spec.emit import dump_yaml, render_data, spec_to_data
-from ..spec.frontend import ResolvedSpec, lock_data, parse_string, resolve
+from ..errors import Diagnostic, Interrupted, RunError, SpecError
+from ..io.guarded_dir import GuardedDir
+from ..models.hybrid import HybridModel, lower
+from ..spec.emit import render_data, spec_to_data
+from ..spec.frontend import ResolvedSpec, lock_data
 from ..spec.model import DataSource, Stage
-from ..spec.resolve import PathError, confined_directory, resolve_path
-from .checkpoint import RunPosition, checkpoint_spec_digest, resume_from, resume_plan, save_checkpoint
+from .checkpoint import RunPosition, resume_from, resume_plan, save_checkpoint
 from .loop import Parallel, StageOptimizers, build_optimizers, evaluate, freeze_for, split_roles, train_steps
 from .metrics import MetricsLog
 from .plots import plot_alphas, plot_losses
 from .launch import check_precision
 from .progress import Progress, log_every
-from .rundir import (BASELINES, CHECKPOINTS, FINAL, FINAL_OLD, FINAL_STAGING, FRESH_FILES, LOCK_FILE, TEACHER,
-                     check_run_directory, checkpoint_dirs_of, is_lock_text, lock_refusal, lock_refused, run_directory)
+from .rundir import run_directory
 from .threads import bounded, choose_threads, fixed_threads
 from .tracking import Trackers, flat_config, logging_dir, parse_report_to
-from .sharding import (average_replicated_grads, full_model, full_optimizer_state, is_sharded,
-                       load_sharded_optimizer_state, reshard, shard_model)
-
-REWOUND_GROUPS = ("components", "embeddings", "head")
+from .finish import TOKENIZED_SOURCES, Finishing, RunResult, eval_batch_size
+from .placement import Placement, end_process_group
+from .run_directory import RunDirectory
+from .stage_transforms import StageTransforms
+from .teacher import TeacherKeeping
+from .sharding import average_replicated_grads, full_optimizer_state, is_sharded, load_sharded_optimizer_state, reshard
 
 
 @dataclass(frozen=True)
@@ -69,15 +65,6 @@ class TrainOptions:
     eval_batches: int = 16  # validation batches per evaluation (the test split is always evaluated whole)
     label: str | None = None  # what the run is, in its progress lines ("attn alone"; the main run: none)
     report_to: tuple[str, ...] = ()  # experiment trackers (tracking.py): tensorboard, wandb, mlflow, ...
-
-
-@dataclass(frozen=True)
-class RunResult:
-    run_dir: Path
-    final_dir: Path
-    selection: tuple[str, ...] | None
-    test: dict[str, float] | None
-    comparison: list[dict[str, Any]] = field(default_factory=list)
 
 
 class StopSignals:
@@ -115,10 +102,7 @@ class StopSignals:
             signal.signal(number, handler)
 
 
-TOKENIZED_SOURCES = ("text", "classify")  # the data sources that read the spec's tokenizer
-
-
-class Run:
+class Run(RunDirectory, TeacherKeeping, Placement, StageTransforms, Finishing):
     """One execution of a training plan (mutable while it runs; its outputs are files)."""
 
     def __init__(self, rs: ResolvedSpec, options: TrainOptions, say=print, within: GuardedDir | None = None,
@@ -127,8 +111,8 @@ class Run:
         ``options.out_dir`` names as a subdirectory; None: ``options.out_dir`` is the user's path. ``built``: data
         already built for sources of this spec, with its task and data seed (a baseline takes its hybrid's;
         ``hybridc lra`` builds each task's once for every learning rate)."""
-        self.rs = rs
         self.built = dict(built or {})
+        self.rs = rs
         self.spec = rs.spec
         self.options = options
         self.say = say
@@ -185,55 +169,6 @@ class Run:
         if not self.options.quiet:
             self.say(text)
 
-    def prepare_directory(self) -> None:
-        try:
-            if self.main:
-                self._prepare_directory()
-        finally:
-            self.accelerator.wait_for_everyone()
-        if self.dir is None:  # the other processes read the run (checkpoints) through it too
-            try:
-                self.dir = self.open_directory(create=False)
-            except FileNotFoundError:
-                raise RunError(f"{self.run_dir} was not made by the main process", "see the main process's "
-                               "error (rank 0)") from None
-        self.metrics = MetricsLog(self.dir, enabled=self.main)
-
-    def open_directory(self, create: bool) -> GuardedDir:
-        """The run directory, opened (and made, with ``create``): the user's path, or a baseline's below its
-        parent run's directory (never through a link)."""
-        if self.within is not None:
-            return self.within.child(self.run_dir.name, create=create)
-        return GuardedDir.open(self.run_dir, create=create)
-
-    def _prepare_directory(self) -> None:
-        lock = lock_data(self.rs)
-        if self.within is not None:
-            existed = self.within.exists(self.run_dir.name)
-        else:
-            existed = os.path.lexists(self.run_dir)
-        self.dir = run = self.open_directory(create=True)
-        d = run.path
-        check_run_directory(run, lock, self.options.resume)
-        occupied = any(name != LOCK_FILE for name in run.names())
-        if occupied:
-            for path in checkpoint_dirs_of(run):  # each says which spec it was trained for: checked before any write
-                with run.child(f"{CHECKPOINTS}/{path.name}") as checkpoint:
-                    digest = checkpoint_spec_digest(checkpoint)
-                if digest is not None and digest != self.spec_digest:
-                    raise RunError(f"checkpoint {path.name} in {d} was written for another spec than this one",
-                                   "resume with the spec the run started with (its spec.yaml), or start a new "
-                                   "run with -o")
-        self._fresh = not occupied
-        self._created = not existed
-        self.take_lock()  # before anything is written
-        run.child("plots", create=True).close()
-        self.compiled.write(run)  # spec.lock.yaml first: it is what marks the directory as a run
-        run.write_text("spec.yaml", self.rs.text or dump_yaml(spec_to_data(self.spec)))
-        if self.parallel.world > 1:  # the plan as it runs: global batches over every process
-            from ..train.plan import lower_plan
-
-            run.write_text("plan.json", lower_plan(self.rs, self.compiled.graph, self.parallel.world).to_json())
 
     def load_data(self) -> dict[DataSource, DataBundle]:
         """Every stage's data, built before any weight is loaded (errors come early)."""
@@ -275,141 +210,6 @@ class Run:
         if stage.epochs is not None and data is None:
             raise ValueError(f"stage '{stage.name}' gives epochs: its steps depend on its data")
         return stage.steps_for(len(data.train) if data is not None else 0, self.parallel.world)
-
-    # ---- model transforms ---------------------------------------------------------------------
-    def discretize(self, model: HybridModel) -> HybridModel:
-        from ..discretize import discretize_model
-
-        alphas = model.alphas().detach().cpu().tolist()
-        small = discretize_model(model)
-        self.say(f"discretized: {' | '.join(small.graph.selection)} (alphas {[[round(a, 3) for a in row] for row in alphas]})")
-        return self.place(small)
-
-    def keep_teacher(self, model: HybridModel, k: int, global_step: int) -> None:
-        """Before discretize stage ``k``: when a distill stage follows, keep the continuous hybrid as the
-        teacher (frozen, in inference mode) and save it as a verified checkpoint under RUN/teacher, which
-        a run resumed after the discretization loads (``distill_teacher``)."""
-        if not any(s.kind == "distill" for s in self.spec.train.stages[k + 1:]):
-            return
-        if self.main:
-            with self.dir.child(TEACHER, create=True) as teacher:
-                save_checkpoint(teacher, model, {}, RunPosition(k, 0, global_step), keep=1,
-                                spec_digest=self.spec_digest)
-        self.accelerator.wait_for_everyone()
-        self.teacher = frozen_teacher(model)
-
-    def distill_teacher(self) -> HybridModel:
-        """The teacher: the one kept at the discretize stage, or, in a resumed run, its checkpoint (the
-        newest under RUN/teacher that passes every check and was written for this spec)."""
-        if self.teacher is not None:
-            return self.teacher
-        from .checkpoint import latest_checkpoint, load_checkpoint
-
-        missing = RunError(f"{self.run_dir / TEACHER} holds no teacher this run saved (the continuous hybrid its "
-                           "distill stages learn from, written at the discretize stage)",
-                           "restore the directory from a copy, or train the run again from the beginning in a "
-                           "new -o directory")
-        try:
-            teacher = self.dir.child(TEACHER)
-        except FileNotFoundError:
-            raise missing from None
-        with teacher:
-            found = latest_checkpoint(teacher, warn=self.say)
-            if found is None:
-                raise missing
-            with teacher.child(f"{CHECKPOINTS}/{found[0].name}") as checkpoint:
-                if checkpoint_spec_digest(checkpoint) != self.spec_digest:
-                    raise missing
-                model = lower(self.rs, pretrained=False)
-                load_checkpoint(checkpoint, model)
-        self.teacher = frozen_teacher(self.place(model))
-        return self.teacher
-
-    def needs_teacher(self, position: RunPosition) -> bool:
-        """A run resumed at ``position`` has a distill stage to run after its discretization: it needs the
-        teacher saved then."""
-        stages = self.spec.train.stages
-        discretized = any(s.kind == "discretize" for s in stages[:position.stage_index])
-        return discretized and any(s.kind == "distill" for s in stages[position.stage_index:])
-
-    def release_teacher(self, k: int) -> None:
-        """After stage ``k``: with no distill stage left, free the teacher's memory and its files."""
-        if any(s.kind == "distill" for s in self.spec.train.stages[k + 1:]):
-            return
-        self.teacher = None
-        if self.main:
-            try:
-                self.dir.remove_tree(TEACHER)
-            except PathRefused as err:  # (only what hybridc wrote is removed)
-                self.say(f"warning: {TEACHER}/ left as it is: {err}")
-
-    def place(self, model: HybridModel) -> HybridModel:
-        """Move to the run's device, with the chosen Mamba scan backend."""
-        model.set_scan_backend(self.options.scan)
-        return model.to(self.device)
-
-    @property
-    def fsdp(self) -> bool:
-        """Shard with FSDP: ``--sharding fsdp``, or ``accelerate launch --use_fsdp`` (its environment)."""
-        import os
-
-        asked = self.options.sharding == "fsdp" or os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true"
-        return asked and self.parallel.world > 1
-
-    def wrap(self, model: HybridModel):
-        """The forward used for training: with several processes (the process group Accelerate set up), a
-        DistributedDataParallel wrapper over the parameters that train in this stage, made per stage; or,
-        with FSDP, the model itself sharded in place (``sharding.shard_model``) until the stage ends."""
-        if self.parallel.world == 1:
-            return model
-        if self.fsdp:
-            shard_model(model)
-            units = sum(1 for m in model.modules() if is_sharded(m))
-            self.say(f"FSDP: {units} units sharded over {self.parallel.world} processes")
-            return model
-        from torch.nn.parallel import DistributedDataParallel
-
-        from ..quiet import DDP_UNUSED, until_seen
-
-        # (a step may leave parameters without gradients: a branch of constant weight 0, experts no token chose;
-        # DDP's C++ warning when a stage leaves none says nothing a user can act on: hybridc.quiet)
-        return until_seen(DistributedDataParallel(model, find_unused_parameters=True), DDP_UNUSED)
-
-    def unshard(self, model: HybridModel, *, here: bool = True) -> HybridModel | None:
-        """A plain model with a sharded model's full weights (a collective: every process calls it;
-        ``here=False``: this process takes part but builds nothing)."""
-        selection = list(model.graph.selection) if model.graph.selection else None
-        return full_model(model, lambda: self.place(lower(self.rs, selection=selection, pretrained=False)), here=here)
-
-    def rewind(self, model: HybridModel) -> None:
-        """Reload the components' pretrained weights (their initial weights if from scratch); keep
-        projectors and alphas."""
-        fresh = lower(self.rs, selection=model.graph.selection and list(model.graph.selection), pretrained=True)
-        state = {k: v for k, v in fresh.state_dict().items() if group_of(k) in REWOUND_GROUPS}
-        model.load_state_dict(state, strict=False)
-
-    def load_stage_init(self, model: HybridModel, stage: Stage) -> None:
-        """``init: <dir>``: copy every parameter that matches by name and shape from another run's output."""
-        from safetensors.torch import load_file
-
-        directory = resolve_path(self.rs.base_dir, stage.init)
-        if (directory / "final").is_dir():
-            directory = directory / "final"
-        try:  # under --root, every file of the directory read (final/'s too) must resolve inside the root
-            confined_directory(directory, self.rs.root, shown=str(directory))
-        except PathError as err:
-            index = next(i for i, s in enumerate(self.spec.train.stages) if s.name == stage.name)
-            raise SpecError([Diagnostic(self.rs.source_map.at("train", "stages", index, "init"),
-                                        f"stage '{stage.name}': {err.message}", err.hint)]) from None
-        weights = directory / "model.safetensors"
-        if not weights.is_file():
-            raise RunError(f"stage '{stage.name}': no model.safetensors in {directory}",
-                           "point init: at a run directory or its final/ directory")
-        source = load_file(str(weights))
-        own = model.state_dict()
-        matched = {k: v for k, v in source.items() if k in own and own[k].shape == v.shape}
-        model.load_state_dict(matched, strict=False)
-        self.say(f"stage '{stage.name}': loaded {len(matched)} of {len(own)} tensors from {directory}")
 
     # ---- the run ------------------------------------------------------------------------------
     def start(self, bundles) -> tuple[HybridModel, RunPosition, dict | None]:
@@ -504,83 +304,6 @@ class Run:
             self.metrics.listener = None
             trackers.end()
 
-    def forget_if_nothing_trained(self) -> None:
-        """A new run that failed before its first checkpoint (bad data, weights that do not load) leaves
-        nothing behind that would block a rerun: the files it wrote are removed (a resumed run's never)."""
-        run = self.dir
-        if not (self.main and self._fresh and self._lock is not None and run is not None) or checkpoint_dirs_of(run):
-            return  # (only the process that holds the run removes what it wrote)
-        for name in FRESH_FILES:  # (a link or a FIFO put there is not ours: left as it is)
-            try:
-                if run.is_dir(name):
-                    run.remove_tree(name)
-                elif run.is_file(name):
-                    run.remove_file(name)
-            except (OSError, PathRefused):
-                pass
-        self.remove_own_lock()
-        if self._created and not run.names():
-            try:
-                if self.within is not None:
-                    os.rmdir(self.run_dir.name, dir_fd=self.within.fd)
-                else:
-                    os.rmdir(self.run_dir)  # (only an empty directory; never a link)
-            except OSError:
-                pass
-
-    def take_lock(self) -> None:
-        """Only one hybridc process trains a run directory at a time: an advisory lock on RUN/.lock, held
-        until the run ends (the system drops it if the process dies, even by kill -9). The file is created
-        exclusively, or an existing one opened without following a link; one hybridc did not write (a
-        user's file, a symbolic link, a directory, ...) is refused as it is: never truncated, written
-        through or removed."""
-        import fcntl
-
-        run = self.dir
-        path = run.path / LOCK_FILE
-        flags = os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
-        created = True
-        try:
-            fd = run.open_raw(LOCK_FILE, flags | os.O_CREAT | os.O_EXCL, 0o666)
-        except FileExistsError:
-            created = False
-            try:
-                fd = run.open_raw(LOCK_FILE, flags)  # (a symbolic link: ELOOP; a directory: EISDIR)
-            except OSError as err:
-                raise (lock_refusal(run)
-                       or lock_refused(path, f"a file hybridc cannot open ({err.strerror})")) from None
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            os.close(fd)
-            raise lock_refusal(run) or lock_refused(path, "not a regular file")
-        handle = os.fdopen(fd, "r+", encoding="ascii", errors="replace")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            text = handle.read(64)
-            holder = text.strip() if text.strip() and is_lock_text(text) else "another process"
-            handle.close()
-            raise RunError(f"{self.run_dir} is being trained by {holder} right now",
-                           "wait for it to finish (or stop it), then --resume") from None
-        if not created and not is_lock_text(handle.read(64)):  # (read once we hold it: not changing)
-            handle.close()
-            raise self.lock_refused(path, "a file hybridc did not write")
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"hybridc process {os.getpid()}\n")
-        handle.flush()
-        self._lock = handle
-        self._lock_created = created
-
-    def remove_own_lock(self) -> None:
-        """Remove RUN/.lock if this process created it and it is still the file this process holds."""
-        if self._lock is None or not self._lock_created or self.dir is None:
-            return
-        try:
-            mine, there = os.fstat(self._lock.fileno()), self.dir.lstat(LOCK_FILE)
-            if there is not None and (mine.st_dev, mine.st_ino) == (there.st_dev, there.st_ino):
-                os.unlink(LOCK_FILE, dir_fd=self.dir.fd)
-        except OSError:
-            pass
 
     def stop_requested(self) -> bool:
         """A SIGINT/SIGTERM arrived in any process (all processes stop at the same step)."""
@@ -725,87 +448,6 @@ class Run:
                     plots.write_bytes(name, image.getvalue())
 
     # ---- the end ------------------------------------------------------------------------------
-    def last_data(self, bundles) -> tuple[Stage, DataBundle] | None:
-        stage = last_data_stage(self.spec)
-        return (stage, bundles[stage.data]) if stage is not None else None
-
-    def finish(self, model: HybridModel, bundles) -> RunResult:
-        final = self.run_dir / FINAL
-        test = None
-        last = self.last_data(bundles)
-        if last is not None:
-            stage, data = last
-            self.note(f"evaluating on the test split ({len(data.test)} sequences)")
-            test = evaluate(model, data.test, eval_batch_size(stage), self.device)
-            self.metrics.write(event="test", stage=stage.name, global_step=-1, **test)
-        if self.parallel.world > 1 and not model.graph.discretized:
-            self.check_replicas(model)
-        if self.main:
-            self.note(f"saving {final}")
-            save_final(model, self.dir, test)
-            tok = self.spec.tokenizer
-            if model.get_tokenizer() is None and not (tok in self.rs.names and self.spec.component(tok).source.kind == "init"):
-                self.say(f"warning: {final} holds no tokenizer: {model.tokenizer_problem}")
-        self.accelerator.wait_for_everyone()
-        comparison = [{"model": "hybrid" + (f" ({' | '.join(model.graph.selection)})" if model.graph.selection else ""),
-                       **(test or {})}]
-        if last is not None:
-            comparison += self.baselines(last, bundles)
-        self.plots()
-        return RunResult(self.run_dir, final, model.graph.selection, test, comparison)
-
-    def check_replicas(self, model: HybridModel) -> None:
-        """Every process must end with the same alphas (they are data-parallel parameters like any other)."""
-        alphas = model.alphas().detach().to(self.device)
-        gathered = self.accelerator.gather(alphas.unsqueeze(0))  # (world, N, M)
-        spread = float((gathered - gathered[0:1]).abs().max())
-        self.metrics.write(event="replicas", global_step=-1, processes=self.parallel.world, alphas_max_difference=spread)
-        if spread != 0.0:
-            raise RunError(f"the processes disagree on the alphas (max difference {spread:g})",
-                           "this is a bug in hybridc's data parallelism; please report it")
-
-    def baselines(self, last: tuple[Stage, DataBundle], bundles: Mapping[DataSource, DataBundle]) -> list[dict[str, Any]]:
-        """Each component alone on the same test split (the hybrid's data, not built again): trained with the same
-        budget when the spec asks for baselines, else evaluated as it is (pretrained components only)."""
-        rows = []
-        for name in self.rs.names:
-            component = self.spec.component(name)
-            if self.spec.train.baselines:
-                rs = baseline_spec(self.rs, name)
-                options = replace(self.options, out_dir=self.run_dir / BASELINES / name, label=f"{name} alone")
-                self.note(f"training {name} alone with the same budget in {options.out_dir}")
-                same = {source: bundle for source, bundle in bundles.items()  # tokenized with the same tokenizer
-                        if source.name not in TOKENIZED_SOURCES or rs.spec.tokenizer == self.spec.tokenizer}
-                with self.dir.child(BASELINES, create=True) as baselines:
-                    result = Run(rs, options, say=self.say, within=baselines, built=same).execute()
-                rows.append({"model": f"{name} alone (same budget)", **(result.test or {})})
-            elif component.source.kind != "init":
-                rs = baseline_spec(self.rs, name, keep_stages=False)
-                alone = self.place(lower(rs))
-                stage, data = last
-                rows.append({"model": f"{name} alone (as loaded)",
-                             **evaluate(alone, data.test, eval_batch_size(stage), self.device)})
-            else:
-                rows.append({"model": f"{name} alone", "note": "trained from scratch: set train.baselines: true"})
-        return rows
-
-
-def frozen_teacher(model: HybridModel) -> HybridModel:
-    """``model`` as a teacher: inference mode, no parameter takes gradients."""
-    model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model
-
-
-def end_process_group() -> None:
-    """Tear the data-parallel process group down while the interpreter still runs: left to the process's
-    own teardown, gloo's threads could abort the exit ("terminate called without an active exception")
-    after a run that had finished and written everything."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
 
 
 def spec_digest(lock: dict) -> str:
@@ -814,11 +456,6 @@ def spec_digest(lock: dict) -> str:
     import json
 
     return hashlib.sha256(json.dumps(lock["spec"], sort_keys=True).encode()).hexdigest()
-
-
-def last_data_stage(spec) -> Stage | None:
-    """The last stage with data: its test split is the one a run's table reports."""
-    return next((s for s in reversed(spec.train.stages) if s.data is not None), None)
 
 
 def stage_names(stages, data: DataSource) -> str:
@@ -831,56 +468,6 @@ def describe_components(spec) -> str:
     """``neo (hf:EleutherAI/gpt-neo-125m), ssm (new mamba)``: where each component's weights come from."""
     return ", ".join(f"{c.name} (new {c.source.family})" if c.source.kind == "init" else f"{c.name} ({c.source})"
                      for c in spec.components)
-
-
-def eval_batch_size(stage: Stage) -> int:
-    """Evaluation needs no gradients: larger batches (fewer, larger ops) than training."""
-    return stage.batch_size * 4
-
-
-def baseline_spec(rs: ResolvedSpec, name: str, keep_stages: bool = True) -> ResolvedSpec:
-    """A single-component spec for component ``name``: the component alone through the same pipeline,
-    with every training stage of the hybrid turned into a finetune stage of the same budget (as many weight
-    steps: half of an alternating search's, ``Stage.weight_budget``). Rewind stages
-    stay (they reload the component's pretrained weights), so the component's final weights have had
-    exactly the fine-tuning the hybrid's have had since its last rewind; discretization has nothing to do."""
-    data = spec_to_data(rs.spec)
-    component = data["components"][name]
-    component["blocks"] = "split(1)"
-    data["name"] = f"{rs.spec.name}-{name}"
-    data["components"] = {name: component}
-    data["tokenizer"] = rs.spec.tokenizer if rs.spec.tokenizer not in rs.names else name
-    data["hybrid"] = {"width": "max", "projector": "linear", "embeddings": "mix", "head": "mix", "mixture": "search"}
-    data["train"]["baselines"] = False
-    stages = fixed_mixture_stages(data["train"]["stages"], rs.spec.train.stages, kind="finetune",
-                                  train=("components", "projectors", "embeddings", "head")) if keep_stages else []
-    data["train"]["stages"] = stages
-    parsed = parse_string(dump_yaml(data), file=f"<baseline {name}>", base_dir=rs.base_dir)
-    return resolve(parsed)
-
-
-def save_final(model: HybridModel, run: GuardedDir, test: dict | None) -> None:
-    """RUN/final/: save_pretrained layout (with the tokenizer) plus a model card, built in RUN/.final-tmp
-    (a leftover of a stopped run is removed first; anything else there is refused) and swapped into place
-    (an earlier final/ is moved to RUN/.final-old and removed once the new one stands)."""
-    from ..quiet import transformers_bars_off
-
-    for leftover in (FINAL_STAGING, FINAL_OLD):
-        run.remove_tree(leftover)  # (only a directory of ours: a link or a user's file there is refused)
-    run.mkdir(FINAL_STAGING)
-    with run.child(FINAL_STAGING) as staged:
-        with transformers_bars_off():  # no "Writing model shards" bars in a run's output
-            model.save_pretrained(staged.library_path())
-        staged.write_text("README.md", model_card(model, test))
-    if run.exists(FINAL):
-        if not run.is_dir(FINAL):
-            raise run.refused(FINAL, "a directory")
-        run.rename(FINAL, FINAL_OLD)
-        run.rename(FINAL_STAGING, FINAL)
-        run.remove_tree(FINAL_OLD)
-    else:
-        run.rename(FINAL_STAGING, FINAL)
-    run.fsync()
 
 
 def train(rs: ResolvedSpec, options: TrainOptions, say=print, within: GuardedDir | None = None,
@@ -898,7 +485,7 @@ def check_scan_option(scan: str) -> None:
     anything runs (``auto`` falls back to the chunked scan instead)."""
     if scan != "fused":
         return
-    from ..nn import kernels
+    from ..kernels import library as kernels
 
     if not kernels.available():
         raise RunError(f"--scan fused: hybridc's CPU kernels are not available here ({kernels.unavailable_reason()})",

@@ -5,7 +5,7 @@ the refusals that need no model: a directory that is not a run, a run without ``
 not what hybridc wrote (at any depth, ``GuardedDir.foreign_entries``), a lock that is not hybridc's, a changed
 spec (``check_run_directory``). ``hybridc train`` runs them before it imports torch (``check_run_path``: a
 refusal comes at once, not after the model is compiled), and the run runs them again on the directory it has
-opened (``hybridc.guarded_dir``: nothing below the run directory is followed through a link).
+opened (``hybridc.io.guarded_dir``: nothing below the run directory is followed through a link).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from ..errors import PathRefused, RunError, first_line
-from ..guarded_dir import GuardedDir
+from ..io.guarded_dir import GuardedDir
 from ..spec.frontend import locked_spec
 
 LOCK_FILE = ".lock"

@@ -25,7 +25,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from ..nn.hybrid import HybridModel
+from ..models.hybrid import HybridModel
 
 
 def is_sharded(model: nn.Module) -> bool:

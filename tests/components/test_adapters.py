@@ -9,13 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from hybridc.components.adapters import (
-    ComponentAdapter,
-    build_model,
-    config_class,
-    load_adapter,
-    load_pretrained,
-)
+from hybridc.components.adapters import ComponentAdapter, build_model, config_class, load_adapter
+from hybridc.components.pretrained import load_pretrained
 from hybridc.components.logits import apply_logit_ops
 from hybridc.components.registry import families, get_family
 from tests.tiny_models import REPRESENTATIVE_FAMILIES, TINY_COMMON, tiny_config

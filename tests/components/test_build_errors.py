@@ -16,7 +16,7 @@ from hybridc.cli import main
 from hybridc.components.adapters import build_model
 from hybridc.components.registry import get_family
 from hybridc.errors import SpecError
-from hybridc.nn.hybrid import lower
+from hybridc.models.hybrid import lower
 from hybridc.spec import load_spec
 from tests.specs import write_spec
 from tests.tiny_models import tiny_config

@@ -32,8 +32,8 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoModelForCausalLM
 
 from hybridc.components.registry import get_family
-from hybridc.discretize import export
-from hybridc.nn.hybrid import lower
+from hybridc.models.export import export
+from hybridc.models.hybrid import lower
 from hybridc.spec import load_spec
 from hybridc.spec.canonical import MODULE_ATTRIBUTES
 from tests.tiny_models import ALL_FAMILIES, TINY_COMMON, tiny_config

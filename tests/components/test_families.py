@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from hybridc.components.adapters import build_model, config_class, load_adapter, load_pretrained
+from hybridc.components.adapters import build_model, config_class, load_adapter
+from hybridc.components.pretrained import load_pretrained
 from hybridc.components.family import Family, ParamCounts
 from hybridc.spec.resolve import read_config_json
 from hybridc.components.registry import families, family_for_model_type, get_family

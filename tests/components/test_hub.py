@@ -55,7 +55,7 @@ def test_an_unreachable_hub_still_serves_the_cache(tmp_path):
 
 def test_tokenizers_weights_and_datasets_say_so_too(tmp_path):
     code = textwrap.dedent("""
-        from hybridc.components.adapters import load_pretrained
+        from hybridc.components.pretrained import load_pretrained
         from hybridc.components.registry import get_family
         from hybridc.data.records import read_hub
         from hybridc.data.tokenizer import load_hf_tokenizer

@@ -25,7 +25,7 @@ from transformers import Mamba2Config, Mamba2ForCausalLM, MambaConfig, MambaForC
 
 from hybridc.cli import main
 from hybridc.errors import CompileError, SpecError
-from hybridc.nn.hybrid import lower
+from hybridc.models.hybrid import lower
 from hybridc.spec import load_spec
 from tests.hub import put_in_hub
 

@@ -1,4 +1,4 @@
-"""build_data (hybridc/data/build.py) and Split/DataBundle (hybridc/data/dataset.py)."""
+"""build_data (hybridc/data/bundle.py) and Split/DataBundle (hybridc/data/dataset.py)."""
 
 from __future__ import annotations
 

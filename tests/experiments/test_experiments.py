@@ -139,7 +139,8 @@ def test_a_sweep_point_and_a_component_alone_take_the_searched_hybrids_weight_st
     """Stage by stage, a sweep point and each baseline update their weights exactly as often as the searched
     hybrid does (an alternating search spends every other step on the alphas)."""
     from hybridc.experiments.sweep import point_spec
-    from hybridc.train.run import TrainOptions, baseline_spec, train
+    from hybridc.train.run import TrainOptions, train
+    from hybridc.train.finish import baseline_spec
 
     stages = f"""\
         - {{name: align, data: "recall(vocab=16, length=16, examples=128)", steps: 2}}

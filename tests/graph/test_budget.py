@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hybridc.graph.budget import best_within, evidence, frontier
-from hybridc.graph.discretize import discretize_graph, select
+from hybridc.graph.selection import discretize_graph, select
 from hybridc.spec import load_spec
 from tests.specs import write_spec
 
@@ -228,7 +228,7 @@ def searched(tmp_path, budget: str | None, algorithm: str, steps: int = 12):
     import torch
 
     from hybridc.data import build_data
-    from hybridc.nn.hybrid import lower
+    from hybridc.models.hybrid import lower
     from hybridc.train.loop import build_optimizers, freeze_for, train_steps
 
     components = "".join(f"  {m}:\n    init: {FAMILIES[m]}\n    blocks: split(2)\n" for m in ("wide", "ssm"))

@@ -8,7 +8,7 @@ import torch
 
 from hybridc.components.adapters import build_model
 from hybridc.components.registry import get_family
-from hybridc.graph.discretize import discretize_graph
+from hybridc.graph.selection import discretize_graph
 from hybridc.spec import load_spec
 from tests.components.test_families import _cached_numbers
 from tests.specs import write_spec

@@ -7,8 +7,8 @@ import pytest
 
 from hybridc.errors import CompileError
 from hybridc.graph.build import build_graph
-from hybridc.graph.checks import check_graph
-from hybridc.graph.discretize import discretize_graph, select
+from hybridc.graph.wellformed import check_graph
+from hybridc.graph.selection import discretize_graph, select
 from hybridc.graph.render import to_dot, to_png, to_text
 from hybridc.spec import load_spec
 from tests.specs import SMALL, write_spec
@@ -94,7 +94,7 @@ def test_renderings(rs, tmp_path):
 def test_parameters_several_layers_share_are_counted_once_where_they_run(tmp_path, selection):
     """Zamba2's shared blocks serve layers of both blocks: the graph counts them once, in the first segment
     that runs one of their layers, so every graph's total is its model's (continuous and discretized)."""
-    from hybridc.nn.hybrid import lower
+    from hybridc.models.hybrid import lower
 
     text = SMALL.replace("attn:\n    init: {family: gpt-neox, hidden_size: 32, layers: 4, heads: 4, vocab_size: 64, max_length: 64}",
                          "shared:\n    init: {family: zamba2, hidden_size: 32, layers: 6, heads: 4, vocab_size: 64, "

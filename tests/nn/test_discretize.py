@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from hybridc.nn.blocks import SingleBlock
-from hybridc.nn.hybrid import lower
+from hybridc.models.hybrid import lower
 from hybridc.spec import load_spec
 from tests.specs import SMALL, write_spec
 
@@ -41,7 +41,7 @@ def test_discretized_equals_one_hot_continuous(rs, tmp_path, selection):
 
 
 def test_discretized_model_saves_and_reloads(rs, tmp_path):
-    from hybridc.nn.hybrid import HybridModel
+    from hybridc.models.hybrid import HybridModel
 
     model = lower(rs, selection=["ssm", "attn"]).eval()
     model.save_pretrained(tmp_path / "d")

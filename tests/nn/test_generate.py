@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from hybridc.nn.cache import HybridCache
-from hybridc.nn.hybrid import lower
+from hybridc.models.hybrid import lower
 from hybridc.spec import load_spec
 from tests.specs import write_spec
 
@@ -84,7 +84,7 @@ def test_three_components_greedy_sampling_and_beams(tmp_path):
 
 
 def test_discretized_hybrid_generates_with_only_its_components(tmp_path):
-    from hybridc.discretize import discretize_model
+    from hybridc.models.export import discretize_model
 
     model = hybrid(tmp_path, ["llama", "mamba"], alphas="fixed([[0.9, 0.1], [0.2, 0.8]])")
     small = discretize_model(model).eval()

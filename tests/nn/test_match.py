@@ -9,7 +9,7 @@ import textwrap
 import torch
 
 from hybridc.nn.blocks import MatchHead
-from hybridc.nn.hybrid import lower
+from hybridc.models.hybrid import lower
 from hybridc.spec import load_spec
 from tests.specs import write_spec
 

@@ -11,7 +11,7 @@ import textwrap
 import pytest
 import torch
 
-from hybridc.nn.hybrid import HybridModel, lower
+from hybridc.models.hybrid import HybridModel, lower
 from hybridc.spec import load_spec
 from hybridc.train.run import TrainOptions, train
 from tests.specs import write_spec

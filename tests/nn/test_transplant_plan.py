@@ -9,7 +9,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
 from hybridc.data.tokenizer import HFTokenizer
-from hybridc.nn.vocab import transplant_plan
+from hybridc.nn.transplant import transplant_plan
 from hybridc.spec.tokenizer_identity import byte_to_unicode
 
 ALPHABET = [byte_to_unicode()[b] for b in range(256)]

@@ -11,9 +11,10 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from hybridc.components.adapters import build_model, load_pretrained
+from hybridc.components.adapters import build_model
+from hybridc.components.pretrained import load_pretrained
 from hybridc.components.registry import get_family
-from hybridc.nn.hybrid import HybridModel, lower
+from hybridc.models.hybrid import HybridModel, lower
 from hybridc.spec import load_spec
 from hybridc.train.run import TrainOptions, train
 from tests.spec.test_vocab import TEXT_A, TEXT_B, save_tokenizer

@@ -50,7 +50,7 @@ def test_other_names_are_fine(name: str) -> None:
 
 
 def test_a_refused_name_compiles_once_renamed(tmp_path) -> None:
-    from hybridc.nn.hybrid import lower
+    from hybridc.models.hybrid import lower
     from hybridc.spec.frontend import resolve
 
     model = lower(resolve(parse_string(SPEC.format(name="eval_model"), file="s.yaml", base_dir=tmp_path)))

@@ -9,7 +9,7 @@ import textwrap
 import pytest
 
 from hybridc.errors import SpecError
-from hybridc.spec.diff import diff_specs
+from hybridc.graph.diff import diff_specs
 from hybridc.spec.frontend import parse_string
 from hybridc.spec.model import Stage
 from tests.specs import SMALL

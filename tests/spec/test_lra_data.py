@@ -172,7 +172,7 @@ def test_every_lra_source_validates_and_trains_two_steps(tmp_path, monkeypatch):
     result = train(rs, TrainOptions(out_dir=tmp_path / "pairs", quiet=True), say=lambda _: None)
     assert result.test is not None and result.test["targets"] == 2
     # hybridc eval of the saved pair model gives the run's own test numbers (each half within its positions)
-    from hybridc.train.evaluate import evaluate_directory
+    from hybridc.inference.evaluate import evaluate_directory
 
     monkeypatch.chdir(tmp_path)
     again = evaluate_directory(tmp_path / "pairs", "retrieval(aan, length=16)")

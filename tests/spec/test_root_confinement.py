@@ -167,7 +167,7 @@ def test_a_link_inside_the_root_is_fine(tree: Path) -> None:
 def test_weights_linked_outside_after_validation_are_refused_when_loaded(tree: Path) -> None:
     """The check is made again where the weights are read: a file swapped for a link after the spec was
     resolved is refused there, located, and nothing outside is loaded."""
-    from hybridc.nn.hybrid import lower
+    from hybridc.models.hybrid import lower
 
     path = spec(tree)
     rs = load_spec(path, root=tree / "root")

@@ -133,7 +133,7 @@ def test_identity_is_the_vocabulary_not_the_file_bytes(tmp_path):
 def test_diff_and_the_graph_name_the_vocab_kind(tmp_path):
     from hybridc.graph.build import build_graph
     from hybridc.graph.render import to_text
-    from hybridc.spec.diff import diff_specs
+    from hybridc.graph.diff import diff_specs
 
     before = load_spec(spec(tmp_path / "a", embeddings="a", head="a"))
     after = load_spec(spec(tmp_path / "b", vocab_b="new"))

@@ -8,7 +8,7 @@ import torch
 
 from hybridc.components.families.gpt_neox import GPTNeoX
 from hybridc.components.registry import get_family
-from hybridc.nn.hybrid import lower
+from hybridc.models.hybrid import lower
 from hybridc.testing import invariants as inv
 from hybridc.testing.specs import canonical_data, one_hot, resolve
 from hybridc.testing.strategies import BadSpec, Variation
@@ -61,7 +61,7 @@ def test_cached_decoding_catches_a_cache_that_forgets_positions(model, monkeypat
 
 def test_save_load_catches_a_model_that_loads_otherwise(model, monkeypatch) -> None:
     assert inv.save_load_same_logits(model, fresh_process=False) == 0.0
-    from hybridc.nn.hybrid import HybridModel
+    from hybridc.models.hybrid import HybridModel
 
     original = HybridModel.from_pretrained.__func__
 

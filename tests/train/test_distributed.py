@@ -44,7 +44,7 @@ def one_and_two_processes(tmp_path, name, *extra, checkpoint_every):
     two = write_spec(tmp_path, text.replace("BATCH", "4"), "two.yaml")
     train(one, tmp_path / "one")
     done = train(two, tmp_path / name, "--num-processes", "2", *extra)
-    assert "find_unused_parameters" not in done.stderr  # (DDP's note, per process: not for users, hybridc.quiet)
+    assert "find_unused_parameters" not in done.stderr  # (DDP's note, per process: not for users, hybridc.components.quiet)
     single, single_events = losses(tmp_path / "one")
     double, events = losses(tmp_path / name)
     assert len(single) == len(double) == 10

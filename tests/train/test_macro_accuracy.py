@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hybridc.data import Split
-from hybridc.nn.hybrid import IGNORE_INDEX
+from hybridc.models.hybrid import IGNORE_INDEX
 from hybridc.train.loop import MacroAccuracy, evaluate
 
 CLASSES = 32

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from hybridc.errors import RunError
-from hybridc.nn.hybrid import lower
+from hybridc.models.hybrid import lower
 from hybridc.spec.model import Distill
 from hybridc.train.loop import build_optimizers, freeze_for, train_steps
 from tests.train.helpers import DATA

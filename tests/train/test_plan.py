@@ -8,8 +8,8 @@ from click.testing import CliRunner
 
 import hybridc
 from hybridc.cli import main
-from hybridc.summary import summary_tables
-from hybridc.train.plan import plan_summary
+from hybridc.cli.summary import summary_tables
+from hybridc.graph.plan import plan_summary
 from tests.specs import SMALL, write_spec
 
 STAGES = SMALL.replace('- {name: align, data: "recall(vocab=16, length=16)", steps: 5}',

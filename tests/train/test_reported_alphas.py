@@ -45,7 +45,7 @@ def test_recorded_alphas_are_the_softmax_of_the_final_logits(tmp_path, search):
 
 def test_dash_reports_the_same_alphas_in_training_and_in_eval_mode(tmp_path):
     """The draw is what the forward pass mixes with in training mode; alphas() does not depend on the mode."""
-    from hybridc.nn.hybrid import HybridModel
+    from hybridc.models.hybrid import HybridModel
 
     result, _ = run(tmp_path, spec_text(f"- {{name: search, search: 'dash(lr=0.5)', data: '{DATA}', steps: 4, "
                                         "batch_size: 8}"))

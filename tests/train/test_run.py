@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 
 from hybridc.cli import main
 from hybridc.errors import RunError, SpecError
-from hybridc.nn.hybrid import HybridModel
+from hybridc.models.hybrid import HybridModel
 from hybridc.spec import load_spec
 from tests.specs import write_spec
 from tests.train.helpers import DATA, run, spec_text
@@ -56,7 +56,7 @@ def test_run_directory_contents(tmp_path):
 def test_final_reloads_with_the_same_logits(tmp_path):
     result, _ = run(tmp_path, spec_text(f"- {{name: search, data: '{DATA}', steps: 5}}"))
     from hybridc.spec import load_spec
-    from hybridc.nn.hybrid import lower
+    from hybridc.models.hybrid import lower
     from hybridc.train.checkpoint import latest_checkpoint, load_checkpoint
 
     model = HybridModel.from_pretrained(result.final_dir).eval()
@@ -284,7 +284,7 @@ def test_sigterm_saves_a_checkpoint_and_resume_matches(tmp_path):
 
 
 def test_out_of_memory_names_the_stage_and_suggests_a_batch_size(tmp_path, monkeypatch):
-    from hybridc.nn.hybrid import HybridModel
+    from hybridc.models.hybrid import HybridModel
 
     def exhausted(self, *args, **kwargs):
         raise torch.OutOfMemoryError("CPU out of memory")
@@ -306,7 +306,7 @@ def test_scan_backend_is_selectable_and_agrees(tmp_path):
     b = load_file(str(reference.final_dir / "model.safetensors"))
     assert max((a[k] - b[k]).abs().max().item() for k in a) <= 1e-4
     with pytest.raises(ValueError):
-        from hybridc.nn.hybrid import HybridModel
+        from hybridc.models.hybrid import HybridModel
 
         model = HybridModel.from_pretrained(chunked.final_dir)
         model.set_scan_backend("fast-please")

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from safetensors.torch import load_file
 
 from hybridc.errors import SpecError
-from hybridc.nn.hybrid import lower
+from hybridc.models.hybrid import lower
 from hybridc.spec.model import Search
 from tests.train.helpers import DATA, run, spec_text
 from tests.train.test_stages import stage_setup, take_steps

@@ -8,7 +8,7 @@ import re
 import pytest
 import torch
 
-from hybridc.nn.hybrid import HybridModel, lower
+from hybridc.models.hybrid import HybridModel, lower
 from hybridc.spec import load_spec
 from hybridc.train.loop import build_optimizers, freeze_for, train_steps
 from hybridc.data import build_data
@@ -21,7 +21,7 @@ def snapshot(model):
 
 
 def changed_groups(model, before):
-    from hybridc.nn.hybrid import group_of
+    from hybridc.models.names import group_of
 
     out = set()
     for name, p in model.named_parameters():
@@ -190,7 +190,7 @@ def test_rewind_restores_component_weights_and_keeps_alphas(tmp_path):
     take_steps(model, stage, data, 3)
     trained = snapshot(model)
     runner.rewind(model)
-    from hybridc.nn.hybrid import group_of
+    from hybridc.models.names import group_of
 
     for name, p in model.named_parameters():
         group = group_of(name)
@@ -231,7 +231,7 @@ EPOCH_DATA = "recall(vocab=16, length=16, examples=40, valid=0.1, test=0.1)"  # 
 
 def test_a_stage_in_epochs_takes_the_steps_of_its_epochs(tmp_path):
     from hybridc.data import batch_indices, split_sizes
-    from hybridc.train.run import baseline_spec
+    from hybridc.train.finish import baseline_spec
 
     assert split_sizes(40, 0.1, 0.1)[0] == 32
     stages = (f"- {{name: finetune, data: '{EPOCH_DATA}', epochs: 2, batch_size: 8, grad_accum: 2}}\n"

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from transformers.cache_utils import Cache, LinearAttentionCacheLayerMixin
 
-from ...nn.scan import resolve_backend
+from ...kernels.scan import resolve_backend
 from .base import ComponentAdapter, Segment, StepContext, layer_output
 from .mamba_fast import block_forward, check_scan_backend
 from .rollback import journal, journaled_cache

@@ -3,10 +3,10 @@
 transformers' Mamba without mamba-ssm runs the selective scan as a Python loop over tokens whose
 backward is quadratic in T. ``block_forward`` computes what ``MambaBlock.forward`` computes for a
 full sequence (no generation cache) -- RMSNorm, the residual (float32 when ``residual_in_fp32``),
-in_proj, the causal depthwise conv1d + activation (``hybridc.nn.fused_conv``, token-major, when the scan
+in_proj, the causal depthwise conv1d + activation (``hybridc.kernels.fused_conv``, token-major, when the scan
 backend is "fused"), the padding-mask multiplications, x_proj,
 dt_proj, the scan with D and the silu(gate), out_proj -- from the block's own ``Parameter``
-objects, and hands the scan to ``hybridc.nn.scan.selective_scan`` with a chosen backend.
+objects, and hands the scan to ``hybridc.kernels.scan.selective_scan`` with a chosen backend.
 
 Shapes: B batch, T tokens, d hidden size, I intermediate size (d_inner), N state size,
 R time-step rank.
@@ -26,8 +26,8 @@ from torch import nn
 from transformers.cache_utils import Cache
 from transformers.models.mamba.modeling_mamba import apply_mask_to_padding_states, causal_conv1d_fn
 
-from ...nn import fused_conv
-from ...nn.scan import resolve_backend, selective_scan
+from ...kernels import fused_conv
+from ...kernels.scan import resolve_backend, selective_scan
 
 SCAN_BACKENDS = ("auto", "fused", "chunked", "reference", "cuda", "transformers")
 
