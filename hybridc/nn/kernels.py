@@ -248,7 +248,8 @@ def _load(target: Path) -> ctypes.CDLL:
 def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
     i64, ptr, i32 = ctypes.c_int64, ctypes.c_void_p, ctypes.c_int
     signatures = {"scan_fwd": [i64] * 7 + [ptr] * 12, "scan_bwd": [i64] * 7 + [ptr] * 20,
-                  "conv_fwd": [i64] * 5 + [ptr] * 4, "conv_bwd": [i64] * 5 + [ptr] * 7}
+                  "conv_fwd": [i64] * 5 + [ptr] * 4, "conv_bwd": [i64] * 5 + [ptr] * 7,
+                  "step_fwd": [i64] * 7 + [ptr] * 12, "linear_fwd": [i64] * 3 + [ptr] * 4}
     for name, args in signatures.items():
         for suffix in ("f32", "f64"):
             fn = getattr(lib, f"{name}_{suffix}")

@@ -7,8 +7,10 @@ own path, whose CPU scan is a token loop with a backward quadratic in T).
 
 With a cache (a ``StepContext`` whose ``cache`` is set), a forward of several tokens runs the segment's
 scan backend from the cache's state and leaves its conv and SSM states in the cache (the scan returns
-its last state); one token runs transformers' own path, ``block(h, cache_params=cache, ...)``, its
-recurrent update. Where the scan cannot start from a state (transformers' own full-sequence scan, or
+its last state); one token runs hybridc's single-token step in one C call per layer
+(``hybridc.nn.decode_kernels``, where the fused backend runs: "auto" on the CPU, "fused") or transformers' own
+path, ``block(h, cache_params=cache, ...)``, its recurrent update (the other backends; "transformers" is the
+eager reference). Where the scan cannot start from a state (transformers' own full-sequence scan, or
 mamba-ssm's kernel), several tokens after a filled cache run one at a time.
 """
 
@@ -20,6 +22,7 @@ import torch
 from torch import nn
 from transformers.cache_utils import Cache, LinearAttentionCacheLayerMixin
 
+from ...nn import decode_kernels
 from ...nn.scan import resolve_backend
 from .base import ComponentAdapter, Segment, StepContext, layer_output
 from .mamba_fast import block_forward, check_scan_backend
@@ -102,6 +105,8 @@ def cached_block_forward(
     length = h.shape[1]
     started = cache.has_previous_state(block.layer_idx)
     if length == 1 and started:
+        if backend != "transformers" and resolve_backend(backend, h) == "fused" and decode_kernels.supports(block, h, cache):
+            return decode_kernels.mamba_block_step(block, h, cache, mask)
         return layer_output(block(h, cache_params=cache, attention_mask=mask))
     if not started or not restarts_from_zero(backend, h):
         return layer_output(block_forward(block, h, mask, backend=backend, cache=cache))
