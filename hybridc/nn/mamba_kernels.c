@@ -384,7 +384,12 @@ DEFINE_CONV(double, f64, expneg_f64)
  *
  * linear_fwd: y = x W^T + bias for a few rows x (b, k) (decoding's batch): each row of W (n, k) is read
  * once, from memory, and used for every row of x while it is in cache (a GEMM library's small-M path reads
- * it b times or packs it first). y (b, n); bias (n) or NULL. */
+ * it b times or packs it first). y (b, n); bias (n) or NULL. Its rows go to the threads in small chunks, on
+ * demand: a thread the OS has descheduled (a shared machine) holds up one chunk, not a static half.
+ *
+ * Both run on one thread below PARALLEL_WORK multiply-adds: waking a second thread costs more than such a
+ * step (milliseconds on a loaded machine). */
+#define PARALLEL_WORK (1 << 16)
 #define DEFINE_STEP(T_, SUFFIX, EXPV, SOFTPLUS, SIGMOID)                                                  \
 int step_fwd_##SUFFIX(int64_t b, int64_t d, int64_t N, int64_t R, int64_t K, int64_t S, int64_t xzs,     \
                       const T_ *xz, const T_ *mask, T_ *conv_state, T_ *ssm_state, const T_ *w,           \
@@ -394,7 +399,7 @@ int step_fwd_##SUFFIX(int64_t b, int64_t d, int64_t N, int64_t R, int64_t K, int
     T_ *xc = malloc((size_t)(2 * b * d + b * P) * sizeof(T_));                                            \
     if (!xc) return 1;                                                                                    \
     T_ *dt = xc + b * d, *dbc = dt + b * d;                                                               \
-    _Pragma("omp parallel num_threads(nthreads)")                                                         \
+    _Pragma("omp parallel if(b * d * (N + P) >= PARALLEL_WORK) num_threads(nthreads)")                    \
     {                                                                                                     \
         _Pragma("omp for schedule(static)")                                                               \
         for (int64_t i = 0; i < b * d; i++) {                                                             \
@@ -477,7 +482,7 @@ static inline float hsum16(v16f v) {
 int linear_fwd_f32(int64_t b, int64_t n, int64_t k, const float *x, const float *Wm, const float *bias, float *y,
                    int nthreads) {
     const int64_t kv = k - k % 16, tiles = (n + 3) / 4;
-    _Pragma("omp parallel for schedule(static) num_threads(nthreads)")
+    _Pragma("omp parallel for schedule(dynamic, 16) if(b * n * k >= PARALLEL_WORK) num_threads(nthreads)")
     for (int64_t t = 0; t < tiles; t++) {
         const int64_t o0 = t * 4, rows = n - o0 < 4 ? n - o0 : 4;
         const float *w[4];
@@ -509,7 +514,7 @@ int linear_fwd_f32(int64_t b, int64_t n, int64_t k, const float *x, const float 
 
 int linear_fwd_f64(int64_t b, int64_t n, int64_t k, const double *x, const double *Wm, const double *bias, double *y,
                    int nthreads) {
-    _Pragma("omp parallel for schedule(static) num_threads(nthreads)")
+    _Pragma("omp parallel for schedule(dynamic, 64) if(b * n * k >= PARALLEL_WORK) num_threads(nthreads)")
     for (int64_t o = 0; o < n; o++) {
         const double *row = Wm + o * k;
         for (int64_t bi = 0; bi < b; bi++) {
