@@ -63,38 +63,41 @@ def _(xz, mask, conv_state, ssm_state, conv_weight, conv_bias, x_proj, dt_proj, 
 def _states(cache, layer_idx: int) -> tuple[torch.Tensor, torch.Tensor] | None:
     """The (conv, SSM) state tensors of ``layer_idx`` in ``cache``, when it keeps them as one tensor each."""
     layer = cache.layers[layer_idx]
-    conv = getattr(layer, "conv_states", {}).get(0) if isinstance(getattr(layer, "conv_states", None), dict) else None
-    ssm = getattr(layer, "recurrent_states", {}).get(0) if isinstance(getattr(layer, "recurrent_states", None), dict) \
-        else None
-    if not isinstance(conv, torch.Tensor) or not isinstance(ssm, torch.Tensor):
+    conv, ssm = getattr(layer, "conv_states", None), getattr(layer, "recurrent_states", None)
+    if not isinstance(conv, dict) or not isinstance(ssm, dict):
         return None
-    return conv, ssm
+    conv, ssm = conv.get(0), ssm.get(0)
+    return (conv, ssm) if isinstance(conv, torch.Tensor) and isinstance(ssm, torch.Tensor) else None
 
 
 def supports(block: nn.Module, h: torch.Tensor, cache) -> bool:
     """Whether ``mamba_block_step`` runs this step: the kernels built, one token on the CPU in float32 or float64
-    (the states and weights too), a SiLU conv of at most 16 taps, x_proj and dt_proj plain ``nn.Linear`` (a PEFT
-    adapter on them runs transformers' update, which applies it), no gradient needed, a cache layer that is not
-    recording its past (transformers' own path then keeps every conv input)."""
-    mixer = block.mixer
-    if h.is_cuda or h.shape[1] != 1 or h.dtype not in _DTYPES or not kernels.available():
+    (the states and weights too, contiguous), a SiLU conv of at most 16 taps, x_proj and dt_proj plain
+    ``nn.Linear`` (a PEFT adapter on them runs transformers' update, which applies it), no gradient needed, a
+    cache layer that is not recording its past (transformers' own path then keeps every conv input). Called at
+    every step of every layer: cheap checks first."""
+    if h.shape[1] != 1 or h.dtype not in _DTYPES or h.is_cuda:
         return False
-    if type(mixer.x_proj) is not nn.Linear or type(mixer.dt_proj) is not nn.Linear:
-        return False
-    if mixer.activation not in ("silu", "swish") or mixer.conv1d.weight.shape[-1] > kernels.conv_max_kernel():
-        return False
-    if torch.is_grad_enabled() and any(p.requires_grad for p in mixer.parameters()):
+    mixer = block._modules["mixer"]
+    modules = mixer._modules
+    x_proj, dt_proj, conv1d = modules["x_proj"], modules["dt_proj"], modules["conv1d"]
+    if type(x_proj) is not nn.Linear or type(dt_proj) is not nn.Linear or mixer.activation not in ("silu", "swish"):
         return False
     if cache.is_recording_past(mixer.layer_idx):
         return False
     states = _states(cache, mixer.layer_idx)
     if states is None:
         return False
-    dtype = mixer.in_proj.weight.dtype
-    tensors = [*states, mixer.conv1d.weight, mixer.x_proj.weight, mixer.dt_proj.weight, mixer.A_log, mixer.D]
-    tensors += [t for t in (mixer.conv1d.bias if mixer.use_conv_bias else None, mixer.dt_proj.bias) if t is not None]
-    return (dtype in _DTYPES and all(t.dtype == dtype and t.is_contiguous() and not t.is_cuda for t in tensors)
-            and states[0].shape[-1] >= mixer.conv1d.weight.shape[-1])
+    weight = conv1d.weight
+    tensors = (*states, weight, x_proj.weight, dt_proj.weight, mixer.A_log, mixer.D, conv1d.bias, dt_proj.bias)
+    dtype = weight.dtype
+    if dtype not in _DTYPES or any(t is not None and (t.dtype != dtype or not t.is_contiguous()) for t in tensors):
+        return False
+    if states[0].is_cuda or states[0].shape[-1] < weight.shape[-1] or weight.shape[-1] > kernels.conv_max_kernel():
+        return False
+    if torch.is_grad_enabled() and any(p.requires_grad for p in mixer.parameters()):
+        return False
+    return kernels.available()
 
 
 def mamba_block_step(

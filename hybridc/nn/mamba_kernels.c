@@ -387,9 +387,10 @@ DEFINE_CONV(double, f64, expneg_f64)
  * it b times or packs it first). y (b, n); bias (n) or NULL. Its rows go to the threads in small chunks, on
  * demand: a thread the OS has descheduled (a shared machine) holds up one chunk, not a static half.
  *
- * Both run on one thread below PARALLEL_WORK multiply-adds: waking a second thread costs more than such a
- * step (milliseconds on a loaded machine). */
-#define PARALLEL_WORK (1 << 16)
+ * Both run on one thread below PARALLEL_WORK multiply-adds (a batch-1 step: one core reads memory about as fast
+ * as two on a small machine, and waking a second thread, whom the OS may have descheduled on a shared machine,
+ * can cost milliseconds at each parallel region). */
+#define PARALLEL_WORK (1 << 20)
 #define DEFINE_STEP(T_, SUFFIX, EXPV, SOFTPLUS, SIGMOID)                                                  \
 int step_fwd_##SUFFIX(int64_t b, int64_t d, int64_t N, int64_t R, int64_t K, int64_t S, int64_t xzs,     \
                       const T_ *xz, const T_ *mask, T_ *conv_state, T_ *ssm_state, const T_ *w,           \
