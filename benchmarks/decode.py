@@ -14,8 +14,9 @@ the cache at the mean context length (prompt + new / 2 tokens), at the batch siz
 Models, built from configs with random weights (no download): the paper's pair, GPT-Neo-125M and Mamba-130M
 (Mamba with GPT-Neo's vocabulary of 50,257; its own has 50,280), and a modern pair, a Llama at SmolLM2-135M's
 shapes and Mamba-130M at its vocabulary of 49,152. For each pair: each component under transformers' own
-``generate`` (its ``*ForCausalLM``, dynamic cache), each component alone through hybridc (a hybrid discretized
-onto it in both blocks: its embedding, all its layers, its head), the discretized hybrid (attention in block 0,
+``generate`` (its ``*ForCausalLM``, dynamic cache), each component alone through hybridc (a hybrid of it alone
+without projectors, discretized onto it in both blocks: its embedding, all its layers, its head, the same
+weights as the transformers model of the row above), the discretized hybrid (attention in block 0,
 Mamba in block 1, the paper's 2-block cut), and the continuous hybrid (both in both blocks, alphas 0.5), the
 hybridc ones on the fast decode path and, for comparison, the eager one (``set_decode_path``). Greedy, a
 random prompt; the time per token is the median gap between consecutive tokens handed to a streamer (the first,
@@ -31,7 +32,6 @@ import platform
 import statistics
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 
@@ -60,21 +60,21 @@ def build(pair: str, tmp: Path) -> tuple[dict[str, tuple[nn.Module, str | None]]
     from hybridc.spec import load_spec
 
     attn, ssm, label = PAIRS[pair]
-    spec = textwrap.dedent(f"""\
-        hybridc: 1
-        name: decode-{pair}
-        components:
-          attn: {{init: {attn}, blocks: split(2)}}
-          ssm: {{init: {ssm}, blocks: split(2)}}
-        hybrid: {{projector: linear, embeddings: attn, head: attn, mixture: "fixed([[0.5, 0.5], [0.5, 0.5]])"}}
-        """)
-    (tmp / f"{pair}.yaml").write_text(spec)
-    hybrid = lower(load_spec(tmp / f"{pair}.yaml")).eval()
-    own = {name: hybrid._adapters[name].model.eval() for name in ("attn", "ssm")}
+
+    def spec(name: str, components: str, hybrid: str) -> Path:
+        path = tmp / f"{pair}-{name}.yaml"
+        path.write_text(f"hybridc: 1\nname: decode-{pair}-{name}\ncomponents:\n{components}hybrid: {hybrid}\n")
+        return path
+
+    attn_entry, ssm_entry = f"  attn: {{init: {attn}, blocks: split(2)}}\n", f"  ssm: {{init: {ssm}, blocks: split(2)}}\n"
+    hybrid = lower(load_spec(spec("hybrid", attn_entry + ssm_entry, "{projector: linear, embeddings: attn, head: attn, "
+                                  "mixture: 'fixed([[0.5, 0.5], [0.5, 0.5]])'}"))).eval()
     models: dict[str, tuple[nn.Module, str | None]] = {}
-    for name, kind in (("attn", "attention"), ("ssm", "Mamba")):
-        models[f"{kind} alone, transformers' generate"] = (own[name], None)
-        alone = discretize_model(hybrid, [name, name]).eval()
+    for name, kind, entry in (("attn", "attention", attn_entry), ("ssm", "Mamba", ssm_entry)):
+        # the component alone through hybridc: a hybrid of it alone, no projectors, discretized onto it
+        alone = lower(load_spec(spec(name, entry, f"{{projector: none, embeddings: {name}, head: {name}}}"))).eval()
+        alone = discretize_model(alone, [name, name]).eval()
+        models[f"{kind} alone, transformers' generate"] = (alone._adapters[name].model.eval(), None)
         models[f"{kind} alone through hybridc"] = (alone, "fast")
         models[f"{kind} alone through hybridc, eager path"] = (alone, "eager")
     discrete = discretize_model(hybrid, ["attn", "ssm"]).eval()
