@@ -471,8 +471,9 @@ static inline float exp_f32(float x) { return exp2_f32(x * 1.4426950408889634f);
 DEFINE_STEP(float, f32, exp_f32, softplus_f32, sigmoid_f32)
 DEFINE_STEP(double, f64, exp, softplus_f64, sigmoid_f64)
 
-/* linear_fwd, float32: tiles of 4 rows of W x 2 rows of x, 16-lane vectors, 8 independent accumulators (one
- * accumulator would wait on its own additions: the loop would be latency-bound, not memory-bound). */
+/* linear_fwd, float32: for several rows of x, tiles of 4 rows of W x 2 rows of x, 16-lane vectors, 8 independent
+ * accumulators (one accumulator would wait on its own additions: the loop would be latency-bound, not
+ * memory-bound); for one row, matvec_f32. */
 typedef float v16f __attribute__((vector_size(64)));
 static inline v16f load16(const float *p) { v16f v; memcpy(&v, p, sizeof v); return v; }
 static inline float hsum16(v16f v) {
@@ -480,8 +481,33 @@ static inline float hsum16(v16f v) {
     for (int i = 0; i < 16; i++) s += v[i];
     return s;
 }
+/* one row of x: the rows of W one after the other (a single stream from memory, which the prefetcher follows
+ * better than four interleaved ones), four accumulators across each row */
+static void matvec_f32(int64_t n, int64_t k, const float *x, const float *Wm, const float *bias, float *y,
+                       int nthreads) {
+    const int64_t kv = k - k % 64;
+    _Pragma("omp parallel for schedule(dynamic, 64) if(n * k >= PARALLEL_WORK) num_threads(nthreads)")
+    for (int64_t o = 0; o < n; o++) {
+        const float *w = Wm + o * k;
+        v16f a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+        for (int64_t i = 0; i < kv; i += 64) {
+            a0 += load16(w + i) * load16(x + i);
+            a1 += load16(w + i + 16) * load16(x + i + 16);
+            a2 += load16(w + i + 32) * load16(x + i + 32);
+            a3 += load16(w + i + 48) * load16(x + i + 48);
+        }
+        float acc = hsum16((a0 + a1) + (a2 + a3));
+        for (int64_t i = kv; i < k; i++) acc += w[i] * x[i];
+        y[o] = bias ? acc + bias[o] : acc;
+    }
+}
+
 int linear_fwd_f32(int64_t b, int64_t n, int64_t k, const float *x, const float *Wm, const float *bias, float *y,
                    int nthreads) {
+    if (b == 1) {
+        matvec_f32(n, k, x, Wm, bias, y, nthreads);
+        return 0;
+    }
     const int64_t kv = k - k % 16, tiles = (n + 3) / 4;
     _Pragma("omp parallel for schedule(dynamic, 16) if(b * n * k >= PARALLEL_WORK) num_threads(nthreads)")
     for (int64_t t = 0; t < tiles; t++) {
