@@ -1,13 +1,13 @@
-"""Decoding at the machine's limit: milliseconds per generated token against the floor measured in the same run.
+"""Decoding at the machine's limit: milliseconds per decode step against the floor measured in the same run.
 
     python benchmarks/decode.py [--pairs paper,modern] [--batch 1,8] [--prompt 64] [--new 24] [--rounds 3]
                                 [--threads 2] [--write benchmarks/README.md] [--figure docs/decode.png]
 
-A decoded token reads every weight the step uses once, and each sequence's cache (keys/values of the attention
-layers, conv + SSM states of the Mamba layers): bytes read per token / the machine's read bandwidth is a floor
+A decode step (one new token for every sequence of the batch) reads every weight it uses once, and each sequence's cache (keys/values of the attention
+layers, conv + SSM states of the Mamba layers): bytes read per step / the machine's read bandwidth is a floor
 no implementation beats on this CPU. Bandwidth is measured by a matrix-vector product over a 256 MiB matrix
 (far larger than the caches), best of 3, right before each model's run: the floor is re-measured beside every
-measurement, so that another process taking the memory bus moves both alike. Bytes per token: the parameters
+measurement, so that another process taking the memory bus moves both alike. Bytes per step: the parameters
 of the parts that run (an embedding table only where it is also the head: a token reads one row of it), plus
 the cache at the mean context length (prompt + new / 2 tokens), at the batch size.
 
@@ -19,8 +19,8 @@ without projectors, discretized onto it in both blocks: its embedding, all its l
 weights as the transformers model of the row above), the discretized hybrid (attention in block 0,
 Mamba in block 1, the paper's 2-block cut), and the continuous hybrid (both in both blocks, alphas 0.5), the
 hybridc ones on the fast decode path and, for comparison, the eager one (``set_decode_path``). Greedy, a
-random prompt; the time per token is the median gap between consecutive tokens handed to a streamer (the first,
-which includes the prefill, dropped). Each round runs every model once, in turn; the table gives medians over
+random prompt; the time per step (one new token for every sequence of the batch) is the median gap between
+consecutive steps' tokens handed to a streamer (the first, which includes the prefill, dropped). Each round runs every model once, in turn; the table gives medians over
 the rounds, and the ratio to the floor is the median of the per-run ratios.
 """
 
@@ -85,7 +85,7 @@ def build(pair: str, tmp: Path) -> tuple[dict[str, tuple[nn.Module, str | None]]
     return models, label
 
 
-def bytes_per_token(model: nn.Module, batch: int, context: int) -> int:
+def bytes_per_step(model: nn.Module, batch: int, context: int) -> int:
     """Bytes a decode step reads (see the module doc): parameters that run, the head's weight, the caches."""
     head = model.get_output_embeddings()
     head_weight = head.weight if isinstance(head, nn.Linear) else None
@@ -145,7 +145,7 @@ class Stamps:
 
 
 @torch.no_grad()
-def ms_per_token(model: nn.Module, path: str | None, ids: torch.Tensor, new: int) -> float:
+def ms_per_step(model: nn.Module, path: str | None, ids: torch.Tensor, new: int) -> float:
     if path is not None:
         model.set_decode_path(path)
     stamps = Stamps()
@@ -163,12 +163,12 @@ def measure(pair: str, args, tmp: Path, matrix: torch.Tensor, vector: torch.Tens
         context = args.prompt + args.new // 2
         runs: dict[str, list[tuple[float, float, float]]] = {name: [] for name in models}
         for name, (model, path) in models.items():  # warm-up (kernels built, first-call costs paid)
-            ms_per_token(model, path, ids, 3)
+            ms_per_step(model, path, ids, 3)
         for round_ in range(args.rounds):
             for name, (model, path) in models.items():
                 bandwidth = read_bandwidth(matrix, vector)
-                ms = ms_per_token(model, path, ids, args.new)
-                floor = bytes_per_token(model, batch, context) / bandwidth * 1000
+                ms = ms_per_step(model, path, ids, args.new)
+                floor = bytes_per_step(model, batch, context) / bandwidth * 1000
                 runs[name].append((ms, floor, bandwidth))
                 print(f"  {pair} batch {batch} round {round_ + 1}: {name}: {ms:.1f} ms/token, floor {floor:.1f} ms "
                       f"({bandwidth / 1e9:.1f} GB/s), load {os.getloadavg()[0]:.2f}", file=sys.stderr)
@@ -177,7 +177,7 @@ def measure(pair: str, args, tmp: Path, matrix: torch.Tensor, vector: torch.Tens
             rows.append({"pair": pair, "label": label, "batch": batch, "name": name, "ms": ms,
                          "floor": statistics.median(r[1] for r in runs[name]),
                          "ratio": statistics.median(r[0] / r[1] for r in runs[name]),
-                         "mb": bytes_per_token(model, batch, context) / MIB,
+                         "mb": bytes_per_step(model, batch, context) / MIB,
                          "bandwidth": statistics.median(r[2] for r in runs[name]) / 1e9})
     del models
     return label, rows
@@ -188,7 +188,7 @@ def table(rows: list[dict]) -> str:
     for pair in dict.fromkeys(r["pair"] for r in rows):
         mine = [r for r in rows if r["pair"] == pair]
         lines += [f"**{mine[0]['label']}**", "",
-                  "| model | batch | MiB read per token | ms per token | floor (ms) | / floor |",
+                  "| model | batch | MiB read per step | ms per step | floor (ms) | / floor |",
                   "|---|---:|---:|---:|---:|---:|"]
         for r in mine:
             lines.append(f"| {r['name']} | {r['batch']} | {r['mb']:.0f} | {r['ms']:.1f} | {r['floor']:.1f} | "
@@ -218,7 +218,7 @@ def figure(rows: list[dict], path: Path) -> None:
             ax.axvline(1.5, color="C3", lw=1, ls="--", label="1.5 x floor")
             for k, r in enumerate(mine):
                 ax.text(r["ratio"], k, f" {r['ms']:.0f} ms", va="center", fontsize=7)
-            ax.set_xlabel("ms per token / floor (bytes read per token / read bandwidth)")
+            ax.set_xlabel("ms per step / floor (bytes read per step / read bandwidth)")
             ax.set_title(f"{mine[0]['label']}, batch {batch}", fontsize=9)
             ax.legend(fontsize=7, loc="lower right")
             ax.grid(axis="x", alpha=0.3)
@@ -237,7 +237,7 @@ def main() -> None:
     parser.add_argument("--prompt", type=int, default=64)
     parser.add_argument("--new", type=int, default=24)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2, help="torch's threads (and the kernels')")
     parser.add_argument("--write", type=Path)
     parser.add_argument("--figure", type=Path)
     args = parser.parse_args()
@@ -257,12 +257,13 @@ def main() -> None:
     load_end = os.getloadavg()
     bandwidth = statistics.median(r["bandwidth"] for r in rows)
     text = table(rows) + (
-        f"\nFloor: bytes read per token / read bandwidth measured by a matrix-vector product over a 256 MiB matrix "
+        f"\nFloor: bytes read per step / read bandwidth measured by a matrix-vector product over a 256 MiB matrix "
         f"right before each run (median {bandwidth:.1f} GB/s over the runs; a plain sum reads "
-        f"{statistics.median(sums) / 1e9:.1f} GB/s at the start). Bytes per token: the parameters that run (the "
+        f"{statistics.median(sums) / 1e9:.1f} GB/s at the start). Bytes per step: the parameters that run (the "
         f"head's weight, not the embedding tables a token reads one row of), plus the caches at {args.prompt} + "
         f"{args.new // 2} tokens of context, for the whole batch. Prompt {args.prompt} random tokens, {args.new} new "
-        f"tokens, greedy; ms per token: median gap between consecutive tokens; medians over {args.rounds} rounds "
+        f"tokens, greedy; ms per step (a token for every sequence of the batch; at batch 1, per token): median gap "
+        f"between consecutive steps; medians over {args.rounds} rounds "
         f"(each: every model once, in turn, after a warm-up).\n\n"
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, torch "
         f"{torch.__version__}, {args.threads} threads, float32. Load average (1, 5, 15 min) at start "
