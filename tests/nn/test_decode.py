@@ -169,3 +169,19 @@ def test_the_small_linear_kernel_is_torch_s_linear(rows, k, n, bias) -> None:
 def test_an_unknown_decode_path_is_refused(hybrids) -> None:
     with pytest.raises(ValueError, match="unknown decode path"):
         hybrids("llama", True).set_decode_path("turbo")
+
+
+def test_the_step_and_linear_operators_pass_opcheck() -> None:
+    """What torch.compile and torch.export trace: the schema (the states declared mutated), the fake
+    implementations against the real ones."""
+    g = torch.Generator().manual_seed(5)
+    f = {"generator": g, "dtype": torch.float64}
+    b, I, N, R, K = 2, 12, 3, 2, 4
+    args = (torch.randn(b, 2 * I, **f), torch.tensor([1.0, 0.0], dtype=torch.float64), torch.randn(b, I, K, **f),
+            torch.randn(b, I, N, **f), torch.randn(I, K, **f), torch.randn(I, **f), torch.randn(R + 2 * N, I, **f),
+            torch.randn(I, R, **f), torch.randn(I, **f), torch.randn(I, N, **f), torch.randn(I, **f))
+    result = torch.library.opcheck(torch.ops.hybridc.mamba_step.default, args)
+    assert set(result.values()) == {"SUCCESS"}
+    x, weight, bias = torch.randn(3, 1, 7, **f), torch.randn(5, 7, **f), torch.randn(5, **f)
+    result = torch.library.opcheck(torch.ops.hybridc.small_linear.default, (x, weight, bias))
+    assert set(result.values()) == {"SUCCESS"}
