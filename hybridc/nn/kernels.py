@@ -13,8 +13,10 @@ once per process). ``HYBRIDC_FUSED_SCAN=0``
 turns the kernels off.
 
 ctypes releases the GIL for the duration of each call. The kernels are called from PyTorch custom operators
-(``hybridc.nn.fused_scan``, ``hybridc.nn.fused_conv``: ``torch.library``), which torch.compile and torch.export
-trace through their fake implementations; only the operators' eager implementations reach raw data pointers.
+(``hybridc.nn.fused_scan``, ``hybridc.nn.fused_conv``, and for decoding ``hybridc.nn.decode_kernels`` and
+``hybridc.nn.decode``: ``torch.library``), which torch.compile and torch.export trace through their fake
+implementations; only the operators' eager implementations reach raw data pointers (a decode step calls them
+directly outside compilation: the dispatcher's round trip costs as much as a one-token kernel).
 
 The cache is input another user may have placed, so a library is loaded only from a directory this user
 owns and no one else can write (else: a warning, and a private temporary directory for this process), only
