@@ -601,9 +601,12 @@ def discretize(model_dir: Path, out: Path | None, quiet: bool) -> None:
 @click.option("--num-beams", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--decode", type=click.Choice(["fast", "eager"]), default="fast", show_default=True,
+              help="How a hybrid decodes a token: fast (hybridc's kernels: Mamba's step in one C call per layer, "
+                   "a batch's linear maps) or eager (transformers' own steps, the reference).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr (what the command prints still prints).")
 def generate(model_dir: Path, prompt: str, max_new_tokens: int, temperature: float, top_k: int, num_beams: int,
-             seed: int, device: str, quiet: bool) -> None:
+             seed: int, device: str, decode: str, quiet: bool) -> None:
     """Stream text generated from a run, a saved hybrid or a plain export, with the tokenizer saved in it
     (greedy, sampled with --temperature and --top-k, or beam search)."""
     from ..io.activity import Activity
@@ -611,7 +614,7 @@ def generate(model_dir: Path, prompt: str, max_new_tokens: int, temperature: flo
 
     activity = Activity(enabled=not quiet)
     generate_text(model_dir, prompt, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k,
-                  num_beams=num_beams, seed=seed, device=device, activity=activity)
+                  num_beams=num_beams, seed=seed, device=device, decode=decode, activity=activity)
 
 
 def _quiet_libraries() -> None:

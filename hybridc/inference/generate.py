@@ -127,11 +127,12 @@ class TextStreamer:
 
 
 def generate_text(path: Path, prompt: str, *, max_new_tokens: int = 50, temperature: float = 0.0, top_k: int = 0,
-                  num_beams: int = 1, seed: int = 0, device: str = "cpu", stream: bool = True,
+                  num_beams: int = 1, seed: int = 0, device: str = "cpu", decode: str = "fast", stream: bool = True,
                   write: Callable[[str], None] = lambda t: (sys.stdout.write(t), sys.stdout.flush()),
                   activity: Activity | None = None) -> str:
     """Generate from the model in ``path`` (streamed through ``write``); ``activity`` shows the loading. What
-    needs no weights (a causal LM, its tokenizer files) is checked before the model loads."""
+    needs no weights (a causal LM, its tokenizer files) is checked before the model loads. ``decode``: a hybrid's
+    decode path (``HybridModel.set_decode_path``; a plain export decodes as its family does)."""
     from contextlib import nullcontext
 
     directory = check_before_loading(path, generates=True, tokenizer=True)
@@ -142,6 +143,8 @@ def generate_text(path: Path, prompt: str, *, max_new_tokens: int = 50, temperat
     if saved.task.kind != "causal-lm":
         raise RunError(f"a {saved.task} model does not generate text", "generation needs task: causal-lm")
     model, tokenizer = saved.model, saved.need_tokenizer()
+    if hasattr(model, "set_decode_path"):
+        model.set_decode_path(decode)
     ids = tokenizer.encode(prompt)
     if not ids:
         raise RunError("the prompt is empty after tokenization", "give a non-empty prompt")

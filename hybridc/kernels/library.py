@@ -13,8 +13,10 @@ once per process). ``HYBRIDC_FUSED_SCAN=0``
 turns the kernels off.
 
 ctypes releases the GIL for the duration of each call. The kernels are called from PyTorch custom operators
-(``hybridc.kernels.fused_scan``, ``hybridc.kernels.fused_conv``: ``torch.library``), which torch.compile and torch.export
-trace through their fake implementations; only the operators' eager implementations reach raw data pointers.
+(``hybridc.kernels.fused_scan``, ``hybridc.kernels.fused_conv``, and for decoding ``hybridc.kernels.mamba_step`` and
+``hybridc.kernels.decode_path``: ``torch.library``), which torch.compile and torch.export trace through their fake
+implementations; only the operators' eager implementations reach raw data pointers (a decode step calls them
+directly outside compilation: the dispatcher's round trip costs as much as a one-token kernel).
 
 The cache is input another user may have placed, so a library is loaded only from a directory this user
 owns and no one else can write (else: a warning, and a private temporary directory for this process), only
@@ -248,7 +250,8 @@ def _load(target: Path) -> ctypes.CDLL:
 def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
     i64, ptr, i32 = ctypes.c_int64, ctypes.c_void_p, ctypes.c_int
     signatures = {"scan_fwd": [i64] * 7 + [ptr] * 12, "scan_bwd": [i64] * 7 + [ptr] * 20,
-                  "conv_fwd": [i64] * 5 + [ptr] * 4, "conv_bwd": [i64] * 5 + [ptr] * 7}
+                  "conv_fwd": [i64] * 5 + [ptr] * 4, "conv_bwd": [i64] * 5 + [ptr] * 7,
+                  "step_fwd": [i64] * 7 + [ptr] * 12, "linear_fwd": [i64] * 3 + [ptr] * 4}
     for name, args in signatures.items():
         for suffix in ("f32", "f64"):
             fn = getattr(lib, f"{name}_{suffix}")

@@ -362,3 +362,195 @@ int conv_bwd_##SUFFIX(int64_t b, int64_t T, int64_t d, int64_t K, int64_t xs, co
 
 DEFINE_CONV(float, f32, expneg_f32)
 DEFINE_CONV(double, f64, expneg_f64)
+
+/* ---- Decoding: one token per sequence (hybridc.kernels.mamba_step) ------------------------------------
+ *
+ * step_fwd: Mamba's single-token update of one layer, after its in_proj and before its out_proj, in one
+ * call: the conv state shifts by one and takes the new input, the causal conv + bias + SiLU, the padding
+ * mask, x_proj, dt_proj + bias + softplus, the SSM state update, C, D and the SiLU gate:
+ *
+ *   s_conv <- [s_conv[1:], x]          xc = silu(bias + sum_k w[k] s_conv[S - K + k]) * mask
+ *   (ts, B, C) = W_x xc                dt = softplus(W_dt ts + dt_bias)
+ *   h <- exp(dt A) h + dt B xc         y = (sum_n C[n] h[n] + D xc) * silu(z),    A = -exp(A_log)
+ *
+ * what transformers' MambaMixer computes for one token with a cache (causal_conv1d_update, then
+ * mamba_selective_state_update), the same operations in the same order up to the order of the sums (and,
+ * in float32, exp, softplus and sigmoid by the vectorized functions above, within about 2e-7 relative).
+ * xz (b, 2d): x then z, rows xzs elements apart (in_proj's output); conv_state (b, d, S), S >= K, and
+ * ssm_state (b, d, N) are updated in place; A_log (d, N); w (d, K); W_x (R + 2N, d); W_dt (d, R);
+ * conv_bias, dt_bias, D and mask (b) may be NULL. y (b, d). Work: phase 1 per (row, channel), phase 2 per
+ * row of W_x, phase 3 per channel: every output is written by one thread, so the result does not depend on
+ * the thread count. Returns 0, or 1 when its work buffer could not be allocated.
+ *
+ * linear_fwd: y = x W^T + bias for a few rows x (b, k) (decoding's batch): each row of W (n, k) is read
+ * once, from memory, and used for every row of x while it is in cache (a GEMM library's small-M path reads
+ * it b times or packs it first). y (b, n); bias (n) or NULL. Its rows go to the threads in small chunks, on
+ * demand: a thread the OS has descheduled (a shared machine) holds up one chunk, not a static half.
+ *
+ * Both run on one thread below PARALLEL_WORK multiply-adds (a batch-1 step: one core reads memory about as fast
+ * as two on a small machine, and waking a second thread, whom the OS may have descheduled on a shared machine,
+ * can cost milliseconds at each parallel region). */
+#define PARALLEL_WORK (1 << 20)
+#define DEFINE_STEP(T_, SUFFIX, EXPV, SOFTPLUS, SIGMOID)                                                  \
+int step_fwd_##SUFFIX(int64_t b, int64_t d, int64_t N, int64_t R, int64_t K, int64_t S, int64_t xzs,     \
+                      const T_ *xz, const T_ *mask, T_ *conv_state, T_ *ssm_state, const T_ *w,           \
+                      const T_ *conv_bias, const T_ *Wx, const T_ *Wdt, const T_ *dt_bias, const T_ *A_log,\
+                      const T_ *D, T_ *y, int nthreads) {                                                  \
+    const int64_t P = R + 2 * N;                                                                          \
+    T_ *xc = malloc((size_t)(2 * b * d + b * P) * sizeof(T_));                                            \
+    if (!xc) return 1;                                                                                    \
+    T_ *dt = xc + b * d, *dbc = dt + b * d;                                                               \
+    _Pragma("omp parallel if(b * d * (N + P) >= PARALLEL_WORK) num_threads(nthreads)")                    \
+    {                                                                                                     \
+        _Pragma("omp for schedule(static)")                                                               \
+        for (int64_t i = 0; i < b * d; i++) {                                                             \
+            const int64_t bi = i / d, c = i % d;                                                          \
+            T_ *s = conv_state + i * S;                                                                   \
+            for (int64_t j = 0; j + 1 < S; j++) s[j] = s[j + 1];                                          \
+            s[S - 1] = xz[bi * xzs + c];                                                                  \
+            T_ pre = conv_bias ? conv_bias[c] : 0;                                                        \
+            for (int64_t k = 0; k < K; k++) pre += w[c * K + k] * s[S - K + k];                           \
+            xc[i] = pre;                                                                                  \
+        }                                                                                                 \
+        _Pragma("omp for schedule(static)")                                                               \
+        for (int64_t bi = 0; bi < b; bi++) {                                                              \
+            T_ *xr = xc + bi * d;                                                                         \
+            const T_ m = mask ? mask[bi] : 1;                                                             \
+            _Pragma("omp simd")                                                                           \
+            for (int64_t c = 0; c < d; c++) xr[c] = xr[c] * SIGMOID(xr[c]) * m;                           \
+        }                                                                                                 \
+        _Pragma("omp for schedule(static)")                                                               \
+        for (int64_t j = 0; j < P; j++) {                                                                 \
+            const T_ *row = Wx + j * d;                                                                   \
+            for (int64_t bi = 0; bi < b; bi++) {                                                          \
+                const T_ *xr = xc + bi * d;                                                               \
+                T_ acc = 0;                                                                               \
+                _Pragma("omp simd reduction(+:acc)")                                                      \
+                for (int64_t c = 0; c < d; c++) acc += row[c] * xr[c];                                    \
+                dbc[bi * P + j] = acc;                                                                    \
+            }                                                                                             \
+        }                                                                                                 \
+        _Pragma("omp for schedule(static)")                                                               \
+        for (int64_t i = 0; i < b * d; i++) {                                                             \
+            const int64_t bi = i / d, c = i % d;                                                          \
+            const T_ *ts = dbc + bi * P, *wr = Wdt + c * R;                                               \
+            T_ delta = 0;                                                                                 \
+            _Pragma("omp simd reduction(+:delta)")                                                        \
+            for (int64_t r = 0; r < R; r++) delta += wr[r] * ts[r];                                       \
+            dt[i] = dt_bias ? delta + dt_bias[c] : delta;                                                 \
+        }                                                                                                 \
+        _Pragma("omp for schedule(static)")                                                               \
+        for (int64_t bi = 0; bi < b; bi++) {                                                              \
+            T_ *dr = dt + bi * d;                                                                         \
+            _Pragma("omp simd")                                                                           \
+            for (int64_t c = 0; c < d; c++) dr[c] = SOFTPLUS(dr[c]);                                      \
+        }                                                                                                 \
+        _Pragma("omp for schedule(static)")                                                               \
+        for (int64_t i = 0; i < b * d; i++) {                                                             \
+            const int64_t bi = i / d, c = i % d;                                                          \
+            const T_ *Bv = dbc + bi * P + R, *Cv = Bv + N, *a = A_log + c * N;                            \
+            const T_ step = dt[i], u = xc[i];                                                             \
+            T_ *h = ssm_state + i * N;                                                                    \
+            T_ out = 0;                                                                                   \
+            _Pragma("omp simd reduction(+:out)")                                                          \
+            for (int64_t n = 0; n < N; n++) {                                                             \
+                h[n] = EXPV(-step * EXPV(a[n])) * h[n] + step * Bv[n] * u;                                \
+                out += h[n] * Cv[n];                                                                      \
+            }                                                                                             \
+            if (D) out += u * D[c];                                                                       \
+            const T_ z = xz[bi * xzs + d + c];                                                            \
+            y[i] = out * (z * SIGMOID(z));                                                                \
+        }                                                                                                 \
+    }                                                                                                     \
+    free(xc);                                                                                             \
+    return 0;                                                                                             \
+}
+
+static inline float exp_f32(float x) { return exp2_f32(x * 1.4426950408889634f); }
+
+DEFINE_STEP(float, f32, exp_f32, softplus_f32, sigmoid_f32)
+DEFINE_STEP(double, f64, exp, softplus_f64, sigmoid_f64)
+
+/* linear_fwd, float32: for several rows of x, tiles of 4 rows of W x 2 rows of x, 16-lane vectors, 8 independent
+ * accumulators (one accumulator would wait on its own additions: the loop would be latency-bound, not
+ * memory-bound); for one row, matvec_f32. */
+typedef float v16f __attribute__((vector_size(64)));
+static inline v16f load16(const float *p) { v16f v; memcpy(&v, p, sizeof v); return v; }
+static inline float hsum16(v16f v) {
+    float s = 0;
+    for (int i = 0; i < 16; i++) s += v[i];
+    return s;
+}
+/* one row of x: the rows of W one after the other (a single stream from memory, which the prefetcher follows
+ * better than four interleaved ones), four accumulators across each row */
+static void matvec_f32(int64_t n, int64_t k, const float *x, const float *Wm, const float *bias, float *y,
+                       int nthreads) {
+    const int64_t kv = k - k % 64;
+    _Pragma("omp parallel for schedule(dynamic, 64) if(n * k >= PARALLEL_WORK) num_threads(nthreads)")
+    for (int64_t o = 0; o < n; o++) {
+        const float *w = Wm + o * k;
+        v16f a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+        for (int64_t i = 0; i < kv; i += 64) {
+            a0 += load16(w + i) * load16(x + i);
+            a1 += load16(w + i + 16) * load16(x + i + 16);
+            a2 += load16(w + i + 32) * load16(x + i + 32);
+            a3 += load16(w + i + 48) * load16(x + i + 48);
+        }
+        float acc = hsum16((a0 + a1) + (a2 + a3));
+        for (int64_t i = kv; i < k; i++) acc += w[i] * x[i];
+        y[o] = bias ? acc + bias[o] : acc;
+    }
+}
+
+int linear_fwd_f32(int64_t b, int64_t n, int64_t k, const float *x, const float *Wm, const float *bias, float *y,
+                   int nthreads) {
+    if (b == 1) {
+        matvec_f32(n, k, x, Wm, bias, y, nthreads);
+        return 0;
+    }
+    const int64_t kv = k - k % 16, tiles = (n + 3) / 4;
+    _Pragma("omp parallel for schedule(dynamic, 16) if(b * n * k >= PARALLEL_WORK) num_threads(nthreads)")
+    for (int64_t t = 0; t < tiles; t++) {
+        const int64_t o0 = t * 4, rows = n - o0 < 4 ? n - o0 : 4;
+        const float *w[4];
+        for (int r = 0; r < 4; r++) w[r] = Wm + (o0 + (r < rows ? r : 0)) * k;
+        for (int64_t b0 = 0; b0 < b; b0 += 2) {
+            const int two = b - b0 > 1;
+            const float *x0 = x + b0 * k, *x1 = x + (b0 + two) * k;
+            v16f a[4][2] = {{{0}}};
+            for (int64_t i = 0; i < kv; i += 16) {
+                const v16f u0 = load16(x0 + i), u1 = load16(x1 + i);
+                for (int r = 0; r < 4; r++) {
+                    const v16f wv = load16(w[r] + i);
+                    a[r][0] += wv * u0;
+                    a[r][1] += wv * u1;
+                }
+            }
+            for (int r = 0; r < rows; r++) {
+                for (int j = 0; j <= two; j++) {
+                    const float *xr = j ? x1 : x0;
+                    float acc = hsum16(a[r][j]);
+                    for (int64_t i = kv; i < k; i++) acc += w[r][i] * xr[i];
+                    y[(b0 + j) * n + o0 + r] = bias ? acc + bias[o0 + r] : acc;
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+int linear_fwd_f64(int64_t b, int64_t n, int64_t k, const double *x, const double *Wm, const double *bias, double *y,
+                   int nthreads) {
+    _Pragma("omp parallel for schedule(dynamic, 64) if(b * n * k >= PARALLEL_WORK) num_threads(nthreads)")
+    for (int64_t o = 0; o < n; o++) {
+        const double *row = Wm + o * k;
+        for (int64_t bi = 0; bi < b; bi++) {
+            const double *xr = x + bi * k;
+            double acc = 0;
+            _Pragma("omp simd reduction(+:acc)")
+            for (int64_t i = 0; i < k; i++) acc += row[i] * xr[i];
+            y[bi * n + o] = bias ? acc + bias[o] : acc;
+        }
+    }
+    return 0;
+}

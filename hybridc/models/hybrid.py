@@ -32,6 +32,7 @@ from .config import HybridConfig
 from ..spec.frontend import ResolvedSpec, lock_data
 from ..nn.blocks import ClassifierHead, CompressionHead, MatchHead, MixedBlock, MixedEmbedding, MixedLMHead, SingleBlock
 from ..nn.cache import HybridCache
+from ..kernels.decode_path import check_decode_path, decode_step_context
 from ..nn.mixture import Mix
 from ..nn.outputs import AttentionRecorder
 from ..nn.projectors import Projector, fit
@@ -94,6 +95,7 @@ class HybridModel(SavedHybrid, ClientViews, PreTrainedModel, GenerationMixin):
         self._tied_weights_keys = self._tied_heads()
         # what accelerate must not split across devices: the components' own layer classes
         self._no_split_modules = sorted({cls for name in used for cls in (models[name]._no_split_modules or [])})
+        self.decode_path = "fast"  # see set_decode_path
         self._tokenizer: Tokenizer | None = None
         self._tokenizer_known = False  # _tokenizer (None included) is the answer
         self._tokenizer_home: str | None = None  # the directory this model was loaded from
@@ -273,7 +275,8 @@ class HybridModel(SavedHybrid, ClientViews, PreTrainedModel, GenerationMixin):
         states = [] if output_hidden_states else None
         recorder = AttentionRecorder(self.blocks, {m: self._adapters[m].model for m in self._running(mixtures)}) \
             if output_attentions else None
-        with recorder.recording() if recorder is not None else nullcontext():
+        step = decode_step_context(self, input_ids, cache)  # (the fast decode path: hybridc.kernels.decode_path)
+        with recorder.recording() if recorder is not None else nullcontext(), step:
             h = self.hidden_states(input_ids, attention_mask, mixtures, position_ids, cache, states)
         extras = {"hidden_states": tuple(states) if states is not None else None,
                   "attentions": tuple(recorder.weights) if recorder is not None else None}
@@ -281,7 +284,8 @@ class HybridModel(SavedHybrid, ClientViews, PreTrainedModel, GenerationMixin):
             recorder.warn()
         if isinstance(self.head, MixedLMHead):
             a0, skip0 = mixtures[0]
-            logits = self.head(h, a0, skip0)  # (B, T, V)
+            with decode_step_context(self, input_ids, cache):
+                logits = self.head(h, a0, skip0)  # (B, T, V)
             loss = None
             if labels is not None:
                 shift = 0 if isinstance(self.head, CompressionHead) else 1  # compress: position t rebuilds t
@@ -348,6 +352,15 @@ class HybridModel(SavedHybrid, ClientViews, PreTrainedModel, GenerationMixin):
                                f"{'s' if several else ''} {named} keep{'' if several else 's'} a recurrent state that "
                                "cannot be rolled back", "generate without prompt_lookup_num_tokens or an "
                                "assistant_model (attention, Mamba and Mamba-2 components roll back)")
+
+    def set_decode_path(self, path: str) -> None:
+        """How a decode step (one token per sequence, with a cache, no gradient) runs: "fast" (the default: Mamba's
+        single-token update in one C call per layer, small-batch linear maps by hybridc's kernel; see
+        ``hybridc.kernels.decode_path``) or "eager" (transformers' own update and PyTorch's linear maps, the reference)."""
+        self.decode_path = check_decode_path(path)
+        for module in self.modules():
+            if hasattr(module, "step_kernel"):
+                module.step_kernel = path == "fast"
 
     def set_scan_backend(self, backend: str) -> None:
         """The selective-scan backend of every Mamba segment: auto (fused CUDA kernels when installed and on

@@ -30,6 +30,9 @@ def test_generate_streams_text(tmp_path):
     assert greedy.exit_code == 0, greedy.output
     again = runner.invoke(main, ["generate", str(tmp_path / "saved"), "hello", "--max-new-tokens", "12"])
     assert again.stdout == greedy.stdout and greedy.stdout.endswith("\n")  # (stderr: progress)
+    eager = runner.invoke(main, ["generate", str(tmp_path / "saved"), "hello", "--max-new-tokens", "12", "--decode",
+                                 "eager"])
+    assert eager.exit_code == 0 and eager.stdout == greedy.stdout  # the fast decode path's text is the eager one's
     sampled = runner.invoke(main, ["generate", str(tmp_path / "saved"), "hello", "--temperature", "1.0",
                                    "--seed", "3", "--max-new-tokens", "12"])
     assert sampled.exit_code == 0

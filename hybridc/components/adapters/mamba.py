@@ -7,8 +7,10 @@ own path, whose CPU scan is a token loop with a backward quadratic in T).
 
 With a cache (a ``StepContext`` whose ``cache`` is set), a forward of several tokens runs the segment's
 scan backend from the cache's state and leaves its conv and SSM states in the cache (the scan returns
-its last state); one token runs transformers' own path, ``block(h, cache_params=cache, ...)``, its
-recurrent update. Where the scan cannot start from a state (transformers' own full-sequence scan, or
+its last state); one token runs hybridc's single-token step in one C call per layer
+(``hybridc.kernels.mamba_step``, where the fused backend runs: "auto" on the CPU, "fused") or transformers' own
+path, ``block(h, cache_params=cache, ...)``, its recurrent update (the other backends; "transformers" is the
+eager reference). Where the scan cannot start from a state (transformers' own full-sequence scan, or
 mamba-ssm's kernel), several tokens after a filled cache run one at a time.
 """
 
@@ -20,6 +22,7 @@ import torch
 from torch import nn
 from transformers.cache_utils import Cache, LinearAttentionCacheLayerMixin
 
+from ...kernels import mamba_step as decode_kernels
 from ...kernels.scan import resolve_backend
 from .base import ComponentAdapter, Segment, StepContext, layer_output
 from .mamba_fast import block_forward, check_scan_backend
@@ -50,6 +53,7 @@ class MambaSegment(Segment):
         self.layers = nn.ModuleList(body.layers[start:stop])
         self.norm_f = body.norm_f if stop == len(body.layers) else None
         self.scan_backend = check_scan_backend(scan_backend)
+        self.step_kernel = True  # one-token decode steps in one C call per layer where the fused backend runs
 
     def forward(
         self,
@@ -61,7 +65,8 @@ class MambaSegment(Segment):
         backend = check_scan_backend(self.scan_backend)
         if context is not None and context.cache is not None:
             for layer in self.layers:
-                h = cached_block_forward(layer, h, context.cache, context.mask, backend=backend)
+                h = cached_block_forward(layer, h, context.cache, context.mask, backend=backend,
+                                         step_kernel=self.step_kernel)
         else:
             mask = attention_mask if context is None else context.mask
             for layer in self.layers:
@@ -89,19 +94,26 @@ def cached_block_forward(
     mask: torch.Tensor | None,  # (B, T) 1/0
     *,
     backend: str = "transformers",
+    step_kernel: bool = True,
 ) -> torch.Tensor:  # (B, T, d)
     """``block(h, cache_params=cache, attention_mask=mask)``, right also for T > 1 after a filled cache. A cache
     layer that keeps a journal (assisted generation: ``rollback``) records the forward first.
 
-    Several tokens run ``block_forward`` with ``backend``, from the cache's state. ``MambaMixer`` (the
+    One token after a filled cache runs ``decode_kernels.mamba_block_step`` when ``step_kernel`` and the backend
+    resolves to the fused one (and the kernel takes the block: ``decode_kernels.supports``), else the block's own
+    recurrent update. Several tokens run ``block_forward`` with ``backend``, from the cache's state. ``MambaMixer`` (the
     "transformers" backend) runs T > 1 tokens through its full-sequence scan from a zero state even
     when the cache holds one (it keeps the conv state, drops the SSM state), and mamba-ssm's kernel
     takes no initial state: then, after a filled cache, the tokens are fed one by one.
     """
-    journal(cache, block.layer_idx, h, mask, lambda x, m: cached_block_forward(block, x, cache, m, backend=backend))
+    journal(cache, block.layer_idx, h, mask,
+            lambda x, m: cached_block_forward(block, x, cache, m, backend=backend, step_kernel=step_kernel))
     length = h.shape[1]
     started = cache.has_previous_state(block.layer_idx)
     if length == 1 and started:
+        if step_kernel and backend != "transformers" and resolve_backend(backend, h) == "fused" \
+                and decode_kernels.supports(block, h, cache):
+            return decode_kernels.mamba_block_step(block, h, cache, mask)
         return layer_output(block(h, cache_params=cache, attention_mask=mask))
     if not started or not restarts_from_zero(backend, h):
         return layer_output(block_forward(block, h, mask, backend=backend, cache=cache))
