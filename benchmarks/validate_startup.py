@@ -1,6 +1,11 @@
 """`hybridc validate specs/three-way.yaml` in a fresh process: wall time against `python -c pass` in the same run.
 
-    python benchmarks/validate_startup.py [--repeat 21] [--write benchmarks/README.md]
+    python benchmarks/validate_startup.py [--repeat 21] [--against DIR] [--write benchmarks/README.md]
+
+``--against DIR``: also time `validate` with the hybridc package of another checkout (``DIR`` holds its
+``hybridc/``, e.g. ``git archive REV hybridc | tar -x -C DIR``) and of this one, both as ``python -S -m hybridc``
+(an editable install's finder answers ``import hybridc`` before any path), run alternately with the rest: before
+and after a change under the same load.
 
 The goal (issue 36): at most 0.3 s on 2 cores. Other processes load the machines this runs on, so each command
 runs alternately with its reference (`python -c pass`, and `python -c "import hybridc.cli"`: the start-up of
@@ -29,7 +34,7 @@ GOAL = 0.3  # seconds, on 2 cores
 
 def timed(cmd: list[str], env: dict[str, str]) -> float:
     start = time.perf_counter()
-    done = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+    done = subprocess.run(cmd, cwd=env.get("BENCH_CWD", ROOT), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
     took = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed: {done.stderr.decode()[-2000:]}")
@@ -40,24 +45,36 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=21)
     parser.add_argument("--write", type=Path, help="replace the validate-startup table in this Markdown file")
+    parser.add_argument("--against", type=Path, help="a checkout whose hybridc package to time as well")
     args = parser.parse_args()
     py = sys.executable
     script = Path(py).with_name("hybridc")  # the console script users run
     cli = [str(script)] if script.exists() else [py, "-m", "hybridc"]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     rows = {
-        "python -c pass (reference)": [py, "-c", "pass"],
-        "python -c 'import hybridc.cli' (the front end's imports)": [py, "-c", "import hybridc.cli"],
-        "hybridc validate specs/three-way.yaml": cli + ["validate", "specs/three-way.yaml"],
+        "python -c pass (reference)": ([py, "-c", "pass"], env),
+        "python -c 'import hybridc.cli' (the front end's imports)": ([py, "-c", "import hybridc.cli"], env),
+        "hybridc validate specs/three-way.yaml": (cli + ["validate", "specs/three-way.yaml"], env),
     }
-    for cmd in rows.values():  # bytecode written and the files in the page cache
+    if args.against is not None:
+        # An editable install's finder would answer `import hybridc` before any path: both checkouts are run
+        # without site (`python -S`), each with its own package and the installed dependencies on the path.
+        import sysconfig
+
+        packages = sysconfig.get_paths()["purelib"]
+        for label, where in (("this checkout", ROOT), (args.against.name, args.against.resolve())):
+            # (run outside both checkouts: `-m` puts the working directory first on the path)
+            path_env = {**env, "PYTHONPATH": f"{where}{os.pathsep}{packages}", "BENCH_CWD": str(ROOT / "benchmarks")}
+            rows[f"python -S -m hybridc validate specs/three-way.yaml ({label})"] = (
+                [py, "-S", "-m", "hybridc", "validate", str(ROOT / "specs" / "three-way.yaml")], path_env)
+    for cmd, cmd_env in rows.values():  # bytecode written and the files in the page cache
         for _ in range(2):
-            timed(cmd, env)
+            timed(cmd, cmd_env)
     loads = [os.getloadavg()[0]]
     times: dict[str, list[float]] = {name: [] for name in rows}
     for _ in range(args.repeat):
-        for name, cmd in rows.items():  # alternately: each sees the same load
-            times[name].append(timed(cmd, env))
+        for name, (cmd, cmd_env) in rows.items():  # alternately: each sees the same load
+            times[name].append(timed(cmd, cmd_env))
     loads.append(os.getloadavg()[0])
     base = statistics.median(times["python -c pass (reference)"])
     base_min = min(times["python -c pass (reference)"])

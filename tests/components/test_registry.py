@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import textwrap
 
 import pytest
@@ -35,7 +36,9 @@ class _EntryPoint:
 def plugin(monkeypatch):
     registry.families.cache_clear()
     registry.builtin_families.cache_clear()
-    monkeypatch.setattr(registry, "entry_points", lambda group: [_EntryPoint()] if group == registry.ENTRY_POINT_GROUP else [])
+    # (the registry reads the installed entry points when it looks past the built-ins: importlib.metadata's)
+    monkeypatch.setattr(importlib.metadata, "entry_points",
+                        lambda group: [_EntryPoint()] if group == registry.ENTRY_POINT_GROUP else [])
     yield
     registry.families.cache_clear()
 
