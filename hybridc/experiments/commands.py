@@ -69,17 +69,19 @@ def mad(spec: Path, tasks: str, preset: str, steps: int, batch_size: int, lrs: s
     results = run_mad(rs, out, tasks=chosen, preset=preset,
                       budget=MadBudget(steps=steps, batch_size=batch_size, lrs=rates, weight_decay=weight_decay),
                       quiet=quiet, say=_say)
-    print_mad_table(results)
+    print_results_table(results, "MAD test accuracy (macro)")
     click.echo(f"wrote {out / 'mad-results.json'} and {out / 'mad-results.png'}")
 
 
-def print_mad_table(results: dict) -> None:
+def print_results_table(results: dict, title: str) -> None:
+    """An experiment's table: test accuracy per task (rows) and model (columns, the best bold), the searched
+    alphas per block, and the tasks skipped (their data not found)."""
     from rich.table import Table
 
     from ..cli.summary import wide_console
 
     models = ["hybrid", *results["components"]]
-    table = Table(title=f"MAD test accuracy (macro), preset {results['preset']}, best validation lr per model")
+    table = Table(title=f"{title}, preset {results['preset']}, best validation lr per model")
     table.add_column("task")
     for model in models:
         table.add_column(model, justify="right")
@@ -90,6 +92,8 @@ def print_mad_table(results: dict) -> None:
                  for m in models]
         alphas = " ".join("[" + " ".join(f"{a:.2f}" for a in r) + "]" for r in (row.get("alphas") or []))
         table.add_row(task, *cells, alphas)
+    for task in results.get("skipped", {}):
+        table.add_row(task, *["-"] * len(models), "skipped: data not found")
     wide_console().print(table)
 
 
@@ -137,35 +141,13 @@ def lra(spec: Path, tasks: str, preset: str, data_dir: Path, steps: int | None, 
     out = out_dir or Path("runs") / f"{rs.spec.name}-lra"
     results = run_lra(rs, out, tasks=chosen, preset=preset, data_dir=data_dir, steps=steps, batch_size=batch_size,
                       lrs=rates, quiet=quiet, say=_say)
-    print_lra_table(results)
+    print_results_table(results, "Long Range Arena test accuracy")
     for task, why in results["skipped"].items():
         click.echo(f"skipped {task}: {why}")
     if results["tasks"]:
         click.echo(f"wrote {out / 'lra-results.json'} and {out / 'lra-results.png'}")
     else:
         click.echo(f"wrote {out / 'lra-results.json'} (no task ran)")
-
-
-def print_lra_table(results: dict) -> None:
-    from rich.table import Table
-
-    from ..cli.summary import wide_console
-
-    models = ["hybrid", *results["components"]]
-    table = Table(title=f"Long Range Arena test accuracy, preset {results['preset']}, best validation lr per model")
-    table.add_column("task")
-    for model in models:
-        table.add_column(model, justify="right")
-    table.add_column("searched alphas (per block)")
-    for task, row in results["tasks"].items():
-        best = max(row["test"].values())
-        cells = [(f"[bold]{row['test'][m]:.3f}[/bold]" if row["test"][m] == best else f"{row['test'][m]:.3f}")
-                 for m in models]
-        alphas = " ".join("[" + " ".join(f"{a:.2f}" for a in r) + "]" for r in (row.get("alphas") or []))
-        table.add_row(task, *cells, alphas)
-    for task in results["skipped"]:
-        table.add_row(task, *["-"] * len(models), "skipped: data not found")
-    wide_console().print(table)
 
 
 @click.command(short_help="Fine-tune at every point of a grid of mixtures.")
