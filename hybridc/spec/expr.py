@@ -73,7 +73,9 @@ class ExprSyntaxError(Exception):
 @cache
 def _parser() -> Lark:
     grammar = resources.files("hybridc.spec").joinpath("grammar.lark").read_text()
-    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=False, cache=True)
+    # No cache=True: lark would keep the parser as a pickle under a predictable name in the shared temporary
+    # directory and load whatever stands there (another local user's file). Building it takes ~10-20 ms.
+    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=False)
 
 
 def _pos(token: Token) -> int:
