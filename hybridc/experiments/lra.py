@@ -31,7 +31,7 @@ from typing import Any
 
 from ..spec.frontend import ResolvedSpec
 from ..spec.model import DEFAULT_SEARCH
-from .common import canonical, final_alphas, last, spec_from_data
+from .common import accuracy_bars, canonical, final_alphas, last, spec_from_data
 
 TASKS = ("listops", "pathfinder", "image", "text", "retrieval")
 PRESETS = ("cpu", "lra")
@@ -283,29 +283,6 @@ def _write(results: dict[str, Any], out_dir: Path) -> None:
 
 def plot_lra(results: dict[str, Any], path: Path) -> Path:
     """Grouped bars: test accuracy per task and model, the chance level of each task dotted."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    tasks = list(results["tasks"])
-    models = ["hybrid", *results["components"]]
-    fig, ax = plt.subplots(figsize=(max(6, 1.8 * len(tasks)), 4))
-    width = 0.8 / len(models)
-    for j, model in enumerate(models):
-        xs = [i + (j - (len(models) - 1) / 2) * width for i in range(len(tasks))]
-        ax.bar(xs, [results["tasks"][t]["test"][model] for t in tasks], width, label=model)
-    for i, task in enumerate(tasks):
-        chance = 1 / (10 if "classify(10)" in PLANS["cpu"][task].task else 2)
-        ax.plot([i - 0.45, i + 0.45], [chance, chance], "k:", lw=1)
-    ax.set_xticks(range(len(tasks)))
-    ax.set_xticklabels(tasks)
-    ax.set_ylabel("test accuracy")
-    ax.set_ylim(0, 1)
-    ax.set_title(f"Long Range Arena ({results['preset']} preset): {results['spec']}")
-    ax.legend(fontsize=8)
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    chance = [1 / (10 if "classify(10)" in PLANS["cpu"][task].task else 2) for task in results["tasks"]]
+    return accuracy_bars(results, path, title=f"Long Range Arena ({results['preset']} preset): {results['spec']}",
+                         ylabel="test accuracy", chance=chance)

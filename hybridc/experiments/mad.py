@@ -24,7 +24,7 @@ from ..spec.frontend import ResolvedSpec
 from ..spec.mad_presets import TASKS, sequence_length, settings
 from ..spec.model import DEFAULT_SEARCH
 from ..train.run import TrainOptions, train
-from .common import canonical, final_alphas, last, spec_from_data
+from .common import accuracy_bars, canonical, final_alphas, last, spec_from_data
 
 ATTENTION_PROXY = {"hidden_size": 64, "layers": 2, "heads": 4}
 RECURRENT_PROXY = {"hidden_size": 64, "layers": 2}
@@ -126,26 +126,6 @@ def run_mad(rs: ResolvedSpec, out_dir: Path, *, tasks: tuple[str, ...] = TASKS, 
 
 def plot_mad(results: dict[str, Any], path: Path | BinaryIO) -> Path | BinaryIO:
     """Grouped bars: test accuracy per task and model, as a PNG in ``path`` (a file name or a binary file)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    tasks = list(results["tasks"])
-    models = ["hybrid", *results["components"]]
-    fig, ax = plt.subplots(figsize=(max(6, 1.8 * len(tasks)), 4))
-    width = 0.8 / len(models)
-    for j, model in enumerate(models):
-        xs = [i + (j - (len(models) - 1) / 2) * width for i in range(len(tasks))]
-        ax.bar(xs, [results["tasks"][t]["test"][model] for t in tasks], width, label=model)
-    ax.set_xticks(range(len(tasks)))
-    ax.set_xticklabels([t.replace("-in-context", "\nin-context").replace("-", " ") for t in tasks], fontsize=8)
-    ax.set_ylabel("test accuracy (macro)")
-    ax.set_ylim(0, 1)
-    ax.set_title(f"MAD ({results['preset']} preset): {results['spec']}")
-    ax.legend(fontsize=8)
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110, format="png")
-    plt.close(fig)
-    return path
+    labels = [t.replace("-in-context", "\nin-context").replace("-", " ") for t in results["tasks"]]
+    return accuracy_bars(results, path, title=f"MAD ({results['preset']} preset): {results['spec']}",
+                         ylabel="test accuracy (macro)", labels=labels)
